@@ -1,0 +1,69 @@
+import type { MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { ApiError, errorBody } from "../errors";
+import { LIMITS } from "../tasks/model";
+import { authenticate } from "./auth";
+import callbacks from "./callbacks";
+import { newApp } from "./env";
+import namespaces from "./namespaces";
+import processors from "./processors";
+import tasks from "./tasks";
+
+/** A request with a body must send JSON: anything else would be validated as an empty object. */
+const requireJson: MiddlewareHandler = async (c, next) => {
+  const method = c.req.method;
+  if (method === "POST" || method === "PUT" || method === "PATCH") {
+    const type = c.req.header("Content-Type");
+    const length = c.req.header("Content-Length");
+    const hasBody = (length !== undefined && length !== "0") || c.req.header("Transfer-Encoding") !== undefined;
+    if (hasBody && !(type && /^application\/([\w.-]+\+)?json\s*(;|$)/i.test(type))) {
+      throw new ApiError("invalid_json", "the request body must be JSON, sent with Content-Type: application/json");
+    }
+  }
+  await next();
+};
+
+export function createApp() {
+  const app = newApp();
+
+  app.get("/health", (c) => c.json({ ok: true }));
+
+  app.use(
+    "/v1/*",
+    bodyLimit({
+      maxSize: LIMITS.bodyBytes,
+      onError: () => {
+        throw new ApiError("payload_too_large", `request body exceeds ${LIMITS.bodyBytes} bytes`);
+      },
+    }),
+  );
+  app.use("/v1/*", requireJson);
+  app.use("/v1/*", authenticate);
+
+  app.route("/v1/namespaces", namespaces);
+  app.route("/v1/tasks", callbacks);
+  app.route("/v1/tasks", tasks);
+  app.route("/v1/processors", processors);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", { type: "http", scheme: "bearer", description: "sk_... API key" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "adminToken", { type: "http", scheme: "bearer", description: "ADMIN_TOKEN" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "callbackToken", { type: "http", scheme: "bearer", description: "callback.token of the attempt" });
+  app.doc31("/openapi.json", { openapi: "3.1.0", info: { title: "edge-tasks", version: "0.1.0" } });
+
+  app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
+
+  app.onError((err, c) => {
+    if (err instanceof ApiError) {
+      for (const [name, value] of Object.entries(err.headers)) c.header(name, value);
+      return c.json(err.toBody(), err.status);
+    }
+    if (err instanceof HTTPException && err.status === 400) {
+      return c.json(errorBody("invalid_json", "the request body is not valid JSON"), 400);
+    }
+    console.error(`unhandled error on ${c.req.method} ${c.req.path}`, err);
+    return c.json(errorBody("internal_error", "internal error"), 500);
+  });
+
+  return app;
+}

@@ -1,0 +1,86 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { namespaceStub } from "../consumer/stub";
+import { namespaceExists } from "../db/namespaces";
+import { ApiError, unwrap } from "../errors";
+import type { Report } from "../namespace/do";
+import { jsonBytes, LIMITS, LOG_LEVELS, ProgressInputSchema, TaskSchema } from "../tasks/model";
+import { bearerToken } from "./auth";
+import { type AppEnv, newApp } from "./env";
+import { errorResponses, json, jsonBody, TaskIdParam } from "./schemas";
+
+const security = [{ callbackToken: [] }];
+const app = newApp();
+
+const TOKEN = /^(ns_[a-z0-9]{20})\.[A-Za-z0-9_-]{43}$/;
+
+/** Sends a report to the attempt's NamespaceDO; the token names the namespace and the DO checks it. */
+async function report(c: Context<AppEnv>, taskId: string, body: Report) {
+  const token = bearerToken(c);
+  if (!token) throw new ApiError("unauthorized", "missing callback token");
+  const namespaceId = TOKEN.exec(token)?.[1];
+  if (!namespaceId || !(await namespaceExists(c.env.DB, namespaceId))) throw new ApiError("unauthorized", "invalid callback token");
+  return unwrap(await namespaceStub(c.env, namespaceId).report(taskId, token, body));
+}
+
+const AckSchema = z
+  .object({ status: z.string(), lease_expires_at: z.string().nullable() })
+  .openapi("CallbackAck");
+
+const route = <B extends z.ZodType, R extends z.ZodType>(path: string, summary: string, body: B, response: R) =>
+  createRoute({
+    method: "post",
+    path: `/{task_id}/callback/${path}`,
+    tags: ["Processor callbacks"],
+    summary,
+    security,
+    request: { params: TaskIdParam, body: jsonBody(body) },
+    responses: { 200: json(response, "Accepted"), ...errorResponses },
+  });
+
+app.openapi(route("progress", "Report progress and renew the lease", ProgressInputSchema, AckSchema), async (c) => {
+  const ack = await report(c, c.req.valid("param").task_id, { kind: "progress", progress: c.req.valid("json") });
+  return c.json({ status: ack.status, lease_expires_at: ack.lease_expires_at }, 200);
+});
+
+const LogsBody = z
+  .object({
+    lines: z
+      .array(z.object({ level: z.enum(LOG_LEVELS).optional(), message: z.string().max(1024 * 1024) }).strict())
+      .min(1)
+      .max(LIMITS.logLinesPerCall),
+  })
+  .strict()
+  .openapi("CallbackLogs");
+
+app.openapi(route("logs", `Add up to ${LIMITS.logLinesPerCall} log lines`, LogsBody, AckSchema), async (c) => {
+  const ack = await report(c, c.req.valid("param").task_id, { kind: "logs", lines: c.req.valid("json").lines });
+  return c.json({ status: ack.status, lease_expires_at: ack.lease_expires_at }, 200);
+});
+
+const CompleteBody = z.object({ outputs: z.record(z.string(), z.unknown()).optional() }).strict().openapi("CallbackComplete");
+
+app.openapi(route("complete", "Complete the task with its outputs", CompleteBody, TaskSchema), async (c) => {
+  const outputs = c.req.valid("json").outputs ?? {};
+  if (jsonBytes(outputs) > LIMITS.outputsBytes) {
+    throw new ApiError("payload_too_large", `outputs exceed ${LIMITS.outputsBytes} bytes of JSON`, { field: "outputs" });
+  }
+  const ack = await report(c, c.req.valid("param").task_id, { kind: "complete", outputs });
+  return c.json(ack.task, 200);
+});
+
+const FailBody = z
+  .object({
+    error: z.object({ code: z.string().min(1).max(64), message: z.string().max(LIMITS.errorMessageChars) }).strict(),
+    retryable: z.boolean().optional(),
+  })
+  .strict()
+  .openapi("CallbackFail");
+
+app.openapi(route("fail", "Fail the attempt (retried unless retryable is false)", FailBody, TaskSchema), async (c) => {
+  const body = c.req.valid("json");
+  const ack = await report(c, c.req.valid("param").task_id, { kind: "fail", error: body.error, retryable: body.retryable ?? true });
+  return c.json(ack.task, 200);
+});
+
+export default app;

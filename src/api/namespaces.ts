@@ -1,0 +1,204 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { namespaceStub } from "../consumer/stub";
+import { insertKey, listKeys, revokeKey } from "../db/keys";
+import {
+  countNamespaces,
+  findNamespace,
+  insertNamespace,
+  listNamespaces,
+  type Namespace,
+  updateNamespaceSettings,
+} from "../db/namespaces";
+import { ApiError } from "../errors";
+import { newApiKey, newId } from "../ids";
+import { DEFAULT_SETTINGS, SettingsSchema } from "../tasks/model";
+import { isoNow } from "../time";
+import { type AppEnv, newApp } from "./env";
+import { decodeCursor, encodeCursor, errorResponses, json, jsonBody, paginated, PaginationQuery } from "./schemas";
+
+const NamespaceSchema = z
+  .object({
+    namespace_id: z.string(),
+    namespace_name: z.string(),
+    settings: z.object({ max_concurrent_tasks: z.number().int(), processing_timeout_seconds: z.number().int() }),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("Namespace");
+
+const CreateNamespaceSchema = z
+  .object({
+    namespace_name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must be 1–63 lowercase letters, digits, '_' or '-'")
+      .refine((name) => !name.startsWith("ns_"), "must not start with ns_ (reserved for ids)"),
+    settings: SettingsSchema.optional(),
+  })
+  .strict()
+  .openapi("CreateNamespace");
+
+const ApiKeySchema = z
+  .object({ key_id: z.string(), name: z.string().nullable(), created_at: z.string(), revoked_at: z.string().nullable() })
+  .openapi("ApiKey");
+
+const NamespaceParam = z.object({ namespace: z.string().max(128).openapi({ param: { name: "namespace", in: "path" } }) });
+const security = [{ adminToken: [] }];
+
+const app = newApp();
+
+async function mustFindNamespace(c: Context<AppEnv>, idOrName: string): Promise<Namespace> {
+  const ns = await findNamespace(c.env.DB, idOrName);
+  if (!ns) throw new ApiError("not_found", `namespace ${idOrName} not found`);
+  return ns;
+}
+
+app.openapi(
+  createRoute({
+    method: "post",
+    path: "/",
+    tags: ["Admin"],
+    summary: "Create a namespace",
+    security,
+    request: { body: jsonBody(CreateNamespaceSchema) },
+    responses: { 201: json(NamespaceSchema, "The namespace"), ...errorResponses },
+  }),
+  async (c) => {
+    const body = c.req.valid("json");
+    if (await findNamespace(c.env.DB, body.namespace_name)) {
+      throw new ApiError("conflict", `namespace ${body.namespace_name} already exists`);
+    }
+    const now = isoNow();
+    const namespaceId = newId("ns");
+    // The Durable Object learns its id and settings before the namespace becomes reachable.
+    const settings = await namespaceStub(c.env, namespaceId).configure(namespaceId, { ...DEFAULT_SETTINGS, ...body.settings });
+    const ns: Namespace = { namespace_id: namespaceId, namespace_name: body.namespace_name, settings, created_at: now, updated_at: now };
+    try {
+      await insertNamespace(c.env.DB, ns);
+    } catch (err) {
+      if (String(err).includes("UNIQUE")) throw new ApiError("conflict", `namespace ${body.namespace_name} already exists`);
+      throw err;
+    }
+    return c.json(ns, 201);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: "get",
+    path: "/",
+    tags: ["Admin"],
+    summary: "List namespaces",
+    security,
+    request: { query: PaginationQuery },
+    responses: { 200: json(paginated(NamespaceSchema, "NamespaceList"), "Namespaces, newest first"), ...errorResponses },
+  }),
+  async (c) => {
+    const q = c.req.valid("query");
+    const rows = await listNamespaces(c.env.DB, q.limit + 1, decodeCursor(q.cursor));
+    const page = rows.slice(0, q.limit);
+    const last = page[page.length - 1];
+    const next = rows.length > q.limit && last ? encodeCursor({ created_at: last.created_at, id: last.namespace_id }) : null;
+    const total = q.include_total === "true" ? await countNamespaces(c.env.DB) : undefined;
+    return c.json({ results: page, pagination: { limit: q.limit, next_cursor: next, ...(total === undefined ? {} : { total }) } }, 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: "get",
+    path: "/{namespace}",
+    tags: ["Admin"],
+    summary: "Get a namespace by id or name",
+    security,
+    request: { params: NamespaceParam },
+    responses: { 200: json(NamespaceSchema, "The namespace"), ...errorResponses },
+  }),
+  async (c) => c.json(await mustFindNamespace(c, c.req.valid("param").namespace), 200),
+);
+
+app.openapi(
+  createRoute({
+    method: "patch",
+    path: "/{namespace}",
+    tags: ["Admin"],
+    summary: "Change a namespace's settings (applies at once)",
+    security,
+    request: { params: NamespaceParam, body: jsonBody(z.object({ settings: SettingsSchema }).strict()) },
+    responses: { 200: json(NamespaceSchema, "The namespace"), ...errorResponses },
+  }),
+  async (c) => {
+    const ns = await mustFindNamespace(c, c.req.valid("param").namespace);
+    const { settings } = c.req.valid("json");
+    // The Durable Object is the authority; D1 keeps a copy for listing. A failure between the
+    // two is repaired by repeating the request, which is idempotent.
+    const applied = await namespaceStub(c.env, ns.namespace_id).configure(ns.namespace_id, settings);
+    const now = isoNow();
+    await updateNamespaceSettings(c.env.DB, ns.namespace_id, applied, now);
+    return c.json({ ...ns, settings: applied, updated_at: now }, 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: "post",
+    path: "/{namespace}/api-keys",
+    tags: ["Admin"],
+    summary: "Create an API key (the secret is shown only in this response)",
+    security,
+    request: { params: NamespaceParam, body: { required: false, content: { "application/json": { schema: z.object({ name: z.string().max(200).optional() }).strict() } } } },
+    responses: {
+      201: json(ApiKeySchema.omit({ revoked_at: true }).extend({ api_key: z.string() }).openapi("NewApiKey"), "The key and its secret"),
+      ...errorResponses,
+    },
+  }),
+  async (c) => {
+    const ns = await mustFindNamespace(c, c.req.valid("param").namespace);
+    const body = c.req.valid("json");
+    const secret = newApiKey();
+    const key = { key_id: newId("key"), name: body?.name ?? null, created_at: isoNow(), revoked_at: null };
+    await insertKey(c.env.DB, ns.namespace_id, key, secret);
+    return c.json({ key_id: key.key_id, name: key.name, api_key: secret, created_at: key.created_at }, 201);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: "get",
+    path: "/{namespace}/api-keys",
+    tags: ["Admin"],
+    summary: "List a namespace's API keys (no secrets)",
+    security,
+    request: { params: NamespaceParam, query: PaginationQuery },
+    responses: { 200: json(paginated(ApiKeySchema, "ApiKeyList"), "Keys, newest first"), ...errorResponses },
+  }),
+  async (c) => {
+    const ns = await mustFindNamespace(c, c.req.valid("param").namespace);
+    const q = c.req.valid("query");
+    const rows = await listKeys(c.env.DB, ns.namespace_id, q.limit + 1, decodeCursor(q.cursor));
+    const page = rows.slice(0, q.limit);
+    const last = page[page.length - 1];
+    const next = rows.length > q.limit && last ? encodeCursor({ created_at: last.created_at, id: last.key_id }) : null;
+    return c.json({ results: page, pagination: { limit: q.limit, next_cursor: next } }, 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: "delete",
+    path: "/{namespace}/api-keys/{key_id}",
+    tags: ["Admin"],
+    summary: "Revoke an API key (refused everywhere within 60 s)",
+    security,
+    request: { params: NamespaceParam.extend({ key_id: z.string().max(128) }) },
+    responses: { 200: json(z.object({ success: z.literal(true), message: z.string() }), "Revoked"), ...errorResponses },
+  }),
+  async (c) => {
+    const { namespace, key_id } = c.req.valid("param");
+    const ns = await mustFindNamespace(c, namespace);
+    if (!(await revokeKey(c.env.DB, ns.namespace_id, key_id, isoNow()))) throw new ApiError("not_found", `API key ${key_id} not found`);
+    return c.json({ success: true as const, message: `API key ${key_id} revoked` }, 200);
+  },
+);
+
+export default app;

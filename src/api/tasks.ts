@@ -1,0 +1,134 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { readLogs } from "../db/logs";
+import { ApiError, unwrap } from "../errors";
+import { CreateTaskSchema, jsonBytes, LIMITS, LogLineSchema, StatsSchema, TaskSchema } from "../tasks/model";
+import { namespaceOf } from "./auth";
+import { newApp } from "./env";
+import { errorResponses, json, jsonBody, PaginationQuery, TaskIdParam } from "./schemas";
+
+const security = [{ apiKey: [] }];
+const app = newApp();
+
+app.openapi(
+  createRoute({
+    method: "get",
+    path: "/stats",
+    tags: ["Tasks"],
+    summary: "Counts of unfinished tasks and the namespace's limits",
+    security,
+    responses: { 200: json(StatsSchema, "Current counts"), ...errorResponses },
+  }),
+  async (c) => c.json(await namespaceOf(c).stats(), 200),
+);
+
+app.openapi(
+  createRoute({
+    method: "post",
+    path: "/",
+    tags: ["Tasks"],
+    summary: "Create a task",
+    security,
+    request: { body: jsonBody(CreateTaskSchema) },
+    responses: { 201: json(TaskSchema, "The task, admitted at once when a slot is free"), ...errorResponses },
+  }),
+  async (c) => {
+    const input = c.req.valid("json");
+    if (input.inputs !== undefined && jsonBytes(input.inputs) > LIMITS.inputsBytes) {
+      throw new ApiError("payload_too_large", `inputs exceed ${LIMITS.inputsBytes} bytes of JSON`, { field: "inputs" });
+    }
+    const task = unwrap(await namespaceOf(c).createTask(input, new URL(c.req.url).origin));
+    return c.json(task, 201);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: "get",
+    path: "/{task_id}",
+    tags: ["Tasks"],
+    summary: "Get a task",
+    security,
+    request: { params: TaskIdParam },
+    responses: { 200: json(TaskSchema, "The task"), ...errorResponses },
+  }),
+  async (c) => c.json(unwrap(await namespaceOf(c).getTask(c.req.valid("param").task_id)), 200),
+);
+
+app.openapi(
+  createRoute({
+    method: "post",
+    path: "/{task_id}/cancel",
+    tags: ["Tasks"],
+    summary: "Cancel a task (a finished task is returned unchanged)",
+    security,
+    request: { params: TaskIdParam },
+    responses: { 200: json(TaskSchema, "The task"), ...errorResponses },
+  }),
+  async (c) => c.json(unwrap(await namespaceOf(c).cancelTask(c.req.valid("param").task_id)), 200),
+);
+
+app.openapi(
+  createRoute({
+    method: "delete",
+    path: "/{task_id}",
+    tags: ["Tasks"],
+    summary: "Kill a task (Mixpeek-compatible; idempotent, also for an unknown id)",
+    security,
+    request: { params: TaskIdParam },
+    responses: { 200: json(z.object({ success: z.literal(true), message: z.string() }), "Done"), ...errorResponses },
+  }),
+  async (c) => {
+    const taskId = c.req.valid("param").task_id;
+    const result = await namespaceOf(c).cancelTask(taskId);
+    const message = !result.ok
+      ? `task ${taskId} not found; nothing to kill`
+      : `task ${taskId} is ${result.value.status}`;
+    return c.json({ success: true as const, message }, 200);
+  },
+);
+
+const LogsQuery = PaginationQuery.omit({ include_total: true }).extend({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+app.openapi(
+  createRoute({
+    method: "get",
+    path: "/{task_id}/logs",
+    tags: ["Tasks"],
+    summary: "A task's log lines, oldest first",
+    security,
+    request: { params: TaskIdParam, query: LogsQuery },
+    responses: {
+      200: json(
+        z.object({
+          results: z.array(LogLineSchema),
+          pagination: z.object({ limit: z.number().int(), next_cursor: z.string().nullable() }),
+        }),
+        "Log lines",
+      ),
+      ...errorResponses,
+    },
+  }),
+  async (c) => {
+    const { task_id } = c.req.valid("param");
+    const { limit, cursor } = c.req.valid("query");
+    const after = cursor === undefined ? 0 : Number(cursor);
+    if (!Number.isSafeInteger(after) || after < 0) throw new ApiError("validation_error", "invalid cursor", { field: "cursor" });
+    const stub = namespaceOf(c);
+    unwrap(await stub.getTask(task_id));
+    const namespaceId = c.get("principal").namespace_id;
+    const lines = await readLogs(c.env.DB, namespaceId, task_id, after, limit + 1);
+    if (lines.length <= limit) {
+      // Lines still in the Durable Object's outbox are newer than every flushed one.
+      const lastSeq = lines[lines.length - 1]?.seq ?? after;
+      lines.push(...(await stub.pendingLogs(task_id, lastSeq)));
+    }
+    const page = lines.slice(0, limit);
+    const next = lines.length > limit ? String(page[page.length - 1]?.seq ?? after) : null;
+    const results = page.map(({ timestamp, level, message, attempt }) => ({ timestamp, level, message, attempt }));
+    return c.json({ results, pagination: { limit, next_cursor: next } }, 200);
+  },
+);
+
+export default app;

@@ -1,0 +1,78 @@
+import type { Result } from "../errors";
+import { getHandler, type HandlerContext, TaskEnded, TaskFailure } from "../handlers/registry";
+import type { ClaimResult, Report, ReportAck } from "../namespace/do";
+import { jsonBytes, LIMITS } from "../tasks/model";
+import type { NamespaceStub } from "./stub";
+
+type Claimed = Extract<ClaimResult, { claimed: true }>;
+
+/** How often a running built-in handler renews its lease, as a share of the lease. */
+const HEARTBEAT_SHARE = 1 / 3;
+
+/**
+ * Runs a claimed attempt with its built-in handler. The handler's context renews the lease
+ * while it runs, and aborts its signal as soon as the attempt has ended elsewhere.
+ */
+export async function runBuiltin(stub: NamespaceStub, claim: Claimed, env: Env, leaseSeconds: number): Promise<void> {
+  const taskId = claim.task.task_id;
+  const send = (report: Report): Promise<Result<ReportAck>> => stub.report(taskId, claim.token, report);
+  const handler = getHandler(claim.task.task_type);
+  if (!handler) {
+    await finalReport(send, { kind: "fail", error: { code: "no_handler", message: `no handler for "${claim.task.task_type}"` }, retryable: false });
+    return;
+  }
+  const controller = new AbortController();
+  let ended: TaskEnded | null = null;
+  const check = (result: Result<ReportAck>): void => {
+    if (result.ok) return;
+    const status = (result.error.details as { status?: string } | undefined)?.status ?? "ended";
+    ended ??= new TaskEnded(status);
+    controller.abort(ended);
+    throw ended;
+  };
+  const heartbeat = setInterval(() => {
+    send({ kind: "heartbeat" }).then(check).catch(() => undefined);
+  }, leaseSeconds * 1000 * HEARTBEAT_SHARE);
+  const ctx: HandlerContext = {
+    task: claim.task,
+    attempt: claim.task.attempt,
+    env,
+    signal: controller.signal,
+    progress: async (progress) => check(await send({ kind: "progress", progress })),
+    log: async (message, level) => check(await send({ kind: "logs", lines: [{ message, level }] })),
+  };
+  try {
+    const outputs = (await handler.run(ctx)) ?? {};
+    if (ended || controller.signal.aborted) return;
+    if (jsonBytes(outputs) > LIMITS.outputsBytes) {
+      await finalReport(send, { kind: "fail", error: { code: "outputs_too_large", message: `outputs exceed ${LIMITS.outputsBytes} bytes` }, retryable: false });
+    } else {
+      await finalReport(send, { kind: "complete", outputs });
+    }
+  } catch (err) {
+    if (err instanceof TaskEnded || ended) return;
+    const failure =
+      err instanceof TaskFailure
+        ? { kind: "fail" as const, error: { code: err.code, message: err.message }, retryable: err.retryable }
+        : { kind: "fail" as const, error: { code: "handler_error", message: err instanceof Error ? err.message : String(err) }, retryable: true };
+    await finalReport(send, failure);
+  } finally {
+    clearInterval(heartbeat);
+  }
+}
+
+/**
+ * Sends an attempt's last report, retrying a failed call: losing it would leave the task to its
+ * lease expiry and a needless retry. A refusal (the attempt already ended) is final.
+ */
+async function finalReport(send: (r: Report) => Promise<Result<ReportAck>>, report: Report): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await send(report);
+      return;
+    } catch (err) {
+      if (attempt >= 2) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
+    }
+  }
+}

@@ -1,0 +1,54 @@
+import { BUILTIN_LEASE_SECONDS } from "../namespace/do";
+import { TaskMessageSchema } from "../namespace/messages";
+import { runBuiltin } from "./builtin";
+import { dispatchToProcessor } from "./processor";
+import { namespaceStub } from "./stub";
+
+/**
+ * The `tasks` queue consumer. Each message names one attempt of one task; the NamespaceDO's
+ * claim decides whether this delivery runs it, so duplicates and redeliveries are harmless.
+ */
+export async function consumeTasks(batch: MessageBatch, env: Env): Promise<void> {
+  await Promise.all(
+    batch.messages.map(async (message) => {
+      const parsed = TaskMessageSchema.safeParse(message.body);
+      if (!parsed.success) {
+        console.error("dropping a malformed task message", message.id);
+        message.ack();
+        return;
+      }
+      try {
+        const stub = namespaceStub(env, parsed.data.namespace_id);
+        const claim = await stub.claim(parsed.data);
+        if (claim.claimed) {
+          if (claim.processor) await dispatchToProcessor(stub, claim, env);
+          else await runBuiltin(stub, claim, env, BUILTIN_LEASE_SECONDS);
+        }
+        message.ack();
+      } catch (err) {
+        console.error(`task message ${message.id} failed; retrying`, err);
+        message.retry({ delaySeconds: Math.min(2 ** message.attempts, 60) });
+      }
+    }),
+  );
+}
+
+/** The `tasks-dlq` consumer: a message the queue gave up on fails its task with `dispatch_failed`. */
+export async function consumeDeadLetters(batch: MessageBatch, env: Env): Promise<void> {
+  await Promise.all(
+    batch.messages.map(async (message) => {
+      const parsed = TaskMessageSchema.safeParse(message.body);
+      if (!parsed.success) {
+        message.ack();
+        return;
+      }
+      try {
+        await namespaceStub(env, parsed.data.namespace_id).deadLetter(parsed.data);
+        message.ack();
+      } catch (err) {
+        console.error(`dead letter ${message.id} failed; retrying`, err);
+        message.retry({ delaySeconds: 10 });
+      }
+    }),
+  );
+}

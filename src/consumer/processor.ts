@@ -1,0 +1,52 @@
+import type { ClaimResult, Report } from "../namespace/do";
+import { signedHeaders } from "../webhooks/signing";
+import { allowPrivateUrls, checkOutboundUrl } from "../webhooks/urls";
+import type { NamespaceStub } from "./stub";
+
+type Claimed = Extract<ClaimResult, { claimed: true }>;
+
+export const DISPATCH_TIMEOUT_MS = 15_000;
+
+/**
+ * Hands a claimed attempt to the namespace's processor with a signed POST. A 2xx within 15 s
+ * accepts it and the processor reports back through the callbacks; anything else fails the
+ * attempt as retryable.
+ */
+export async function dispatchToProcessor(stub: NamespaceStub, claim: Claimed, env: Env): Promise<void> {
+  const processor = claim.processor;
+  if (!processor) throw new Error("dispatchToProcessor needs a processor");
+  const task = claim.task;
+  const fail = (code: string, message: string, retryable: boolean): Report => ({ kind: "fail", error: { code, message }, retryable });
+  const verdict = checkOutboundUrl(processor.url, allowPrivateUrls(env));
+  if (!verdict.ok) {
+    await stub.report(task.task_id, claim.token, fail("processor_url_refused", `processor url ${verdict.reason}`, false));
+    return;
+  }
+  const base = (env.PUBLIC_URL || claim.origin).replace(/\/+$/, "");
+  const body = JSON.stringify({
+    type: "task.dispatch",
+    task,
+    attempt: task.attempt,
+    lease_expires_at: claim.lease_expires_at,
+    timeout_at: claim.timeout_at,
+    callback: { url: `${base}/v1/tasks/${task.task_id}/callback`, token: claim.token },
+  });
+  // One id per attempt: a processor can use it to recognise a repeated dispatch.
+  const messageId = `msg_${task.task_id.slice(4)}_${task.attempt}`;
+  let outcome: Report | null;
+  try {
+    const response = await fetch(verdict.url, {
+      method: "POST",
+      headers: { "content-type": "application/json", "user-agent": "edge-tasks", ...(await signedHeaders([processor.secret], messageId, body)) },
+      body,
+      redirect: "manual",
+      signal: AbortSignal.timeout(DISPATCH_TIMEOUT_MS),
+    });
+    await response.body?.cancel();
+    outcome = response.ok ? null : fail("dispatch_failed", `processor answered ${response.status}`, true);
+  } catch (err) {
+    const reason = err instanceof Error && err.name === "TimeoutError" ? `no answer within ${DISPATCH_TIMEOUT_MS / 1000} s` : String(err);
+    outcome = fail("dispatch_failed", `processor unreachable: ${reason}`, true);
+  }
+  if (outcome) await stub.report(task.task_id, claim.token, outcome);
+}

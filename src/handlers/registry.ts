@@ -1,0 +1,53 @@
+import type { z } from "@hono/zod-openapi";
+import type { LogLevel, ProgressInput, Task } from "../tasks/model";
+
+/** What a built-in handler gets for one attempt. */
+export interface HandlerContext {
+  readonly task: Task;
+  readonly attempt: number;
+  readonly env: Env;
+  /** Aborted when the task is cancelled, times out, or loses its lease. */
+  readonly signal: AbortSignal;
+  /** Reports progress and renews the lease; throws TaskEnded once the attempt has ended. */
+  progress(report: ProgressInput): Promise<void>;
+  /** Adds a line to the task's log. */
+  log(message: string, level?: LogLevel): Promise<void>;
+}
+
+export interface HandlerDefinition {
+  readonly type: string;
+  /** Validates `inputs` at creation; a failure is answered 422. */
+  readonly inputs?: z.ZodType;
+  run(ctx: HandlerContext): Promise<Record<string, unknown> | void>;
+}
+
+/** Thrown by a handler to fail its attempt with a code; `retryable` decides whether it is retried. */
+export class TaskFailure extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly retryable = true,
+  ) {
+    super(message);
+  }
+}
+
+/** Thrown into a handler when its attempt ended elsewhere (cancelled, timed out, lease lost). */
+export class TaskEnded extends Error {
+  constructor(readonly status: string) {
+    super(`the attempt has ended (task is ${status})`);
+  }
+}
+
+const handlers = new Map<string, HandlerDefinition>();
+
+/** Registers a built-in handler; a later registration of the same type replaces it. */
+export function registerHandler(definition: HandlerDefinition): void {
+  handlers.set(definition.type, definition);
+}
+
+export function unregisterHandler(type: string): void {
+  handlers.delete(type);
+}
+
+export const getHandler = (type: string): HandlerDefinition | undefined => handlers.get(type);

@@ -1,0 +1,59 @@
+const ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz";
+
+export type IdPrefix =
+  | "ns" | "key" | "tsk" | "evt" | "wh" | "dlv" | "bkt" | "obj" | "col" | "doc" | "tax" | "mdl" | "msg";
+
+/**
+ * A new opaque id: the prefix, then 20 base-36 characters drawn from 16 random bytes
+ * (≈103 bits, above SPEC §3's 96-bit floor). Rejection sampling keeps every character uniform.
+ */
+export function newId(prefix: IdPrefix): string {
+  let out = "";
+  while (out.length < 20) {
+    for (const byte of crypto.getRandomValues(new Uint8Array(24))) {
+      if (byte < 252 && out.length < 20) out += ALPHABET[byte % 36];
+    }
+  }
+  return `${prefix}_${out}`;
+}
+
+/** base64url without padding. */
+export function base64url(bytes: Uint8Array): string {
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+export function base64(bytes: Uint8Array): string {
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary);
+}
+
+export function randomBytes(n: number): Uint8Array {
+  return crypto.getRandomValues(new Uint8Array(n));
+}
+
+/** A secret API key: `sk_` and 32 random bytes. */
+export const newApiKey = (): string => `sk_${base64url(randomBytes(32))}`;
+
+/** A Standard Webhooks secret: `whsec_` and the base64 of 32 random bytes. */
+export const newSigningSecret = (): string => `whsec_${base64(randomBytes(32))}`;
+
+export async function sha256Hex(text: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Compares two strings in time that depends only on their length (hash them first when lengths may differ). */
+export function constantTimeEqual(a: string, b: string): boolean {
+  const ea = new TextEncoder().encode(a);
+  const eb = new TextEncoder().encode(b);
+  if (ea.byteLength !== eb.byteLength) return false;
+  return crypto.subtle.timingSafeEqual(ea, eb);
+}
+
+/** Compares two secrets of any length in constant time by comparing their digests. */
+export async function secretsEqual(a: string, b: string): Promise<boolean> {
+  return constantTimeEqual(await sha256Hex(a), await sha256Hex(b));
+}

@@ -1,0 +1,581 @@
+import { DurableObject } from "cloudflare:workers";
+import { createHash } from "node:crypto";
+import { fail, ok, type Result } from "../errors";
+import { getHandler } from "../handlers/registry";
+import { base64url, newId, newSigningSecret, randomBytes } from "../ids";
+import {
+  type CreateTaskInput,
+  DEFAULT_SETTINGS,
+  isTerminal,
+  type LogLevel,
+  type LogLineInput,
+  type LogLine,
+  type Progress,
+  type ProgressInput,
+  retryDelayMs,
+  type Settings,
+  type Stats,
+  type Task,
+  type TaskError,
+  type TaskStatus,
+} from "../tasks/model";
+import { iso } from "../time";
+import { Clock } from "./clock";
+import type { TaskMessage } from "./messages";
+import { migrate } from "./schema";
+import { Sql } from "./sql";
+import { EMPTY_PROGRESS, InvalidTransition, NAMESPACE_TIMER, TaskStore, type TaskRow, type TimerRow } from "./store";
+
+/** Lease of a built-in handler's attempt; the consumer renews it well before it runs out. */
+export const BUILTIN_LEASE_SECONDS = 60;
+const SEND_BATCH = 100;
+const ALARM_BATCH = 1000;
+const FLUSH_BATCH = 300;
+const EVENT_RETENTION_MS = 72 * 3600_000;
+
+export interface ProcessorConfig {
+  task_type: string;
+  url: string;
+  lease_seconds: number;
+  created_at: string;
+  updated_at: string;
+}
+
+type ProcessorRow = {
+  task_type: string;
+  url: string;
+  lease_seconds: number;
+  secret: string;
+  created_at: number;
+  updated_at: number;
+};
+
+export type ClaimResult =
+  | {
+      claimed: true;
+      task: Task;
+      token: string;
+      lease_expires_at: string;
+      timeout_at: string;
+      processor: { url: string; secret: string } | null;
+      /** Base URL for processor callbacks when PUBLIC_URL is not configured. */
+      origin: string;
+    }
+  | { claimed: false; reason: string };
+
+/** What an attempt reports: from a processor's callbacks or a built-in handler's context. */
+export type Report =
+  | { kind: "heartbeat" }
+  | { kind: "progress"; progress: ProgressInput }
+  | { kind: "logs"; lines: LogLineInput[] }
+  | { kind: "complete"; outputs: Record<string, unknown> }
+  | { kind: "fail"; error: { code: string; message: string }; retryable: boolean };
+
+export interface ReportAck {
+  status: TaskStatus;
+  lease_expires_at: string | null;
+  task: Task;
+}
+
+/** A log line with its per-task sequence number, as stored in D1. */
+export type NumberedLogLine = LogLine & { seq: number };
+
+const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
+
+/**
+ * The single authority over one namespace's tasks: the state machine, admission under the
+ * concurrency limit, leases, timeouts, retries, and the one alarm that multiplexes every timer.
+ */
+export class NamespaceDO extends DurableObject<Env> {
+  readonly clock = new Clock();
+  private readonly sql: Sql;
+  private readonly store: TaskStore;
+  private namespaceId = "";
+  private settings: Settings = { ...DEFAULT_SETTINGS };
+  /** The alarm time last set (on the clock's time line), null when none is pending. */
+  private alarmAt: number | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = new Sql(ctx.storage.sql);
+    const retentionMs = Number(env.TASK_RECORD_RETENTION_SECONDS || 2592000) * 1000;
+    this.store = new TaskStore(this.sql, () => this.namespaceId, retentionMs);
+    void ctx.blockConcurrencyWhile(async () => {
+      migrate(this.sql, ctx.storage);
+      const meta = new Map(this.sql.all<{ key: string; value: string }>("SELECT key, value FROM meta").map((r) => [r.key, r.value]));
+      this.namespaceId = meta.get("namespace_id") ?? ctx.id.name ?? "";
+      const saved = meta.get("settings");
+      if (saved) this.settings = { ...DEFAULT_SETTINGS, ...(JSON.parse(saved) as Partial<Settings>) };
+    });
+  }
+
+  // --- settings ------------------------------------------------------------------------------
+
+  /** Stores the namespace's id and settings; raising the limit admits waiting tasks at once. */
+  async configure(namespaceId: string, settings: Partial<Settings>): Promise<Settings> {
+    const now = this.clock.now();
+    this.ctx.storage.transactionSync(() => {
+      this.namespaceId = namespaceId;
+      const next = { ...this.settings, ...settings };
+      const timeoutChanged = next.processing_timeout_seconds !== this.settings.processing_timeout_seconds;
+      this.settings = next;
+      this.sql.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('namespace_id', ?)", namespaceId);
+      this.sql.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('settings', ?)", JSON.stringify(next));
+      if (timeoutChanged) this.retimeProcessing();
+      this.admit(now);
+    });
+    await this.armAlarm();
+    return this.settings;
+  }
+
+  getSettings(): Settings {
+    return this.settings;
+  }
+
+  /** A new processing timeout applies to running attempts too, measured from their start. */
+  private retimeProcessing(): void {
+    const timeoutMs = this.settings.processing_timeout_seconds * 1000;
+    for (const row of this.sql.all<TaskRow>("SELECT * FROM tasks WHERE status = 'processing'")) {
+      const timeoutAt = (row.attempt_started_at ?? row.updated_at) + timeoutMs;
+      this.store.touch(row, { timeout_at: timeoutAt }, row.updated_at);
+      this.store.setTimer(row.task_id, "timeout", timeoutAt);
+    }
+  }
+
+  // --- tasks ---------------------------------------------------------------------------------
+
+  /** Stores a new task and admits it at once when a slot is free. */
+  async createTask(input: CreateTaskInput, origin: string): Promise<Result<Task>> {
+    const processor = this.processorRow(input.task_type);
+    const handler = getHandler(input.task_type);
+    if (!processor && !handler) {
+      return fail("validation_error", `no handler or processor for task_type "${input.task_type}"`, {
+        field: "task_type",
+      });
+    }
+    if (!processor && handler?.inputs) {
+      const parsed = handler.inputs.safeParse(input.inputs ?? {});
+      if (!parsed.success) return fail("validation_error", "invalid inputs", { issues: parsed.error.issues });
+    }
+    if (input.parent_task_id !== undefined && !this.store.get(input.parent_task_id)) {
+      return fail("validation_error", `parent task ${input.parent_task_id} not found`, { field: "parent_task_id" });
+    }
+    const now = this.clock.now();
+    const taskId = newId("tsk");
+    const row = this.ctx.storage.transactionSync(() => {
+      this.store.insert({
+        task_id: taskId,
+        task_type: input.task_type,
+        status: "created",
+        inputs: JSON.stringify(input.inputs ?? {}),
+        outputs: null,
+        progress: JSON.stringify(EMPTY_PROGRESS),
+        error: null,
+        attempt: 1,
+        max_attempts: input.max_attempts ?? 3,
+        priority: input.priority ?? 5,
+        parent_task_id: input.parent_task_id ?? null,
+        origin,
+        created_at: now,
+        queued_at: null,
+        started_at: null,
+        attempt_started_at: null,
+        completed_at: null,
+        updated_at: now,
+        timeout_at: null,
+        lease_expires_at: null,
+      });
+      this.admit(now);
+      return this.store.get(taskId);
+    });
+    await this.armAlarm();
+    return row ? ok(this.store.toTask(row)) : fail("internal_error", "task vanished after insert");
+  }
+
+  getTask(taskId: string): Result<Task> {
+    const row = this.store.get(taskId);
+    return row ? ok(this.store.toTask(row)) : fail("not_found", `task ${taskId} not found`);
+  }
+
+  /** Cancels a task that has not finished; a finished one is returned unchanged. */
+  async cancelTask(taskId: string): Promise<Result<Task>> {
+    const now = this.clock.now();
+    const row = this.ctx.storage.transactionSync(() => {
+      const current = this.store.get(taskId);
+      if (!current || isTerminal(current.status)) return current;
+      const freesSlot = current.status !== "created";
+      const next = this.store.transition(current, "cancelled", { completed_at: now, timeout_at: null, lease_expires_at: null }, now, "cancelled by the client");
+      this.store.clearTaskTimers(taskId);
+      if (freesSlot) this.admit(now);
+      return next;
+    });
+    await this.armAlarm();
+    return row ? ok(this.store.toTask(row)) : fail("not_found", `task ${taskId} not found`);
+  }
+
+  stats(): Stats {
+    return {
+      created: this.store.countByStatus("created"),
+      queued: this.store.countByStatus("queued"),
+      processing: this.store.countByStatus("processing"),
+      ...this.settings,
+    };
+  }
+
+  /** Log lines not yet flushed to D1, after `afterSeq`, oldest first. */
+  pendingLogs(taskId: string, afterSeq: number): NumberedLogLine[] {
+    return this.sql
+      .all<{ payload: string }>("SELECT payload FROM outbox WHERE kind = 'log' AND task_id = ? ORDER BY id", taskId)
+      .map((r) => JSON.parse(r.payload) as { seq: number; attempt: number; level: LogLevel; message: string; at: number })
+      .filter((l) => l.seq > afterSeq)
+      .map((l) => ({ seq: l.seq, timestamp: iso(l.at) ?? "", level: l.level, message: l.message, attempt: l.attempt }));
+  }
+
+  /**
+   * Admits backlog tasks while slots are free: highest priority first, then oldest. Each one
+   * becomes `queued` with a send timer due now, so the alarm puts it on the queue.
+   */
+  private admit(now: number): void {
+    const free = this.settings.max_concurrent_tasks - this.store.activeCount();
+    if (free <= 0) return;
+    for (const row of this.store.backlog(free)) {
+      this.store.transition(row, "queued", { queued_at: row.queued_at ?? now }, now);
+      this.store.setTimer(row.task_id, "send", now);
+    }
+  }
+
+  // --- attempts ------------------------------------------------------------------------------
+
+  /**
+   * Claims a queued task for the attempt a queue message carries. Only the first delivery of
+   * that attempt's message wins; every other delivery is told why not and changes nothing.
+   */
+  async claim(message: Pick<TaskMessage, "task_id" | "attempt">): Promise<ClaimResult> {
+    const now = this.clock.now();
+    const secret = base64url(randomBytes(32));
+    const token = `${this.namespaceId}.${secret}`;
+    const result = this.ctx.storage.transactionSync((): ClaimResult => {
+      const row = this.store.get(message.task_id);
+      if (!row) return { claimed: false, reason: "unknown task" };
+      if (row.status !== "queued" || row.attempt !== message.attempt) {
+        return { claimed: false, reason: `task is ${row.status} at attempt ${row.attempt}` };
+      }
+      this.store.clearTimer(row.task_id, "send");
+      const processor = this.processorRow(row.task_type);
+      if (!processor && !getHandler(row.task_type)) {
+        const error: TaskError = { code: "no_handler", message: `no handler or processor for "${row.task_type}"`, retryable: false };
+        this.finish(row, "failed", { error: JSON.stringify(error) }, now, error.message);
+        return { claimed: false, reason: error.message };
+      }
+      const leaseSeconds = processor?.lease_seconds ?? BUILTIN_LEASE_SECONDS;
+      const leaseExpiresAt = now + leaseSeconds * 1000;
+      const timeoutAt = now + this.settings.processing_timeout_seconds * 1000;
+      this.sql.run(
+        "INSERT INTO attempts (task_id, attempt, token_hash, lease_seconds, started_at) VALUES (?, ?, ?, ?, ?)",
+        row.task_id, row.attempt, sha256(token), leaseSeconds, now,
+      );
+      const next = this.store.transition(
+        row,
+        "processing",
+        { started_at: row.started_at ?? now, attempt_started_at: now, timeout_at: timeoutAt, lease_expires_at: leaseExpiresAt },
+        now,
+        `attempt ${row.attempt} of ${row.max_attempts}${processor ? ` dispatched to ${processor.url}` : ""}`,
+      );
+      this.store.setTimer(row.task_id, "lease", leaseExpiresAt);
+      this.store.setTimer(row.task_id, "timeout", timeoutAt);
+      return {
+        claimed: true,
+        task: this.store.toTask(next),
+        token,
+        lease_expires_at: iso(leaseExpiresAt) ?? "",
+        timeout_at: iso(timeoutAt) ?? "",
+        processor: processor ? { url: processor.url, secret: processor.secret } : null,
+        origin: row.origin,
+      };
+    });
+    await this.armAlarm();
+    return result;
+  }
+
+  /**
+   * Applies a report of one attempt, authenticated by that attempt's token. An unknown token
+   * is `unauthorized`; the token of an attempt that has ended is a `conflict` that changes nothing.
+   */
+  async report(taskId: string, token: string, report: Report): Promise<Result<ReportAck>> {
+    const now = this.clock.now();
+    const tokenHash = sha256(token);
+    const result = this.ctx.storage.transactionSync((): Result<ReportAck> => {
+      const attempt = this.sql.one<{ task_id: string; attempt: number; lease_seconds: number }>(
+        "SELECT task_id, attempt, lease_seconds FROM attempts WHERE token_hash = ?",
+        tokenHash,
+      );
+      if (!attempt || attempt.task_id !== taskId) return fail("unauthorized", "invalid callback token");
+      const row = this.store.get(taskId);
+      if (!row) return fail("unauthorized", "invalid callback token");
+      if (row.status !== "processing" || row.attempt !== attempt.attempt) {
+        return fail("conflict", `attempt ${attempt.attempt} has ended; the task is ${row.status}`, {
+          status: row.status,
+          attempt: row.attempt,
+        });
+      }
+      const next = this.applyReport(row, attempt.lease_seconds, report, now);
+      return ok({
+        status: next.status,
+        lease_expires_at: next.status === "processing" ? iso(next.lease_expires_at) : null,
+        task: this.store.toTask(next),
+      });
+    });
+    await this.armAlarm();
+    return result;
+  }
+
+  private applyReport(row: TaskRow, leaseSeconds: number, report: Report, now: number): TaskRow {
+    switch (report.kind) {
+      case "heartbeat":
+        return this.renewLease(row, leaseSeconds, now);
+      case "progress": {
+        const progress: Progress = { ...(JSON.parse(row.progress) as Progress) };
+        for (const key of ["percent", "message", "processed", "total"] as const) {
+          const value = report.progress[key];
+          if (value !== undefined) Object.assign(progress, { [key]: value });
+        }
+        const renewed = this.renewLease(row, leaseSeconds, now);
+        return this.store.touch(renewed, { progress: JSON.stringify(progress) }, now);
+      }
+      case "logs":
+        for (const line of report.lines) this.store.log(row, line.level ?? "info", line.message, now);
+        return this.renewLease(row, leaseSeconds, now);
+      case "complete":
+        return this.finish(row, "completed", { outputs: JSON.stringify(report.outputs), error: null }, now);
+      case "fail":
+        return this.failAttempt(row, { ...report.error, retryable: report.retryable }, now);
+    }
+  }
+
+  private renewLease(row: TaskRow, leaseSeconds: number, now: number): TaskRow {
+    const leaseExpiresAt = now + leaseSeconds * 1000;
+    this.store.setTimer(row.task_id, "lease", leaseExpiresAt);
+    return this.store.touch(row, { lease_expires_at: leaseExpiresAt }, now);
+  }
+
+  /** Ends the current attempt: retried while it may be, else the task fails. */
+  private failAttempt(row: TaskRow, error: TaskError, now: number): TaskRow {
+    const errorJson = JSON.stringify(error);
+    if (error.retryable && row.attempt < row.max_attempts) {
+      const delay = retryDelayMs(row.attempt);
+      this.store.clearTaskTimers(row.task_id);
+      const next = this.store.transition(
+        row,
+        "queued",
+        { attempt: row.attempt + 1, error: errorJson, timeout_at: null, lease_expires_at: null, attempt_started_at: null },
+        now,
+        `attempt ${row.attempt} failed (${error.code}: ${error.message}); attempt ${row.attempt + 1} in ${(delay / 1000).toFixed(1)} s`,
+      );
+      this.store.setTimer(row.task_id, "send", now + delay);
+      return next;
+    }
+    return this.finish(row, "failed", { error: errorJson }, now, `${error.code}: ${error.message}`);
+  }
+
+  /** A terminal transition: clears the task's timers and gives its slot to the backlog. */
+  private finish(row: TaskRow, to: "completed" | "failed" | "cancelled", patch: Partial<TaskRow>, now: number, note?: string): TaskRow {
+    const next = this.store.transition(
+      row,
+      to,
+      { ...patch, completed_at: now, timeout_at: null, lease_expires_at: null },
+      now,
+      note,
+    );
+    this.store.clearTaskTimers(row.task_id);
+    this.admit(now);
+    return next;
+  }
+
+  /** The dead-letter queue gave up on this attempt's message: the task can never be claimed. */
+  async deadLetter(message: Pick<TaskMessage, "task_id" | "attempt">): Promise<void> {
+    const now = this.clock.now();
+    this.ctx.storage.transactionSync(() => {
+      const row = this.store.get(message.task_id);
+      if (!row || row.status !== "queued" || row.attempt !== message.attempt) return;
+      const error: TaskError = { code: "dispatch_failed", message: "the queue gave up delivering this task", retryable: false };
+      this.finish(row, "failed", { error: JSON.stringify(error) }, now, error.message);
+    });
+    await this.armAlarm();
+  }
+
+  /**
+   * Moves a task to `to` through the state machine alone, bypassing the guards of the public
+   * operations. For tests of the transition table; throws InvalidTransition when refused.
+   */
+  forceTransition(taskId: string, to: TaskStatus): Result<Task> {
+    const row = this.store.get(taskId);
+    if (!row) return fail("not_found", `task ${taskId} not found`);
+    try {
+      return ok(this.store.toTask(this.store.transition(row, to, {}, this.clock.now())));
+    } catch (err) {
+      if (err instanceof InvalidTransition) return fail("conflict", err.message, { status: row.status });
+      throw err;
+    }
+  }
+
+  // --- processors ----------------------------------------------------------------------------
+
+  private processorRow(taskType: string): ProcessorRow | null {
+    return this.sql.one<ProcessorRow>("SELECT * FROM processors WHERE task_type = ?", taskType);
+  }
+
+  private toProcessor(row: ProcessorRow): ProcessorConfig {
+    return {
+      task_type: row.task_type,
+      url: row.url,
+      lease_seconds: row.lease_seconds,
+      created_at: iso(row.created_at) ?? "",
+      updated_at: iso(row.updated_at) ?? "",
+    };
+  }
+
+  /** Creates or replaces a processor; its secret is made once and returned only then. */
+  putProcessor(taskType: string, url: string, leaseSeconds: number): { processor: ProcessorConfig; secret: string | null } {
+    const now = this.clock.now();
+    return this.ctx.storage.transactionSync(() => {
+      const existing = this.processorRow(taskType);
+      const secret = existing ? null : newSigningSecret();
+      if (existing) {
+        this.sql.run("UPDATE processors SET url = ?, lease_seconds = ?, updated_at = ? WHERE task_type = ?", url, leaseSeconds, now, taskType);
+      } else {
+        this.sql.run(
+          "INSERT INTO processors (task_type, url, lease_seconds, secret, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+          taskType, url, leaseSeconds, secret, now, now,
+        );
+      }
+      const row = this.processorRow(taskType);
+      if (!row) throw new Error("processor vanished after write");
+      return { processor: this.toProcessor(row), secret };
+    });
+  }
+
+  getProcessor(taskType: string): Result<ProcessorConfig> {
+    const row = this.processorRow(taskType);
+    return row ? ok(this.toProcessor(row)) : fail("not_found", `no processor for task_type "${taskType}"`);
+  }
+
+  listProcessors(): ProcessorConfig[] {
+    return this.sql.all<ProcessorRow>("SELECT * FROM processors ORDER BY created_at DESC").map((r) => this.toProcessor(r));
+  }
+
+  deleteProcessor(taskType: string): boolean {
+    return this.sql.run("DELETE FROM processors WHERE task_type = ?", taskType) > 0;
+  }
+
+  // --- the alarm -----------------------------------------------------------------------------
+
+  /** Sets the alarm to the earliest due timer unless an earlier alarm is already pending. */
+  private async armAlarm(): Promise<void> {
+    const next = this.store.nextDue();
+    if (next === null || (this.alarmAt !== null && this.alarmAt <= next)) return;
+    this.alarmAt = next;
+    await this.ctx.storage.setAlarm(this.clock.toWall(next));
+  }
+
+  /** Runs every due timer, each on its own so that one failure never blocks the rest. */
+  override async alarm(): Promise<void> {
+    this.alarmAt = null;
+    const now = this.clock.now();
+    const due = this.store.dueTimers(now, ALARM_BATCH);
+    const sends: TimerRow[] = [];
+    let flush = false;
+    for (const timer of due) {
+      try {
+        if (timer.kind === "send") sends.push(timer);
+        else if (timer.kind === "flush") flush = true;
+        else this.ctx.storage.transactionSync(() => this.expire(timer, now));
+      } catch (err) {
+        console.error(`timer ${timer.kind} of ${timer.task_id} failed`, err);
+        this.store.setTimer(timer.task_id, timer.kind, now + backoffMs(timer.tries), timer.tries + 1);
+      }
+    }
+    if (sends.length > 0) await this.sendMessages(sends);
+    if (flush) await this.flushOutbox();
+    this.sql.run(
+      "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE created_at < ? ORDER BY seq LIMIT 500)",
+      now - EVENT_RETENTION_MS,
+    );
+    if (due.length === ALARM_BATCH) this.store.setTimerIfLater(NAMESPACE_TIMER, "flush", now);
+    await this.armAlarm();
+  }
+
+  /** A lease or processing-timeout timer came due. */
+  private expire(timer: TimerRow, now: number): void {
+    this.store.clearTimer(timer.task_id, timer.kind);
+    const row = this.store.get(timer.task_id);
+    if (!row || row.status !== "processing") return;
+    if (timer.kind === "timeout" && row.timeout_at !== null && row.timeout_at <= now) {
+      const seconds = this.settings.processing_timeout_seconds;
+      const error: TaskError = { code: "timeout", message: `processing took longer than ${seconds} s`, retryable: false };
+      this.finish(row, "failed", { error: JSON.stringify(error) }, now, error.message);
+    } else if (timer.kind === "lease" && row.lease_expires_at !== null && row.lease_expires_at <= now) {
+      this.failAttempt(row, { code: "lease_expired", message: `attempt ${row.attempt} stopped renewing its lease`, retryable: true }, now);
+    }
+  }
+
+  /**
+   * Puts admitted tasks on the queue. A timer is removed only after its send succeeded, so a
+   * failed send is retried by a later alarm and no task is ever left queued without a message.
+   */
+  private async sendMessages(timers: TimerRow[]): Promise<void> {
+    const pending: { timer: TimerRow; body: TaskMessage }[] = [];
+    for (const timer of timers) {
+      const row = this.store.get(timer.task_id);
+      if (!row || row.status !== "queued") this.store.clearTimer(timer.task_id, "send");
+      else pending.push({ timer, body: { namespace_id: this.namespaceId, task_id: row.task_id, attempt: row.attempt } });
+    }
+    for (let i = 0; i < pending.length; i += SEND_BATCH) {
+      const chunk = pending.slice(i, i + SEND_BATCH);
+      try {
+        await this.env.TASKS_QUEUE.sendBatch(chunk.map((p) => ({ body: p.body, contentType: "json" as const })));
+        this.ctx.storage.transactionSync(() => {
+          for (const { timer } of chunk) {
+            this.sql.run("DELETE FROM timers WHERE task_id = ? AND kind = 'send' AND due_at = ?", timer.task_id, timer.due_at);
+          }
+        });
+      } catch (err) {
+        console.error(`queue send of ${chunk.length} tasks failed; retrying`, err);
+        const retryAt = this.clock.now() + backoffMs(chunk[0]?.timer.tries ?? 0);
+        this.ctx.storage.transactionSync(() => {
+          for (const { timer } of chunk) this.store.setTimer(timer.task_id, "send", retryAt, timer.tries + 1);
+        });
+      }
+    }
+  }
+
+  /** Writes outbox rows to D1 with idempotent statements; on failure they stay for the next alarm. */
+  private async flushOutbox(): Promise<void> {
+    const rows = this.sql.all<{ id: number; task_id: string; payload: string }>(
+      "SELECT id, task_id, payload FROM outbox ORDER BY id LIMIT ?",
+      FLUSH_BATCH,
+    );
+    const flushTimer = this.sql.one<{ tries: number }>("SELECT tries FROM timers WHERE task_id = ? AND kind = 'flush'", NAMESPACE_TIMER);
+    this.store.clearTimer(NAMESPACE_TIMER, "flush");
+    if (rows.length === 0) return;
+    const statements = rows.map((r) => {
+      const line = JSON.parse(r.payload) as { seq: number; attempt: number; level: LogLevel; message: string; at: number };
+      return this.env.DB.prepare(
+        `INSERT OR IGNORE INTO task_logs (task_id, seq, namespace_id, attempt, level, message, timestamp, written_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).bind(r.task_id, line.seq, this.namespaceId, line.attempt, line.level, line.message, iso(line.at), line.at);
+    });
+    const lastId = rows[rows.length - 1]?.id ?? 0;
+    try {
+      await this.env.DB.batch(statements);
+      this.sql.run("DELETE FROM outbox WHERE id <= ?", lastId);
+      if (rows.length === FLUSH_BATCH) this.store.setTimerIfLater(NAMESPACE_TIMER, "flush", this.clock.now());
+    } catch (err) {
+      const tries = (flushTimer?.tries ?? 0) + 1;
+      console.error(`outbox flush failed (try ${tries}); retrying`, err);
+      this.store.setTimer(NAMESPACE_TIMER, "flush", this.clock.now() + backoffMs(tries), tries);
+    }
+  }
+}
+
+/** Backoff for internal retries (queue sends, D1 flushes): 1 s doubling to 60 s. */
+const backoffMs = (tries: number): number => Math.min(1000 * 2 ** tries, 60_000);

@@ -1,0 +1,9 @@
+import { z } from "@hono/zod-openapi";
+
+/** The body of a message on the `tasks` queue: which attempt of which task to run. */
+export const TaskMessageSchema = z.object({
+  namespace_id: z.string().min(1),
+  task_id: z.string().min(1),
+  attempt: z.number().int().min(1),
+});
+export type TaskMessage = z.infer<typeof TaskMessageSchema>;

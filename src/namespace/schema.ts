@@ -1,0 +1,104 @@
+import type { Sql } from "./sql";
+
+/**
+ * The NamespaceDO's SQLite schema as an append-only list: never edit an applied entry, add a
+ * new one with the next id. Applied in the constructor under blockConcurrencyWhile.
+ */
+const MIGRATIONS: readonly { id: number; name: string; sql: string }[] = [
+  {
+    id: 1,
+    name: "task engine",
+    sql: `
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+      CREATE TABLE tasks (
+        task_id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL UNIQUE,
+        task_type TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('created','queued','processing','completed','failed','cancelled')),
+        inputs TEXT NOT NULL,
+        outputs TEXT,
+        progress TEXT NOT NULL,
+        error TEXT,
+        attempt INTEGER NOT NULL,
+        max_attempts INTEGER NOT NULL,
+        priority INTEGER NOT NULL,
+        parent_task_id TEXT,
+        -- Origin of the API request that created the task: the base of processor callbacks
+        -- when PUBLIC_URL is not set.
+        origin TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        queued_at INTEGER,
+        started_at INTEGER,
+        attempt_started_at INTEGER,
+        completed_at INTEGER,
+        updated_at INTEGER NOT NULL,
+        timeout_at INTEGER,
+        lease_expires_at INTEGER,
+        log_count INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX tasks_backlog ON tasks (status, priority DESC, seq);
+
+      -- One row per processing attempt; the token hash fences reports from ended attempts.
+      CREATE TABLE attempts (
+        task_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        lease_seconds INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        PRIMARY KEY (task_id, attempt)
+      );
+
+      -- Every timer of the namespace; the alarm is always set to the earliest due_at.
+      CREATE TABLE timers (
+        task_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('send','lease','timeout','flush')),
+        due_at INTEGER NOT NULL,
+        tries INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (task_id, kind)
+      );
+      CREATE INDEX timers_due ON timers (due_at);
+
+      CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL UNIQUE,
+        event_type TEXT NOT NULL,
+        task_id TEXT,
+        created_at INTEGER NOT NULL,
+        data TEXT NOT NULL
+      );
+      CREATE INDEX events_created ON events (created_at);
+
+      -- Writes bound for D1, flushed by the alarm with idempotent statements.
+      CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL CHECK (kind IN ('log')),
+        task_id TEXT NOT NULL,
+        payload TEXT NOT NULL
+      );
+      CREATE INDEX outbox_task ON outbox (task_id, id);
+
+      CREATE TABLE processors (
+        task_type TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        lease_seconds INTEGER NOT NULL,
+        secret TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
+];
+
+/** Applies every migration not yet applied, each in its own transaction. */
+export function migrate(sql: Sql, storage: DurableObjectStorage): void {
+  sql.run("CREATE TABLE IF NOT EXISTS _schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
+  const applied = new Set(sql.all<{ id: number }>("SELECT id FROM _schema_migrations").map((r) => Number(r.id)));
+  for (const migration of MIGRATIONS) {
+    if (applied.has(migration.id)) continue;
+    storage.transactionSync(() => {
+      sql.run(migration.sql);
+      sql.run("INSERT INTO _schema_migrations (id, name, applied_at) VALUES (?, ?, ?)", migration.id, migration.name, Date.now());
+    });
+  }
+}

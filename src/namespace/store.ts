@@ -1,0 +1,284 @@
+import { newId } from "../ids";
+import {
+  canTransition,
+  type JsonObject,
+  LIMITS,
+  type LogLevel,
+  type Progress,
+  type Task,
+  type TaskError,
+  type TaskStatus,
+} from "../tasks/model";
+import { iso } from "../time";
+import type { Sql } from "./sql";
+
+export type TaskRow = {
+  task_id: string;
+  seq: number;
+  task_type: string;
+  status: TaskStatus;
+  inputs: string;
+  outputs: string | null;
+  progress: string;
+  error: string | null;
+  attempt: number;
+  max_attempts: number;
+  priority: number;
+  parent_task_id: string | null;
+  origin: string;
+  created_at: number;
+  queued_at: number | null;
+  started_at: number | null;
+  attempt_started_at: number | null;
+  completed_at: number | null;
+  updated_at: number;
+  timeout_at: number | null;
+  lease_expires_at: number | null;
+  log_count: number;
+};
+
+/** Columns a transition may change besides status and updated_at. */
+export type TaskPatch = Partial<
+  Pick<
+    TaskRow,
+    | "outputs"
+    | "progress"
+    | "error"
+    | "attempt"
+    | "queued_at"
+    | "started_at"
+    | "attempt_started_at"
+    | "completed_at"
+    | "timeout_at"
+    | "lease_expires_at"
+  >
+>;
+
+export type TimerKind = "send" | "lease" | "timeout" | "flush";
+
+export type TimerRow = {
+  task_id: string;
+  kind: TimerKind;
+  due_at: number;
+  tries: number;
+};
+
+/** The namespace-wide timers use this task id. */
+export const NAMESPACE_TIMER = "";
+
+export class InvalidTransition extends Error {
+  constructor(
+    readonly from: TaskStatus,
+    readonly to: TaskStatus,
+  ) {
+    super(`transition ${from} → ${to} is not allowed`);
+  }
+}
+
+export const EMPTY_PROGRESS: Progress = { percent: null, message: null, processed: null, total: null };
+
+/**
+ * Synchronous task state over the Durable Object's SQLite: rows, the state machine, events,
+ * timers and the log outbox. Every method runs without awaiting, so a caller's sequence of
+ * calls commits as one atomic step.
+ */
+export class TaskStore {
+  constructor(
+    private readonly sql: Sql,
+    private readonly namespaceId: () => string,
+    private readonly recordRetentionMs: number,
+  ) {}
+
+  get(taskId: string): TaskRow | null {
+    return this.sql.one<TaskRow>("SELECT * FROM tasks WHERE task_id = ?", taskId);
+  }
+
+  insert(row: Omit<TaskRow, "seq" | "log_count">): TaskRow {
+    const seq = this.sql.count("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM tasks");
+    this.sql.run(
+      `INSERT INTO tasks (task_id, seq, task_type, status, inputs, outputs, progress, error, attempt, max_attempts,
+         priority, parent_task_id, origin, created_at, queued_at, started_at, attempt_started_at, completed_at, updated_at,
+         timeout_at, lease_expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      row.task_id, seq, row.task_type, row.status, row.inputs, row.outputs, row.progress, row.error, row.attempt,
+      row.max_attempts, row.priority, row.parent_task_id, row.origin, row.created_at, row.queued_at, row.started_at,
+      row.attempt_started_at, row.completed_at, row.updated_at, row.timeout_at, row.lease_expires_at,
+    );
+    const inserted = { ...row, seq, log_count: 0 };
+    this.emit(inserted, row.created_at);
+    this.log(inserted, "info", `created (${row.task_type}, priority ${row.priority})`, row.created_at);
+    return inserted;
+  }
+
+  /**
+   * Moves a task to `to` if the state machine allows it, applying `patch`, emitting the
+   * `task.<status>` event and logging the transition. Throws InvalidTransition otherwise.
+   */
+  transition(row: TaskRow, to: TaskStatus, patch: TaskPatch, at: number, note?: string): TaskRow {
+    if (!canTransition(row.status, to)) throw new InvalidTransition(row.status, to);
+    const next: TaskRow = { ...row, ...patch, status: to, updated_at: at };
+    this.sql.run(
+      `UPDATE tasks SET status = ?, outputs = ?, progress = ?, error = ?, attempt = ?, queued_at = ?, started_at = ?,
+         attempt_started_at = ?, completed_at = ?, updated_at = ?, timeout_at = ?, lease_expires_at = ?
+       WHERE task_id = ?`,
+      next.status, next.outputs, next.progress, next.error, next.attempt, next.queued_at, next.started_at,
+      next.attempt_started_at, next.completed_at, next.updated_at, next.timeout_at, next.lease_expires_at, next.task_id,
+    );
+    this.emit(next, at);
+    const level: LogLevel = to === "failed" ? "error" : "info";
+    this.log(next, level, `${row.status} → ${to}${note ? `: ${note}` : ""}`, at);
+    return next;
+  }
+
+  /** Writes the columns that change without a transition (progress, lease renewal). */
+  touch(row: TaskRow, patch: Pick<TaskPatch, "progress" | "lease_expires_at" | "timeout_at">, at: number): TaskRow {
+    const next: TaskRow = { ...row, ...patch, updated_at: at };
+    this.sql.run(
+      "UPDATE tasks SET progress = ?, lease_expires_at = ?, timeout_at = ?, updated_at = ? WHERE task_id = ?",
+      next.progress, next.lease_expires_at, next.timeout_at, at, row.task_id,
+    );
+    return next;
+  }
+
+  /** The client-facing task. */
+  toTask(row: TaskRow): Task {
+    return {
+      task_id: row.task_id,
+      namespace_id: this.namespaceId(),
+      task_type: row.task_type,
+      status: row.status,
+      inputs: JSON.parse(row.inputs) as JsonObject,
+      outputs: row.outputs === null ? null : (JSON.parse(row.outputs) as JsonObject),
+      progress: JSON.parse(row.progress) as Progress,
+      error: row.error === null ? null : (JSON.parse(row.error) as TaskError),
+      attempt: row.attempt,
+      max_attempts: row.max_attempts,
+      priority: row.priority,
+      parent_task_id: row.parent_task_id,
+      queue_position: row.status === "created" ? this.queuePosition(row) : null,
+      created_at: iso(row.created_at) ?? "",
+      queued_at: iso(row.queued_at),
+      started_at: iso(row.started_at),
+      completed_at: iso(row.completed_at),
+      updated_at: iso(row.updated_at) ?? "",
+      timeout_at: row.status === "processing" ? iso(row.timeout_at) : null,
+      expires_at: row.completed_at === null ? null : iso(row.completed_at + this.recordRetentionMs),
+    };
+  }
+
+  /** 1-based place in the backlog: higher priority first, then older first. */
+  queuePosition(row: TaskRow): number {
+    return (
+      this.sql.count(
+        `SELECT COUNT(*) AS n FROM tasks WHERE status = 'created'
+           AND (priority > ? OR (priority = ? AND seq < ?))`,
+        row.priority, row.priority, row.seq,
+      ) + 1
+    );
+  }
+
+  countByStatus(status: TaskStatus): number {
+    return this.sql.count("SELECT COUNT(*) AS n FROM tasks WHERE status = ?", status);
+  }
+
+  activeCount(): number {
+    return this.sql.count("SELECT COUNT(*) AS n FROM tasks WHERE status IN ('queued', 'processing')");
+  }
+
+  /** The next `n` tasks of the backlog in admission order. */
+  backlog(n: number): TaskRow[] {
+    return this.sql.all<TaskRow>(
+      "SELECT * FROM tasks WHERE status = 'created' ORDER BY priority DESC, seq ASC LIMIT ?",
+      n,
+    );
+  }
+
+  // --- log lines -----------------------------------------------------------------------------
+
+  /**
+   * Adds a log line to the outbox. Lines past LIMITS.logLinesPerTask are dropped, and the first
+   * dropped one is replaced by a single line saying so.
+   */
+  log(row: Pick<TaskRow, "task_id" | "attempt">, level: LogLevel, message: string, at: number): void {
+    const current = this.sql.one<{ log_count: number }>("SELECT log_count FROM tasks WHERE task_id = ?", row.task_id);
+    if (!current) return;
+    const count = Number(current.log_count);
+    if (count > LIMITS.logLinesPerTask) return;
+    const line =
+      count === LIMITS.logLinesPerTask
+        ? { level: "warn" as LogLevel, message: `log limit of ${LIMITS.logLinesPerTask} lines reached; further lines are dropped` }
+        : { level, message: truncateUtf8(message, LIMITS.logLineBytes) };
+    const seq = count + 1;
+    this.sql.run("UPDATE tasks SET log_count = ? WHERE task_id = ?", seq, row.task_id);
+    this.sql.run(
+      "INSERT INTO outbox (kind, task_id, payload) VALUES ('log', ?, ?)",
+      row.task_id,
+      JSON.stringify({ seq, attempt: row.attempt, level: line.level, message: line.message, at }),
+    );
+    this.setTimerIfLater(NAMESPACE_TIMER, "flush", at);
+  }
+
+  // --- events --------------------------------------------------------------------------------
+
+  private emit(row: TaskRow, at: number): void {
+    const eventId = newId("evt");
+    const type = `task.${row.status}`;
+    const body = {
+      id: eventId,
+      type,
+      created_at: iso(at),
+      namespace_id: this.namespaceId(),
+      data: { task: this.toTask(row) },
+    };
+    this.sql.run(
+      "INSERT INTO events (event_id, event_type, task_id, created_at, data) VALUES (?, ?, ?, ?, ?)",
+      eventId, type, row.task_id, at, JSON.stringify(body),
+    );
+  }
+
+  // --- timers --------------------------------------------------------------------------------
+
+  setTimer(taskId: string, kind: TimerKind, dueAt: number, tries = 0): void {
+    this.sql.run(
+      `INSERT INTO timers (task_id, kind, due_at, tries) VALUES (?, ?, ?, ?)
+       ON CONFLICT (task_id, kind) DO UPDATE SET due_at = excluded.due_at, tries = excluded.tries`,
+      taskId, kind, dueAt, tries,
+    );
+  }
+
+  /** Sets a timer unless one of that kind is already due no later than `dueAt`. */
+  setTimerIfLater(taskId: string, kind: TimerKind, dueAt: number): void {
+    this.sql.run(
+      `INSERT INTO timers (task_id, kind, due_at) VALUES (?, ?, ?)
+       ON CONFLICT (task_id, kind) DO UPDATE SET due_at = MIN(due_at, excluded.due_at)`,
+      taskId, kind, dueAt,
+    );
+  }
+
+  clearTimer(taskId: string, kind: TimerKind): void {
+    this.sql.run("DELETE FROM timers WHERE task_id = ? AND kind = ?", taskId, kind);
+  }
+
+  clearTaskTimers(taskId: string): void {
+    this.sql.run("DELETE FROM timers WHERE task_id = ?", taskId);
+  }
+
+  dueTimers(at: number, limit: number): TimerRow[] {
+    return this.sql.all<TimerRow>("SELECT * FROM timers WHERE due_at <= ? ORDER BY due_at LIMIT ?", at, limit);
+  }
+
+  nextDue(): number | null {
+    const row = this.sql.one<{ due: number | null }>("SELECT MIN(due_at) AS due FROM timers");
+    return row?.due === null || row?.due === undefined ? null : Number(row.due);
+  }
+}
+
+/** Cuts a string to at most `maxBytes` of UTF-8 without splitting a character. */
+export function truncateUtf8(text: string, maxBytes: number): string {
+  const bytes = new TextEncoder().encode(text);
+  if (bytes.byteLength <= maxBytes) return text;
+  const marker = " …[truncated]";
+  let cut = maxBytes - marker.length;
+  while (cut > 0 && ((bytes[cut] ?? 0) & 0xc0) === 0x80) cut--;
+  return new TextDecoder().decode(bytes.slice(0, cut)) + marker;
+}

@@ -1,0 +1,105 @@
+import { env, exports } from "cloudflare:workers";
+import { expect } from "vitest";
+import type { Task } from "../src/tasks/model";
+
+export const ADMIN = "test-admin-token";
+export const ORIGIN = "http://edge.test";
+
+export interface ApiResponse<T = unknown> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export interface CallOptions {
+  method?: string;
+  body?: unknown;
+  rawBody?: string;
+  token?: string | null;
+  headers?: Record<string, string>;
+}
+
+/** One HTTP request through the Worker's real fetch handler. */
+export async function call<T = any>(path: string, options: CallOptions = {}): Promise<ApiResponse<T>> {
+  const headers = new Headers(options.headers);
+  if (options.token) headers.set("Authorization", `Bearer ${options.token}`);
+  let body: string | undefined = options.rawBody;
+  if (options.body !== undefined) {
+    body = JSON.stringify(options.body);
+    if (!headers.has("Content-Type")) headers.set("Content-Type", "application/json");
+  }
+  const method = options.method ?? (body === undefined ? "GET" : "POST");
+  const response = await exports.default.fetch(new Request(`${ORIGIN}${path}`, { method, headers, body }));
+  const text = await response.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON; keep the text
+  }
+  return { status: response.status, body: parsed as T, headers: response.headers };
+}
+
+let counter = 0;
+
+export interface Tenant {
+  namespaceId: string;
+  name: string;
+  key: string;
+}
+
+/** A fresh namespace with one API key. */
+export async function tenant(settings?: Record<string, number>): Promise<Tenant> {
+  const name = `t${Date.now().toString(36)}${(counter++).toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const created = await call("/v1/namespaces", { token: ADMIN, body: { namespace_name: name, ...(settings ? { settings } : {}) } });
+  expect(created.status, JSON.stringify(created.body)).toBe(201);
+  const key = await call(`/v1/namespaces/${name}/api-keys`, { token: ADMIN, body: { name: "test" } });
+  expect(key.status).toBe(201);
+  return { namespaceId: created.body.namespace_id, name, key: key.body.api_key };
+}
+
+export async function createTask(t: Tenant, body: Record<string, unknown>): Promise<Task> {
+  const res = await call<Task>("/v1/tasks", { token: t.key, body });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body;
+}
+
+export async function getTask(t: Tenant, taskId: string): Promise<Task> {
+  const res = await call<Task>(`/v1/tasks/${taskId}`, { token: t.key });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.body;
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls until `check` returns a value that is not undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000, what = "condition"): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** Waits until the task reaches one of `statuses`. */
+export async function waitForStatus(t: Tenant, taskId: string, ...statuses: Task["status"][]): Promise<Task> {
+  return eventually(
+    async () => {
+      const task = await getTask(t, taskId);
+      return statuses.includes(task.status) ? task : undefined;
+    },
+    10_000,
+    `${taskId} to become ${statuses.join("|")}`,
+  );
+}
+
+export const stub = (t: Tenant) => env.NAMESPACE.getByName(t.namespaceId);
+
+/** A promise with its resolve function, to hold a handler until a test lets it go. */
+export function gate<T = void>() {
+  let release!: (value: T) => void;
+  const promise = new Promise<T>((resolve) => (release = resolve));
+  return { promise, release };
+}
