@@ -97,9 +97,21 @@ export async function waitForStatus(t: Tenant, taskId: string, ...statuses: Task
 
 export const stub = (t: Tenant) => env.NAMESPACE.getByName(t.namespaceId);
 
-/** A promise with its resolve function, to hold a handler until a test lets it go. */
-export function gate<T = void>() {
-  let release!: (value: T) => void;
-  const promise = new Promise<T>((resolve) => (release = resolve));
-  return { promise, release };
+/**
+ * Holds built-in handlers until a test lets them go. Handlers poll a flag rather than await a
+ * promise the test resolves: a promise settled from the test's context cannot wake code that
+ * runs in the queue consumer's.
+ */
+export class Latch {
+  private readonly open = new Set<string>();
+  readonly entered = new Set<string>();
+
+  async hold(key: string, signal?: AbortSignal): Promise<void> {
+    this.entered.add(key);
+    while (!this.open.has(key) && !signal?.aborted) await sleep(10);
+  }
+
+  release(key: string): void {
+    this.open.add(key);
+  }
 }

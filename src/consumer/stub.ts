@@ -10,7 +10,7 @@ type Remote<T> = {
  * value crossing it is plain JSON-shaped data, so it is typed directly rather than through the
  * runtime's generic RPC mapping, which cannot follow the recursive JSON types.
  */
-export type NamespaceStub = Remote<Omit<NamespaceDO, keyof DurableObject | "clock">>;
+export type NamespaceStub = Remote<Omit<NamespaceDO, keyof DurableObject | "clock" | "io">>;
 
 export const namespaceStub = (env: Env, namespaceId: string): NamespaceStub =>
   env.NAMESPACE.getByName(namespaceId) as unknown as NamespaceStub;

@@ -92,6 +92,14 @@ export class NamespaceDO extends DurableObject<Env> {
   private readonly store: TaskStore;
   private namespaceId = "";
   private settings: Settings = { ...DEFAULT_SETTINGS };
+  /**
+   * The Durable Object's outbound I/O, in one place so that tests can make it fail: a queue
+   * send or a D1 write that throws must never lose what it was carrying.
+   */
+  readonly io = {
+    sendBatch: (messages: MessageSendRequest<TaskMessage>[]): Promise<unknown> => this.env.TASKS_QUEUE.sendBatch(messages),
+    d1Batch: (statements: D1PreparedStatement[]): Promise<unknown> => this.env.DB.batch(statements),
+  };
   /** The alarm time last set (on the clock's time line), null when none is pending. */
   private alarmAt: number | null = null;
 
@@ -532,7 +540,7 @@ export class NamespaceDO extends DurableObject<Env> {
     for (let i = 0; i < pending.length; i += SEND_BATCH) {
       const chunk = pending.slice(i, i + SEND_BATCH);
       try {
-        await this.env.TASKS_QUEUE.sendBatch(chunk.map((p) => ({ body: p.body, contentType: "json" as const })));
+        await this.io.sendBatch(chunk.map((p) => ({ body: p.body, contentType: "json" as const })));
         this.ctx.storage.transactionSync(() => {
           for (const { timer } of chunk) {
             this.sql.run("DELETE FROM timers WHERE task_id = ? AND kind = 'send' AND due_at = ?", timer.task_id, timer.due_at);
@@ -566,7 +574,7 @@ export class NamespaceDO extends DurableObject<Env> {
     });
     const lastId = rows[rows.length - 1]?.id ?? 0;
     try {
-      await this.env.DB.batch(statements);
+      await this.io.d1Batch(statements);
       this.sql.run("DELETE FROM outbox WHERE id <= ?", lastId);
       if (rows.length === FLUSH_BATCH) this.store.setTimerIfLater(NAMESPACE_TIMER, "flush", this.clock.now());
     } catch (err) {

@@ -1,0 +1,41 @@
+import { vi } from "vitest";
+
+export const PROCESSOR_URL = "https://processor.test/run";
+
+export interface Dispatch {
+  headers: Headers;
+  raw: string;
+  body: {
+    type: string;
+    task: { task_id: string; attempt: number; status: string };
+    attempt: number;
+    lease_expires_at: string;
+    timeout_at: string;
+    callback: { url: string; token: string };
+  };
+}
+
+/**
+ * Stands in for an external processor: outbound requests to processor.test are recorded and
+ * answered by `respond`; every other request goes out as usual.
+ */
+export function fakeProcessor(respond: (d: Dispatch) => Response | Promise<Response> = () => new Response("ok")) {
+  const dispatched: Dispatch[] = [];
+  const original = globalThis.fetch;
+  const spy = vi.spyOn(globalThis, "fetch").mockImplementation(async (input: RequestInfo | URL, init?: RequestInit) => {
+    const request = new Request(input, init);
+    if (!request.url.startsWith("https://processor.test/")) return original(input, init);
+    const raw = await request.text();
+    const dispatch: Dispatch = { headers: request.headers, raw, body: JSON.parse(raw) as Dispatch["body"] };
+    dispatched.push(dispatch);
+    return respond(dispatch);
+  });
+  return {
+    dispatched,
+    /** The latest dispatch of a task. */
+    last(taskId: string): Dispatch | undefined {
+      return dispatched.filter((d) => d.body.task.task_id === taskId).at(-1);
+    },
+    restore: () => spy.mockRestore(),
+  };
+}

@@ -1,0 +1,31 @@
+import { runInDurableObject } from "cloudflare:test";
+import type { NamespaceDO } from "../src/namespace/do";
+import { stub, type Tenant } from "./helpers";
+
+export interface EventRow {
+  seq: number;
+  event_type: string;
+  task_id: string;
+  data: string;
+}
+
+/** Every stored event of the namespace, in sequence order. */
+export async function allEvents(t: Tenant): Promise<EventRow[]> {
+  return runInDurableObject(stub(t), (_instance: NamespaceDO, state) =>
+    state.storage.sql.exec<EventRow>("SELECT seq, event_type, task_id, data FROM events ORDER BY seq").toArray(),
+  );
+}
+
+export async function taskEvents(t: Tenant, taskId: string): Promise<EventRow[]> {
+  return (await allEvents(t)).filter((e) => e.task_id === taskId);
+}
+
+/** Runs a query inside the namespace's Durable Object. */
+export async function query<T extends Record<string, SqlStorageValue>>(t: Tenant, sql: string, ...params: SqlStorageValue[]): Promise<T[]> {
+  return runInDurableObject(stub(t), (_instance: NamespaceDO, state) => state.storage.sql.exec<T>(sql, ...params).toArray());
+}
+
+/** Moves the Durable Object's clock forward. */
+export async function advance(t: Tenant, ms: number): Promise<void> {
+  await runInDurableObject(stub(t), (instance: NamespaceDO) => instance.clock.advance(ms));
+}
