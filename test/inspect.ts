@@ -1,4 +1,4 @@
-import { runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import type { NamespaceDO } from "../src/namespace/do";
 import { stub, type Tenant } from "./helpers";
 
@@ -25,7 +25,8 @@ export async function query<T extends Record<string, SqlStorageValue>>(t: Tenant
   return runInDurableObject(stub(t), (_instance: NamespaceDO, state) => state.storage.sql.exec<T>(sql, ...params).toArray());
 }
 
-/** Moves the Durable Object's clock forward. */
+/** Moves the Durable Object's clock forward and runs its alarm, as if that time had passed. */
 export async function advance(t: Tenant, ms: number): Promise<void> {
   await runInDurableObject(stub(t), (instance: NamespaceDO) => instance.clock.advance(ms));
+  await runDurableObjectAlarm(stub(t));
 }

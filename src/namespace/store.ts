@@ -278,7 +278,7 @@ export function truncateUtf8(text: string, maxBytes: number): string {
   const bytes = new TextEncoder().encode(text);
   if (bytes.byteLength <= maxBytes) return text;
   const marker = " …[truncated]";
-  let cut = maxBytes - marker.length;
+  let cut = maxBytes - new TextEncoder().encode(marker).byteLength;
   while (cut > 0 && ((bytes[cut] ?? 0) & 0xc0) === 0x80) cut--;
   return new TextDecoder().decode(bytes.slice(0, cut)) + marker;
 }
