@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { registerHandler } from "../src/handlers/registry";
+import type { Task } from "../src/tasks/model";
 import { call, createTask, eventually, Latch, tenant, type Tenant } from "./helpers";
 import { allEvents } from "./inspect";
 
@@ -43,14 +44,14 @@ describe("admission under the concurrency limit", () => {
     expect(await stats(other)).toMatchObject({ created: 3 });
 
     // Creation order is admission order at equal priority; the waiting ones know their place.
-    const waiting = [];
+    const waiting: Task[] = [];
     for (const task of tasks) {
       const current = (await call(`/v1/tasks/${task.task_id}`, { token: t.key })).body;
       if (current.status === "created") waiting.push(current);
       else expect(current.queue_position).toBeNull();
     }
     expect(waiting).toHaveLength(50);
-    waiting.sort((a, b) => a.queue_position - b.queue_position);
+    waiting.sort((a, b) => (a.queue_position ?? 0) - (b.queue_position ?? 0));
     expect(waiting.map((w) => w.queue_position)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     const createdAt = waiting.map((w) => w.created_at);
     expect(createdAt).toEqual([...createdAt].sort());

@@ -7,7 +7,7 @@ export interface Dispatch {
   raw: string;
   body: {
     type: string;
-    task: { task_id: string; attempt: number; status: string };
+    task: { task_id: string; attempt: number; status: string; started_at: string | null };
     attempt: number;
     lease_expires_at: string;
     timeout_at: string;

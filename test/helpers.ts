@@ -40,6 +40,8 @@ export async function call<T = any>(path: string, options: CallOptions = {}): Pr
   return { status: response.status, body: parsed as T, headers: response.headers };
 }
 
+export type LogPage = ApiResponse<{ results: { message: string; level: string; attempt: number }[]; pagination: { next_cursor: string | null } }>;
+
 let counter = 0;
 
 export interface Tenant {

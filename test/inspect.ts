@@ -2,12 +2,12 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import type { NamespaceDO } from "../src/namespace/do";
 import { stub, type Tenant } from "./helpers";
 
-export interface EventRow {
+export type EventRow = {
   seq: number;
   event_type: string;
   task_id: string;
   data: string;
-}
+};
 
 /** Every stored event of the namespace, in sequence order. */
 export async function allEvents(t: Tenant): Promise<EventRow[]> {

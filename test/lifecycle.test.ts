@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { registerHandler, TaskFailure } from "../src/handlers/registry";
-import { call, createTask, eventually, Latch, tenant, waitForStatus } from "./helpers";
+import { type LogPage, call, createTask, eventually, Latch, tenant, waitForStatus } from "./helpers";
 import { taskEvents } from "./inspect";
 
 registerHandler({
@@ -103,7 +103,7 @@ describe("task lifecycle with a built-in handler", () => {
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
-      const page: Awaited<ReturnType<typeof call>> = await call(`/v1/tasks/${task.task_id}/logs?limit=2${cursor ? `&cursor=${cursor}` : ""}`, { token: t.key });
+      const page: LogPage = await call(`/v1/tasks/${task.task_id}/logs?limit=2${cursor ? `&cursor=${cursor}` : ""}`, { token: t.key });
       expect(page.status).toBe(200);
       seen.push(...page.body.results.map((l: { message: string }) => l.message));
       cursor = page.body.pagination.next_cursor;

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { Webhook } from "standardwebhooks";
-import { call, createTask, eventually, tenant, type Tenant, waitForStatus } from "./helpers";
+import { type LogPage, call, createTask, eventually, tenant, type Tenant, waitForStatus } from "./helpers";
 import { advance, taskEvents } from "./inspect";
 import { fakeProcessor, PROCESSOR_URL } from "./fake-processor";
 
@@ -184,7 +184,7 @@ describe("dispatch and callbacks", () => {
     const lines: { message: string }[] = [];
     let cursor: string | null = null;
     do {
-      const page: Awaited<ReturnType<typeof call>> = await call(`/v1/tasks/${task.task_id}/logs?limit=1000${cursor ? `&cursor=${cursor}` : ""}`, { token: t.key });
+      const page: LogPage = await call(`/v1/tasks/${task.task_id}/logs?limit=1000${cursor ? `&cursor=${cursor}` : ""}`, { token: t.key });
       lines.push(...page.body.results);
       cursor = page.body.pagination.next_cursor;
     } while (cursor);
