@@ -1,0 +1,155 @@
+#!/usr/bin/env node
+// npm run bench: starts the service locally (wrangler dev, fresh state) and measures, in one run,
+//   1. requests/s of POST /v1/tasks next to requests/s of GET /health (a trivial route of the
+//      same Worker); the ratio is the figure;
+//   2. end-to-end tasks/s, create → completed, through a processor on loopback.
+// Options (env): BENCH_PORT (8799), BENCH_SECONDS (8), BENCH_CONCURRENCY (32), BENCH_TASKS (2000).
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { Agent, request } from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { startProcessor } from "../examples/processor.mjs";
+
+const PORT = Number(process.env.BENCH_PORT ?? 8799);
+const PROCESSOR_PORT = PORT + 1;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const E2E_TASKS = Number(process.env.BENCH_TASKS ?? 2000);
+const ADMIN = "bench-admin-token";
+const BASE = `http://127.0.0.1:${PORT}`;
+const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY * 2 });
+
+function http(method, url, { token, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(
+      `${BASE}${url}`,
+      {
+        method,
+        agent,
+        headers: {
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...(payload ? { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } : {}),
+        },
+      },
+      (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          let json = null;
+          try {
+            json = JSON.parse(text);
+          } catch {}
+          resolve({ status: res.statusCode, json, text });
+        });
+      },
+    );
+    req.on("error", reject);
+    if (payload) req.write(payload);
+    req.end();
+  });
+}
+
+/** A closed loop of CONCURRENCY clients for SECONDS; returns requests/s and latency percentiles. */
+async function load(name, send) {
+  const latencies = [];
+  let errors = 0;
+  const deadline = performance.now() + SECONDS * 1000;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (performance.now() < deadline) {
+        const t0 = performance.now();
+        const res = await send();
+        latencies.push(performance.now() - t0);
+        if (res.status >= 300) errors++;
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))].toFixed(1);
+  const result = { name, requests: latencies.length, errors, rps: latencies.length / elapsed, p50: pct(50), p99: pct(99) };
+  console.log(`  ${name.padEnd(28)} ${result.rps.toFixed(0).padStart(6)} req/s   p50 ${result.p50} ms   p99 ${result.p99} ms   errors ${errors}`);
+  return result;
+}
+
+async function waitFor(check, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const state = mkdtempSync(path.join(tmpdir(), "edge-tasks-bench-"));
+const wrangler = path.resolve("node_modules/.bin/wrangler");
+execFileSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { stdio: "ignore", env: { ...process.env, CI: "true" } });
+const server = spawn(
+  wrangler,
+  ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--persist-to", state, "--log-level", "warn", "--var", `ADMIN_TOKEN:${ADMIN}`, "--var", "ALLOW_PRIVATE_URLS:true"],
+  { stdio: ["ignore", "inherit", "inherit"], detached: true },
+);
+const processor = await startProcessor({ port: PROCESSOR_PORT, quiet: true });
+
+try {
+  await waitFor(async () => (await http("GET", "/health")).status === 200, 60_000, "wrangler dev to serve");
+  console.log(`edge-tasks bench: ${CONCURRENCY} concurrent clients, ${SECONDS} s a run, node ${process.version}\n`);
+
+  const admin = async (name, settings) => {
+    const ns = await http("POST", "/v1/namespaces", { token: ADMIN, body: { namespace_name: name, settings } });
+    const key = await http("POST", `/v1/namespaces/${name}/api-keys`, { token: ADMIN, body: {} });
+    return key.json.api_key;
+  };
+
+  // 1. Creation against the runtime's own ceiling. The processor accepts and never reports, so
+  //    admitted tasks stay processing and the rest wait in the backlog: only creation is measured.
+  const createKey = await admin("bench-create", { max_concurrent_tasks: 100 });
+  await http("PUT", "/v1/processors/bench_hold", { token: createKey, body: { url: `http://127.0.0.1:${PROCESSOR_PORT + 1}/nowhere`, lease_seconds: 3600 } });
+  await load("warm-up", () => http("GET", "/health"));
+  const trivial = await load("GET /health (trivial)", () => http("GET", "/health"));
+  const authed = await load("GET /v1/tasks/stats (auth+DO)", () => http("GET", "/v1/tasks/stats", { token: createKey }));
+  const create = await load("POST /v1/tasks", () => http("POST", "/v1/tasks", { token: createKey, body: { task_type: "bench_hold", inputs: { n: 1 } } }));
+  console.log(`\n  creation / trivial route: ${(create.rps / trivial.rps).toFixed(2)}   (auth+DO read / trivial: ${(authed.rps / trivial.rps).toFixed(2)})\n`);
+
+  // 2. End to end through the loopback processor.
+  const e2eKey = await admin("bench-e2e", { max_concurrent_tasks: 100 });
+  await http("PUT", "/v1/processors/bench_run", { token: e2eKey, body: { url: `http://127.0.0.1:${PROCESSOR_PORT}/run` } });
+  const before = processor.completed();
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < E2E_TASKS) {
+        next++;
+        const res = await http("POST", "/v1/tasks", { token: e2eKey, body: { task_type: "bench_run", inputs: { n: next } } });
+        if (res.status !== 201) throw new Error(`create failed: ${res.status} ${res.text}`);
+      }
+    }),
+  );
+  const createdIn = (performance.now() - t0) / 1000;
+  await waitFor(
+    async () => {
+      const s = (await http("GET", "/v1/tasks/stats", { token: e2eKey })).json;
+      return s.created + s.queued + s.processing === 0;
+    },
+    600_000,
+    "every task to finish",
+  );
+  const elapsed = (performance.now() - t0) / 1000;
+  const completed = processor.completed() - before;
+  console.log(`  end to end: ${E2E_TASKS} tasks created in ${createdIn.toFixed(1)} s, all finished in ${elapsed.toFixed(1)} s`);
+  console.log(`  → ${(E2E_TASKS / elapsed).toFixed(0)} tasks/s create → completed (limit 100 at once; ${completed} completions accepted)`);
+} finally {
+  try {
+    process.kill(-server.pid, "SIGTERM");
+  } catch {}
+  await processor.close();
+  agent.destroy();
+  rmSync(state, { recursive: true, force: true });
+}
