@@ -110,7 +110,7 @@ try {
   // 1. Creation against the runtime's own ceiling. The processor accepts and never reports, so
   //    admitted tasks stay processing and the rest wait in the backlog: only creation is measured.
   const createKey = await admin("bench-create", { max_concurrent_tasks: 100 });
-  await http("PUT", "/v1/processors/bench_hold", { token: createKey, body: { url: `http://127.0.0.1:${PROCESSOR_PORT + 1}/nowhere`, lease_seconds: 3600 } });
+  await http("PUT", "/v1/processors/bench_hold", { token: createKey, body: { url: `http://127.0.0.1:${PROCESSOR_PORT}/hold`, lease_seconds: 3600 } });
   await load("warm-up", () => http("GET", "/health"));
   const trivial = await load("GET /health (trivial)", () => http("GET", "/health"));
   const authed = await load("GET /v1/tasks/stats (auth+DO)", () => http("GET", "/v1/tasks/stats", { token: createKey }));

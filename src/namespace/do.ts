@@ -350,9 +350,10 @@ export class NamespaceDO extends DurableObject<Env> {
         const renewed = this.renewLease(row, leaseSeconds, now);
         return this.store.touch(renewed, { progress: JSON.stringify(progress) }, now);
       }
-      case "logs":
-        for (const line of report.lines) this.store.log(row, line.level ?? "info", line.message, now);
-        return this.renewLease(row, leaseSeconds, now);
+      case "logs": {
+        const logged = this.store.log(row, report.lines.map((l) => ({ level: l.level ?? "info", message: l.message })), now);
+        return this.renewLease(logged, leaseSeconds, now);
+      }
       case "complete":
         return this.finish(row, "completed", { outputs: JSON.stringify(report.outputs), error: null }, now);
       case "fail":

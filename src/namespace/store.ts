@@ -63,6 +63,12 @@ export type TimerRow = {
   tries: number;
 };
 
+/**
+ * How long log lines gather in the outbox before a flush to D1: one batched write instead of
+ * one per line. Reads merge the outbox, so the delay is never visible to clients.
+ */
+const FLUSH_DELAY_MS = 500;
+
 /** The namespace-wide timers use this task id. */
 export const NAMESPACE_TIMER = "";
 
@@ -95,18 +101,18 @@ export class TaskStore {
 
   insert(row: Omit<TaskRow, "seq" | "log_count">): TaskRow {
     const seq = this.sql.count("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM tasks");
+    const logCount = this.appendLog({ ...row, log_count: 0 }, "info", `created (${row.task_type}, priority ${row.priority})`, row.created_at);
     this.sql.run(
       `INSERT INTO tasks (task_id, seq, task_type, status, inputs, outputs, progress, error, attempt, max_attempts,
          priority, parent_task_id, origin, created_at, queued_at, started_at, attempt_started_at, completed_at, updated_at,
-         timeout_at, lease_expires_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         timeout_at, lease_expires_at, log_count)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       row.task_id, seq, row.task_type, row.status, row.inputs, row.outputs, row.progress, row.error, row.attempt,
       row.max_attempts, row.priority, row.parent_task_id, row.origin, row.created_at, row.queued_at, row.started_at,
-      row.attempt_started_at, row.completed_at, row.updated_at, row.timeout_at, row.lease_expires_at,
+      row.attempt_started_at, row.completed_at, row.updated_at, row.timeout_at, row.lease_expires_at, logCount,
     );
-    const inserted = { ...row, seq, log_count: 0 };
+    const inserted = { ...row, seq, log_count: logCount };
     this.emit(inserted, row.created_at);
-    this.log(inserted, "info", `created (${row.task_type}, priority ${row.priority})`, row.created_at);
     return inserted;
   }
 
@@ -117,16 +123,17 @@ export class TaskStore {
   transition(row: TaskRow, to: TaskStatus, patch: TaskPatch, at: number, note?: string): TaskRow {
     if (!canTransition(row.status, to)) throw new InvalidTransition(row.status, to);
     const next: TaskRow = { ...row, ...patch, status: to, updated_at: at };
+    const level: LogLevel = to === "failed" ? "error" : "info";
+    next.log_count = this.appendLog(next, level, `${row.status} → ${to}${note ? `: ${note}` : ""}`, at);
     this.sql.run(
       `UPDATE tasks SET status = ?, outputs = ?, progress = ?, error = ?, attempt = ?, queued_at = ?, started_at = ?,
-         attempt_started_at = ?, completed_at = ?, updated_at = ?, timeout_at = ?, lease_expires_at = ?
+         attempt_started_at = ?, completed_at = ?, updated_at = ?, timeout_at = ?, lease_expires_at = ?, log_count = ?
        WHERE task_id = ?`,
       next.status, next.outputs, next.progress, next.error, next.attempt, next.queued_at, next.started_at,
-      next.attempt_started_at, next.completed_at, next.updated_at, next.timeout_at, next.lease_expires_at, next.task_id,
+      next.attempt_started_at, next.completed_at, next.updated_at, next.timeout_at, next.lease_expires_at,
+      next.log_count, next.task_id,
     );
     this.emit(next, at);
-    const level: LogLevel = to === "failed" ? "error" : "info";
-    this.log(next, level, `${row.status} → ${to}${note ? `: ${note}` : ""}`, at);
     return next;
   }
 
@@ -195,27 +202,34 @@ export class TaskStore {
 
   // --- log lines -----------------------------------------------------------------------------
 
+  /** Adds log lines outside a transition and returns the task with its new line count. */
+  log(row: TaskRow, lines: { level: LogLevel; message: string }[], at: number): TaskRow {
+    let logCount = row.log_count;
+    for (const line of lines) logCount = this.appendLog({ ...row, log_count: logCount }, line.level, line.message, at);
+    if (logCount !== row.log_count) this.sql.run("UPDATE tasks SET log_count = ? WHERE task_id = ?", logCount, row.task_id);
+    return { ...row, log_count: logCount };
+  }
+
   /**
-   * Adds a log line to the outbox. Lines past LIMITS.logLinesPerTask are dropped, and the first
-   * dropped one is replaced by a single line saying so.
+   * Writes one line to the outbox as line `log_count + 1` and returns the new count; the caller
+   * stores it. Lines past LIMITS.logLinesPerTask are dropped, and the first dropped one is
+   * replaced by a single line saying so.
    */
-  log(row: Pick<TaskRow, "task_id" | "attempt">, level: LogLevel, message: string, at: number): void {
-    const current = this.sql.one<{ log_count: number }>("SELECT log_count FROM tasks WHERE task_id = ?", row.task_id);
-    if (!current) return;
-    const count = Number(current.log_count);
-    if (count > LIMITS.logLinesPerTask) return;
+  private appendLog(row: Pick<TaskRow, "task_id" | "attempt" | "log_count">, level: LogLevel, message: string, at: number): number {
+    const count = row.log_count;
+    if (count > LIMITS.logLinesPerTask) return count;
     const line =
       count === LIMITS.logLinesPerTask
         ? { level: "warn" as LogLevel, message: `log limit of ${LIMITS.logLinesPerTask} lines reached; further lines are dropped` }
         : { level, message: truncateUtf8(message, LIMITS.logLineBytes) };
     const seq = count + 1;
-    this.sql.run("UPDATE tasks SET log_count = ? WHERE task_id = ?", seq, row.task_id);
     this.sql.run(
       "INSERT INTO outbox (kind, task_id, payload) VALUES ('log', ?, ?)",
       row.task_id,
       JSON.stringify({ seq, attempt: row.attempt, level: line.level, message: line.message, at }),
     );
-    this.setTimerIfLater(NAMESPACE_TIMER, "flush", at);
+    this.setTimerIfLater(NAMESPACE_TIMER, "flush", at + FLUSH_DELAY_MS);
+    return seq;
   }
 
   // --- events --------------------------------------------------------------------------------
