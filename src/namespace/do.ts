@@ -429,8 +429,16 @@ export class NamespaceDO extends DurableObject<Env> {
 
   // --- processors ----------------------------------------------------------------------------
 
+  /** Processors are read on every create and claim; the cache is dropped on every change. */
+  private processorCache = new Map<string, ProcessorRow | null>();
+
   private processorRow(taskType: string): ProcessorRow | null {
-    return this.sql.one<ProcessorRow>("SELECT * FROM processors WHERE task_type = ?", taskType);
+    let row = this.processorCache.get(taskType);
+    if (row === undefined) {
+      row = this.sql.one<ProcessorRow>("SELECT * FROM processors WHERE task_type = ?", taskType);
+      this.processorCache.set(taskType, row);
+    }
+    return row;
   }
 
   private toProcessor(row: ProcessorRow): ProcessorConfig {
@@ -446,6 +454,7 @@ export class NamespaceDO extends DurableObject<Env> {
   /** Creates or replaces a processor; its secret is made once and returned only then. */
   putProcessor(taskType: string, url: string, leaseSeconds: number): { processor: ProcessorConfig; secret: string | null } {
     const now = this.clock.now();
+    this.processorCache.clear();
     return this.ctx.storage.transactionSync(() => {
       const existing = this.processorRow(taskType);
       const secret = existing ? null : newSigningSecret();
@@ -457,6 +466,7 @@ export class NamespaceDO extends DurableObject<Env> {
           taskType, url, leaseSeconds, secret, now, now,
         );
       }
+      this.processorCache.clear();
       const row = this.processorRow(taskType);
       if (!row) throw new Error("processor vanished after write");
       return { processor: this.toProcessor(row), secret };
@@ -473,6 +483,7 @@ export class NamespaceDO extends DurableObject<Env> {
   }
 
   deleteProcessor(taskType: string): boolean {
+    this.processorCache.clear();
     return this.sql.run("DELETE FROM processors WHERE task_type = ?", taskType) > 0;
   }
 
