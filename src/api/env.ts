@@ -4,7 +4,11 @@ import { errorBody } from "../errors";
 
 export interface AppEnv {
   Bindings: Env;
-  Variables: { principal: KeyPrincipal };
+  Variables: {
+    principal: KeyPrincipal;
+    /** Set by the idempotency middleware when the request carries an Idempotency-Key. */
+    idempotency?: { key: string; requestHash: string };
+  };
 }
 
 /**

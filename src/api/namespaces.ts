@@ -15,7 +15,8 @@ import { newApiKey, newId } from "../ids";
 import { DEFAULT_SETTINGS, SettingsSchema } from "../tasks/model";
 import { isoNow } from "../time";
 import { type AppEnv, newApp } from "./env";
-import { decodeCursor, encodeCursor, errorResponses, json, jsonBody, paginated, PaginationQuery } from "./schemas";
+import { idempotent } from "./idempotency";
+import { decodeCursor, encodeCursor, errorResponses, IdempotencyHeader, json, jsonBody, paginated, PaginationQuery } from "./schemas";
 
 const NamespaceSchema = z
   .object({
@@ -60,7 +61,8 @@ app.openapi(
     tags: ["Admin"],
     summary: "Create a namespace",
     security,
-    request: { body: jsonBody(CreateNamespaceSchema) },
+    middleware: idempotent,
+    request: { headers: IdempotencyHeader, body: jsonBody(CreateNamespaceSchema) },
     responses: { 201: json(NamespaceSchema, "The namespace"), ...errorResponses },
   }),
   async (c) => {
@@ -144,6 +146,7 @@ app.openapi(
     method: "post",
     path: "/{namespace}/api-keys",
     tags: ["Admin"],
+    // No Idempotency-Key here: replaying this response would mean storing the secret.
     summary: "Create an API key (the secret is shown only in this response)",
     security,
     request: { params: NamespaceParam, body: { required: false, content: { "application/json": { schema: z.object({ name: z.string().max(200).optional() }).strict() } } } },

@@ -76,3 +76,11 @@ export function decodeCursor(raw: string | undefined): Cursor | null {
 export const TaskIdParam = z.object({
   task_id: z.string().max(128).openapi({ param: { name: "task_id", in: "path" }, example: "tsk_0f3k2m9x8q7w6e5r4t3y" }),
 });
+
+/** Documents the Idempotency-Key header; the idempotency middleware enforces it. */
+export const IdempotencyHeader = z.object({
+  "idempotency-key": z
+    .string()
+    .optional()
+    .openapi({ param: { name: "Idempotency-Key", in: "header" }, description: "Replays the first response of the same request within 24 h" }),
+});

@@ -3,8 +3,10 @@ import { readLogs } from "../db/logs";
 import { ApiError, unwrap } from "../errors";
 import { CreateTaskSchema, jsonBytes, LIMITS, LogLineSchema, StatsSchema, TaskSchema } from "../tasks/model";
 import { namespaceOf } from "./auth";
+import { idempotent } from "./idempotency";
 import { newApp } from "./env";
-import { errorResponses, json, jsonBody, PaginationQuery, TaskIdParam } from "./schemas";
+import { errorResponses, IdempotencyHeader, json, jsonBody, paginated, PaginationQuery, TaskIdParam } from "./schemas";
+import { ListBody, ListPaginationQuery, ListQuery, listFromBody, listFromQuery, listTasks } from "./task-list";
 
 const security = [{ apiKey: [] }];
 const app = newApp();
@@ -21,6 +23,34 @@ app.openapi(
   async (c) => c.json(await namespaceOf(c).stats(), 200),
 );
 
+const TaskList = paginated(TaskSchema, "TaskList");
+
+app.openapi(
+  createRoute({
+    method: "get",
+    path: "/",
+    tags: ["Tasks"],
+    summary: "List tasks, newest first",
+    security,
+    request: { query: ListQuery },
+    responses: { 200: json(TaskList, "A page of tasks"), ...errorResponses },
+  }),
+  async (c) => c.json(await listTasks(c, listFromQuery(c.req.valid("query"))), 200),
+);
+
+app.openapi(
+  createRoute({
+    method: "post",
+    path: "/list",
+    tags: ["Tasks"],
+    summary: "List tasks (Mixpeek-compatible: status names, sort)",
+    security,
+    request: { query: ListPaginationQuery, body: { required: false, content: { "application/json": { schema: ListBody } } } },
+    responses: { 200: json(TaskList, "A page of tasks"), ...errorResponses },
+  }),
+  async (c) => c.json(await listTasks(c, listFromBody(c.req.valid("json") ?? {}, c.req.valid("query"))), 200),
+);
+
 app.openapi(
   createRoute({
     method: "post",
@@ -28,7 +58,8 @@ app.openapi(
     tags: ["Tasks"],
     summary: "Create a task",
     security,
-    request: { body: jsonBody(CreateTaskSchema) },
+    middleware: idempotent,
+    request: { headers: IdempotencyHeader, body: jsonBody(CreateTaskSchema) },
     responses: { 201: json(TaskSchema, "The task, admitted at once when a slot is free"), ...errorResponses },
   }),
   async (c) => {
@@ -36,7 +67,7 @@ app.openapi(
     if (input.inputs !== undefined && jsonBytes(input.inputs) > LIMITS.inputsBytes) {
       throw new ApiError("payload_too_large", `inputs exceed ${LIMITS.inputsBytes} bytes of JSON`, { field: "inputs" });
     }
-    const task = unwrap(await namespaceOf(c).createTask(input, new URL(c.req.url).origin));
+    const task = unwrap(await namespaceOf(c).createTask(input, new URL(c.req.url).origin, c.get("idempotency")));
     return c.json(task, 201);
   },
 );
@@ -51,7 +82,7 @@ app.openapi(
     request: { params: TaskIdParam },
     responses: { 200: json(TaskSchema, "The task"), ...errorResponses },
   }),
-  async (c) => c.json(unwrap(await namespaceOf(c).getTask(c.req.valid("param").task_id)), 200),
+  async (c) => c.json(unwrap(await namespaceOf(c).findTask(c.req.valid("param").task_id)), 200),
 );
 
 app.openapi(
@@ -116,9 +147,10 @@ app.openapi(
     const after = cursor === undefined ? 0 : Number(cursor);
     if (!Number.isSafeInteger(after) || after < 0) throw new ApiError("validation_error", "invalid cursor", { field: "cursor" });
     const stub = namespaceOf(c);
-    unwrap(await stub.getTask(task_id));
+    unwrap(await stub.findTask(task_id));
     const namespaceId = c.get("principal").namespace_id;
-    const lines = await readLogs(c.env.DB, namespaceId, task_id, after, limit + 1);
+    const cutoff = Date.now() - Number(c.env.TASK_LOG_RETENTION_SECONDS || 604800) * 1000;
+    const lines = await readLogs(c.env.DB, namespaceId, task_id, after, limit + 1, cutoff);
     if (lines.length <= limit) {
       // Lines still in the Durable Object's outbox are newer than every flushed one.
       const lastSeq = lines[lines.length - 1]?.seq ?? after;

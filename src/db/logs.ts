@@ -1,14 +1,21 @@
 import type { NumberedLogLine } from "../namespace/do";
 import type { LogLevel } from "../tasks/model";
 
-/** A task's log lines after `afterSeq`, oldest first. */
-export async function readLogs(db: D1Database, namespaceId: string, taskId: string, afterSeq: number, limit: number): Promise<NumberedLogLine[]> {
+/** A task's log lines after `afterSeq` and not older than `cutoffMs`, oldest first. */
+export async function readLogs(
+  db: D1Database,
+  namespaceId: string,
+  taskId: string,
+  afterSeq: number,
+  limit: number,
+  cutoffMs: number,
+): Promise<NumberedLogLine[]> {
   const { results } = await db
     .prepare(
       `SELECT seq, timestamp, level, message, attempt FROM task_logs
-       WHERE task_id = ? AND namespace_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+       WHERE task_id = ? AND namespace_id = ? AND seq > ? AND written_at >= ? ORDER BY seq LIMIT ?`,
     )
-    .bind(taskId, namespaceId, afterSeq, limit)
+    .bind(taskId, namespaceId, afterSeq, cutoffMs, limit)
     .all<{ seq: number; timestamp: string; level: LogLevel; message: string; attempt: number }>();
   return results;
 }

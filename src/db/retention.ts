@@ -1,17 +1,60 @@
+import { purgeKeys } from "./idempotency";
 import { purgeLogs } from "./logs";
 
-/** Rows one cron run deletes at most per table, to stay inside D1's per-invocation limits. */
-const PURGE_BATCH = 5000;
-const PURGE_ROUNDS = 10;
+export interface PurgeLimits {
+  /** Rows one DELETE statement removes at most. */
+  batch: number;
+  /** DELETE statements one run issues at most, over all tables: D1 counts each as a subrequest. */
+  statements: number;
+}
 
-/** The cron's retention purge: log lines older than TASK_LOG_RETENTION_SECONDS. */
-export async function runRetention(env: Env, now: number): Promise<{ logs: number }> {
-  const cutoff = now - Number(env.TASK_LOG_RETENTION_SECONDS || 604800) * 1000;
-  let logs = 0;
-  for (let round = 0; round < PURGE_ROUNDS; round++) {
-    const deleted = await purgeLogs(env.DB, cutoff, PURGE_BATCH);
-    logs += deleted;
-    if (deleted < PURGE_BATCH) break;
+/** Well inside D1's per-invocation limits (1 000 subrequests, 30 s a query) whatever has piled up. */
+export const DEFAULT_PURGE_LIMITS: PurgeLimits = { batch: 2000, statements: 60 };
+
+export interface PurgeResult {
+  records: number;
+  logs: number;
+  idempotency_keys: number;
+  /** False when the run stopped at its limit with rows left for the next run. */
+  complete: boolean;
+}
+
+/**
+ * The cron's retention purge: task records past their `expires_at` (set only once a task is
+ * terminal, so a live task is never purged), log lines older than TASK_LOG_RETENTION_SECONDS,
+ * and expired idempotency keys. Bounded per run; what is left waits for the next run.
+ */
+export async function runRetention(env: Env, now: number, limits: PurgeLimits = DEFAULT_PURGE_LIMITS): Promise<PurgeResult> {
+  const logCutoff = now - Number(env.TASK_LOG_RETENTION_SECONDS || 604800) * 1000;
+  const tables: { name: keyof Omit<PurgeResult, "complete">; purge: () => Promise<number> }[] = [
+    { name: "records", purge: () => purgeRecords(env.DB, now, limits.batch) },
+    { name: "logs", purge: () => purgeLogs(env.DB, logCutoff, limits.batch) },
+    { name: "idempotency_keys", purge: () => purgeKeys(env.DB, now, limits.batch) },
+  ];
+  const result: PurgeResult = { records: 0, logs: 0, idempotency_keys: 0, complete: true };
+  let statements = 0;
+  for (const table of tables) {
+    for (;;) {
+      if (statements >= limits.statements) {
+        result.complete = false;
+        return result;
+      }
+      statements++;
+      const deleted = await table.purge();
+      result[table.name] += deleted;
+      if (deleted < limits.batch) break;
+    }
   }
-  return { logs };
+  return result;
+}
+
+async function purgeRecords(db: D1Database, now: number, limit: number): Promise<number> {
+  const result = await db
+    .prepare(
+      `DELETE FROM task_records WHERE task_id IN
+         (SELECT task_id FROM task_records WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?)`,
+    )
+    .bind(now, limit)
+    .run();
+  return result.meta.changes ?? 0;
 }

@@ -19,9 +19,11 @@ import {
   type TaskError,
   type TaskStatus,
 } from "../tasks/model";
+import { getRecord } from "../db/records";
 import { iso } from "../time";
 import { Clock } from "./clock";
 import type { TaskMessage } from "./messages";
+import { flushOutbox, type LogPayload } from "./outbox";
 import { migrate } from "./schema";
 import { Sql } from "./sql";
 import { EMPTY_PROGRESS, InvalidTransition, NAMESPACE_TIMER, TaskStore, type TaskRow, type TimerRow } from "./store";
@@ -30,8 +32,10 @@ import { EMPTY_PROGRESS, InvalidTransition, NAMESPACE_TIMER, TaskStore, type Tas
 export const BUILTIN_LEASE_SECONDS = 60;
 const SEND_BATCH = 100;
 const ALARM_BATCH = 1000;
-const FLUSH_BATCH = 300;
 const EVENT_RETENTION_MS = 72 * 3600_000;
+/** Longer than any attempt can run (the timeout is at most 24 h), so late reports still get 409. */
+const ATTEMPT_RETENTION_MS = 7 * 24 * 3600_000;
+const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
 
 export interface ProcessorConfig {
   task_type: string;
@@ -152,8 +156,22 @@ export class NamespaceDO extends DurableObject<Env> {
 
   // --- tasks ---------------------------------------------------------------------------------
 
-  /** Stores a new task and admits it at once when a slot is free. */
-  async createTask(input: CreateTaskInput, origin: string): Promise<Result<Task>> {
+  /**
+   * Stores a new task and admits it at once when a slot is free. With an idempotency key, a
+   * repeat of the same request returns the task the first one created, even when the Worker
+   * died before it could record the response.
+   */
+  async createTask(input: CreateTaskInput, origin: string, idempotency?: { key: string; requestHash: string }): Promise<Result<Task>> {
+    if (idempotency) {
+      const seen = this.sql.one<{ request_hash: string; task_id: string }>(
+        "SELECT request_hash, task_id FROM idempotency WHERE key = ?",
+        idempotency.key,
+      );
+      if (seen && seen.request_hash !== idempotency.requestHash) {
+        return fail("validation_error", "this Idempotency-Key was used with a different request", { header: "Idempotency-Key" });
+      }
+      if (seen) return this.findTask(seen.task_id);
+    }
     const processor = this.processorRow(input.task_type);
     const handler = getHandler(input.task_type);
     if (!processor && !handler) {
@@ -165,7 +183,7 @@ export class NamespaceDO extends DurableObject<Env> {
       const parsed = handler.inputs.safeParse(input.inputs ?? {});
       if (!parsed.success) return fail("validation_error", "invalid inputs", { issues: parsed.error.issues });
     }
-    if (input.parent_task_id !== undefined && !this.store.get(input.parent_task_id)) {
+    if (input.parent_task_id !== undefined && !(await this.findTask(input.parent_task_id)).ok) {
       return fail("validation_error", `parent task ${input.parent_task_id} not found`, { field: "parent_task_id" });
     }
     const now = this.clock.now();
@@ -193,6 +211,12 @@ export class NamespaceDO extends DurableObject<Env> {
         timeout_at: null,
         lease_expires_at: null,
       });
+      if (idempotency) {
+        this.sql.run(
+          "INSERT INTO idempotency (key, request_hash, task_id, created_at) VALUES (?, ?, ?, ?)",
+          idempotency.key, idempotency.requestHash, taskId, now,
+        );
+      }
       this.admit(now);
       return this.store.get(taskId);
     });
@@ -200,9 +224,22 @@ export class NamespaceDO extends DurableObject<Env> {
     return row ? ok(this.store.toTask(row)) : fail("internal_error", "task vanished after insert");
   }
 
-  getTask(taskId: string): Result<Task> {
+  /** A task of this namespace, live here or retained in D1. */
+  async findTask(taskId: string): Promise<Result<Task>> {
     const row = this.store.get(taskId);
-    return row ? ok(this.store.toTask(row)) : fail("not_found", `task ${taskId} not found`);
+    if (row) return ok(this.store.toTask(row));
+    const record = await getRecord(this.env.DB, this.namespaceId, taskId, this.clock.now());
+    return record ? ok(record) : fail("not_found", notFoundMessage(taskId, this.env));
+  }
+
+  /** The live state of those of `taskIds` still held here (tasks that have not left for D1). */
+  liveTasks(taskIds: string[]): Task[] {
+    const tasks: Task[] = [];
+    for (const id of taskIds) {
+      const row = this.store.get(id);
+      if (row) tasks.push(this.store.toTask(row));
+    }
+    return tasks;
   }
 
   /** Cancels a task that has not finished; a finished one is returned unchanged. */
@@ -218,7 +255,8 @@ export class NamespaceDO extends DurableObject<Env> {
       return next;
     });
     await this.armAlarm();
-    return row ? ok(this.store.toTask(row)) : fail("not_found", `task ${taskId} not found`);
+    // A task no longer here has finished and left for D1: it is returned unchanged.
+    return row ? ok(this.store.toTask(row)) : this.findTask(taskId);
   }
 
   stats(): Stats {
@@ -234,7 +272,7 @@ export class NamespaceDO extends DurableObject<Env> {
   pendingLogs(taskId: string, afterSeq: number): NumberedLogLine[] {
     return this.sql
       .all<{ payload: string }>("SELECT payload FROM outbox WHERE kind = 'log' AND task_id = ? ORDER BY id", taskId)
-      .map((r) => JSON.parse(r.payload) as { seq: number; attempt: number; level: LogLevel; message: string; at: number })
+      .map((r) => JSON.parse(r.payload) as LogPayload)
       .filter((l) => l.seq > afterSeq)
       .map((l) => ({ seq: l.seq, timestamp: iso(l.at) ?? "", level: l.level, message: l.message, attempt: l.attempt }));
   }
@@ -313,13 +351,16 @@ export class NamespaceDO extends DurableObject<Env> {
     const now = this.clock.now();
     const tokenHash = sha256(token);
     const result = this.ctx.storage.transactionSync((): Result<ReportAck> => {
-      const attempt = this.sql.one<{ task_id: string; attempt: number; lease_seconds: number }>(
-        "SELECT task_id, attempt, lease_seconds FROM attempts WHERE token_hash = ?",
+      const attempt = this.sql.one<{ task_id: string; attempt: number; lease_seconds: number; final_status: string | null }>(
+        "SELECT task_id, attempt, lease_seconds, final_status FROM attempts WHERE token_hash = ?",
         tokenHash,
       );
       if (!attempt || attempt.task_id !== taskId) return fail("unauthorized", "invalid callback token");
       const row = this.store.get(taskId);
-      if (!row) return fail("unauthorized", "invalid callback token");
+      if (!row) {
+        const status = attempt.final_status ?? "ended";
+        return fail("conflict", `attempt ${attempt.attempt} has ended; the task is ${status}`, { status });
+      }
       if (row.status !== "processing" || row.attempt !== attempt.attempt) {
         return fail("conflict", `attempt ${attempt.attempt} has ended; the task is ${row.status}`, {
           status: row.status,
@@ -362,9 +403,7 @@ export class NamespaceDO extends DurableObject<Env> {
   }
 
   private renewLease(row: TaskRow, leaseSeconds: number, now: number): TaskRow {
-    const leaseExpiresAt = now + leaseSeconds * 1000;
-    this.store.setTimer(row.task_id, "lease", leaseExpiresAt);
-    return this.store.touch(row, { lease_expires_at: leaseExpiresAt }, now);
+    return this.store.renewLease(row, now + leaseSeconds * 1000);
   }
 
   /** Ends the current attempt: retried while it may be, else the task fails. */
@@ -418,7 +457,7 @@ export class NamespaceDO extends DurableObject<Env> {
    */
   forceTransition(taskId: string, to: TaskStatus): Result<Task> {
     const row = this.store.get(taskId);
-    if (!row) return fail("not_found", `task ${taskId} not found`);
+    if (!row) return fail("not_found", notFoundMessage(taskId, this.env));
     try {
       return ok(this.store.toTask(this.store.transition(row, to, {}, this.clock.now())));
     } catch (err) {
@@ -515,11 +554,8 @@ export class NamespaceDO extends DurableObject<Env> {
       }
     }
     if (sends.length > 0) await this.sendMessages(sends);
-    if (flush) await this.flushOutbox();
-    this.sql.run(
-      "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE created_at < ? ORDER BY seq LIMIT 500)",
-      now - EVENT_RETENTION_MS,
-    );
+    if (flush) await this.flushTimer();
+    this.prune(now);
     if (due.length === ALARM_BATCH) this.store.setTimerIfLater(NAMESPACE_TIMER, "flush", now);
     await this.armAlarm();
   }
@@ -568,33 +604,76 @@ export class NamespaceDO extends DurableObject<Env> {
     }
   }
 
-  /** Writes outbox rows to D1 with idempotent statements; on failure they stay for the next alarm. */
-  private async flushOutbox(): Promise<void> {
-    const rows = this.sql.all<{ id: number; task_id: string; payload: string }>(
-      "SELECT id, task_id, payload FROM outbox ORDER BY id LIMIT ?",
-      FLUSH_BATCH,
-    );
-    const flushTimer = this.sql.one<{ tries: number }>("SELECT tries FROM timers WHERE task_id = ? AND kind = 'flush'", NAMESPACE_TIMER);
-    this.store.clearTimer(NAMESPACE_TIMER, "flush");
-    if (rows.length === 0) return;
-    const statements = rows.map((r) => {
-      const line = JSON.parse(r.payload) as { seq: number; attempt: number; level: LogLevel; message: string; at: number };
-      return this.env.DB.prepare(
-        `INSERT OR IGNORE INTO task_logs (task_id, seq, namespace_id, attempt, level, message, timestamp, written_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).bind(r.task_id, line.seq, this.namespaceId, line.attempt, line.level, line.message, iso(line.at), line.at);
-    });
-    const lastId = rows[rows.length - 1]?.id ?? 0;
+  /**
+   * Flushes the outbox to D1 now. The list endpoint calls it before a walk begins, so that every
+   * task created before the walk is in D1 when its first page is read.
+   */
+  async flushNow(): Promise<void> {
     try {
-      await this.io.d1Batch(statements);
-      this.sql.run("DELETE FROM outbox WHERE id <= ?", lastId);
-      if (rows.length === FLUSH_BATCH) this.store.setTimerIfLater(NAMESPACE_TIMER, "flush", this.clock.now());
+      await this.flush();
     } catch (err) {
-      const tries = (flushTimer?.tries ?? 0) + 1;
+      console.error("outbox flush on demand failed", err);
+    }
+  }
+
+  private flush(): Promise<boolean> {
+    return flushOutbox({
+      sql: this.sql,
+      db: this.env.DB,
+      namespaceId: this.namespaceId,
+      d1Batch: (statements) => this.io.d1Batch(statements),
+      transaction: (fn) => this.ctx.storage.transactionSync(fn),
+      onTerminalFlushed: (taskId, version, status) => this.evict(taskId, version, status),
+    });
+  }
+
+  /** The flush timer: writes a round of the outbox, again at once if rows remain, later on failure. */
+  private async flushTimer(): Promise<void> {
+    const timer = this.sql.one<{ tries: number }>("SELECT tries FROM timers WHERE task_id = ? AND kind = 'flush'", NAMESPACE_TIMER);
+    this.store.clearTimer(NAMESPACE_TIMER, "flush");
+    try {
+      if (await this.flush()) this.store.setTimerIfLater(NAMESPACE_TIMER, "flush", this.clock.now());
+    } catch (err) {
+      const tries = (timer?.tries ?? 0) + 1;
       console.error(`outbox flush failed (try ${tries}); retrying`, err);
       this.store.setTimer(NAMESPACE_TIMER, "flush", this.clock.now() + backoffMs(tries), tries);
     }
   }
+
+  /**
+   * A terminal task whose final record is safe in D1 leaves the Durable Object, which keeps its
+   * storage to the live tasks. Its attempts stay a while, so that a late report still gets 409.
+   */
+  private evict(taskId: string, version: number, status: string): void {
+    const row = this.store.get(taskId);
+    if (!row || row.version !== version || !isTerminal(row.status)) return;
+    this.sql.run("DELETE FROM tasks WHERE task_id = ?", taskId);
+    this.sql.run("UPDATE attempts SET final_status = ? WHERE task_id = ?", status, taskId);
+    this.store.clearTaskTimers(taskId);
+  }
+
+  /** Drops what is kept only for a while: old events, settled attempts, idempotency keys. */
+  private prune(now: number): void {
+    this.sql.run(
+      "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE created_at < ? ORDER BY seq LIMIT 500)",
+      now - EVENT_RETENTION_MS,
+    );
+    this.sql.run(
+      `DELETE FROM attempts WHERE rowid IN
+         (SELECT rowid FROM attempts WHERE started_at < ? AND final_status IS NOT NULL LIMIT 500)`,
+      now - ATTEMPT_RETENTION_MS,
+    );
+    this.sql.run(
+      "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE created_at < ? LIMIT 500)",
+      now - IDEMPOTENCY_RETENTION_MS,
+    );
+  }
+}
+
+/** The 404 of an unknown task says that records expire: a purged task looks just like it. */
+export function notFoundMessage(taskId: string, env: Env): string {
+  const days = Math.round(Number(env.TASK_RECORD_RETENTION_SECONDS || 2592000) / 86400);
+  return `task ${taskId} not found; finished tasks are kept for ${days} days after they end, then their records expire`;
 }
 
 /** Backoff for internal retries (queue sends, D1 flushes): 1 s doubling to 60 s. */

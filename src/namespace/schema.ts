@@ -88,6 +88,35 @@ const MIGRATIONS: readonly { id: number; name: string; sql: string }[] = [
       );
     `,
   },
+  {
+    id: 2,
+    name: "task records mirrored to D1, idempotent creation",
+    sql: `
+      -- Bumped by every change a client can see; D1 keeps only the highest version it was sent.
+      ALTER TABLE tasks ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+
+      -- The latest unflushed snapshot of each changed task: a newer change replaces an older one.
+      CREATE TABLE record_outbox (
+        task_id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        payload TEXT NOT NULL
+      );
+
+      -- Attempts outlive their task's stay here, so a late report still learns how it ended.
+      ALTER TABLE attempts ADD COLUMN final_status TEXT;
+      CREATE INDEX attempts_started ON attempts (started_at);
+
+      CREATE TABLE idempotency (
+        key TEXT PRIMARY KEY,
+        request_hash TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+      CREATE INDEX idempotency_created ON idempotency (created_at);
+
+      CREATE INDEX tasks_terminal ON tasks (completed_at) WHERE completed_at IS NOT NULL;
+    `,
+  },
 ];
 
 /** Applies every migration not yet applied, each in its own transaction. */

@@ -35,6 +35,7 @@ export type TaskRow = {
   timeout_at: number | null;
   lease_expires_at: number | null;
   log_count: number;
+  version: number;
 };
 
 /** Columns a transition may change besides status and updated_at. */
@@ -69,6 +70,14 @@ export type TimerRow = {
  */
 const FLUSH_DELAY_MS = 500;
 
+/** What the outbox carries to D1 for one task version. */
+export interface MirroredRecord {
+  seq: number;
+  /** When the record may be purged (ms), once the task is terminal. */
+  expires_at: number | null;
+  task: Task;
+}
+
 /** The namespace-wide timers use this task id. */
 export const NAMESPACE_TIMER = "";
 
@@ -99,20 +108,20 @@ export class TaskStore {
     return this.sql.one<TaskRow>("SELECT * FROM tasks WHERE task_id = ?", taskId);
   }
 
-  insert(row: Omit<TaskRow, "seq" | "log_count">): TaskRow {
+  insert(row: Omit<TaskRow, "seq" | "log_count" | "version">): TaskRow {
     const seq = this.sql.count("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM tasks");
     const logCount = this.appendLog({ ...row, log_count: 0 }, "info", `created (${row.task_type}, priority ${row.priority})`, row.created_at);
     this.sql.run(
       `INSERT INTO tasks (task_id, seq, task_type, status, inputs, outputs, progress, error, attempt, max_attempts,
          priority, parent_task_id, origin, created_at, queued_at, started_at, attempt_started_at, completed_at, updated_at,
-         timeout_at, lease_expires_at, log_count)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         timeout_at, lease_expires_at, log_count, version)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
       row.task_id, seq, row.task_type, row.status, row.inputs, row.outputs, row.progress, row.error, row.attempt,
       row.max_attempts, row.priority, row.parent_task_id, row.origin, row.created_at, row.queued_at, row.started_at,
       row.attempt_started_at, row.completed_at, row.updated_at, row.timeout_at, row.lease_expires_at, logCount,
     );
-    const inserted = { ...row, seq, log_count: logCount };
-    this.emit(inserted, row.created_at);
+    const inserted: TaskRow = { ...row, seq, log_count: logCount, version: 1 };
+    this.published(inserted, row.created_at, true);
     return inserted;
   }
 
@@ -122,29 +131,54 @@ export class TaskStore {
    */
   transition(row: TaskRow, to: TaskStatus, patch: TaskPatch, at: number, note?: string): TaskRow {
     if (!canTransition(row.status, to)) throw new InvalidTransition(row.status, to);
-    const next: TaskRow = { ...row, ...patch, status: to, updated_at: at };
+    const next: TaskRow = { ...row, ...patch, status: to, updated_at: at, version: row.version + 1 };
     const level: LogLevel = to === "failed" ? "error" : "info";
     next.log_count = this.appendLog(next, level, `${row.status} → ${to}${note ? `: ${note}` : ""}`, at);
     this.sql.run(
       `UPDATE tasks SET status = ?, outputs = ?, progress = ?, error = ?, attempt = ?, queued_at = ?, started_at = ?,
-         attempt_started_at = ?, completed_at = ?, updated_at = ?, timeout_at = ?, lease_expires_at = ?, log_count = ?
+         attempt_started_at = ?, completed_at = ?, updated_at = ?, timeout_at = ?, lease_expires_at = ?, log_count = ?,
+         version = ?
        WHERE task_id = ?`,
       next.status, next.outputs, next.progress, next.error, next.attempt, next.queued_at, next.started_at,
       next.attempt_started_at, next.completed_at, next.updated_at, next.timeout_at, next.lease_expires_at,
-      next.log_count, next.task_id,
+      next.log_count, next.version, next.task_id,
     );
-    this.emit(next, at);
+    this.published(next, at, true);
     return next;
   }
 
-  /** Writes the columns that change without a transition (progress, lease renewal). */
-  touch(row: TaskRow, patch: Pick<TaskPatch, "progress" | "lease_expires_at" | "timeout_at">, at: number): TaskRow {
-    const next: TaskRow = { ...row, ...patch, updated_at: at };
+  /** Changes what a client sees of a task without a transition (progress, a new timeout). */
+  touch(row: TaskRow, patch: Pick<TaskPatch, "progress" | "timeout_at">, at: number): TaskRow {
+    const next: TaskRow = { ...row, ...patch, updated_at: at, version: row.version + 1 };
     this.sql.run(
-      "UPDATE tasks SET progress = ?, lease_expires_at = ?, timeout_at = ?, updated_at = ? WHERE task_id = ?",
-      next.progress, next.lease_expires_at, next.timeout_at, at, row.task_id,
+      "UPDATE tasks SET progress = ?, timeout_at = ?, updated_at = ?, version = ? WHERE task_id = ?",
+      next.progress, next.timeout_at, at, next.version, row.task_id,
     );
+    this.published(next, at, false);
     return next;
+  }
+
+  /** Moves the lease's end; invisible to clients, so neither updated_at nor the version changes. */
+  renewLease(row: TaskRow, leaseExpiresAt: number): TaskRow {
+    this.sql.run("UPDATE tasks SET lease_expires_at = ? WHERE task_id = ?", leaseExpiresAt, row.task_id);
+    this.setTimer(row.task_id, "lease", leaseExpiresAt);
+    return { ...row, lease_expires_at: leaseExpiresAt };
+  }
+
+  /**
+   * Records a change clients can see: the event of a transition, and the snapshot that the
+   * outbox will mirror to D1 (replacing any older snapshot of the same task not yet flushed).
+   */
+  private published(row: TaskRow, at: number, transition: boolean): void {
+    const task = this.toTask(row);
+    if (transition) this.emit(task, at);
+    const record: MirroredRecord = { seq: row.seq, expires_at: row.completed_at === null ? null : row.completed_at + this.recordRetentionMs, task };
+    this.sql.run(
+      `INSERT INTO record_outbox (task_id, version, payload) VALUES (?, ?, ?)
+       ON CONFLICT (task_id) DO UPDATE SET version = excluded.version, payload = excluded.payload`,
+      row.task_id, row.version, JSON.stringify(record),
+    );
+    this.setTimerIfLater(NAMESPACE_TIMER, "flush", at + FLUSH_DELAY_MS);
   }
 
   /** The client-facing task. */
@@ -234,19 +268,13 @@ export class TaskStore {
 
   // --- events --------------------------------------------------------------------------------
 
-  private emit(row: TaskRow, at: number): void {
+  private emit(task: Task, at: number): void {
     const eventId = newId("evt");
-    const type = `task.${row.status}`;
-    const body = {
-      id: eventId,
-      type,
-      created_at: iso(at),
-      namespace_id: this.namespaceId(),
-      data: { task: this.toTask(row) },
-    };
+    const type = `task.${task.status}`;
+    const body = { id: eventId, type, created_at: iso(at), namespace_id: this.namespaceId(), data: { task } };
     this.sql.run(
       "INSERT INTO events (event_id, event_type, task_id, created_at, data) VALUES (?, ?, ?, ?, ?)",
-      eventId, type, row.task_id, at, JSON.stringify(body),
+      eventId, type, task.task_id, at, JSON.stringify(body),
     );
   }
 

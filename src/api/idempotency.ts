@@ -1,0 +1,47 @@
+import type { MiddlewareHandler } from "hono";
+import { claimKey, completeKey, releaseKey } from "../db/idempotency";
+import { ApiError } from "../errors";
+import { sha256Hex } from "../ids";
+import type { AppEnv } from "./env";
+
+const MAX_KEY_LENGTH = 255;
+
+/**
+ * SPEC §3's Idempotency-Key for every creating POST: the same key with the same request within
+ * 24 h replays the first response; with a different request, 422; while the first still runs,
+ * 409. Keys are scoped to the namespace (the admin API has a scope of its own).
+ */
+export const idempotent: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const key = c.req.header("Idempotency-Key");
+  if (key === undefined || c.req.method !== "POST") return next();
+  if (key.length === 0 || key.length > MAX_KEY_LENGTH) {
+    throw new ApiError("validation_error", `Idempotency-Key must be 1–${MAX_KEY_LENGTH} characters`, { header: "Idempotency-Key" });
+  }
+  const scope = c.get("principal")?.namespace_id ?? "admin";
+  const url = new URL(c.req.url);
+  const requestHash = await sha256Hex(`${c.req.method} ${url.pathname}${url.search}\n${await c.req.text()}`);
+  const claim = await claimKey(c.env.DB, scope, key, requestHash);
+  switch (claim.kind) {
+    case "mismatch":
+      throw new ApiError("validation_error", "this Idempotency-Key was used with a different request", { header: "Idempotency-Key" });
+    case "in_flight":
+      throw new ApiError("conflict", "a request with this Idempotency-Key is still in progress; retry shortly", { header: "Idempotency-Key" });
+    case "replay":
+      return new Response(claim.body, {
+        status: claim.status,
+        headers: { "content-type": "application/json", "idempotent-replayed": "true" },
+      });
+    case "owned":
+      break;
+  }
+  c.set("idempotency", { key, requestHash });
+  try {
+    await next();
+  } catch (err) {
+    await releaseKey(c.env.DB, scope, key);
+    throw err;
+  }
+  // Hono turns thrown errors into responses before this point; a 5xx frees the key for a retry.
+  if (c.res.status >= 500) await releaseKey(c.env.DB, scope, key);
+  else await completeKey(c.env.DB, scope, key, c.res.status, await c.res.clone().text());
+};

@@ -1,0 +1,159 @@
+import { z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { listRecords, type RecordQuery, type SortField } from "../db/records";
+import { ApiError } from "../errors";
+import { base64url } from "../ids";
+import { isTerminal, TASK_STATUSES, TASK_TYPE_PATTERN, type Task, type TaskStatus } from "../tasks/model";
+import { namespaceOf } from "./auth";
+import type { AppEnv } from "./env";
+
+/** Status names a filter accepts, ours and Mixpeek's, matched case-insensitively. */
+const STATUS_NAMES: Record<string, TaskStatus> = {
+  ...Object.fromEntries(TASK_STATUSES.map((s) => [s, s])),
+  draft: "created",
+  pending: "queued",
+  in_progress: "processing",
+  canceled: "cancelled",
+};
+
+export function parseStatuses(values: string[]): TaskStatus[] {
+  return values.map((raw) => {
+    const status = STATUS_NAMES[raw.trim().toLowerCase()];
+    if (!status) throw new ApiError("validation_error", `unknown status "${raw}"`, { field: "status" });
+    return status;
+  });
+}
+
+export function parseTaskTypes(values: string[]): string[] {
+  if (values.length > 20) throw new ApiError("validation_error", "at most 20 task types", { field: "task_type" });
+  for (const t of values) {
+    if (!TASK_TYPE_PATTERN.test(t)) throw new ApiError("validation_error", `invalid task_type "${t}"`, { field: "task_type" });
+  }
+  return values;
+}
+
+const csv = (value: string | undefined): string[] | undefined =>
+  value === undefined ? undefined : value.split(",").map((v) => v.trim()).filter((v) => v !== "");
+
+const Timestamp = z.iso.datetime({ offset: true }).transform((s) => new Date(s).toISOString());
+
+export const ListQuery = z.object({
+  status: z.string().max(200).optional().openapi({ description: "Comma-separated; Mixpeek's names too (PENDING, IN_PROGRESS, …)" }),
+  task_type: z.string().max(1400).optional().openapi({ description: "Comma-separated" }),
+  parent_task_id: z.string().max(128).optional(),
+  created_after: Timestamp.optional(),
+  created_before: Timestamp.optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().max(512).optional(),
+  include_total: z.enum(["true", "false"]).optional(),
+});
+
+const StringOrList = z.union([z.string().max(200), z.array(z.string().max(64)).max(20)]);
+
+export const ListBody = z
+  .object({
+    status: StringOrList.optional(),
+    task_type: StringOrList.optional(),
+    parent_task_id: z.string().max(128).optional(),
+    created_after: Timestamp.optional(),
+    created_before: Timestamp.optional(),
+    sort: z
+      .object({ field: z.enum(["created_at", "updated_at"]), direction: z.enum(["asc", "desc"]).default("desc") })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .openapi("ListTasks");
+
+export const ListPaginationQuery = ListQuery.pick({ limit: true, cursor: true, include_total: true });
+
+const CursorSchema = z.tuple([z.enum(["created_at", "updated_at"]), z.enum(["asc", "desc"]), z.union([z.number().int(), z.string().max(64)]), z.string().max(64)]);
+
+function encodeListCursor(sort: RecordQuery["sort"], after: NonNullable<RecordQuery["after"]>): string {
+  return base64url(new TextEncoder().encode(JSON.stringify([sort.field, sort.direction, after.value, after.task_id])));
+}
+
+function decodeListCursor(raw: string | undefined, sort: RecordQuery["sort"]): RecordQuery["after"] {
+  if (raw === undefined || raw === "") return undefined;
+  let parsed: z.infer<typeof CursorSchema> | undefined;
+  try {
+    parsed = CursorSchema.parse(JSON.parse(atob(raw.replace(/-/g, "+").replace(/_/g, "/"))));
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed) throw new ApiError("validation_error", "invalid cursor", { field: "cursor" });
+  if (parsed[0] !== sort.field || parsed[1] !== sort.direction) {
+    throw new ApiError("validation_error", "the cursor belongs to a list with another sort order", { field: "cursor" });
+  }
+  return { value: parsed[2], task_id: parsed[3] };
+}
+
+export interface ListRequest {
+  statuses?: string[];
+  taskTypes?: string[];
+  parentTaskId?: string;
+  createdAfter?: string;
+  createdBefore?: string;
+  sort?: { field: SortField; direction: "asc" | "desc" };
+  limit: number;
+  cursor?: string;
+  includeTotal: boolean;
+}
+
+/**
+ * One page of the namespace's tasks from their D1 records, newest first unless sorted
+ * otherwise. A walk's first page flushes the namespace's outbox, so every task created before
+ * the walk is in it; live tasks on a page show their current state from the Durable Object.
+ */
+export async function listTasks(c: Context<AppEnv>, req: ListRequest) {
+  const sort = req.sort ?? { field: "created_at" as const, direction: "desc" as const };
+  const query: RecordQuery = {
+    statuses: req.statuses ? parseStatuses(req.statuses) : undefined,
+    taskTypes: req.taskTypes ? parseTaskTypes(req.taskTypes) : undefined,
+    parentTaskId: req.parentTaskId,
+    createdAfter: req.createdAfter,
+    createdBefore: req.createdBefore,
+    sort,
+    limit: req.limit,
+    after: decodeListCursor(req.cursor, sort),
+    includeTotal: req.includeTotal,
+  };
+  const stub = namespaceOf(c);
+  if (!query.after) await stub.flushNow();
+  const page = await listRecords(c.env.DB, c.get("principal").namespace_id, query);
+  const liveIds = page.tasks.filter((t) => !isTerminal(t.status)).map((t) => t.task_id);
+  const live = new Map((liveIds.length > 0 ? await stub.liveTasks(liveIds) : []).map((t): [string, Task] => [t.task_id, t]));
+  return {
+    results: page.tasks.map((t) => live.get(t.task_id) ?? t),
+    pagination: {
+      limit: req.limit,
+      next_cursor: page.next ? encodeListCursor(sort, page.next) : null,
+      ...(page.total === undefined ? {} : { total: page.total }),
+    },
+  };
+}
+
+export const listFromQuery = (q: z.infer<typeof ListQuery>): ListRequest => ({
+  statuses: csv(q.status),
+  taskTypes: csv(q.task_type),
+  parentTaskId: q.parent_task_id,
+  createdAfter: q.created_after,
+  createdBefore: q.created_before,
+  limit: q.limit,
+  cursor: q.cursor,
+  includeTotal: q.include_total === "true",
+});
+
+const listOf = (v: string | string[] | undefined) => (v === undefined ? undefined : Array.isArray(v) ? v : csv(v));
+
+export const listFromBody = (b: z.infer<typeof ListBody>, q: z.infer<typeof ListPaginationQuery>): ListRequest => ({
+  statuses: listOf(b.status),
+  taskTypes: listOf(b.task_type),
+  parentTaskId: b.parent_task_id,
+  createdAfter: b.created_after,
+  createdBefore: b.created_before,
+  sort: b.sort,
+  limit: q.limit,
+  cursor: q.cursor,
+  includeTotal: q.include_total === "true",
+});

@@ -1,0 +1,133 @@
+import type { MirroredRecord } from "../namespace/store";
+import { type Task, TaskSchema, type TaskStatus } from "../tasks/model";
+
+/**
+ * The upsert that mirrors one task version into D1. It never replaces a higher version, so a
+ * replayed or out-of-order flush can never move a record backwards.
+ */
+export function recordUpsert(db: D1Database, namespaceId: string, version: number, record: MirroredRecord): D1PreparedStatement {
+  const t = record.task;
+  return db
+    .prepare(
+      `INSERT INTO task_records (task_id, namespace_id, seq, task_type, status, parent_task_id, created_at, updated_at,
+         expires_at, version, record)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at,
+         expires_at = excluded.expires_at, version = excluded.version, record = excluded.record
+       WHERE excluded.version > task_records.version`,
+    )
+    .bind(t.task_id, namespaceId, record.seq, t.task_type, t.status, t.parent_task_id, t.created_at, t.updated_at,
+      record.expires_at, version, JSON.stringify(t));
+}
+
+/** A retained record parsed back into a task; the JSON was written by this service. */
+export function parseRecord(text: string): Task {
+  return TaskSchema.parse(JSON.parse(text)) as Task;
+}
+
+/** A task's retained record, or null once it is gone or past its expiry. */
+export async function getRecord(db: D1Database, namespaceId: string, taskId: string, now = Date.now()): Promise<Task | null> {
+  const row = await db
+    .prepare("SELECT record, expires_at FROM task_records WHERE task_id = ? AND namespace_id = ?")
+    .bind(taskId, namespaceId)
+    .first<{ record: string; expires_at: number | null }>();
+  if (!row || (row.expires_at !== null && row.expires_at <= now)) return null;
+  return parseRecord(row.record);
+}
+
+export type SortField = "created_at" | "updated_at";
+
+export interface RecordQuery {
+  statuses?: TaskStatus[];
+  taskTypes?: string[];
+  parentTaskId?: string;
+  createdAfter?: string;
+  createdBefore?: string;
+  sort: { field: SortField; direction: "asc" | "desc" };
+  limit: number;
+  /** The keyset position after which the page starts. */
+  after?: { value: string | number; task_id: string };
+  includeTotal: boolean;
+}
+
+interface ListedRow {
+  task_id: string;
+  seq: number;
+  updated_at: string;
+  record: string;
+}
+
+/**
+ * One page of a namespace's records. A multi-valued filter runs one index range per value and
+ * merges them, so every query reads at most `limit + 1` rows from an index: a page costs the
+ * same at a thousand records as at a million.
+ */
+export async function listRecords(db: D1Database, namespaceId: string, q: RecordQuery, now = Date.now()) {
+  const bySeq = q.sort.field === "created_at";
+  const desc = q.sort.direction === "desc";
+  const cmp = desc ? "<" : ">";
+  const order = desc ? "DESC" : "ASC";
+
+  // The equality prefix of each range: one per status (or task type), else the namespace alone.
+  const ranges: { column: "status" | "task_type" | null; value: string | null }[] =
+    q.statuses && q.statuses.length > 0
+      ? q.statuses.map((value) => ({ column: "status" as const, value }))
+      : bySeq && q.taskTypes && q.taskTypes.length > 0
+        ? q.taskTypes.map((value) => ({ column: "task_type" as const, value }))
+        : [{ column: null, value: null }];
+
+  const common: string[] = ["(expires_at IS NULL OR expires_at > ?)"];
+  const commonParams: (string | number)[] = [now];
+  if (q.taskTypes && q.taskTypes.length > 0 && ranges[0]?.column !== "task_type") {
+    common.push(`task_type IN (${q.taskTypes.map(() => "?").join(", ")})`);
+    commonParams.push(...q.taskTypes);
+  }
+  if (q.parentTaskId !== undefined) {
+    common.push("parent_task_id = ?");
+    commonParams.push(q.parentTaskId);
+  }
+  if (q.createdAfter !== undefined) {
+    common.push("created_at > ?");
+    commonParams.push(q.createdAfter);
+  }
+  if (q.createdBefore !== undefined) {
+    common.push("created_at < ?");
+    commonParams.push(q.createdBefore);
+  }
+
+  const keyset = q.after
+    ? bySeq
+      ? { sql: `seq ${cmp} ?`, params: [q.after.value] }
+      : { sql: `(updated_at, task_id) ${cmp} (?, ?)`, params: [q.after.value, q.after.task_id] }
+    : null;
+  const orderBy = bySeq ? `seq ${order}` : `updated_at ${order}, task_id ${order}`;
+
+  const statements = ranges.map((range) => {
+    const where = ["namespace_id = ?", ...(range.column ? [`${range.column} = ?`] : []), ...common, ...(keyset ? [keyset.sql] : [])];
+    const params = [namespaceId, ...(range.value !== null ? [range.value] : []), ...commonParams, ...(keyset?.params ?? [])];
+    return db
+      .prepare(`SELECT task_id, seq, updated_at, record FROM task_records WHERE ${where.join(" AND ")} ORDER BY ${orderBy} LIMIT ?`)
+      .bind(...params, q.limit + 1);
+  });
+  const results = statements.length === 1 ? [await statements[0]!.all<ListedRow>()] : await db.batch<ListedRow>(statements);
+  const rows = results.flatMap((r) => r.results);
+  rows.sort((a, b) => {
+    const c = bySeq ? a.seq - b.seq : a.updated_at < b.updated_at ? -1 : a.updated_at > b.updated_at ? 1 : a.task_id < b.task_id ? -1 : a.task_id > b.task_id ? 1 : 0;
+    return desc ? -c : c;
+  });
+  const page = rows.slice(0, q.limit);
+  const last = page[page.length - 1];
+  const next = rows.length > q.limit && last ? { value: bySeq ? last.seq : last.updated_at, task_id: last.task_id } : null;
+
+  let total: number | undefined;
+  if (q.includeTotal) {
+    const where = ["namespace_id = ?", ...common];
+    const params: (string | number)[] = [namespaceId, ...commonParams];
+    if (q.statuses && q.statuses.length > 0) {
+      where.push(`status IN (${q.statuses.map(() => "?").join(", ")})`);
+      params.push(...q.statuses);
+    }
+    total = (await db.prepare(`SELECT COUNT(*) AS n FROM task_records WHERE ${where.join(" AND ")}`).bind(...params).first<number>("n")) ?? 0;
+  }
+  return { tasks: page.map((r) => parseRecord(r.record)), next, total };
+}

@@ -1,0 +1,78 @@
+import { recordUpsert } from "../db/records";
+import { isTerminal, type LogLevel } from "../tasks/model";
+import { iso } from "../time";
+import type { Sql } from "./sql";
+import type { MirroredRecord } from "./store";
+
+const LOG_BATCH = 300;
+const RECORD_BATCH = 100;
+/** D1 takes at most a few MB a batch; record snapshots can reach 1 MiB of outputs each. */
+const RECORD_BATCH_BYTES = 4 * 1024 * 1024;
+
+export interface LogPayload {
+  seq: number;
+  attempt: number;
+  level: LogLevel;
+  message: string;
+  at: number;
+}
+
+/** What a flush needs of its Durable Object. */
+export interface OutboxHost {
+  sql: Sql;
+  db: D1Database;
+  namespaceId: string;
+  d1Batch(statements: D1PreparedStatement[]): Promise<unknown>;
+  transaction<T>(fn: () => T): T;
+  /** Called, inside the transaction that clears the outbox row, for a terminal record safe in D1. */
+  onTerminalFlushed(taskId: string, version: number, status: string): void;
+}
+
+/**
+ * Writes pending log lines and record snapshots to D1 with idempotent statements: log lines by
+ * (task_id, seq), records by version. Rows leave the outbox only after D1 took them, so a failure
+ * loses nothing and a replay changes nothing. Returns whether rows are left for another round.
+ */
+export async function flushOutbox(host: OutboxHost): Promise<boolean> {
+  const logs = host.sql.all<{ id: number; task_id: string; payload: string }>(
+    "SELECT id, task_id, payload FROM outbox ORDER BY id LIMIT ?",
+    LOG_BATCH,
+  );
+  const records: { task_id: string; version: number; payload: string }[] = [];
+  let bytes = 0;
+  for (const row of host.sql.all<{ task_id: string; version: number; payload: string }>(
+    "SELECT task_id, version, payload FROM record_outbox LIMIT ?",
+    RECORD_BATCH,
+  )) {
+    if (records.length > 0 && bytes + row.payload.length > RECORD_BATCH_BYTES) break;
+    records.push(row);
+    bytes += row.payload.length;
+  }
+  if (logs.length === 0 && records.length === 0) return false;
+
+  const parsed = records.map((r) => ({ ...r, record: JSON.parse(r.payload) as MirroredRecord }));
+  const statements = [
+    ...parsed.map((r) => recordUpsert(host.db, host.namespaceId, r.version, r.record)),
+    ...logs.map((r) => {
+      const line = JSON.parse(r.payload) as LogPayload;
+      return host.db
+        .prepare(
+          `INSERT OR IGNORE INTO task_logs (task_id, seq, namespace_id, attempt, level, message, timestamp, written_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .bind(r.task_id, line.seq, host.namespaceId, line.attempt, line.level, line.message, iso(line.at), line.at);
+    }),
+  ];
+  await host.d1Batch(statements);
+
+  host.transaction(() => {
+    const lastLog = logs[logs.length - 1];
+    if (lastLog) host.sql.run("DELETE FROM outbox WHERE id <= ?", lastLog.id);
+    for (const r of parsed) {
+      // A newer snapshot written while D1 was busy stays for the next flush.
+      host.sql.run("DELETE FROM record_outbox WHERE task_id = ? AND version = ?", r.task_id, r.version);
+      if (isTerminal(r.record.task.status)) host.onTerminalFlushed(r.task_id, r.version, r.record.task.status);
+    }
+  });
+  return host.sql.count("SELECT (EXISTS (SELECT 1 FROM outbox) OR EXISTS (SELECT 1 FROM record_outbox)) AS n") > 0;
+}
