@@ -5,18 +5,31 @@ import { defineConfig } from "vitest/config";
 export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
   return {
-    plugins: [
-      cloudflareTest({
-        wrangler: { configPath: "./wrangler.toml" },
-        miniflare: {
-          bindings: { TEST_MIGRATIONS: migrations, ADMIN_TOKEN: "test-admin-token", ALLOW_PRIVATE_URLS: "true" },
-        },
-      }),
-    ],
     test: {
-      setupFiles: ["./test/setup.ts"],
-      testTimeout: 30_000,
-      hookTimeout: 30_000,
+      projects: [
+        {
+          // Everything that needs the Workers runtime: HTTP in, Durable Object, Queue and D1 behind it.
+          plugins: [
+            cloudflareTest({
+              wrangler: { configPath: "./wrangler.toml" },
+              miniflare: {
+                bindings: { TEST_MIGRATIONS: migrations, ADMIN_TOKEN: "test-admin-token", ALLOW_PRIVATE_URLS: "true" },
+              },
+            }),
+          ],
+          test: {
+            name: "workers",
+            include: ["test/*.test.ts"],
+            setupFiles: ["./test/setup.ts"],
+            testTimeout: 30_000,
+            hookTimeout: 30_000,
+          },
+        },
+        {
+          // Checks with Node-only tools (the OpenAPI validator compiles schemas at run time).
+          test: { name: "node", include: ["test/node/*.test.ts"], environment: "node" },
+        },
+      ],
     },
   };
 });

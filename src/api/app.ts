@@ -1,6 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
+import { Scalar } from "@scalar/hono-api-reference";
 import { ApiError, errorBody } from "../errors";
 import { LIMITS } from "../tasks/model";
 import { authenticate } from "./auth";
@@ -49,7 +50,15 @@ export function createApp() {
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", { type: "http", scheme: "bearer", description: "sk_... API key" });
   app.openAPIRegistry.registerComponent("securitySchemes", "adminToken", { type: "http", scheme: "bearer", description: "ADMIN_TOKEN" });
   app.openAPIRegistry.registerComponent("securitySchemes", "callbackToken", { type: "http", scheme: "bearer", description: "callback.token of the attempt" });
-  app.doc31("/openapi.json", { openapi: "3.1.0", info: { title: "edge-tasks", version: "0.1.0" } });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "edge-tasks",
+      version: "0.1.0",
+      description: "Tasks for data pipelines on Cloudflare Workers: create, follow, cancel, and hand work to processors.",
+    },
+  });
+  app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "edge-tasks API" }));
 
   app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
 

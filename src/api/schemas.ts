@@ -82,5 +82,5 @@ export const IdempotencyHeader = z.object({
   "idempotency-key": z
     .string()
     .optional()
-    .openapi({ param: { name: "Idempotency-Key", in: "header" }, description: "Replays the first response of the same request within 24 h" }),
+    .openapi({ param: { name: "idempotency-key", in: "header" }, description: "Replays the first response of the same request within 24 h" }),
 });
