@@ -3,19 +3,31 @@
 //   1. requests/s of POST /v1/tasks next to requests/s of GET /health (a trivial route of the
 //      same Worker); the ratio is the figure;
 //   2. end-to-end tasks/s, create → completed, through a processor on loopback.
-// Options (env): BENCH_PORT (8799), BENCH_SECONDS (8), BENCH_CONCURRENCY (32), BENCH_TASKS (2000).
+//   3. p50/p99 of a filtered list page with 10 000 and with 1 000 000 retained records (the
+//      ratio is the figure; flat is the goal), and the purge time per 100 000 expired records.
+// Options (env): BENCH_PORT (8799), BENCH_SECONDS (8), BENCH_CONCURRENCY (32), BENCH_TASKS (2000),
+// BENCH_BIG (1000000), BENCH_SKIP_RECORDS (1 to skip part 3).
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { writeFileSync } from "node:fs";
 import { startProcessor } from "../examples/processor.mjs";
+import { seedNamespace, seedRecords } from "./seed.mjs";
 
 const PORT = Number(process.env.BENCH_PORT ?? 8799);
 const PROCESSOR_PORT = PORT + 1;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const E2E_TASKS = Number(process.env.BENCH_TASKS ?? 2000);
+const BIG = Number(process.env.BENCH_BIG ?? 1_000_000);
+const RECORDS = process.env.BENCH_SKIP_RECORDS !== "1";
+const LISTS = [
+  { name: "list-10k", namespaceId: "ns_benchlist0000000010k", apiKey: "sk_bench_list_10k", count: 10_000 },
+  { name: "list-big", namespaceId: "ns_benchlist00000000big", apiKey: "sk_bench_list_big", count: BIG },
+];
+const PURGE = { name: "purge", namespaceId: "ns_benchpurge0000000000", apiKey: "sk_bench_purge", count: 200_000 };
 const ADMIN = "bench-admin-token";
 const BASE = `http://127.0.0.1:${PORT}`;
 const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY * 2 });
@@ -90,12 +102,28 @@ async function waitFor(check, timeoutMs, what) {
 const state = mkdtempSync(path.join(tmpdir(), "edge-tasks-bench-"));
 const wrangler = path.resolve("node_modules/.bin/wrangler");
 execFileSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { stdio: "ignore", env: { ...process.env, CI: "true" } });
+if (RECORDS) {
+  // Retained records are seeded straight into the local D1 before the service starts: a million
+  // tasks through the API would take longer than the benchmark itself.
+  const now = Date.now();
+  const sql = [
+    ...LISTS.flatMap((l, i) => [seedNamespace(l), seedRecords({ namespaceId: l.namespaceId, count: l.count, expiresAt: now + 30 * 86400_000, idPrefix: `l${i}` })]),
+    seedNamespace(PURGE),
+    seedRecords({ namespaceId: PURGE.namespaceId, count: PURGE.count, expiresAt: now - 86400_000, idPrefix: "p" }),
+  ].join("\n");
+  const file = path.join(state, "seed.sql");
+  writeFileSync(file, sql);
+  const t0 = performance.now();
+  execFileSync(wrangler, ["d1", "execute", "DB", "--local", "--persist-to", state, "--file", file, "--yes"], { stdio: "ignore", env: { ...process.env, CI: "true" } });
+  console.log(`seeded ${LISTS.map((l) => l.count).join(" + ")} + ${PURGE.count} task records in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
 const server = spawn(
   wrangler,
   ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--persist-to", state, "--log-level", "warn", "--var", `ADMIN_TOKEN:${ADMIN}`, "--var", "ALLOW_PRIVATE_URLS:true"],
   { stdio: ["ignore", "inherit", "inherit"], detached: true },
 );
 const processor = await startProcessor({ port: PROCESSOR_PORT, quiet: true });
+let purgeSeconds = null;
 
 try {
   await waitFor(async () => (await http("GET", "/health")).status === 200, 60_000, "wrangler dev to serve");
@@ -145,11 +173,52 @@ try {
   const completed = processor.completed() - before;
   console.log(`  end to end: ${E2E_TASKS} tasks created in ${createdIn.toFixed(1)} s, all finished in ${elapsed.toFixed(1)} s`);
   console.log(`  → ${(E2E_TASKS / elapsed).toFixed(0)} tasks/s create → completed (limit 100 at once; ${completed} completions accepted)`);
+
+  if (RECORDS) {
+    // 3. A filtered list page (status=completed, 20 a page) at a random depth, one request at a time.
+    console.log("");
+    const cursorAt = (seq) => Buffer.from(JSON.stringify(["created_at", "desc", seq, ""])).toString("base64url");
+    const listed = {};
+    for (const l of LISTS) {
+      const latencies = [];
+      for (let i = 0; i < 300; i++) {
+        const seq = 1 + Math.floor(Math.random() * l.count);
+        const t0 = performance.now();
+        const res = await http("GET", `/v1/tasks?status=completed&limit=20&cursor=${cursorAt(seq)}`, { token: l.apiKey });
+        latencies.push(performance.now() - t0);
+        if (res.status !== 200) throw new Error(`list failed: ${res.status} ${res.text}`);
+      }
+      latencies.sort((a, b) => a - b);
+      listed[l.name] = { p50: latencies[150], p99: latencies[296] };
+      console.log(`  list page, ${String(l.count).padStart(7)} records   p50 ${latencies[150].toFixed(1)} ms   p99 ${latencies[296].toFixed(1)} ms`);
+    }
+    const [small, big] = LISTS.map((l) => listed[l.name]);
+    console.log(`  ${BIG.toLocaleString("en")} / 10 000 records: p50 × ${(big.p50 / small.p50).toFixed(2)}, p99 × ${(big.p99 / small.p99).toFixed(2)}`);
+
+    // The cron's purge over 100 000 expired records (and as many live ones it must keep). One run
+    // may delete up to 120 000 rows; what is left is counted once the server has stopped.
+    const t0 = performance.now();
+    const res = await http("GET", `/cdn-cgi/local/scheduled?time=${Date.now()}`);
+    if (res.status !== 200) throw new Error(`scheduled failed: ${res.status} ${res.text}`);
+    purgeSeconds = (performance.now() - t0) / 1000;
+  }
 } finally {
   try {
     process.kill(-server.pid, "SIGTERM");
   } catch {}
   await processor.close();
   agent.destroy();
+  if (purgeSeconds !== null) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const out = execFileSync(
+      wrangler,
+      ["d1", "execute", "DB", "--local", "--persist-to", state, "--json", "--command",
+        `SELECT SUM(expires_at IS NOT NULL) AS expired, SUM(expires_at IS NULL) AS live FROM task_records WHERE namespace_id = '${PURGE.namespaceId}'`],
+      { env: { ...process.env, CI: "true" } },
+    ).toString();
+    const row = JSON.parse(out)[0].results[0];
+    console.log(`  purge of ${PURGE.count / 2} expired records: ${purgeSeconds.toFixed(1)} s in one cron run` +
+      ` (left: ${row.expired} expired, ${row.live} live kept)`);
+  }
   rmSync(state, { recursive: true, force: true });
 }
