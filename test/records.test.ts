@@ -1,7 +1,7 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { recordUpsert } from "../src/db/records";
+import { recordUpserts } from "../src/db/records";
 import { sha256Hex } from "../src/ids";
 import { runRetention } from "../src/db/retention";
 import { registerHandler } from "../src/handlers/registry";
@@ -64,7 +64,7 @@ describe("task records in D1", () => {
       const row = await record(task.task_id);
       return row?.status === "completed" ? row : undefined;
     });
-    await recordUpsert(env.DB, t.namespaceId, 1, { seq: 1, expires_at: null, task: { ...task, status: "created" } }).run();
+    await env.DB.batch(recordUpserts(env.DB, t.namespaceId, [{ version: 1, record: { seq: 1, expires_at: null, task: { ...task, status: "created" } } }]));
     const after = await record(task.task_id);
     expect(after).toEqual(latest);
   });

@@ -1,4 +1,6 @@
 import type { NumberedLogLine } from "../namespace/do";
+import type { LogPayload } from "../namespace/outbox";
+import { iso } from "../time";
 import type { LogLevel } from "../tasks/model";
 
 /** A task's log lines after `afterSeq` and not older than `cutoffMs`, oldest first. */
@@ -29,4 +31,24 @@ export async function purgeLogs(db: D1Database, cutoffMs: number, limit: number)
     .bind(cutoffMs, limit)
     .run();
   return result.meta.changes ?? 0;
+}
+
+/** D1 binds at most 100 parameters a statement; a line takes 8. */
+const LINES_PER_STATEMENT = 12;
+
+/** Inserts of log lines, several a statement; (task_id, seq) makes a replay change nothing. */
+export function logInserts(db: D1Database, namespaceId: string, lines: { task_id: string; line: LogPayload }[]): D1PreparedStatement[] {
+  const statements: D1PreparedStatement[] = [];
+  for (let i = 0; i < lines.length; i += LINES_PER_STATEMENT) {
+    const chunk = lines.slice(i, i + LINES_PER_STATEMENT);
+    statements.push(
+      db
+        .prepare(
+          `INSERT OR IGNORE INTO task_logs (task_id, seq, namespace_id, attempt, level, message, timestamp, written_at)
+           VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
+        )
+        .bind(...chunk.flatMap(({ task_id, line }) => [task_id, line.seq, namespaceId, line.attempt, line.level, line.message, iso(line.at), line.at])),
+    );
+  }
+  return statements;
 }

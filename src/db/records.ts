@@ -1,23 +1,37 @@
 import type { MirroredRecord } from "../namespace/store";
 import { type Task, TaskSchema, type TaskStatus } from "../tasks/model";
 
+/** D1 binds at most 100 parameters a statement; a record takes 11. */
+const RECORDS_PER_STATEMENT = 9;
+
 /**
- * The upsert that mirrors one task version into D1. It never replaces a higher version, so a
- * replayed or out-of-order flush can never move a record backwards.
+ * The upserts that mirror task versions into D1, several rows a statement. They never replace a
+ * higher version, so a replayed or out-of-order flush can never move a record backwards.
  */
-export function recordUpsert(db: D1Database, namespaceId: string, version: number, record: MirroredRecord): D1PreparedStatement {
-  const t = record.task;
-  return db
-    .prepare(
-      `INSERT INTO task_records (task_id, namespace_id, seq, task_type, status, parent_task_id, created_at, updated_at,
-         expires_at, version, record)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at,
-         expires_at = excluded.expires_at, version = excluded.version, record = excluded.record
-       WHERE excluded.version > task_records.version`,
-    )
-    .bind(t.task_id, namespaceId, record.seq, t.task_type, t.status, t.parent_task_id, t.created_at, t.updated_at,
-      record.expires_at, version, JSON.stringify(t));
+export function recordUpserts(db: D1Database, namespaceId: string, rows: { version: number; record: MirroredRecord }[]): D1PreparedStatement[] {
+  const statements: D1PreparedStatement[] = [];
+  for (let i = 0; i < rows.length; i += RECORDS_PER_STATEMENT) {
+    const chunk = rows.slice(i, i + RECORDS_PER_STATEMENT);
+    const values = chunk.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ");
+    const params = chunk.flatMap(({ version, record }) => {
+      const t = record.task;
+      return [t.task_id, namespaceId, record.seq, t.task_type, t.status, t.parent_task_id, t.created_at, t.updated_at,
+        record.expires_at, version, JSON.stringify(t)];
+    });
+    statements.push(
+      db
+        .prepare(
+          `INSERT INTO task_records (task_id, namespace_id, seq, task_type, status, parent_task_id, created_at, updated_at,
+             expires_at, version, record)
+           VALUES ${values}
+           ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at,
+             expires_at = excluded.expires_at, version = excluded.version, record = excluded.record
+           WHERE excluded.version > task_records.version`,
+        )
+        .bind(...params),
+    );
+  }
+  return statements;
 }
 
 /** A retained record parsed back into a task; the JSON was written by this service. */

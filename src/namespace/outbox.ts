@@ -1,6 +1,6 @@
-import { recordUpsert } from "../db/records";
+import { logInserts } from "../db/logs";
+import { recordUpserts } from "../db/records";
 import { isTerminal, type LogLevel } from "../tasks/model";
-import { iso } from "../time";
 import type { Sql } from "./sql";
 import type { MirroredRecord } from "./store";
 
@@ -51,17 +51,10 @@ export async function flushOutbox(host: OutboxHost): Promise<boolean> {
   if (logs.length === 0 && records.length === 0) return false;
 
   const parsed = records.map((r) => ({ ...r, record: JSON.parse(r.payload) as MirroredRecord }));
+  const lines = logs.map((r) => ({ task_id: r.task_id, line: JSON.parse(r.payload) as LogPayload }));
   const statements = [
-    ...parsed.map((r) => recordUpsert(host.db, host.namespaceId, r.version, r.record)),
-    ...logs.map((r) => {
-      const line = JSON.parse(r.payload) as LogPayload;
-      return host.db
-        .prepare(
-          `INSERT OR IGNORE INTO task_logs (task_id, seq, namespace_id, attempt, level, message, timestamp, written_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .bind(r.task_id, line.seq, host.namespaceId, line.attempt, line.level, line.message, iso(line.at), line.at);
-    }),
+    ...recordUpserts(host.db, host.namespaceId, parsed),
+    ...logInserts(host.db, host.namespaceId, lines),
   ];
   await host.d1Batch(statements);
 
