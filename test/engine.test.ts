@@ -136,7 +136,7 @@ describe("races and duplicates", () => {
     const done = await waitForStatus(t, task.task_id, "completed");
     expect(done.outputs).toEqual({ runs: 1 });
     const types = (await taskEvents(t, task.task_id)).map((e) => e.event_type);
-    expect(types).toEqual(["task.created", "task.queued", "task.processing", "task.completed"]);
+    expect(types).toEqual(["task.created", "task.queued", "task.processing", "task.progress", "task.completed"]);
   });
 
   it("drops a malformed message and ignores one for an attempt that is not current", async () => {

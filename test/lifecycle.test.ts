@@ -67,7 +67,7 @@ describe("task lifecycle with a built-in handler", () => {
     expect(logs.body.results.find((l: { message: string }) => l.message === "echoing")).toMatchObject({ level: "debug", attempt: 1 });
 
     const events = await taskEvents(t, created.task_id);
-    expect(events.map((e) => e.event_type)).toEqual(["task.created", "task.queued", "task.processing", "task.completed"]);
+    expect(events.map((e) => e.event_type)).toEqual(["task.created", "task.queued", "task.processing", "task.progress", "task.completed"]);
     expect(events.map((e) => e.seq)).toEqual([...events.map((e) => e.seq)].sort((a, b) => a - b));
   });
 

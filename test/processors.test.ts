@@ -246,6 +246,6 @@ describe("timeouts and leases", () => {
     expect(failed.attempt).toBe(2);
     expect(failed.error).toMatchObject({ code: "lease_expired" });
     const statuses = (await taskEvents(t, task.task_id)).map((e) => e.event_type);
-    expect(statuses).toEqual(["task.created", "task.queued", "task.processing", "task.queued", "task.processing", "task.failed"]);
+    expect(statuses).toEqual(["task.created", "task.queued", "task.processing", "task.progress", "task.queued", "task.processing", "task.failed"]);
   });
 });

@@ -10,6 +10,7 @@ import { newApp } from "./env";
 import namespaces from "./namespaces";
 import processors from "./processors";
 import tasks from "./tasks";
+import webhooks from "./webhooks";
 
 /** A request with a body must send JSON: anything else would be validated as an empty object. */
 const requireJson: MiddlewareHandler = async (c, next) => {
@@ -46,6 +47,7 @@ export function createApp() {
   app.route("/v1/tasks", callbacks);
   app.route("/v1/tasks", tasks);
   app.route("/v1/processors", processors);
+  app.route("/v1/webhooks", webhooks);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", { type: "http", scheme: "bearer", description: "sk_... API key" });
   app.openAPIRegistry.registerComponent("securitySchemes", "adminToken", { type: "http", scheme: "bearer", description: "ADMIN_TOKEN" });

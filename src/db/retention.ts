@@ -1,3 +1,4 @@
+import { purgeDeliveries } from "./deliveries";
 import { purgeKeys } from "./idempotency";
 import { purgeLogs } from "./logs";
 
@@ -15,6 +16,7 @@ export interface PurgeResult {
   records: number;
   logs: number;
   idempotency_keys: number;
+  deliveries: number;
   /** False when the run stopped at its limit with rows left for the next run. */
   complete: boolean;
 }
@@ -22,7 +24,7 @@ export interface PurgeResult {
 /**
  * The cron's retention purge: task records past their `expires_at` (set only once a task is
  * terminal, so a live task is never purged), log lines older than TASK_LOG_RETENTION_SECONDS,
- * and expired idempotency keys. Bounded per run; what is left waits for the next run.
+ * expired idempotency keys, and webhook delivery records as old as purged log lines. Bounded per run; what is left waits for the next run.
  */
 export async function runRetention(env: Env, now: number, limits: PurgeLimits = DEFAULT_PURGE_LIMITS): Promise<PurgeResult> {
   const logCutoff = now - Number(env.TASK_LOG_RETENTION_SECONDS || 604800) * 1000;
@@ -30,20 +32,22 @@ export async function runRetention(env: Env, now: number, limits: PurgeLimits = 
     { name: "records", purge: () => purgeRecords(env.DB, now, limits.batch) },
     { name: "logs", purge: () => purgeLogs(env.DB, logCutoff, limits.batch) },
     { name: "idempotency_keys", purge: () => purgeKeys(env.DB, now, limits.batch) },
+    { name: "deliveries", purge: () => purgeDeliveries(env.DB, logCutoff, limits.batch) },
   ];
-  const result: PurgeResult = { records: 0, logs: 0, idempotency_keys: 0, complete: true };
+  const result: PurgeResult = { records: 0, logs: 0, idempotency_keys: 0, deliveries: 0, complete: true };
+  // Every table gets at least one statement a run, so no table can starve behind the others.
+  const budget = Math.max(limits.statements, tables.length);
   let statements = 0;
-  for (const table of tables) {
-    for (;;) {
-      if (statements >= limits.statements) {
-        result.complete = false;
-        return result;
-      }
+  for (const [index, table] of tables.entries()) {
+    const allowance = budget - statements - (tables.length - 1 - index);
+    let done = false;
+    for (let i = 0; i < allowance && !done; i++) {
       statements++;
       const deleted = await table.purge();
       result[table.name] += deleted;
-      if (deleted < limits.batch) break;
+      done = deleted < limits.batch;
     }
+    if (!done) result.complete = false;
   }
   return result;
 }

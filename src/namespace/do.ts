@@ -19,18 +19,24 @@ import {
   type TaskError,
   type TaskStatus,
 } from "../tasks/model";
+import { getDeliveryRecord } from "../db/deliveries";
 import { getRecord } from "../db/records";
 import { iso } from "../time";
+import { attemptDelivery } from "../webhooks/deliver";
+import { allowPrivateUrls } from "../webhooks/urls";
 import { Clock } from "./clock";
 import type { TaskMessage } from "./messages";
 import { flushOutbox, type LogPayload } from "./outbox";
 import { migrate } from "./schema";
+import { type Delivery, type DeliveryRow, toDelivery, toWebhook, type Webhook, WebhookStore } from "./webhooks";
 import { Sql } from "./sql";
 import { EMPTY_PROGRESS, InvalidTransition, NAMESPACE_TIMER, TaskStore, type TaskRow, type TimerRow } from "./store";
 
 /** Lease of a built-in handler's attempt; the consumer renews it well before it runs out. */
 export const BUILTIN_LEASE_SECONDS = 60;
 const SEND_BATCH = 100;
+/** Delivery attempts one alarm starts at most; the rest start in the next, at once. */
+const DELIVERY_BATCH = 100;
 const ALARM_BATCH = 1000;
 const EVENT_RETENTION_MS = 72 * 3600_000;
 /** Longer than any attempt can run (the timeout is at most 24 h), so late reports still get 409. */
@@ -94,6 +100,9 @@ export class NamespaceDO extends DurableObject<Env> {
   readonly clock = new Clock();
   private readonly sql: Sql;
   private readonly store: TaskStore;
+  private readonly webhooks: WebhookStore;
+  /** Deliveries whose attempt is out right now, so that no alarm starts a second one. */
+  private readonly inFlight = new Set<string>();
   private namespaceId = "";
   private settings: Settings = { ...DEFAULT_SETTINGS };
   /**
@@ -111,7 +120,10 @@ export class NamespaceDO extends DurableObject<Env> {
     super(ctx, env);
     this.sql = new Sql(ctx.storage.sql);
     const retentionMs = Number(env.TASK_RECORD_RETENTION_SECONDS || 2592000) * 1000;
-    this.store = new TaskStore(this.sql, () => this.namespaceId, retentionMs);
+    this.store = new TaskStore(this.sql, () => this.namespaceId, retentionMs, (eventId, type, at) =>
+      this.webhooks.fanOut(eventId, type, at),
+    );
+    this.webhooks = new WebhookStore(this.sql, (at) => this.store.scheduleFlush(at));
     void ctx.blockConcurrencyWhile(async () => {
       migrate(this.sql, ctx.storage);
       const meta = new Map(this.sql.all<{ key: string; value: string }>("SELECT key, value FROM meta").map((r) => [r.key, r.value]));
@@ -389,7 +401,9 @@ export class NamespaceDO extends DurableObject<Env> {
           if (value !== undefined) Object.assign(progress, { [key]: value });
         }
         const renewed = this.renewLease(row, leaseSeconds, now);
-        return this.store.touch(renewed, { progress: JSON.stringify(progress) }, now);
+        const next = this.store.touch(renewed, { progress: JSON.stringify(progress) }, now);
+        this.store.progressed(next, now);
+        return next;
       }
       case "logs": {
         const logged = this.store.log(row, report.lines.map((l) => ({ level: l.level ?? "info", message: l.message })), now);
@@ -526,6 +540,72 @@ export class NamespaceDO extends DurableObject<Env> {
     return this.sql.run("DELETE FROM processors WHERE task_type = ?", taskType) > 0;
   }
 
+  // --- webhooks ------------------------------------------------------------------------------
+
+  /** Registers an endpoint; its secret is returned only here and on rotation. */
+  async createWebhook(input: { url: string; event_types: string[]; description: string | null }): Promise<{ webhook: Webhook; secret: string }> {
+    return this.webhooks.create(input, this.clock.now());
+  }
+
+  listWebhooks(): Webhook[] {
+    return this.webhooks.list();
+  }
+
+  getWebhook(webhookId: string): Result<Webhook> {
+    const row = this.webhooks.get(webhookId);
+    return row ? ok(toWebhook(row)) : fail("not_found", `webhook ${webhookId} not found`);
+  }
+
+  async updateWebhook(webhookId: string, patch: { url?: string; event_types?: string[]; description?: string | null; is_active?: boolean }): Promise<Result<Webhook>> {
+    const now = this.clock.now();
+    const updated = this.ctx.storage.transactionSync(() => this.webhooks.update(webhookId, patch, now));
+    await this.armAlarm();
+    return updated ? ok(updated) : fail("not_found", `webhook ${webhookId} not found`);
+  }
+
+  async deleteWebhook(webhookId: string): Promise<boolean> {
+    const now = this.clock.now();
+    const removed = this.ctx.storage.transactionSync(() => this.webhooks.remove(webhookId, now));
+    await this.armAlarm();
+    return removed;
+  }
+
+  async rotateWebhookSecret(webhookId: string): Promise<Result<{ webhook: Webhook; secret: string }>> {
+    const rotated = this.ctx.storage.transactionSync(() => this.webhooks.rotate(webhookId, this.clock.now()));
+    return rotated ? ok(rotated) : fail("not_found", `webhook ${webhookId} not found`);
+  }
+
+  /** Sends a `webhook.test` event to this endpoint alone, through the usual delivery path. */
+  async testWebhook(webhookId: string): Promise<Result<Delivery>> {
+    const now = this.clock.now();
+    const result = this.ctx.storage.transactionSync((): Result<Delivery> => {
+      const hook = this.webhooks.get(webhookId);
+      if (!hook) return fail("not_found", `webhook ${webhookId} not found`);
+      if (hook.is_active === 0) return fail("conflict", "the webhook is disabled; activate it first", { is_active: false });
+      const eventId = this.store.storeEventOnly("webhook.test", null, { webhook: { webhook_id: hook.webhook_id, url: hook.url } }, now);
+      return ok(toDelivery(this.webhooks.enqueue(webhookId, eventId, "webhook.test", now)));
+    });
+    await this.armAlarm();
+    return result;
+  }
+
+  /** Delivers an event again to the endpoint, as a new delivery with the same webhook-id. */
+  async redeliver(webhookId: string, deliveryId: string): Promise<Result<Delivery>> {
+    const now = this.clock.now();
+    const original = this.webhooks.getDelivery(deliveryId) ?? (await getDeliveryRecord(this.env.DB, this.namespaceId, deliveryId));
+    const result = this.ctx.storage.transactionSync((): Result<Delivery> => {
+      const hook = this.webhooks.get(webhookId);
+      if (!hook || !original || original.webhook_id !== webhookId) return fail("not_found", `delivery ${deliveryId} not found`);
+      if (hook.is_active === 0) return fail("conflict", "the webhook is disabled; activate it first", { is_active: false });
+      if (this.store.eventBody(original.event_id) === null) {
+        return fail("conflict", "the event is no longer kept (events can be redelivered for 72 hours)", { event_id: original.event_id });
+      }
+      return ok(toDelivery(this.webhooks.enqueue(webhookId, original.event_id, original.event_type, now)));
+    });
+    await this.armAlarm();
+    return result;
+  }
+
   // --- the alarm -----------------------------------------------------------------------------
 
   /** Sets the alarm to the earliest due timer unless an earlier alarm is already pending. */
@@ -547,17 +627,70 @@ export class NamespaceDO extends DurableObject<Env> {
       try {
         if (timer.kind === "send") sends.push(timer);
         else if (timer.kind === "flush") flush = true;
+        else if (timer.kind === "progress") this.ctx.storage.transactionSync(() => this.progressDue(timer, now));
         else this.ctx.storage.transactionSync(() => this.expire(timer, now));
       } catch (err) {
         console.error(`timer ${timer.kind} of ${timer.task_id} failed`, err);
         this.store.setTimer(timer.task_id, timer.kind, now + backoffMs(timer.tries), timer.tries + 1);
       }
     }
+    this.startDeliveries(now);
     if (sends.length > 0) await this.sendMessages(sends);
     if (flush) await this.flushTimer();
     this.prune(now);
     if (due.length === ALARM_BATCH) this.store.setTimerIfLater(NAMESPACE_TIMER, "flush", now);
     await this.armAlarm();
+  }
+
+  private progressDue(timer: TimerRow, now: number): void {
+    this.store.clearTimer(timer.task_id, "progress");
+    const row = this.store.get(timer.task_id);
+    if (row) this.store.emitProgress(row, now);
+  }
+
+  /**
+   * Starts every due webhook delivery. Each attempt is counted and persisted before it goes out,
+   * then runs on its own: the alarm does not wait for it, so a slow or dead endpoint delays
+   * neither the other deliveries nor the queue sends and flushes of later alarms.
+   */
+  private startDeliveries(now: number): void {
+    const due = this.webhooks.due(now, DELIVERY_BATCH).filter((d) => !this.inFlight.has(d.delivery_id));
+    for (const delivery of due) {
+      try {
+        const start = this.ctx.storage.transactionSync(() => {
+          const hook = this.webhooks.get(delivery.webhook_id);
+          const body = this.store.eventBody(delivery.event_id);
+          if (!hook || hook.is_active === 0 || body === null) {
+            this.webhooks.abandon(delivery, !hook || hook.is_active === 0 ? "endpoint disabled or deleted" : "event expired", now);
+            return null;
+          }
+          return { row: this.webhooks.begin(delivery, now), url: hook.url, secrets: this.webhooks.secrets(hook, now), body };
+        });
+        if (!start) continue;
+        this.inFlight.add(delivery.delivery_id);
+        this.ctx.waitUntil(this.deliver(start.row, start.url, start.secrets, start.body));
+      } catch (err) {
+        console.error(`delivery ${delivery.delivery_id} could not start`, err);
+      }
+    }
+  }
+
+  private async deliver(row: DeliveryRow, url: string, secrets: string[], body: string): Promise<void> {
+    try {
+      const outcome = await attemptDelivery(url, secrets, row.event_id, body, allowPrivateUrls(this.env), this.clock.now());
+      this.ctx.storage.transactionSync(() => {
+        // The delivery may have been settled meanwhile (its endpoint disabled or deleted).
+        const current = this.webhooks.getDelivery(row.delivery_id);
+        if (current && current.status === "pending" && current.attempts === row.attempts) {
+          this.webhooks.settle(current, outcome, this.clock.now());
+        }
+      });
+    } catch (err) {
+      console.error(`delivery ${row.delivery_id} outcome could not be recorded; it is retried after its timeout`, err);
+    } finally {
+      this.inFlight.delete(row.delivery_id);
+      await this.armAlarm();
+    }
   }
 
   /** A lease or processing-timeout timer came due. */
@@ -654,6 +787,7 @@ export class NamespaceDO extends DurableObject<Env> {
 
   /** Drops what is kept only for a while: old events, settled attempts, idempotency keys. */
   private prune(now: number): void {
+    this.webhooks.prune(now);
     this.sql.run(
       "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE created_at < ? ORDER BY seq LIMIT 500)",
       now - EVENT_RETENTION_MS,

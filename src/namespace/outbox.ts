@@ -1,11 +1,14 @@
+import { deliveryUpserts } from "../db/deliveries";
 import { logInserts } from "../db/logs";
 import { recordUpserts } from "../db/records";
 import { isTerminal, type LogLevel } from "../tasks/model";
 import type { Sql } from "./sql";
 import type { MirroredRecord } from "./store";
+import type { MirroredDelivery } from "./webhooks";
 
 const LOG_BATCH = 300;
 const RECORD_BATCH = 100;
+const DELIVERY_BATCH = 200;
 /** D1 takes at most a few MB a batch; record snapshots can reach 1 MiB of outputs each. */
 const RECORD_BATCH_BYTES = 4 * 1024 * 1024;
 
@@ -29,8 +32,8 @@ export interface OutboxHost {
 }
 
 /**
- * Writes pending log lines and record snapshots to D1 with idempotent statements: log lines by
- * (task_id, seq), records by version. Rows leave the outbox only after D1 took them, so a failure
+ * Writes pending log lines, task records and delivery records to D1 with idempotent statements:
+ * log lines by (task_id, seq), records by version. Rows leave the outbox only after D1 took them, so a failure
  * loses nothing and a replay changes nothing. Returns whether rows are left for another round.
  */
 export async function flushOutbox(host: OutboxHost): Promise<boolean> {
@@ -48,13 +51,18 @@ export async function flushOutbox(host: OutboxHost): Promise<boolean> {
     records.push(row);
     bytes += row.payload.length;
   }
-  if (logs.length === 0 && records.length === 0) return false;
+  const deliveries = host.sql.all<{ delivery_id: string; version: number; payload: string }>(
+    "SELECT delivery_id, version, payload FROM delivery_outbox LIMIT ?",
+    DELIVERY_BATCH,
+  );
+  if (logs.length === 0 && records.length === 0 && deliveries.length === 0) return false;
 
   const parsed = records.map((r) => ({ ...r, record: JSON.parse(r.payload) as MirroredRecord }));
   const lines = logs.map((r) => ({ task_id: r.task_id, line: JSON.parse(r.payload) as LogPayload }));
   const statements = [
     ...recordUpserts(host.db, host.namespaceId, parsed),
     ...logInserts(host.db, host.namespaceId, lines),
+    ...deliveryUpserts(host.db, host.namespaceId, deliveries.map((d) => ({ version: d.version, mirrored: JSON.parse(d.payload) as MirroredDelivery }))),
   ];
   await host.d1Batch(statements);
 
@@ -66,6 +74,11 @@ export async function flushOutbox(host: OutboxHost): Promise<boolean> {
       host.sql.run("DELETE FROM record_outbox WHERE task_id = ? AND version = ?", r.task_id, r.version);
       if (isTerminal(r.record.task.status)) host.onTerminalFlushed(r.task_id, r.version, r.record.task.status);
     }
+    for (const d of deliveries) host.sql.run("DELETE FROM delivery_outbox WHERE delivery_id = ? AND version = ?", d.delivery_id, d.version);
   });
-  return host.sql.count("SELECT (EXISTS (SELECT 1 FROM outbox) OR EXISTS (SELECT 1 FROM record_outbox)) AS n") > 0;
+  return (
+    host.sql.count(
+      "SELECT (EXISTS (SELECT 1 FROM outbox) OR EXISTS (SELECT 1 FROM record_outbox) OR EXISTS (SELECT 1 FROM delivery_outbox)) AS n",
+    ) > 0
+  );
 }

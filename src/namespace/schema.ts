@@ -117,6 +117,70 @@ const MIGRATIONS: readonly { id: number; name: string; sql: string }[] = [
       CREATE INDEX tasks_terminal ON tasks (completed_at) WHERE completed_at IS NOT NULL;
     `,
   },
+  {
+    id: 3,
+    name: "webhooks and their deliveries",
+    sql: `
+      -- SQLite cannot alter a CHECK: the timers table is rebuilt with the new 'progress' kind.
+      CREATE TABLE timers_v3 (
+        task_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('send','lease','timeout','flush','progress')),
+        due_at INTEGER NOT NULL,
+        tries INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (task_id, kind)
+      );
+      INSERT INTO timers_v3 SELECT task_id, kind, due_at, tries FROM timers;
+      DROP TABLE timers;
+      ALTER TABLE timers_v3 RENAME TO timers;
+      CREATE INDEX timers_due ON timers (due_at);
+
+      -- When the last task.progress event of a task was emitted (at most one a second).
+      ALTER TABLE tasks ADD COLUMN progress_event_at INTEGER;
+
+      CREATE TABLE webhooks (
+        webhook_id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        event_types TEXT NOT NULL,
+        description TEXT,
+        is_active INTEGER NOT NULL CHECK (is_active IN (0, 1)),
+        secret TEXT NOT NULL,
+        previous_secret TEXT,
+        previous_secret_expires_at INTEGER,
+        -- Since when every attempt to this endpoint has failed; NULL after any success.
+        failing_since INTEGER,
+        disabled_reason TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+
+      CREATE TABLE deliveries (
+        delivery_id TEXT PRIMARY KEY,
+        webhook_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending','succeeded','failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_status_code INTEGER,
+        last_error TEXT,
+        -- While an attempt is out, already counted and due again only after its timeout.
+        next_attempt_at INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        version INTEGER NOT NULL DEFAULT 1
+      );
+      CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
+      CREATE INDEX deliveries_webhook ON deliveries (webhook_id, status);
+      CREATE INDEX deliveries_settled ON deliveries (updated_at) WHERE status != 'pending';
+      CREATE INDEX events_task ON events (task_id, seq);
+
+      -- Delivery records mirrored to D1, like task records.
+      CREATE TABLE delivery_outbox (
+        delivery_id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        payload TEXT NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Applies every migration not yet applied, each in its own transaction. */

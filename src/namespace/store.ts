@@ -36,6 +36,7 @@ export type TaskRow = {
   lease_expires_at: number | null;
   log_count: number;
   version: number;
+  progress_event_at: number | null;
 };
 
 /** Columns a transition may change besides status and updated_at. */
@@ -55,7 +56,7 @@ export type TaskPatch = Partial<
   >
 >;
 
-export type TimerKind = "send" | "lease" | "timeout" | "flush";
+export type TimerKind = "send" | "lease" | "timeout" | "flush" | "progress";
 
 export type TimerRow = {
   task_id: string;
@@ -102,13 +103,15 @@ export class TaskStore {
     private readonly sql: Sql,
     private readonly namespaceId: () => string,
     private readonly recordRetentionMs: number,
+    /** Called for every event stored, in the same transaction: webhook deliveries fan out here. */
+    private readonly onEvent: (eventId: string, eventType: string, at: number) => void = () => undefined,
   ) {}
 
   get(taskId: string): TaskRow | null {
     return this.sql.one<TaskRow>("SELECT * FROM tasks WHERE task_id = ?", taskId);
   }
 
-  insert(row: Omit<TaskRow, "seq" | "log_count" | "version">): TaskRow {
+  insert(row: Omit<TaskRow, "seq" | "log_count" | "version" | "progress_event_at">): TaskRow {
     const seq = this.sql.count("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM tasks");
     const logCount = this.appendLog({ ...row, log_count: 0 }, "info", `created (${row.task_type}, priority ${row.priority})`, row.created_at);
     this.sql.run(
@@ -120,7 +123,7 @@ export class TaskStore {
       row.max_attempts, row.priority, row.parent_task_id, row.origin, row.created_at, row.queued_at, row.started_at,
       row.attempt_started_at, row.completed_at, row.updated_at, row.timeout_at, row.lease_expires_at, logCount,
     );
-    const inserted: TaskRow = { ...row, seq, log_count: logCount, version: 1 };
+    const inserted: TaskRow = { ...row, seq, log_count: logCount, version: 1, progress_event_at: null };
     this.published(inserted, row.created_at, true);
     return inserted;
   }
@@ -268,14 +271,51 @@ export class TaskStore {
 
   // --- events --------------------------------------------------------------------------------
 
-  private emit(task: Task, at: number): void {
+  private emit(task: Task, at: number, type = `task.${task.status}`): void {
+    this.storeEvent(type, task.task_id, { task }, at);
+  }
+
+  /**
+   * Stores an event, numbered by the namespace's sequence, with the body its webhook deliveries
+   * and streams carry.
+   */
+  storeEvent(type: string, taskId: string | null, data: Record<string, unknown>, at: number): string {
+    const eventId = this.storeEventOnly(type, taskId, data, at);
+    this.onEvent(eventId, type, at);
+    return eventId;
+  }
+
+  /** Stores an event without fanning it out (a `webhook.test` goes to one endpoint only). */
+  storeEventOnly(type: string, taskId: string | null, data: Record<string, unknown>, at: number): string {
     const eventId = newId("evt");
-    const type = `task.${task.status}`;
-    const body = { id: eventId, type, created_at: iso(at), namespace_id: this.namespaceId(), data: { task } };
+    const body = { id: eventId, type, created_at: iso(at), namespace_id: this.namespaceId(), data };
     this.sql.run(
       "INSERT INTO events (event_id, event_type, task_id, created_at, data) VALUES (?, ?, ?, ?, ?)",
-      eventId, type, task.task_id, at, JSON.stringify(body),
+      eventId, type, taskId, at, JSON.stringify(body),
     );
+    return eventId;
+  }
+
+  /**
+   * Emits `task.progress` at most once a second a task: at once when the last one is a second
+   * old, else a timer emits the latest progress when the second is up.
+   */
+  progressed(row: TaskRow, at: number): void {
+    const last = row.progress_event_at;
+    if (last === null || at - last >= 1000) this.emitProgress(row, at);
+    else this.setTimerIfLater(row.task_id, "progress", last + 1000);
+  }
+
+  /** The progress timer came due: emits the task's latest progress if it is still running. */
+  emitProgress(row: TaskRow, at: number): void {
+    if (row.status !== "processing") return;
+    this.sql.run("UPDATE tasks SET progress_event_at = ? WHERE task_id = ?", at, row.task_id);
+    this.emit(this.toTask(row), at, "task.progress");
+  }
+
+  /** The body of a stored event, or null once it has been pruned. */
+  eventBody(eventId: string): string | null {
+    return this.sql.one<{ data: string }>("SELECT data FROM events WHERE event_id = ?", eventId)?.data ?? null;
   }
 
   // --- timers --------------------------------------------------------------------------------
@@ -286,6 +326,11 @@ export class TaskStore {
        ON CONFLICT (task_id, kind) DO UPDATE SET due_at = excluded.due_at, tries = excluded.tries`,
       taskId, kind, dueAt, tries,
     );
+  }
+
+  /** Asks for an outbox flush soon, batching whatever else changes meanwhile. */
+  scheduleFlush(at: number): void {
+    this.setTimerIfLater(NAMESPACE_TIMER, "flush", at + FLUSH_DELAY_MS);
   }
 
   /** Sets a timer unless one of that kind is already due no later than `dueAt`. */
@@ -310,7 +355,11 @@ export class TaskStore {
   }
 
   nextDue(): number | null {
-    const row = this.sql.one<{ due: number | null }>("SELECT MIN(due_at) AS due FROM timers");
+    const row = this.sql.one<{ due: number | null }>(
+      `SELECT MIN(due) AS due FROM (
+         SELECT MIN(due_at) AS due FROM timers
+         UNION ALL SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending')`,
+    );
     return row?.due === null || row?.due === undefined ? null : Number(row.due);
   }
 }
