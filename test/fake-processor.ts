@@ -1,4 +1,4 @@
-import { vi } from "vitest";
+import { route } from "./fake-fetch";
 
 export const PROCESSOR_URL = "https://processor.test/run";
 
@@ -21,10 +21,7 @@ export interface Dispatch {
  */
 export function fakeProcessor(respond: (d: Dispatch) => Response | Promise<Response> = () => new Response("ok")) {
   const dispatched: Dispatch[] = [];
-  const original = globalThis.fetch;
-  const spy = vi.spyOn(globalThis, "fetch").mockImplementation(async (input: RequestInfo | URL, init?: RequestInit) => {
-    const request = new Request(input, init);
-    if (!request.url.startsWith("https://processor.test/")) return original(input, init);
+  const restore = route("https://processor.test/", async (request) => {
     const raw = await request.text();
     const dispatch: Dispatch = { headers: request.headers, raw, body: JSON.parse(raw) as Dispatch["body"] };
     dispatched.push(dispatch);
@@ -36,6 +33,6 @@ export function fakeProcessor(respond: (d: Dispatch) => Response | Promise<Respo
     last(taskId: string): Dispatch | undefined {
       return dispatched.filter((d) => d.body.task.task_id === taskId).at(-1);
     },
-    restore: () => spy.mockRestore(),
+    restore,
   };
 }

@@ -1,5 +1,6 @@
 import type { ClaimResult, Report } from "../namespace/do";
 import { signedHeaders } from "../webhooks/signing";
+import { withTimeout } from "../webhooks/timeout";
 import { allowPrivateUrls, checkOutboundUrl } from "../webhooks/urls";
 import type { NamespaceStub } from "./stub";
 
@@ -35,14 +36,12 @@ export async function dispatchToProcessor(stub: NamespaceStub, claim: Claimed, e
   const messageId = `msg_${task.task_id.slice(4)}_${task.attempt}`;
   let outcome: Report | null;
   try {
-    const response = await fetch(verdict.url, {
-      method: "POST",
-      headers: { "content-type": "application/json", "user-agent": "edge-tasks", ...(await signedHeaders([processor.secret], messageId, body)) },
-      body,
-      redirect: "manual",
-      signal: AbortSignal.timeout(DISPATCH_TIMEOUT_MS),
+    const headers = { "content-type": "application/json", "user-agent": "edge-tasks", ...(await signedHeaders([processor.secret], messageId, body)) };
+    const response = await withTimeout(DISPATCH_TIMEOUT_MS, async (signal) => {
+      const res = await fetch(verdict.url, { method: "POST", headers, body, redirect: "manual", signal });
+      await res.body?.cancel();
+      return res;
     });
-    await response.body?.cancel();
     outcome = response.ok ? null : fail("dispatch_failed", `processor answered ${response.status}`, true);
   } catch (err) {
     const reason = err instanceof Error && err.name === "TimeoutError" ? `no answer within ${DISPATCH_TIMEOUT_MS / 1000} s` : String(err);

@@ -606,6 +606,11 @@ export class NamespaceDO extends DurableObject<Env> {
     return result;
   }
 
+  /** How many delivery attempts are out right now (for tests and the benchmark to wait on). */
+  deliveriesInFlight(): number {
+    return this.inFlight.size;
+  }
+
   // --- the alarm -----------------------------------------------------------------------------
 
   /** Sets the alarm to the earliest due timer unless an earlier alarm is already pending. */

@@ -1,5 +1,6 @@
 import { DELIVERY_TIMEOUT_MS, retryAfterMs } from "./schedule";
 import { signedHeaders } from "./signing";
+import { withTimeout } from "./timeout";
 import { checkOutboundUrl } from "./urls";
 
 export interface AttemptOutcome {
@@ -29,14 +30,12 @@ export async function attemptDelivery(
   const verdict = checkOutboundUrl(url, allowPrivate);
   if (!verdict.ok) return { ok: false, status: null, error: `url ${verdict.reason}`, gone: false, retryAfterMs: null, refused: true };
   try {
-    const response = await fetch(verdict.url, {
-      method: "POST",
-      headers: { "content-type": "application/json", "user-agent": "edge-tasks-webhooks", ...(await signedHeaders(secrets, eventId, body)) },
-      body,
-      redirect: "manual",
-      signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
+    const headers = { "content-type": "application/json", "user-agent": "edge-tasks-webhooks", ...(await signedHeaders(secrets, eventId, body)) };
+    const response = await withTimeout(DELIVERY_TIMEOUT_MS, async (signal) => {
+      const res = await fetch(verdict.url, { method: "POST", headers, body, redirect: "manual", signal });
+      await res.body?.cancel();
+      return res;
     });
-    await response.body?.cancel();
     const status = response.status;
     if (status >= 200 && status < 300) return { ok: true, status, error: null, gone: false, retryAfterMs: null, refused: false };
     const wait = status === 429 || status === 503 ? retryAfterMs(response.headers.get("retry-after"), now) : null;
