@@ -3,13 +3,15 @@
 //   1. requests/s of POST /v1/tasks next to requests/s of GET /health (a trivial route of the
 //      same Worker); the ratio is the figure;
 //   2. end-to-end tasks/s, create → completed, through a processor on loopback.
+//   4. webhook events delivered per second to a local endpoint, and the latency an active webhook
+//      adds to POST /v1/tasks (none is the goal: delivery is asynchronous);
 //   3. p50/p99 of a filtered list page with 10 000 and with 1 000 000 retained records (the
 //      ratio is the figure; flat is the goal), and the purge time per 100 000 expired records.
 // Options (env): BENCH_PORT (8799), BENCH_SECONDS (8), BENCH_CONCURRENCY (32), BENCH_TASKS (2000),
 // BENCH_BIG (1000000), BENCH_SKIP_RECORDS (1 to skip part 3).
 import { spawn, execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { Agent, request } from "node:http";
+import { Agent, createServer, request } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { writeFileSync } from "node:fs";
@@ -175,6 +177,61 @@ try {
   const completed = processor.completed() - before;
   console.log(`  end to end: ${E2E_TASKS} tasks created in ${createdIn.toFixed(1)} s, all finished in ${elapsed.toFixed(1)} s`);
   console.log(`  → ${(E2E_TASKS / elapsed).toFixed(0)} tasks/s create → completed (limit 100 at once; ${completed} completions accepted)`);
+
+  // 4. Webhooks. A local endpoint counts what it receives; one namespace has an endpoint for
+  //    every event type, another none, and both create the same tasks one at a time.
+  const hookPort = PORT + 2;
+  const seen = new Set();
+  const sink = createServer((req, res) => {
+    seen.add(req.headers["webhook-id"]);
+    req.resume();
+    req.on("end", () => res.writeHead(200).end());
+  });
+  await new Promise((r) => sink.listen(hookPort, "127.0.0.1", r));
+  const quietKey = await admin("bench-quiet", { max_concurrent_tasks: 1000 });
+  const hookKey = await admin("bench-hooked", { max_concurrent_tasks: 1000 });
+  for (const key of [quietKey, hookKey]) {
+    await http("PUT", "/v1/processors/bench_hold", { token: key, body: { url: `http://127.0.0.1:${PROCESSOR_PORT}/hold`, lease_seconds: 3600 } });
+  }
+  await http("POST", "/v1/webhooks", { token: hookKey, body: { url: `http://127.0.0.1:${hookPort}/hook`, event_types: ["*"] } });
+  const sequential = async (key, n) => {
+    const latencies = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      const res = await http("POST", "/v1/tasks", { token: key, body: { task_type: "bench_hold" } });
+      latencies.push(performance.now() - t0);
+      if (res.status !== 201) throw new Error(`create failed: ${res.status}`);
+    }
+    latencies.sort((a, b) => a - b);
+    return { p50: latencies[Math.floor(n / 2)], p99: latencies[Math.floor(n * 0.99)] };
+  };
+  await sequential(quietKey, 50);
+  await sequential(hookKey, 50);
+  const quiet = await sequential(quietKey, 300);
+  const hooked = await sequential(hookKey, 300);
+  console.log(`\n  POST /v1/tasks one at a time, no webhook        p50 ${quiet.p50.toFixed(1)} ms   p99 ${quiet.p99.toFixed(1)} ms`);
+  console.log(`  POST /v1/tasks one at a time, active webhook   p50 ${hooked.p50.toFixed(1)} ms   p99 ${hooked.p99.toFixed(1)} ms` +
+    `   (p50 ${hooked.p50 - quiet.p50 >= 0 ? "+" : ""}${(hooked.p50 - quiet.p50).toFixed(1)} ms)`);
+
+  // Delivery rate: a burst of tasks, three events each (created, queued, processing), all to the sink.
+  await waitFor(async () => seen.size >= 350 * 3, 120_000, "the warm-up events to arrive");
+  const burstKey = await admin("bench-burst", { max_concurrent_tasks: 1000 });
+  await http("PUT", "/v1/processors/bench_hold", { token: burstKey, body: { url: `http://127.0.0.1:${PROCESSOR_PORT}/hold`, lease_seconds: 3600 } });
+  await http("POST", "/v1/webhooks", { token: burstKey, body: { url: `http://127.0.0.1:${hookPort}/hook`, event_types: ["*"] } });
+  const seenBefore = seen.size;
+  const burst = 900;
+  const tHooks = performance.now();
+  let made = 0;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (made < burst) {
+      made++;
+      await http("POST", "/v1/tasks", { token: burstKey, body: { task_type: "bench_hold" } });
+    }
+  }));
+  await waitFor(async () => seen.size >= seenBefore + burst * 3, 300_000, "every event to be delivered");
+  const hookSeconds = (performance.now() - tHooks) / 1000;
+  console.log(`  webhook deliveries: ${burst * 3} events in ${hookSeconds.toFixed(1)} s → ${(burst * 3 / hookSeconds).toFixed(0)} events/s (creation included)`);
+  sink.close();
 
   if (RECORDS) {
     // 3. A filtered list page (status=completed, 20 a page) at a random depth, one request at a time.
