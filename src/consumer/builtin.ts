@@ -1,5 +1,5 @@
 import type { Result } from "../errors";
-import { getHandler, type HandlerContext, TaskEnded, TaskFailure } from "../handlers/registry";
+import { getHandler, type HandlerContext, TaskEnded, TaskFailure, Yielded } from "../handlers/registry";
 import type { ClaimResult, Report, ReportAck } from "../namespace/do";
 import { jsonBytes, LIMITS } from "../tasks/model";
 import type { NamespaceStub } from "./stub";
@@ -8,12 +8,18 @@ type Claimed = Extract<ClaimResult, { claimed: true }>;
 
 /** How often a running built-in handler renews its lease, as a share of the lease. */
 const HEARTBEAT_SHARE = 1 / 3;
+/**
+ * How long one invocation runs a handler before it should yield. Short enough that a long task
+ * never holds a consumer (or, locally, the one queue) for long; long enough to amortise a hop.
+ */
+export const SLICE_MS = 10_000;
 
 /**
  * Runs a claimed attempt with its built-in handler. The handler's context renews the lease
  * while it runs, and aborts its signal as soon as the attempt has ended elsewhere.
  */
-export async function runBuiltin(stub: NamespaceStub, claim: Claimed, env: Env, leaseSeconds: number): Promise<void> {
+export async function runBuiltin(stub: NamespaceStub, claim: Claimed, env: Env, leaseSeconds: number, sliceMs = SLICE_MS): Promise<void> {
+  const sliceEnds = Date.now() + sliceMs;
   const taskId = claim.task.task_id;
   const send = (report: Report): Promise<Result<ReportAck>> => stub.report(taskId, claim.token, report);
   const handler = getHandler(claim.task.task_type);
@@ -40,10 +46,18 @@ export async function runBuiltin(stub: NamespaceStub, claim: Claimed, env: Env, 
     signal: controller.signal,
     progress: async (progress) => check(await send({ kind: "progress", progress })),
     log: async (message, level) => check(await send({ kind: "logs", lines: [{ message, level }] })),
+    checkpoint: claim.checkpoint,
+    shouldYield: () => Date.now() >= sliceEnds,
+    yield: (state) => new Yielded(state),
   };
   try {
-    const outputs = (await handler.run(ctx)) ?? {};
+    const result = (await handler.run(ctx)) ?? {};
     if (ended || controller.signal.aborted) return;
+    if (result instanceof Yielded) {
+      await finalReport(send, { kind: "checkpoint", state: result.state });
+      return;
+    }
+    const outputs = result;
     if (jsonBytes(outputs) > LIMITS.outputsBytes) {
       await finalReport(send, { kind: "fail", error: { code: "outputs_too_large", message: `outputs exceed ${LIMITS.outputsBytes} bytes` }, retryable: false });
     } else {

@@ -1,5 +1,5 @@
 import type { z } from "@hono/zod-openapi";
-import type { LogLevel, ProgressInput, Task } from "../tasks/model";
+import type { JsonValue, LogLevel, ProgressInput, Task } from "../tasks/model";
 
 /** What a built-in handler gets for one attempt. */
 export interface HandlerContext {
@@ -12,13 +12,24 @@ export interface HandlerContext {
   progress(report: ProgressInput): Promise<void>;
   /** Adds a line to the task's log. */
   log(message: string, level?: LogLevel): Promise<void>;
+  /** The state saved by the last `yield`, when this invocation continues earlier work. */
+  readonly checkpoint: JsonValue | null;
+  /** True once this invocation has used its time slice: save a checkpoint and `yield`. */
+  shouldYield(): boolean;
+  /** Ends this invocation; the attempt continues in a new one, which gets `state` as its checkpoint. */
+  yield(state: JsonValue): Yielded;
+}
+
+/** What `ctx.yield()` returns; a handler returns it in place of its outputs. */
+export class Yielded {
+  constructor(readonly state: JsonValue) {}
 }
 
 export interface HandlerDefinition {
   readonly type: string;
   /** Validates `inputs` at creation; a failure is answered 422. */
   readonly inputs?: z.ZodType;
-  run(ctx: HandlerContext): Promise<Record<string, unknown> | void>;
+  run(ctx: HandlerContext): Promise<Record<string, unknown> | Yielded | void>;
 }
 
 /** Thrown by a handler to fail its attempt with a code; `retryable` decides whether it is retried. */

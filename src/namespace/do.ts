@@ -11,6 +11,7 @@ import {
   type LogLineInput,
   type LogLine,
   type Progress,
+  type JsonValue,
   type ProgressInput,
   retryDelayMs,
   type Settings,
@@ -70,6 +71,8 @@ export type ClaimResult =
       processor: { url: string; secret: string } | null;
       /** Base URL for processor callbacks when PUBLIC_URL is not configured. */
       origin: string;
+      /** The state a built-in handler saved before it yielded, when this claim continues it. */
+      checkpoint: JsonValue | null;
     }
   | { claimed: false; reason: string };
 
@@ -79,7 +82,9 @@ export type Report =
   | { kind: "progress"; progress: ProgressInput }
   | { kind: "logs"; lines: LogLineInput[] }
   | { kind: "complete"; outputs: Record<string, unknown> }
-  | { kind: "fail"; error: { code: string; message: string }; retryable: boolean };
+  | { kind: "fail"; error: { code: string; message: string }; retryable: boolean }
+  /** A built-in handler yields: its state is kept and the attempt continues in a new invocation. */
+  | { kind: "checkpoint"; state: JsonValue };
 
 export interface ReportAck {
   status: TaskStatus;
@@ -308,13 +313,14 @@ export class NamespaceDO extends DurableObject<Env> {
    * Claims a queued task for the attempt a queue message carries. Only the first delivery of
    * that attempt's message wins; every other delivery is told why not and changes nothing.
    */
-  async claim(message: Pick<TaskMessage, "task_id" | "attempt">): Promise<ClaimResult> {
+  async claim(message: Pick<TaskMessage, "task_id" | "attempt" | "slice">): Promise<ClaimResult> {
     const now = this.clock.now();
     const secret = base64url(randomBytes(32));
     const token = `${this.namespaceId}.${secret}`;
     const result = this.ctx.storage.transactionSync((): ClaimResult => {
       const row = this.store.get(message.task_id);
       if (!row) return { claimed: false, reason: "unknown task" };
+      if (message.slice !== undefined) return this.claimContinuation(row, message.attempt, message.slice, token, now);
       if (row.status !== "queued" || row.attempt !== message.attempt) {
         return { claimed: false, reason: `task is ${row.status} at attempt ${row.attempt}` };
       }
@@ -349,10 +355,38 @@ export class NamespaceDO extends DurableObject<Env> {
         timeout_at: iso(timeoutAt) ?? "",
         processor: processor ? { url: processor.url, secret: processor.secret } : null,
         origin: row.origin,
+        // A new attempt resumes from the last checkpoint: work done before a crash is not redone.
+        checkpoint: readCheckpoint(row)?.state ?? null,
       };
     });
     await this.armAlarm();
     return result;
+  }
+
+  /**
+   * Claims the next slice of a checkpointed attempt. The attempt, its lease and its timeout
+   * carry over; the token is new, so the slice that yielded can report nothing more.
+   */
+  private claimContinuation(row: TaskRow, attempt: number, slice: number, token: string, now: number): ClaimResult {
+    if (row.status !== "processing" || row.attempt !== attempt || row.continuation !== slice) {
+      return { claimed: false, reason: `no continuation ${slice} of attempt ${attempt} waits (task is ${row.status})` };
+    }
+    const lease = this.sql.one<{ lease_seconds: number }>("SELECT lease_seconds FROM attempts WHERE task_id = ? AND attempt = ?", row.task_id, attempt);
+    const leaseSeconds = lease?.lease_seconds ?? BUILTIN_LEASE_SECONDS;
+    this.sql.run("UPDATE attempts SET token_hash = ? WHERE task_id = ? AND attempt = ?", sha256(token), row.task_id, attempt);
+    this.sql.run("UPDATE tasks SET continuation = 0 WHERE task_id = ?", row.task_id);
+    this.store.clearTimer(row.task_id, "send");
+    const renewed = this.store.renewLease(row, now + leaseSeconds * 1000);
+    return {
+      claimed: true,
+      task: this.store.toTask(renewed),
+      token,
+      lease_expires_at: iso(renewed.lease_expires_at) ?? "",
+      timeout_at: iso(renewed.timeout_at) ?? "",
+      processor: null,
+      origin: row.origin,
+      checkpoint: readCheckpoint(row)?.state ?? null,
+    };
   }
 
   /**
@@ -413,6 +447,13 @@ export class NamespaceDO extends DurableObject<Env> {
         return this.finish(row, "completed", { outputs: JSON.stringify(report.outputs), error: null }, now);
       case "fail":
         return this.failAttempt(row, { ...report.error, retryable: report.retryable }, now);
+      case "checkpoint": {
+        const slice = (readCheckpoint(row)?.slice ?? 0) + 1;
+        const checkpoint = JSON.stringify({ slice, state: report.state } satisfies SavedCheckpoint);
+        this.sql.run("UPDATE tasks SET checkpoint = ?, continuation = ? WHERE task_id = ?", checkpoint, slice, row.task_id);
+        this.store.setTimer(row.task_id, "send", now);
+        return this.renewLease({ ...row, checkpoint, continuation: slice }, leaseSeconds, now);
+      }
     }
   }
 
@@ -434,7 +475,8 @@ export class NamespaceDO extends DurableObject<Env> {
         `attempt ${row.attempt} failed (${error.code}: ${error.message}); attempt ${row.attempt + 1} in ${(delay / 1000).toFixed(1)} s`,
       );
       this.store.setTimer(row.task_id, "send", now + delay);
-      return next;
+      if (row.continuation !== 0) this.sql.run("UPDATE tasks SET continuation = 0 WHERE task_id = ?", row.task_id);
+      return { ...next, continuation: 0 };
     }
     return this.finish(row, "failed", { error: errorJson }, now, `${error.code}: ${error.message}`);
   }
@@ -720,8 +762,11 @@ export class NamespaceDO extends DurableObject<Env> {
     const pending: { timer: TimerRow; body: TaskMessage }[] = [];
     for (const timer of timers) {
       const row = this.store.get(timer.task_id);
-      if (!row || row.status !== "queued") this.store.clearTimer(timer.task_id, "send");
-      else pending.push({ timer, body: { namespace_id: this.namespaceId, task_id: row.task_id, attempt: row.attempt } });
+      if (row?.status === "queued") {
+        pending.push({ timer, body: { namespace_id: this.namespaceId, task_id: row.task_id, attempt: row.attempt } });
+      } else if (row?.status === "processing" && row.continuation > 0) {
+        pending.push({ timer, body: { namespace_id: this.namespaceId, task_id: row.task_id, attempt: row.attempt, slice: row.continuation } });
+      } else this.store.clearTimer(timer.task_id, "send");
     }
     for (let i = 0; i < pending.length; i += SEND_BATCH) {
       const chunk = pending.slice(i, i + SEND_BATCH);
@@ -808,6 +853,14 @@ export class NamespaceDO extends DurableObject<Env> {
     );
   }
 }
+
+interface SavedCheckpoint {
+  slice: number;
+  state: JsonValue;
+}
+
+const readCheckpoint = (row: TaskRow): SavedCheckpoint | null =>
+  row.checkpoint === null ? null : (JSON.parse(row.checkpoint) as SavedCheckpoint);
 
 /** The 404 of an unknown task says that records expire: a purged task looks just like it. */
 export function notFoundMessage(taskId: string, env: Env): string {

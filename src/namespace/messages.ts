@@ -5,5 +5,7 @@ export const TaskMessageSchema = z.object({
   namespace_id: z.string().min(1),
   task_id: z.string().min(1),
   attempt: z.number().int().min(1),
+  /** Set on the message that continues a checkpointed attempt in a new consumer invocation. */
+  slice: z.number().int().min(1).optional(),
 });
 export type TaskMessage = z.infer<typeof TaskMessageSchema>;

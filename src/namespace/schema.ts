@@ -181,6 +181,15 @@ const MIGRATIONS: readonly { id: number; name: string; sql: string }[] = [
       );
     `,
   },
+  {
+    id: 4,
+    name: "handler checkpoints: an attempt continues in a new consumer invocation",
+    sql: `
+      ALTER TABLE tasks ADD COLUMN checkpoint TEXT;
+      -- The slice of the attempt that may be claimed next; 0 while no continuation waits.
+      ALTER TABLE tasks ADD COLUMN continuation INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];
 
 /** Applies every migration not yet applied, each in its own transaction. */

@@ -37,6 +37,8 @@ export type TaskRow = {
   log_count: number;
   version: number;
   progress_event_at: number | null;
+  checkpoint: string | null;
+  continuation: number;
 };
 
 /** Columns a transition may change besides status and updated_at. */
@@ -111,7 +113,7 @@ export class TaskStore {
     return this.sql.one<TaskRow>("SELECT * FROM tasks WHERE task_id = ?", taskId);
   }
 
-  insert(row: Omit<TaskRow, "seq" | "log_count" | "version" | "progress_event_at">): TaskRow {
+  insert(row: Omit<TaskRow, "seq" | "log_count" | "version" | "progress_event_at" | "checkpoint" | "continuation">): TaskRow {
     const seq = this.sql.count("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM tasks");
     const logCount = this.appendLog({ ...row, log_count: 0 }, "info", `created (${row.task_type}, priority ${row.priority})`, row.created_at);
     this.sql.run(
@@ -123,7 +125,7 @@ export class TaskStore {
       row.max_attempts, row.priority, row.parent_task_id, row.origin, row.created_at, row.queued_at, row.started_at,
       row.attempt_started_at, row.completed_at, row.updated_at, row.timeout_at, row.lease_expires_at, logCount,
     );
-    const inserted: TaskRow = { ...row, seq, log_count: logCount, version: 1, progress_event_at: null };
+    const inserted: TaskRow = { ...row, seq, log_count: logCount, version: 1, progress_event_at: null, checkpoint: null, continuation: 0 };
     this.published(inserted, row.created_at, true);
     return inserted;
   }

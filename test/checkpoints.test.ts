@@ -1,0 +1,67 @@
+import { describe, expect, it } from "vitest";
+import { registerHandler } from "../src/handlers/registry";
+import type { JsonValue } from "../src/tasks/model";
+import { call, createTask, eventually, Latch, tenant, waitForStatus } from "./helpers";
+import { advance, query, taskEvents } from "./inspect";
+
+const invocations = new Map<string, { attempt: number; checkpoint: JsonValue | null }[]>();
+const latch = new Latch();
+
+registerHandler({
+  type: "ckpt_count",
+  run: async (ctx) => {
+    const seen = invocations.get(ctx.task.task_id) ?? [];
+    seen.push({ attempt: ctx.attempt, checkpoint: ctx.checkpoint });
+    invocations.set(ctx.task.task_id, seen);
+    const n = typeof ctx.checkpoint === "number" ? ctx.checkpoint : 0;
+    await ctx.progress({ processed: n, total: 3 });
+    // The first attempt "crashes" (stops reporting) after its second slice when asked to.
+    if (ctx.task.inputs.crash === true && ctx.attempt === 1 && n === 2) {
+      await latch.hold(ctx.task.task_id, ctx.signal);
+      return {};
+    }
+    if (n < 3) return ctx.yield(n + 1);
+    return { slices: seen.length, finished_at: n };
+  },
+});
+
+describe("checkpoints", () => {
+  it("continues an attempt in new invocations from its checkpoint, under the same attempt", async () => {
+    const t = await tenant();
+    const task = await createTask(t, { task_type: "ckpt_count" });
+    const done = await waitForStatus(t, task.task_id, "completed");
+    expect(done.outputs).toEqual({ slices: 4, finished_at: 3 });
+    expect(done.attempt).toBe(1);
+    expect(invocations.get(task.task_id)).toEqual([
+      { attempt: 1, checkpoint: null },
+      { attempt: 1, checkpoint: 1 },
+      { attempt: 1, checkpoint: 2 },
+      { attempt: 1, checkpoint: 3 },
+    ]);
+    const transitions = (await taskEvents(t, task.task_id)).map((e) => e.event_type).filter((type) => type !== "task.progress");
+    expect(transitions).toEqual(["task.created", "task.queued", "task.processing", "task.completed"]);
+  });
+
+  it("resumes from the last checkpoint when an attempt dies mid-way, without redoing its slices", async () => {
+    const t = await tenant();
+    const task = await createTask(t, { task_type: "ckpt_count", inputs: { crash: true } });
+    await eventually(async () => (latch.entered.has(task.task_id) ? true : undefined));
+    // The consumer "crashed": nothing renews the lease any more.
+    const heartbeatless = await query<{ continuation: number }>(t, "SELECT continuation FROM tasks WHERE task_id = ?", task.task_id);
+    expect(heartbeatless[0]?.continuation).toBe(0);
+    await advance(t, 61_000);
+    await eventually(async () => ((await call(`/v1/tasks/${task.task_id}`, { token: t.key })).body.attempt === 2 ? true : undefined));
+    // The stuck invocation finally returns; its report is fenced off, and the queue moves on.
+    latch.release(task.task_id);
+    await advance(t, 10_000);
+    const done = await waitForStatus(t, task.task_id, "completed");
+    expect(done.attempt).toBe(2);
+    expect(invocations.get(task.task_id)?.map((i) => [i.attempt, i.checkpoint])).toEqual([
+      [1, null],
+      [1, 1],
+      [1, 2],
+      [2, 2],
+      [2, 3],
+    ]);
+  });
+});
