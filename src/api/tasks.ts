@@ -150,12 +150,12 @@ app.openapi(
     unwrap(await stub.findTask(task_id));
     const namespaceId = c.get("principal").namespace_id;
     const cutoff = Date.now() - Number(c.env.TASK_LOG_RETENTION_SECONDS || 604800) * 1000;
-    const lines = await readLogs(c.env.DB, namespaceId, task_id, after, limit + 1, cutoff);
-    if (lines.length <= limit) {
-      // Lines still in the Durable Object's outbox are newer than every flushed one.
-      const lastSeq = lines[lines.length - 1]?.seq ?? after;
-      lines.push(...(await stub.pendingLogs(task_id, lastSeq)));
-    }
+    // The outbox is read before D1: a flush in between then shows a line twice (merged away
+    // below) rather than not at all, since the outbox flushes in order.
+    const pending = await stub.pendingLogs(task_id, after);
+    const flushed = await readLogs(c.env.DB, namespaceId, task_id, after, limit + 1, cutoff);
+    const bySeq = new Map([...flushed, ...pending].map((line) => [line.seq, line]));
+    const lines = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
     const page = lines.slice(0, limit);
     const next = lines.length > limit ? String(page[page.length - 1]?.seq ?? after) : null;
     const results = page.map(({ timestamp, level, message, attempt }) => ({ timestamp, level, message, attempt }));
