@@ -28,6 +28,7 @@ describe("processor registration", () => {
     expect(updated.body).not.toHaveProperty("secret");
     const list = await call("/v1/processors", { token: t.key });
     expect(list.body.results).toHaveLength(1);
+    expect(list.body.pagination).toEqual({ limit: 20, next_cursor: null });
     expect(JSON.stringify(list.body)).not.toContain("whsec_");
     expect((await call("/v1/processors/gpu_embed", { token: t.key })).body.url).toBe(PROCESSOR_URL);
     expect((await call("/v1/processors/gpu_embed", { token: t.key, method: "DELETE" })).status).toBe(200);
@@ -184,7 +185,7 @@ describe("dispatch and callbacks", () => {
     const lines: { message: string }[] = [];
     let cursor: string | null = null;
     do {
-      const page: LogPage = await call(`/v1/tasks/${task.task_id}/logs?limit=1000${cursor ? `&cursor=${cursor}` : ""}`, { token: t.key });
+      const page: LogPage = await call(`/v1/tasks/${task.task_id}/logs?limit=100${cursor ? `&cursor=${cursor}` : ""}`, { token: t.key });
       lines.push(...page.body.results);
       cursor = page.body.pagination.next_cursor;
     } while (cursor);

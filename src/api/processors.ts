@@ -4,7 +4,7 @@ import { TASK_TYPE_PATTERN } from "../tasks/model";
 import { allowPrivateUrls, checkOutboundUrl } from "../webhooks/urls";
 import { namespaceOf } from "./auth";
 import { newApp } from "./env";
-import { errorResponses, json, jsonBody } from "./schemas";
+import { decodeCursor, encodeCursor, errorResponses, json, jsonBody, paginated, PaginationQuery } from "./schemas";
 
 const security = [{ apiKey: [] }];
 const app = newApp();
@@ -60,9 +60,19 @@ app.openapi(
     tags: ["Processors"],
     summary: "List processors",
     security,
-    responses: { 200: json(z.object({ results: z.array(ProcessorSchema) }), "Processors"), ...errorResponses },
+    request: { query: PaginationQuery },
+    responses: { 200: json(paginated(ProcessorSchema, "ProcessorList"), "Processors, newest first"), ...errorResponses },
   }),
-  async (c) => c.json({ results: await namespaceOf(c).listProcessors() }, 200),
+  async (c) => {
+    const q = c.req.valid("query");
+    const after = decodeCursor(q.cursor);
+    const all = await namespaceOf(c).listProcessors();
+    const rest = after ? all.filter((p) => p.created_at < after.created_at || (p.created_at === after.created_at && p.task_type < after.id)) : all;
+    const page = rest.slice(0, q.limit);
+    const last = page[page.length - 1];
+    const next = rest.length > q.limit && last ? encodeCursor({ created_at: last.created_at, id: last.task_type }) : null;
+    return c.json({ results: page, pagination: { limit: q.limit, next_cursor: next, ...(q.include_total === "true" ? { total: all.length } : {}) } }, 200);
+  },
 );
 
 app.openapi(

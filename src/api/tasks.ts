@@ -118,9 +118,7 @@ app.openapi(
   },
 );
 
-const LogsQuery = PaginationQuery.omit({ include_total: true }).extend({
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-});
+const LogsQuery = PaginationQuery.omit({ include_total: true });
 
 app.openapi(
   createRoute({

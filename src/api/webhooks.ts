@@ -104,10 +104,12 @@ app.openapi(
     const q = c.req.valid("query");
     const after = decodeCursor(q.cursor);
     const all = await namespaceOf(c).listWebhooks();
-    const start = after ? all.findIndex((w) => w.created_at === after.created_at && w.webhook_id === after.id) + 1 : 0;
-    const page = all.slice(start, start + q.limit);
+    // Newest first by (created_at, webhook_id): the page starts after the cursor's position,
+    // which holds even when the webhook it names has been deleted since.
+    const start = after ? all.findIndex((w) => w.created_at < after.created_at || (w.created_at === after.created_at && w.webhook_id < after.id)) : 0;
+    const page = start < 0 ? [] : all.slice(start, start + q.limit);
     const last = page[page.length - 1];
-    const next = start + q.limit < all.length && last ? encodeCursor({ created_at: last.created_at, id: last.webhook_id }) : null;
+    const next = start >= 0 && start + q.limit < all.length && last ? encodeCursor({ created_at: last.created_at, id: last.webhook_id }) : null;
     return c.json({ results: page, pagination: { limit: q.limit, next_cursor: next, ...(q.include_total === "true" ? { total: all.length } : {}) } }, 200);
   },
 );
@@ -182,7 +184,8 @@ app.openapi(
     tags: ["Webhooks"],
     summary: "Send a webhook.test event to this endpoint",
     security,
-    request: { params: WebhookParam },
+    middleware: idempotent,
+    request: { params: WebhookParam, headers: IdempotencyHeader },
     responses: { 202: json(DeliverySchema, "The delivery, pending"), ...errorResponses },
   }),
   async (c) => c.json(unwrap(await namespaceOf(c).testWebhook(c.req.valid("param").webhook_id)), 202),
@@ -226,7 +229,8 @@ app.openapi(
     tags: ["Webhooks"],
     summary: "Deliver an event again (same webhook-id), as a new delivery",
     security,
-    request: { params: WebhookParam.extend({ delivery_id: z.string().max(128) }) },
+    middleware: idempotent,
+    request: { params: WebhookParam.extend({ delivery_id: z.string().max(128) }), headers: IdempotencyHeader },
     responses: { 202: json(DeliverySchema, "The new delivery, pending"), ...errorResponses },
   }),
   async (c) => {

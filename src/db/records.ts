@@ -141,6 +141,10 @@ export async function listRecords(db: D1Database, namespaceId: string, q: Record
       where.push(`status IN (${q.statuses.map(() => "?").join(", ")})`);
       params.push(...q.statuses);
     }
+    if (q.taskTypes && q.taskTypes.length > 0 && ranges[0]?.column === "task_type") {
+      where.push(`task_type IN (${q.taskTypes.map(() => "?").join(", ")})`);
+      params.push(...q.taskTypes);
+    }
     total = (await db.prepare(`SELECT COUNT(*) AS n FROM task_records WHERE ${where.join(" AND ")}`).bind(...params).first<number>("n")) ?? 0;
   }
   return { tasks: page.map((r) => parseRecord(r.record)), next, total };

@@ -181,8 +181,8 @@ export class NamespaceDO extends DurableObject<Env> {
   async createTask(input: CreateTaskInput, origin: string, idempotency?: { key: string; requestHash: string }): Promise<Result<Task>> {
     if (idempotency) {
       const seen = this.sql.one<{ request_hash: string; task_id: string }>(
-        "SELECT request_hash, task_id FROM idempotency WHERE key = ?",
-        idempotency.key,
+        "SELECT request_hash, task_id FROM idempotency WHERE key = ? AND created_at > ?",
+        idempotency.key, this.clock.now() - IDEMPOTENCY_RETENTION_MS,
       );
       if (seen && seen.request_hash !== idempotency.requestHash) {
         return fail("validation_error", "this Idempotency-Key was used with a different request", { header: "Idempotency-Key" });
@@ -204,33 +204,11 @@ export class NamespaceDO extends DurableObject<Env> {
       return fail("validation_error", `parent task ${input.parent_task_id} not found`, { field: "parent_task_id" });
     }
     const now = this.clock.now();
-    const taskId = newId("tsk");
     const row = this.ctx.storage.transactionSync(() => {
-      this.store.insert({
-        task_id: taskId,
-        task_type: input.task_type,
-        status: "created",
-        inputs: JSON.stringify(input.inputs ?? {}),
-        outputs: null,
-        progress: JSON.stringify(EMPTY_PROGRESS),
-        error: null,
-        attempt: 1,
-        max_attempts: input.max_attempts ?? 3,
-        priority: input.priority ?? 5,
-        parent_task_id: input.parent_task_id ?? null,
-        origin,
-        created_at: now,
-        queued_at: null,
-        started_at: null,
-        attempt_started_at: null,
-        completed_at: null,
-        updated_at: now,
-        timeout_at: null,
-        lease_expires_at: null,
-      });
+      const taskId = this.insertTask(input, origin, now);
       if (idempotency) {
         this.sql.run(
-          "INSERT INTO idempotency (key, request_hash, task_id, created_at) VALUES (?, ?, ?, ?)",
+          "INSERT OR REPLACE INTO idempotency (key, request_hash, task_id, created_at) VALUES (?, ?, ?, ?)",
           idempotency.key, idempotency.requestHash, taskId, now,
         );
       }
@@ -239,6 +217,93 @@ export class NamespaceDO extends DurableObject<Env> {
     });
     await this.armAlarm();
     return row ? ok(this.store.toTask(row)) : fail("internal_error", "task vanished after insert");
+  }
+
+  private insertTask(input: CreateTaskInput, origin: string, now: number): string {
+    const taskId = newId("tsk");
+    this.store.insert({
+      task_id: taskId,
+      task_type: input.task_type,
+      status: "created",
+      inputs: JSON.stringify(input.inputs ?? {}),
+      outputs: null,
+      progress: JSON.stringify(EMPTY_PROGRESS),
+      error: null,
+      attempt: 1,
+      max_attempts: input.max_attempts ?? 3,
+      priority: input.priority ?? 5,
+      parent_task_id: input.parent_task_id ?? null,
+      origin,
+      created_at: now,
+      queued_at: null,
+      started_at: null,
+      attempt_started_at: null,
+      completed_at: null,
+      updated_at: now,
+      timeout_at: null,
+      lease_expires_at: null,
+    });
+    return taskId;
+  }
+
+  /**
+   * Creates several built-in tasks in one atomic step, each under a key: a key seen before
+   * returns the task it made, so a repeated call creates nothing twice. With `event`, the
+   * event is stored (and fanned out to webhooks) in the same step. The data plane uses this so
+   * that an object and the tasks it causes can never drift apart.
+   */
+  async createTasks(
+    specs: { key: string; input: CreateTaskInput }[],
+    origin: string,
+    event?: { type: string; data: Record<string, unknown> },
+  ): Promise<Result<string[]>> {
+    for (const { input } of specs) {
+      if (!getHandler(input.task_type) && !this.processorRow(input.task_type)) {
+        return fail("validation_error", `no handler or processor for task_type "${input.task_type}"`);
+      }
+    }
+    const now = this.clock.now();
+    const ids = this.ctx.storage.transactionSync(() => {
+      const made = specs.map(({ key, input }) => {
+        const seen = this.sql.one<{ task_id: string }>("SELECT task_id FROM idempotency WHERE key = ?", key);
+        if (seen) return seen.task_id;
+        const taskId = this.insertTask(input, origin, now);
+        this.sql.run("INSERT INTO idempotency (key, request_hash, task_id, created_at) VALUES (?, '', ?, ?)", key, taskId, now);
+        return taskId;
+      });
+      if (event) this.store.storeEvent(event.type, null, event.data, now);
+      this.admit(now);
+      return made;
+    });
+    await this.armAlarm();
+    return ok(ids);
+  }
+
+  /** The tasks made under keys starting with `prefix` (the data plane's sweep asks this). */
+  tasksByKeyPrefix(prefix: string): { key: string; task_id: string }[] {
+    return this.sql.all<{ key: string; task_id: string }>(
+      "SELECT key, task_id FROM idempotency WHERE key >= ? AND key < ? ORDER BY key",
+      prefix, `${prefix}\uffff`,
+    );
+  }
+
+  /** Cancels every unfinished task whose inputs name `field` = `value` (a deleted collection's). */
+  async cancelWhereInput(field: string, value: string): Promise<number> {
+    const now = this.clock.now();
+    const count = this.ctx.storage.transactionSync(() => {
+      const rows = this.sql.all<TaskRow>(
+        `SELECT * FROM tasks WHERE status IN ('created','queued','processing') AND json_extract(inputs, '$.' || ?) = ?`,
+        field, value,
+      );
+      for (const row of rows) {
+        this.store.transition(row, "cancelled", { completed_at: now, timeout_at: null, lease_expires_at: null }, now, `its ${field} was deleted`);
+        this.store.clearTaskTimers(row.task_id);
+      }
+      if (rows.length > 0) this.admit(now);
+      return rows.length;
+    });
+    await this.armAlarm();
+    return count;
   }
 
   /** A task of this namespace, live here or retained in D1. */
@@ -368,6 +433,7 @@ export class NamespaceDO extends DurableObject<Env> {
    * carry over; the token is new, so the slice that yielded can report nothing more.
    */
   private claimContinuation(row: TaskRow, attempt: number, slice: number, token: string, now: number): ClaimResult {
+    if (this.expireIfDue(row, now)) return { claimed: false, reason: `attempt ${attempt} ran out of time before slice ${slice}` };
     if (row.status !== "processing" || row.attempt !== attempt || row.continuation !== slice) {
       return { claimed: false, reason: `no continuation ${slice} of attempt ${attempt} waits (task is ${row.status})` };
     }
@@ -407,13 +473,14 @@ export class NamespaceDO extends DurableObject<Env> {
         const status = attempt.final_status ?? "ended";
         return fail("conflict", `attempt ${attempt.attempt} has ended; the task is ${status}`, { status });
       }
-      if (row.status !== "processing" || row.attempt !== attempt.attempt) {
-        return fail("conflict", `attempt ${attempt.attempt} has ended; the task is ${row.status}`, {
-          status: row.status,
-          attempt: row.attempt,
+      const current = row.attempt === attempt.attempt ? (this.expireIfDue(row, now) ?? row) : row;
+      if (current.status !== "processing" || current.attempt !== attempt.attempt) {
+        return fail("conflict", `attempt ${attempt.attempt} has ended; the task is ${current.status}`, {
+          status: current.status,
+          attempt: current.attempt,
         });
       }
-      const next = this.applyReport(row, attempt.lease_seconds, report, now);
+      const next = this.applyReport(current, attempt.lease_seconds, report, now);
       return ok({
         status: next.status,
         lease_expires_at: next.status === "processing" ? iso(next.lease_expires_at) : null,
@@ -574,7 +641,7 @@ export class NamespaceDO extends DurableObject<Env> {
   }
 
   listProcessors(): ProcessorConfig[] {
-    return this.sql.all<ProcessorRow>("SELECT * FROM processors ORDER BY created_at DESC").map((r) => this.toProcessor(r));
+    return this.sql.all<ProcessorRow>("SELECT * FROM processors ORDER BY created_at DESC, task_type DESC").map((r) => this.toProcessor(r));
   }
 
   deleteProcessor(taskType: string): boolean {
@@ -744,14 +811,25 @@ export class NamespaceDO extends DurableObject<Env> {
   private expire(timer: TimerRow, now: number): void {
     this.store.clearTimer(timer.task_id, timer.kind);
     const row = this.store.get(timer.task_id);
-    if (!row || row.status !== "processing") return;
-    if (timer.kind === "timeout" && row.timeout_at !== null && row.timeout_at <= now) {
+    if (row) this.expireIfDue(row, now);
+  }
+
+  /**
+   * Ends a processing attempt whose timeout or lease has passed, as its timer would. Reports
+   * and claims call it too: an attempt past its time has ended even if the alarm is late.
+   * Returns the task after the change, or null when nothing had expired.
+   */
+  private expireIfDue(row: TaskRow, now: number): TaskRow | null {
+    if (row.status !== "processing") return null;
+    if (row.timeout_at !== null && row.timeout_at <= now) {
       const seconds = this.settings.processing_timeout_seconds;
       const error: TaskError = { code: "timeout", message: `processing took longer than ${seconds} s`, retryable: false };
-      this.finish(row, "failed", { error: JSON.stringify(error) }, now, error.message);
-    } else if (timer.kind === "lease" && row.lease_expires_at !== null && row.lease_expires_at <= now) {
-      this.failAttempt(row, { code: "lease_expired", message: `attempt ${row.attempt} stopped renewing its lease`, retryable: true }, now);
+      return this.finish(row, "failed", { error: JSON.stringify(error) }, now, error.message);
     }
+    if (row.lease_expires_at !== null && row.lease_expires_at <= now) {
+      return this.failAttempt(row, { code: "lease_expired", message: `attempt ${row.attempt} stopped renewing its lease`, retryable: true }, now);
+    }
+    return null;
   }
 
   /**

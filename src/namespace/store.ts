@@ -114,7 +114,13 @@ export class TaskStore {
   }
 
   insert(row: Omit<TaskRow, "seq" | "log_count" | "version" | "progress_event_at" | "checkpoint" | "continuation">): TaskRow {
-    const seq = this.sql.count("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM tasks");
+    // A counter that only goes up: finished tasks leave this table, so MAX(seq) would reuse
+    // numbers that records in D1 already carry, and lists order and page by seq.
+    const seq = this.sql.count(
+      `INSERT INTO meta (key, value) VALUES ('task_seq', (SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks))
+       ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1
+       RETURNING CAST(value AS INTEGER) AS n`,
+    );
     const logCount = this.appendLog({ ...row, log_count: 0 }, "info", `created (${row.task_type}, priority ${row.priority})`, row.created_at);
     this.sql.run(
       `INSERT INTO tasks (task_id, seq, task_type, status, inputs, outputs, progress, error, attempt, max_attempts,
