@@ -13,7 +13,8 @@ export default defineConfig(async () => {
             cloudflareTest({
               wrangler: { configPath: "./wrangler.toml" },
               miniflare: {
-                bindings: { TEST_MIGRATIONS: migrations, ADMIN_TOKEN: "test-admin-token", ALLOW_PRIVATE_URLS: "true" },
+                // Handlers yield every 300 ms here, so that every test exercises checkpoints.
+                bindings: { TEST_MIGRATIONS: migrations, ADMIN_TOKEN: "test-admin-token", ALLOW_PRIVATE_URLS: "true", HANDLER_SLICE_MS: "300" },
               },
             }),
           ],

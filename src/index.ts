@@ -1,5 +1,7 @@
+import "./handlers";
 import { createApp } from "./api/app";
 import { consumeDeadLetters, consumeTasks } from "./consumer";
+import { sweepPendingObjects } from "./db/objects";
 import { runRetention } from "./db/retention";
 
 export { NamespaceDO } from "./namespace/do";
@@ -15,6 +17,7 @@ export default {
   },
 
   async scheduled(controller, env) {
+    await sweepPendingObjects(env, controller.scheduledTime);
     await runRetention(env, controller.scheduledTime);
   },
 } satisfies ExportedHandler<Env>;

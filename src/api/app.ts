@@ -11,6 +11,9 @@ import namespaces from "./namespaces";
 import processors from "./processors";
 import tasks from "./tasks";
 import webhooks from "./webhooks";
+import buckets from "./buckets";
+import collections from "./collections";
+import { models, taxonomies } from "./models";
 
 /** A request with a body must send JSON: anything else would be validated as an empty object. */
 const requireJson: MiddlewareHandler = async (c, next) => {
@@ -31,15 +34,16 @@ export function createApp() {
 
   app.get("/health", (c) => c.json({ ok: true }));
 
-  app.use(
-    "/v1/*",
+  const limit = (maxSize: number) =>
     bodyLimit({
-      maxSize: LIMITS.bodyBytes,
+      maxSize,
       onError: () => {
-        throw new ApiError("payload_too_large", `request body exceeds ${LIMITS.bodyBytes} bytes`);
+        throw new ApiError("payload_too_large", `request body exceeds ${maxSize} bytes`);
       },
-    }),
-  );
+    });
+  const ordinaryLimit = limit(LIMITS.bodyBytes);
+  const batchLimit = limit(LIMITS.batchBodyBytes);
+  app.use("/v1/*", (c, next) => (/^\/v1\/buckets\/[^/]+\/objects\/batch$/.test(c.req.path) ? batchLimit(c, next) : ordinaryLimit(c, next)));
   app.use("/v1/*", requireJson);
   app.use("/v1/*", authenticate);
 
@@ -48,6 +52,10 @@ export function createApp() {
   app.route("/v1/tasks", tasks);
   app.route("/v1/processors", processors);
   app.route("/v1/webhooks", webhooks);
+  app.route("/v1/buckets", buckets);
+  app.route("/v1/collections", collections);
+  app.route("/v1/taxonomies", taxonomies);
+  app.route("/v1/models", models);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", { type: "http", scheme: "bearer", description: "sk_... API key" });
   app.openAPIRegistry.registerComponent("securitySchemes", "adminToken", { type: "http", scheme: "bearer", description: "ADMIN_TOKEN" });

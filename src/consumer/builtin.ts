@@ -47,6 +47,7 @@ export async function runBuiltin(stub: NamespaceStub, claim: Claimed, env: Env, 
     progress: async (progress) => check(await send({ kind: "progress", progress })),
     log: async (message, level) => check(await send({ kind: "logs", lines: [{ message, level }] })),
     checkpoint: claim.checkpoint,
+    origin: env.PUBLIC_URL || claim.origin,
     shouldYield: () => Date.now() >= sliceEnds,
     yield: (state) => new Yielded(state),
   };

@@ -1,6 +1,12 @@
 import { BUILTIN_LEASE_SECONDS } from "../namespace/do";
 import { TaskMessageSchema } from "../namespace/messages";
-import { runBuiltin } from "./builtin";
+import { runBuiltin, SLICE_MS } from "./builtin";
+
+/** HANDLER_SLICE_MS overrides how long a built-in handler runs before it should yield. */
+const sliceMs = (env: Env): number => {
+  const configured = Number((env as { HANDLER_SLICE_MS?: string }).HANDLER_SLICE_MS);
+  return Number.isFinite(configured) && configured > 0 ? configured : SLICE_MS;
+};
 import { dispatchToProcessor } from "./processor";
 import { namespaceStub } from "./stub";
 
@@ -22,7 +28,7 @@ export async function consumeTasks(batch: MessageBatch, env: Env): Promise<void>
         const claim = await stub.claim(parsed.data);
         if (claim.claimed) {
           if (claim.processor) await dispatchToProcessor(stub, claim, env);
-          else await runBuiltin(stub, claim, env, BUILTIN_LEASE_SECONDS);
+          else await runBuiltin(stub, claim, env, BUILTIN_LEASE_SECONDS, sliceMs(env));
         }
         message.ack();
       } catch (err) {

@@ -6,6 +6,8 @@ export interface HandlerContext {
   readonly task: Task;
   readonly attempt: number;
   readonly env: Env;
+  /** Base URL of the API that created the task (for tasks this one creates). */
+  readonly origin: string;
   /** Aborted when the task is cancelled, times out, or loses its lease. */
   readonly signal: AbortSignal;
   /** Reports progress and renews the lease; throws TaskEnded once the attempt has ended. */

@@ -26,6 +26,7 @@ export const TASK_TYPE_PATTERN = /^[a-z][a-z0-9_]{0,63}$/;
 
 export const LIMITS = {
   bodyBytes: 1024 * 1024,
+  batchBodyBytes: 10 * 1024 * 1024,
   inputsBytes: 64 * 1024,
   outputsBytes: 1024 * 1024,
   logLineBytes: 8 * 1024,

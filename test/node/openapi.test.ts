@@ -23,6 +23,14 @@ describe("the OpenAPI document", () => {
       "post /v1/webhooks", "get /v1/webhooks", "get /v1/webhooks/{webhook_id}", "patch /v1/webhooks/{webhook_id}",
       "delete /v1/webhooks/{webhook_id}", "post /v1/webhooks/{webhook_id}/rotate-secret", "post /v1/webhooks/{webhook_id}/test",
       "get /v1/webhooks/{webhook_id}/deliveries", "post /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+      "post /v1/buckets", "get /v1/buckets", "get /v1/buckets/{bucket}", "delete /v1/buckets/{bucket}",
+      "post /v1/buckets/{bucket}/objects", "get /v1/buckets/{bucket}/objects", "post /v1/buckets/{bucket}/objects/batch",
+      "get /v1/buckets/{bucket}/objects/{object_id}", "delete /v1/buckets/{bucket}/objects/{object_id}",
+      "post /v1/collections", "get /v1/collections", "get /v1/collections/{collection}", "delete /v1/collections/{collection}",
+      "get /v1/collections/{collection}/documents", "post /v1/collections/{collection}/search",
+      "post /v1/collections/{collection}/rebuild", "post /v1/collections/{collection}/cluster", "post /v1/collections/{collection}/apply-taxonomy",
+      "post /v1/taxonomies", "get /v1/taxonomies", "get /v1/taxonomies/{taxonomy}", "delete /v1/taxonomies/{taxonomy}",
+      "post /v1/models", "get /v1/models/{model}", "post /v1/models/{model}/tune", "post /v1/models/{model}/predict",
     ];
     const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m} ${path}`));
     expect(documented.sort()).toEqual([...expected].sort());

@@ -1,0 +1,266 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { collectionsSourcing, findBucket, getObject, listObjects } from "../db/dataplane";
+import { createObject, NewObject } from "../db/objects";
+import { ApiError, unwrap } from "../errors";
+import { newId } from "../ids";
+import { jsonBytes, JsonObjectSchema, TaskSchema } from "../tasks/model";
+import { isoNow } from "../time";
+import { namespaceOf } from "./auth";
+import { type AppEnv, newApp } from "./env";
+import { idempotent } from "./idempotency";
+import { decodeCursor, encodeCursor, errorResponses, IdempotencyHeader, json, jsonBody, paginated, PaginationQuery } from "./schemas";
+
+const security = [{ apiKey: [] }];
+const app = newApp();
+
+const BucketSchema = z
+  .object({ bucket_id: z.string(), bucket_name: z.string(), description: z.string().nullable(), created_at: z.string() })
+  .openapi("Bucket");
+const ObjectSchema = z
+  .object({
+    object_id: z.string(),
+    bucket_id: z.string(),
+    key: z.string().nullable(),
+    metadata: JsonObjectSchema,
+    created_at: z.string(),
+    task_ids: z.array(z.string()),
+    content: z.string().optional(),
+  })
+  .openapi("Object");
+
+const Name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must be 1–63 lowercase letters, digits, '_' or '-'");
+const BucketParam = z.object({ bucket: z.string().max(128).openapi({ param: { name: "bucket", in: "path" } }) });
+
+async function bucketOf(c: Context<AppEnv>, idOrName: string) {
+  const bucket = await findBucket(c.env.DB, c.get("principal").namespace_id, idOrName);
+  if (!bucket) throw new ApiError("not_found", `bucket ${idOrName} not found`);
+  return bucket;
+}
+
+app.openapi(
+  createRoute({
+    method: "post",
+    path: "/",
+    tags: ["Buckets"],
+    summary: "Create a bucket",
+    security,
+    middleware: idempotent,
+    request: { headers: IdempotencyHeader, body: jsonBody(z.object({ bucket_name: Name, description: z.string().max(500).optional() }).strict()) },
+    responses: { 201: json(BucketSchema, "The bucket"), ...errorResponses },
+  }),
+  async (c) => {
+    const body = c.req.valid("json");
+    const bucket = { bucket_id: newId("bkt"), bucket_name: body.bucket_name, description: body.description ?? null, created_at: isoNow() };
+    try {
+      await c.env.DB.prepare("INSERT INTO buckets (bucket_id, namespace_id, bucket_name, description, created_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(bucket.bucket_id, c.get("principal").namespace_id, bucket.bucket_name, bucket.description, bucket.created_at)
+        .run();
+    } catch (err) {
+      if (String(err).includes("UNIQUE")) throw new ApiError("conflict", `bucket ${body.bucket_name} already exists`);
+      throw err;
+    }
+    return c.json(bucket, 201);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: "get",
+    path: "/",
+    tags: ["Buckets"],
+    summary: "List buckets, newest first",
+    security,
+    request: { query: PaginationQuery },
+    responses: { 200: json(paginated(BucketSchema, "BucketList"), "Buckets"), ...errorResponses },
+  }),
+  async (c) => {
+    const q = c.req.valid("query");
+    const after = decodeCursor(q.cursor);
+    const { results } = await c.env.DB.prepare(
+      `SELECT bucket_id, bucket_name, description, created_at FROM buckets WHERE namespace_id = ?
+       ${after ? "AND (created_at, bucket_id) < (?, ?)" : ""} ORDER BY created_at DESC, bucket_id DESC LIMIT ?`,
+    )
+      .bind(c.get("principal").namespace_id, ...(after ? [after.created_at, after.id] : []), q.limit + 1)
+      .all<z.infer<typeof BucketSchema>>();
+    const page = results.slice(0, q.limit);
+    const last = page[page.length - 1];
+    const next = results.length > q.limit && last ? encodeCursor({ created_at: last.created_at, id: last.bucket_id }) : null;
+    return c.json({ results: page, pagination: { limit: q.limit, next_cursor: next } }, 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: "get",
+    path: "/{bucket}",
+    tags: ["Buckets"],
+    summary: "Get a bucket by id or name",
+    security,
+    request: { params: BucketParam },
+    responses: { 200: json(BucketSchema, "The bucket"), ...errorResponses },
+  }),
+  async (c) => c.json(await bucketOf(c, c.req.valid("param").bucket), 200),
+);
+
+app.openapi(
+  createRoute({
+    method: "delete",
+    path: "/{bucket}",
+    tags: ["Buckets"],
+    summary: "Delete a bucket and its objects (refused while a collection sources it)",
+    security,
+    request: { params: BucketParam },
+    responses: { 200: json(z.object({ success: z.literal(true), message: z.string() }), "Deleted"), ...errorResponses },
+  }),
+  async (c) => {
+    const ns = c.get("principal").namespace_id;
+    const bucket = await bucketOf(c, c.req.valid("param").bucket);
+    const sourcing = await collectionsSourcing(c.env.DB, ns, bucket.bucket_id);
+    if (sourcing.length > 0) {
+      throw new ApiError("conflict", "collections still use this bucket as a source; delete them first", { collection_ids: sourcing });
+    }
+    await c.env.DB.batch([
+      c.env.DB.prepare("DELETE FROM objects WHERE namespace_id = ? AND bucket_id = ?").bind(ns, bucket.bucket_id),
+      c.env.DB.prepare("DELETE FROM buckets WHERE namespace_id = ? AND bucket_id = ?").bind(ns, bucket.bucket_id),
+    ]);
+    return c.json({ success: true as const, message: `bucket ${bucket.bucket_name} deleted` }, 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: "post",
+    path: "/{bucket}/objects",
+    tags: ["Objects"],
+    summary: "Create an object: one object_create task per collection sourcing the bucket",
+    security,
+    middleware: idempotent,
+    request: { params: BucketParam, headers: IdempotencyHeader, body: jsonBody(NewObject) },
+    responses: { 201: json(ObjectSchema, "The object and the ids of the tasks it caused"), ...errorResponses },
+  }),
+  async (c) => {
+    const bucket = await bucketOf(c, c.req.valid("param").bucket);
+    const ns = c.get("principal").namespace_id;
+    return c.json(await createObject(c.env, ns, new URL(c.req.url).origin, bucket.bucket_id, c.req.valid("json")), 201);
+  },
+);
+
+/** Staged chunks stay well under D1's 2 MB row limit. */
+const STAGING_CHUNK_BYTES = 900 * 1024;
+
+app.openapi(
+  createRoute({
+    method: "post",
+    path: "/{bucket}/objects/batch",
+    tags: ["Objects"],
+    summary: "Import up to 10 000 objects as one batch_import task (body up to 10 MiB)",
+    security,
+    middleware: idempotent,
+    request: { params: BucketParam, headers: IdempotencyHeader, body: jsonBody(z.object({ objects: z.array(NewObject).min(1).max(10_000) }).strict()) },
+    responses: { 202: json(z.object({ task: TaskSchema }), "The batch_import task"), ...errorResponses },
+  }),
+  async (c) => {
+    const bucket = await bucketOf(c, c.req.valid("param").bucket);
+    const { objects } = c.req.valid("json");
+    const stagingId = newId("obj").replace("obj_", "stg_");
+    const statements: D1PreparedStatement[] = [];
+    let chunk: typeof objects = [];
+    let bytes = 0;
+    let first = 0;
+    const flush = () => {
+      statements.push(
+        c.env.DB.prepare("INSERT INTO batch_staging (staging_id, chunk, first_index, payload, created_ms) VALUES (?, ?, ?, ?, ?)")
+          .bind(stagingId, statements.length, first, JSON.stringify(chunk), Date.now()),
+      );
+      first += chunk.length;
+      chunk = [];
+      bytes = 0;
+    };
+    for (const object of objects) {
+      const size = jsonBytes(object);
+      if (chunk.length > 0 && bytes + size > STAGING_CHUNK_BYTES) flush();
+      chunk.push(object);
+      bytes += size;
+    }
+    if (chunk.length > 0) flush();
+    // Staged before the task exists: the task never runs without its payload.
+    await c.env.DB.batch(statements);
+    const task = unwrap(
+      await namespaceOf(c).createTask(
+        { task_type: "batch_import", inputs: { bucket_id: bucket.bucket_id, staging_id: stagingId, count: objects.length } },
+        new URL(c.req.url).origin,
+      ),
+    );
+    return c.json({ task }, 202);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: "get",
+    path: "/{bucket}/objects",
+    tags: ["Objects"],
+    summary: "List a bucket's objects, newest first (without content)",
+    security,
+    request: { params: BucketParam, query: PaginationQuery },
+    responses: { 200: json(paginated(ObjectSchema, "ObjectList"), "Objects"), ...errorResponses },
+  }),
+  async (c) => {
+    const bucket = await bucketOf(c, c.req.valid("param").bucket);
+    const q = c.req.valid("query");
+    const cursor = decodeCursor(q.cursor);
+    const after = cursor ? { ms: Number(cursor.created_at), id: cursor.id } : null;
+    if (after && !Number.isSafeInteger(after.ms)) throw new ApiError("validation_error", "invalid cursor", { field: "cursor" });
+    const page = await listObjects(c.env.DB, c.get("principal").namespace_id, bucket.bucket_id, q.limit, after);
+    const next = page.next ? encodeCursor({ created_at: String(page.next.ms), id: page.next.id }) : null;
+    return c.json({ results: page.objects, pagination: { limit: q.limit, next_cursor: next } }, 200);
+  },
+);
+
+const ObjectParam = BucketParam.extend({ object_id: z.string().max(128).openapi({ param: { name: "object_id", in: "path" } }) });
+
+app.openapi(
+  createRoute({
+    method: "get",
+    path: "/{bucket}/objects/{object_id}",
+    tags: ["Objects"],
+    summary: "Get an object with its content",
+    security,
+    request: { params: ObjectParam },
+    responses: { 200: json(ObjectSchema, "The object"), ...errorResponses },
+  }),
+  async (c) => {
+    const { bucket, object_id } = c.req.valid("param");
+    const b = await bucketOf(c, bucket);
+    const object = await getObject(c.env.DB, c.get("principal").namespace_id, object_id);
+    if (!object || object.bucket_id !== b.bucket_id) throw new ApiError("not_found", `object ${object_id} not found`);
+    return c.json(object, 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: "delete",
+    path: "/{bucket}/objects/{object_id}",
+    tags: ["Objects"],
+    summary: "Delete an object and its documents in every collection",
+    security,
+    request: { params: ObjectParam },
+    responses: { 200: json(z.object({ success: z.literal(true), message: z.string() }), "Deleted"), ...errorResponses },
+  }),
+  async (c) => {
+    const { bucket, object_id } = c.req.valid("param");
+    const ns = c.get("principal").namespace_id;
+    const b = await bucketOf(c, bucket);
+    const object = await getObject(c.env.DB, ns, object_id);
+    if (!object || object.bucket_id !== b.bucket_id) throw new ApiError("not_found", `object ${object_id} not found`);
+    await c.env.DB.batch([
+      c.env.DB.prepare("DELETE FROM documents WHERE namespace_id = ? AND object_id = ?").bind(ns, object_id),
+      c.env.DB.prepare("DELETE FROM objects WHERE namespace_id = ? AND object_id = ?").bind(ns, object_id),
+    ]);
+    return c.json({ success: true as const, message: `object ${object_id} deleted` }, 200);
+  },
+);
+
+export default app;

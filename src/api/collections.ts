@@ -1,0 +1,271 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { collectionVectors, findCollection, findTaxonomy, listCollections } from "../db/dataplane";
+import { dot, embed, fromBlob } from "../embed/embedder";
+import { ApiError, unwrap } from "../errors";
+import { newId } from "../ids";
+import { type JsonObject, JsonObjectSchema, TaskSchema } from "../tasks/model";
+import { isoNow } from "../time";
+import { namespaceOf } from "./auth";
+import { type AppEnv, newApp } from "./env";
+import { idempotent } from "./idempotency";
+import { decodeCursor, encodeCursor, errorResponses, IdempotencyHeader, json, jsonBody, paginated, PaginationQuery } from "./schemas";
+
+const security = [{ apiKey: [] }];
+const app = newApp();
+
+const CollectionSchema = z
+  .object({
+    collection_id: z.string(),
+    collection_name: z.string(),
+    source_bucket_ids: z.array(z.string()),
+    feature_extractor: z.object({ type: z.string() }),
+    created_at: z.string(),
+  })
+  .openapi("Collection");
+
+const DocumentSchema = z
+  .object({
+    document_id: z.string(),
+    object_id: z.string(),
+    metadata: JsonObjectSchema,
+    cluster_id: z.number().int().nullable(),
+    taxonomy: z.object({ taxonomy_id: z.string(), label: z.string(), score: z.number() }).nullable(),
+    created_at: z.string(),
+    updated_at: z.string(),
+    vector: z.array(z.number()).optional(),
+  })
+  .openapi("Document");
+
+const CollectionParam = z.object({ collection: z.string().max(128).openapi({ param: { name: "collection", in: "path" } }) });
+const TaskResponse = z.object({ task: TaskSchema }).openapi("TaskCreated");
+
+async function collectionOf(c: Context<AppEnv>, idOrName: string) {
+  const found = await findCollection(c.env.DB, c.get("principal").namespace_id, idOrName);
+  if (!found) throw new ApiError("not_found", `collection ${idOrName} not found`);
+  return found;
+}
+
+app.openapi(
+  createRoute({
+    method: "post",
+    path: "/",
+    tags: ["Collections"],
+    summary: "Create a collection over source buckets",
+    security,
+    middleware: idempotent,
+    request: {
+      headers: IdempotencyHeader,
+      body: jsonBody(
+        z
+          .object({
+            collection_name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must be 1–63 lowercase letters, digits, '_' or '-'"),
+            source_bucket_ids: z.array(z.string().max(64)).min(1).max(20),
+            feature_extractor: z.object({ type: z.literal("text_embedding") }).strict().optional(),
+          })
+          .strict(),
+      ),
+    },
+    responses: { 201: json(CollectionSchema, "The collection"), ...errorResponses },
+  }),
+  async (c) => {
+    const ns = c.get("principal").namespace_id;
+    const body = c.req.valid("json");
+    const buckets = [...new Set(body.source_bucket_ids)];
+    for (const id of buckets) {
+      const found = await c.env.DB.prepare("SELECT 1 AS x FROM buckets WHERE namespace_id = ? AND bucket_id = ?").bind(ns, id).first("x");
+      if (found === null) throw new ApiError("validation_error", `bucket ${id} not found`, { field: "source_bucket_ids" });
+    }
+    const collection = {
+      collection_id: newId("col"),
+      collection_name: body.collection_name,
+      source_bucket_ids: buckets,
+      feature_extractor: body.feature_extractor ?? { type: "text_embedding" },
+      created_at: isoNow(),
+    };
+    try {
+      await c.env.DB.batch([
+        c.env.DB.prepare("INSERT INTO collections (collection_id, namespace_id, collection_name, feature_extractor, created_at) VALUES (?, ?, ?, ?, ?)")
+          .bind(collection.collection_id, ns, collection.collection_name, JSON.stringify(collection.feature_extractor), collection.created_at),
+        ...buckets.map((b) => c.env.DB.prepare("INSERT INTO collection_sources (collection_id, bucket_id, namespace_id) VALUES (?, ?, ?)").bind(collection.collection_id, b, ns)),
+      ]);
+    } catch (err) {
+      if (String(err).includes("UNIQUE")) throw new ApiError("conflict", `collection ${body.collection_name} already exists`);
+      throw err;
+    }
+    return c.json(collection, 201);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: "get",
+    path: "/",
+    tags: ["Collections"],
+    summary: "List collections, newest first",
+    security,
+    request: { query: PaginationQuery },
+    responses: { 200: json(paginated(CollectionSchema, "CollectionList"), "Collections"), ...errorResponses },
+  }),
+  async (c) => {
+    const q = c.req.valid("query");
+    const after = decodeCursor(q.cursor);
+    const all = await listCollections(c.env.DB, c.get("principal").namespace_id);
+    const rest = after ? all.filter((x) => x.created_at < after.created_at || (x.created_at === after.created_at && x.collection_id < after.id)) : all;
+    const page = rest.slice(0, q.limit);
+    const last = page[page.length - 1];
+    const next = rest.length > q.limit && last ? encodeCursor({ created_at: last.created_at, id: last.collection_id }) : null;
+    return c.json({ results: page, pagination: { limit: q.limit, next_cursor: next, ...(q.include_total === "true" ? { total: all.length } : {}) } }, 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: "get",
+    path: "/{collection}",
+    tags: ["Collections"],
+    summary: "Get a collection by id or name",
+    security,
+    request: { params: CollectionParam },
+    responses: { 200: json(CollectionSchema, "The collection"), ...errorResponses },
+  }),
+  async (c) => c.json(await collectionOf(c, c.req.valid("param").collection), 200),
+);
+
+app.openapi(
+  createRoute({
+    method: "delete",
+    path: "/{collection}",
+    tags: ["Collections"],
+    summary: "Delete a collection: its unfinished tasks are cancelled, its documents removed",
+    security,
+    request: { params: CollectionParam },
+    responses: { 200: json(z.object({ success: z.literal(true), message: z.string() }), "Deleted"), ...errorResponses },
+  }),
+  async (c) => {
+    const ns = c.get("principal").namespace_id;
+    const col = await collectionOf(c, c.req.valid("param").collection);
+    const cancelled = await namespaceOf(c).cancelWhereInput("collection_id", col.collection_id);
+    await c.env.DB.batch([
+      c.env.DB.prepare("DELETE FROM documents WHERE collection_id = ?").bind(col.collection_id),
+      c.env.DB.prepare("DELETE FROM collection_sources WHERE collection_id = ?").bind(col.collection_id),
+      c.env.DB.prepare("DELETE FROM models WHERE namespace_id = ? AND collection_id = ?").bind(ns, col.collection_id),
+      c.env.DB.prepare("DELETE FROM collections WHERE collection_id = ?").bind(col.collection_id),
+    ]);
+    return c.json({ success: true as const, message: `collection ${col.collection_name} deleted; ${cancelled} unfinished tasks cancelled` }, 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: "get",
+    path: "/{collection}/documents",
+    tags: ["Collections"],
+    summary: "The collection's documents, newest first",
+    security,
+    request: { params: CollectionParam, query: PaginationQuery.extend({ include_vectors: z.enum(["true", "false"]).optional() }) },
+    responses: { 200: json(paginated(DocumentSchema, "DocumentList"), "Documents"), ...errorResponses },
+  }),
+  async (c) => {
+    const col = await collectionOf(c, c.req.valid("param").collection);
+    const q = c.req.valid("query");
+    const after = decodeCursor(q.cursor);
+    const { results } = await c.env.DB.prepare(
+      `SELECT document_id, object_id, metadata, vector, cluster_id, taxonomy, created_at, updated_at FROM documents
+       WHERE collection_id = ? ${after ? "AND (created_at, document_id) < (?, ?)" : ""} ORDER BY created_at DESC, document_id DESC LIMIT ?`,
+    )
+      .bind(col.collection_id, ...(after ? [after.created_at, after.id] : []), q.limit + 1)
+      .all<{ document_id: string; object_id: string; metadata: string; vector: ArrayBuffer; cluster_id: number | null; taxonomy: string | null; created_at: string; updated_at: string }>();
+    const page = results.slice(0, q.limit).map((d) => ({
+      document_id: d.document_id,
+      object_id: d.object_id,
+      metadata: JSON.parse(d.metadata) as Record<string, never>,
+      cluster_id: d.cluster_id,
+      taxonomy: d.taxonomy === null ? null : (JSON.parse(d.taxonomy) as { taxonomy_id: string; label: string; score: number }),
+      created_at: d.created_at,
+      updated_at: d.updated_at,
+      ...(q.include_vectors === "true" ? { vector: Array.from(fromBlob(d.vector)) } : {}),
+    }));
+    const last = page[page.length - 1];
+    const next = results.length > q.limit && last ? encodeCursor({ created_at: last.created_at, id: last.document_id }) : null;
+    return c.json({ results: page, pagination: { limit: q.limit, next_cursor: next } }, 200);
+  },
+);
+
+app.openapi(
+  createRoute({
+    method: "post",
+    path: "/{collection}/search",
+    tags: ["Collections"],
+    summary: "Documents nearest to a text query, by cosine similarity",
+    security,
+    request: { params: CollectionParam, body: jsonBody(z.object({ query: z.string().min(1).max(10_000), limit: z.number().int().min(1).max(100).optional() }).strict()) },
+    responses: {
+      200: json(z.object({ results: z.array(z.object({ document_id: z.string(), object_id: z.string(), score: z.number(), metadata: JsonObjectSchema })) }), "Results"),
+      ...errorResponses,
+    },
+  }),
+  async (c) => {
+    const col = await collectionOf(c, c.req.valid("param").collection);
+    const { query, limit } = c.req.valid("json");
+    const q = embed(query);
+    const { ids, vectors, metadata } = await collectionVectors(c.env.DB, col.collection_id);
+    const scored = vectors.map((v, i) => ({ i, score: dot(q, v) })).sort((a, b) => b.score - a.score).slice(0, limit ?? 10);
+    const objectIds = new Map<string, string>();
+    if (scored.length > 0) {
+      const { results } = await c.env.DB.prepare(`SELECT document_id, object_id FROM documents WHERE document_id IN (${scored.map(() => "?").join(",")})`)
+        .bind(...scored.map((s) => ids[s.i] ?? ""))
+        .all<{ document_id: string; object_id: string }>();
+      for (const r of results) objectIds.set(r.document_id, r.object_id);
+    }
+    const results = scored.map((s) => ({ document_id: ids[s.i] ?? "", object_id: objectIds.get(ids[s.i] ?? "") ?? "", score: s.score, metadata: metadata[s.i] ?? {} }));
+    return c.json({ results }, 200);
+  },
+);
+
+const taskRoute = (path: string, summary: string, body: z.ZodType) =>
+  createRoute({
+    method: "post",
+    path: `/{collection}/${path}`,
+    tags: ["Collections"],
+    summary,
+    security,
+    middleware: idempotent,
+    request: { params: CollectionParam, headers: IdempotencyHeader, body: jsonBody(body) },
+    responses: { 202: json(TaskResponse, "The task, accepted"), ...errorResponses },
+  });
+
+async function startTask(c: Context<AppEnv>, taskType: string, inputs: Record<string, unknown>) {
+  const task = unwrap(await namespaceOf(c).createTask({ task_type: taskType, inputs: inputs as JsonObject }, new URL(c.req.url).origin));
+  return c.json({ task }, 202);
+}
+
+app.openapi(taskRoute("rebuild", "Re-embed every object of the sources (index_rebuild)", z.object({}).strict()), async (c) => {
+  const col = await collectionOf(c, c.req.valid("param").collection);
+  return startTask(c, "index_rebuild", { collection_id: col.collection_id });
+});
+
+app.openapi(
+  taskRoute(
+    "cluster",
+    "k-means over the documents (clustering)",
+    z.object({ k: z.number().int().min(2).max(100), max_iterations: z.number().int().min(1).max(1000).optional(), seed: z.number().int().optional() }).strict(),
+  ),
+  async (c) => {
+    const col = await collectionOf(c, c.req.valid("param").collection);
+    return startTask(c, "clustering", { collection_id: col.collection_id, ...(c.req.valid("json") as object) });
+  },
+);
+
+app.openapi(
+  taskRoute("apply-taxonomy", "Label documents with a taxonomy (taxonomy_apply)", z.object({ taxonomy_id: z.string().max(64), min_score: z.number().min(-1).max(1).optional() }).strict()),
+  async (c) => {
+    const col = await collectionOf(c, c.req.valid("param").collection);
+    const body = c.req.valid("json") as { taxonomy_id: string; min_score?: number };
+    const taxonomy = await findTaxonomy(c.env.DB, c.get("principal").namespace_id, body.taxonomy_id);
+    if (!taxonomy) throw new ApiError("validation_error", `taxonomy ${body.taxonomy_id} not found`, { field: "taxonomy_id" });
+    return startTask(c, "taxonomy_apply", { collection_id: col.collection_id, taxonomy_id: taxonomy.taxonomy_id, ...(body.min_score === undefined ? {} : { min_score: body.min_score }) });
+  },
+);
+
+export default app;

@@ -1,0 +1,236 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { findCollection, findModel, findTaxonomy } from "../db/dataplane";
+import { embed } from "../embed/embedder";
+import { probabilities, type SoftmaxModel } from "../embed/softmax";
+import { ApiError, unwrap } from "../errors";
+import { newId } from "../ids";
+import { type JsonObject, TaskSchema } from "../tasks/model";
+import { isoNow } from "../time";
+import { namespaceOf } from "./auth";
+import { type AppEnv, newApp } from "./env";
+import { idempotent } from "./idempotency";
+import { errorResponses, IdempotencyHeader, json, jsonBody, paginated, PaginationQuery } from "./schemas";
+
+const security = [{ apiKey: [] }];
+const Name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must be 1–63 lowercase letters, digits, '_' or '-'");
+
+// --- taxonomies ---------------------------------------------------------------------------------
+
+export const taxonomies = newApp();
+
+const TaxonomySchema = z
+  .object({
+    taxonomy_id: z.string(),
+    taxonomy_name: z.string(),
+    nodes: z.array(z.object({ label: z.string(), examples: z.array(z.string()) })),
+    created_at: z.string(),
+  })
+  .openapi("Taxonomy");
+const TaxonomyParam = z.object({ taxonomy: z.string().max(128).openapi({ param: { name: "taxonomy", in: "path" } }) });
+
+const toTaxonomy = (row: { taxonomy_id: string; taxonomy_name: string; nodes: string; created_at: string }) => ({
+  ...row,
+  nodes: JSON.parse(row.nodes) as { label: string; examples: string[] }[],
+});
+
+taxonomies.openapi(
+  createRoute({
+    method: "post",
+    path: "/",
+    tags: ["Taxonomies"],
+    summary: "Create a taxonomy: labels, each with example texts",
+    security,
+    middleware: idempotent,
+    request: {
+      headers: IdempotencyHeader,
+      body: jsonBody(
+        z
+          .object({
+            taxonomy_name: Name,
+            nodes: z.array(z.object({ label: z.string().min(1).max(200), examples: z.array(z.string().min(1).max(10_000)).min(1).max(100) }).strict()).min(1).max(200),
+          })
+          .strict()
+          .refine((t) => new Set(t.nodes.map((n) => n.label)).size === t.nodes.length, "node labels must be unique"),
+      ),
+    },
+    responses: { 201: json(TaxonomySchema, "The taxonomy"), ...errorResponses },
+  }),
+  async (c) => {
+    const body = c.req.valid("json");
+    const taxonomy = { taxonomy_id: newId("tax"), taxonomy_name: body.taxonomy_name, nodes: body.nodes, created_at: isoNow() };
+    try {
+      await c.env.DB.prepare("INSERT INTO taxonomies (taxonomy_id, namespace_id, taxonomy_name, nodes, created_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(taxonomy.taxonomy_id, c.get("principal").namespace_id, taxonomy.taxonomy_name, JSON.stringify(taxonomy.nodes), taxonomy.created_at)
+        .run();
+    } catch (err) {
+      if (String(err).includes("UNIQUE")) throw new ApiError("conflict", `taxonomy ${body.taxonomy_name} already exists`);
+      throw err;
+    }
+    return c.json(taxonomy, 201);
+  },
+);
+
+taxonomies.openapi(
+  createRoute({
+    method: "get",
+    path: "/",
+    tags: ["Taxonomies"],
+    summary: "List taxonomies",
+    security,
+    request: { query: PaginationQuery },
+    responses: { 200: json(paginated(TaxonomySchema, "TaxonomyList"), "Taxonomies"), ...errorResponses },
+  }),
+  async (c) => {
+    const q = c.req.valid("query");
+    const { results } = await c.env.DB.prepare("SELECT taxonomy_id, taxonomy_name, nodes, created_at FROM taxonomies WHERE namespace_id = ? ORDER BY created_at DESC, taxonomy_id DESC LIMIT ?")
+      .bind(c.get("principal").namespace_id, q.limit)
+      .all<{ taxonomy_id: string; taxonomy_name: string; nodes: string; created_at: string }>();
+    return c.json({ results: results.map(toTaxonomy), pagination: { limit: q.limit, next_cursor: null } }, 200);
+  },
+);
+
+async function taxonomyOf(c: Context<AppEnv>, idOrName: string) {
+  const row = await findTaxonomy(c.env.DB, c.get("principal").namespace_id, idOrName);
+  if (!row) throw new ApiError("not_found", `taxonomy ${idOrName} not found`);
+  return row;
+}
+
+taxonomies.openapi(
+  createRoute({ method: "get", path: "/{taxonomy}", tags: ["Taxonomies"], summary: "Get a taxonomy", security, request: { params: TaxonomyParam }, responses: { 200: json(TaxonomySchema, "The taxonomy"), ...errorResponses } }),
+  async (c) => c.json(toTaxonomy(await taxonomyOf(c, c.req.valid("param").taxonomy)), 200),
+);
+
+taxonomies.openapi(
+  createRoute({
+    method: "delete",
+    path: "/{taxonomy}",
+    tags: ["Taxonomies"],
+    summary: "Delete a taxonomy and the labels it gave",
+    security,
+    request: { params: TaxonomyParam },
+    responses: { 200: json(z.object({ success: z.literal(true), message: z.string() }), "Deleted"), ...errorResponses },
+  }),
+  async (c) => {
+    const ns = c.get("principal").namespace_id;
+    const row = await taxonomyOf(c, c.req.valid("param").taxonomy);
+    await c.env.DB.batch([
+      c.env.DB.prepare("UPDATE documents SET taxonomy = NULL WHERE namespace_id = ? AND json_extract(taxonomy, '$.taxonomy_id') = ?").bind(ns, row.taxonomy_id),
+      c.env.DB.prepare("DELETE FROM taxonomies WHERE taxonomy_id = ?").bind(row.taxonomy_id),
+    ]);
+    return c.json({ success: true as const, message: `taxonomy ${row.taxonomy_name} deleted` }, 200);
+  },
+);
+
+// --- models ---------------------------------------------------------------------------------------
+
+export const models = newApp();
+
+const ModelSchema = z
+  .object({
+    model_id: z.string(),
+    model_name: z.string(),
+    collection_id: z.string(),
+    label_field: z.string(),
+    version: z.number().int(),
+    metrics: z.object({ labels: z.array(z.string()), train_accuracy: z.number(), holdout_accuracy: z.number(), loss_curve: z.array(z.number()) }).nullable(),
+    trained_at: z.string().nullable(),
+    created_at: z.string(),
+  })
+  .openapi("Model");
+const ModelParam = z.object({ model: z.string().max(128).openapi({ param: { name: "model", in: "path" } }) });
+
+type ModelRow = NonNullable<Awaited<ReturnType<typeof findModel>>>;
+const toModel = ({ weights: _, metrics, ...row }: ModelRow) => ({ ...row, metrics: metrics === null ? null : (JSON.parse(metrics) as z.infer<typeof ModelSchema>["metrics"]) });
+
+async function modelOf(c: Context<AppEnv>, idOrName: string): Promise<ModelRow> {
+  const row = await findModel(c.env.DB, c.get("principal").namespace_id, idOrName);
+  if (!row) throw new ApiError("not_found", `model ${idOrName} not found`);
+  return row;
+}
+
+models.openapi(
+  createRoute({
+    method: "post",
+    path: "/",
+    tags: ["Models"],
+    summary: "Create a classifier over a collection, predicting metadata[label_field]",
+    security,
+    middleware: idempotent,
+    request: { headers: IdempotencyHeader, body: jsonBody(z.object({ model_name: Name, collection_id: z.string().max(64), label_field: z.string().min(1).max(200) }).strict()) },
+    responses: { 201: json(ModelSchema, "The model, untrained"), ...errorResponses },
+  }),
+  async (c) => {
+    const ns = c.get("principal").namespace_id;
+    const body = c.req.valid("json");
+    const collection = await findCollection(c.env.DB, ns, body.collection_id);
+    if (!collection) throw new ApiError("validation_error", `collection ${body.collection_id} not found`, { field: "collection_id" });
+    const row: ModelRow = { model_id: newId("mdl"), model_name: body.model_name, collection_id: collection.collection_id, label_field: body.label_field, version: 0, weights: null, metrics: null, trained_at: null, created_at: isoNow() };
+    try {
+      await c.env.DB.prepare("INSERT INTO models (model_id, namespace_id, model_name, collection_id, label_field, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(row.model_id, ns, row.model_name, row.collection_id, row.label_field, row.created_at)
+        .run();
+    } catch (err) {
+      if (String(err).includes("UNIQUE")) throw new ApiError("conflict", `model ${body.model_name} already exists`);
+      throw err;
+    }
+    return c.json(toModel(row), 201);
+  },
+);
+
+models.openapi(
+  createRoute({ method: "get", path: "/{model}", tags: ["Models"], summary: "Get a model", security, request: { params: ModelParam }, responses: { 200: json(ModelSchema, "The model"), ...errorResponses } }),
+  async (c) => c.json(toModel(await modelOf(c, c.req.valid("param").model)), 200),
+);
+
+models.openapi(
+  createRoute({
+    method: "post",
+    path: "/{model}/tune",
+    tags: ["Models"],
+    summary: "Train the model (model_tuning); predict serves the latest trained version",
+    security,
+    middleware: idempotent,
+    request: {
+      params: ModelParam,
+      headers: IdempotencyHeader,
+      body: jsonBody(
+        z
+          .object({
+            epochs: z.number().int().min(1).max(500).optional(),
+            learning_rate: z.number().positive().max(100).optional(),
+            holdout_fraction: z.number().min(0).max(0.9).optional(),
+            seed: z.number().int().optional(),
+          })
+          .strict(),
+      ),
+    },
+    responses: { 202: json(z.object({ task: TaskSchema }), "The task, accepted"), ...errorResponses },
+  }),
+  async (c) => {
+    const model = await modelOf(c, c.req.valid("param").model);
+    const inputs = { model_id: model.model_id, ...(c.req.valid("json") as object) };
+    const task = unwrap(await namespaceOf(c).createTask({ task_type: "model_tuning", inputs: inputs as JsonObject }, new URL(c.req.url).origin));
+    return c.json({ task }, 202);
+  },
+);
+
+models.openapi(
+  createRoute({
+    method: "post",
+    path: "/{model}/predict",
+    tags: ["Models"],
+    summary: "Classify a text with the latest trained version (409 before the first training)",
+    security,
+    request: { params: ModelParam, body: jsonBody(z.object({ text: z.string().min(1).max(100_000) }).strict()) },
+    responses: { 200: json(z.object({ label: z.string(), scores: z.record(z.string(), z.number()), version: z.number().int() }), "The prediction"), ...errorResponses },
+  }),
+  async (c) => {
+    const model = await modelOf(c, c.req.valid("param").model);
+    if (model.weights === null) throw new ApiError("conflict", "the model has not been trained yet; POST .../tune first", { version: 0 });
+    const classifier = JSON.parse(model.weights) as SoftmaxModel;
+    const p = probabilities(classifier, embed(c.req.valid("json").text));
+    const best = p.indexOf(Math.max(...p));
+    return c.json({ label: classifier.labels[best] ?? "", scores: Object.fromEntries(classifier.labels.map((l, i) => [l, p[i] ?? 0])), version: model.version }, 200);
+  },
+);

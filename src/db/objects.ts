@@ -1,0 +1,87 @@
+import { z } from "@hono/zod-openapi";
+import { namespaceStub } from "../consumer/stub";
+import { unwrap } from "../errors";
+import { newId } from "../ids";
+import { jsonBytes, JsonObjectSchema } from "../tasks/model";
+import { isoNow } from "../time";
+import { collectionsSourcing } from "./dataplane";
+
+const CONTENT_BYTES = 256 * 1024;
+const METADATA_BYTES = 16 * 1024;
+
+export const NewObject = z
+  .object({
+    key: z.string().max(1024).optional(),
+    content: z.string().refine((c) => new TextEncoder().encode(c).byteLength <= CONTENT_BYTES, "at most 256 KiB"),
+    metadata: JsonObjectSchema.optional().refine((m) => m === undefined || jsonBytes(m) <= METADATA_BYTES, "at most 16 KiB of JSON"),
+  })
+  .strict()
+  .openapi("NewObject");
+export type NewObjectInput = z.infer<typeof NewObject>;
+
+/**
+ * Creates an object and the object_create task of every collection sourcing its bucket. The
+ * object is stored hidden ('pending'), its tasks are made in one atomic step keyed by the object,
+ * and only then is it shown: nobody sees an object without its tasks, and no task is made for an
+ * object that is not stored. A repeat with the same `objectId` (a resumed batch import) creates
+ * nothing twice. A request that dies half-way leaves a hidden object that the cron sweep either
+ * completes (its tasks exist) or removes (they do not).
+ */
+export async function createObject(
+  env: Env,
+  namespaceId: string,
+  origin: string,
+  bucketId: string,
+  input: NewObjectInput,
+  objectId = newId("obj"),
+  parentTaskId?: string,
+) {
+  const createdAt = isoNow();
+  const metadata = input.metadata ?? {};
+  await env.DB.prepare(
+    `INSERT OR IGNORE INTO objects (object_id, namespace_id, bucket_id, object_key, content, metadata, state, created_at, created_ms)
+     VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
+  )
+    .bind(objectId, namespaceId, bucketId, input.key ?? null, input.content, JSON.stringify(metadata), createdAt, Date.parse(createdAt))
+    .run();
+  const collections = await collectionsSourcing(env.DB, namespaceId, bucketId);
+  const object = { object_id: objectId, bucket_id: bucketId, key: input.key ?? null, metadata, created_at: createdAt };
+  const taskIds = unwrap(
+    await namespaceStub(env, namespaceId).createTasks(
+      collections.map((collectionId) => ({
+        key: `obj:${objectId}:${collectionId}`,
+        input: { task_type: "object_create", inputs: { object_id: objectId, collection_id: collectionId }, ...(parentTaskId ? { parent_task_id: parentTaskId } : {}) },
+      })),
+      origin,
+      { type: "object.created", data: { object } },
+    ),
+  );
+  await env.DB.prepare("UPDATE objects SET state = 'ready', task_ids = ? WHERE object_id = ?").bind(JSON.stringify(taskIds), objectId).run();
+  return { ...object, task_ids: taskIds };
+}
+
+/** Pending objects older than this are swept: their request has long ended one way or another. */
+const SWEEP_AGE_MS = 5 * 60_000;
+
+/**
+ * The cron's repair of objects whose creating request died between storing the object and
+ * showing it: if its tasks were made, it is shown; if not, it is removed (its client got an error).
+ */
+export async function sweepPendingObjects(env: Env, now: number, limit = 500): Promise<{ shown: number; removed: number }> {
+  const { results } = await env.DB.prepare("SELECT object_id, namespace_id FROM objects WHERE state = 'pending' AND created_ms < ? LIMIT ?")
+    .bind(now - SWEEP_AGE_MS, limit)
+    .all<{ object_id: string; namespace_id: string }>();
+  let shown = 0;
+  let removed = 0;
+  for (const row of results) {
+    const made = await namespaceStub(env, row.namespace_id).tasksByKeyPrefix(`obj:${row.object_id}:`);
+    if (made.length > 0) {
+      await env.DB.prepare("UPDATE objects SET state = 'ready', task_ids = ? WHERE object_id = ?").bind(JSON.stringify(made.map((m) => m.task_id)), row.object_id).run();
+      shown++;
+    } else {
+      await env.DB.prepare("DELETE FROM objects WHERE object_id = ? AND state = 'pending'").bind(row.object_id).run();
+      removed++;
+    }
+  }
+  return { shown, removed };
+}

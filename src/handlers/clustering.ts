@@ -1,0 +1,53 @@
+import { z } from "@hono/zod-openapi";
+import { collectionVectors } from "../db/dataplane";
+import { lloydStep, prng, seedCentroids } from "../embed/kmeans";
+import { collectionExists, inBatches } from "./documents";
+import { registerHandler, TaskFailure } from "./registry";
+
+const Inputs = z
+  .object({
+    collection_id: z.string().min(1).max(64),
+    k: z.number().int().min(2).max(100),
+    max_iterations: z.number().int().min(1).max(1000).optional(),
+    seed: z.number().int().optional(),
+  })
+  .strict();
+const State = z.object({ iteration: z.number().int(), centres: z.array(z.array(z.number())), inertia: z.number(), converged: z.boolean() });
+
+/** k-means with k-means++ seeding over a collection's document vectors; deterministic for a seed. */
+registerHandler({
+  type: "clustering",
+  inputs: Inputs,
+  async run(ctx) {
+    const input = Inputs.parse(ctx.task.inputs);
+    const maxIterations = input.max_iterations ?? 50;
+    const db = ctx.env.DB;
+    if (!(await collectionExists(db, ctx.task.namespace_id, input.collection_id))) {
+      throw new TaskFailure("collection_not_found", `collection ${input.collection_id} no longer exists`, false);
+    }
+    const { ids, vectors } = await collectionVectors(db, input.collection_id);
+    if (vectors.length < input.k) throw new TaskFailure("too_few_documents", `k = ${input.k} needs at least ${input.k} documents; the collection has ${vectors.length}`, false);
+    let state =
+      ctx.checkpoint === null
+        ? { iteration: 0, centres: seedCentroids(vectors, input.k, prng(input.seed ?? 0)).map((c) => Array.from(c)), inertia: 0, converged: false }
+        : State.parse(ctx.checkpoint);
+    let centres: Float32Array[] = state.centres.map((c) => Float32Array.from(c));
+    const labels = new Int32Array(vectors.length).fill(-1);
+    while (!state.converged && state.iteration < maxIterations) {
+      const step = lloydStep(vectors, centres, labels);
+      centres = step.centres;
+      state = { iteration: state.iteration + 1, centres: centres.map((c) => Array.from(c)), inertia: step.inertia, converged: state.iteration > 0 && step.moved === 0 };
+      await ctx.progress({ processed: state.iteration, total: maxIterations, percent: (100 * state.iteration) / maxIterations, message: `iteration ${state.iteration}, inertia ${step.inertia.toFixed(3)}` });
+      if (!state.converged && state.iteration < maxIterations && ctx.shouldYield()) return ctx.yield(state);
+    }
+    // A last report before the write: a task cancelled meanwhile stops here, writing nothing.
+    await ctx.progress({ message: "writing cluster ids" });
+    // Final assignment with the final centres.
+    const final = lloydStep(vectors, centres, labels);
+    const sizes = new Array<number>(input.k).fill(0);
+    labels.forEach((l) => (sizes[l] = (sizes[l] ?? 0) + 1));
+    await inBatches(db, ids.map((id, i) => db.prepare("UPDATE documents SET cluster_id = ? WHERE document_id = ?").bind(labels[i] ?? null, id)));
+    await ctx.log(`k-means: ${state.iteration} iterations, inertia ${final.inertia.toFixed(4)}, clusters ${sizes.join("/")}`);
+    return { k: input.k, iterations: state.iteration, inertia: final.inertia, cluster_sizes: sizes };
+  },
+});

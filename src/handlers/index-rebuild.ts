@@ -1,0 +1,49 @@
+import { z } from "@hono/zod-openapi";
+import { collectionExists, upsertDocument } from "./documents";
+import { registerHandler, TaskFailure } from "./registry";
+
+const Inputs = z.object({ collection_id: z.string().min(1).max(64) }).strict();
+const State = z.object({ after_ms: z.number(), after_id: z.string(), indexed: z.number().int() });
+const PAGE = 200;
+
+registerHandler({
+  type: "index_rebuild",
+  inputs: Inputs,
+  async run(ctx) {
+    const { collection_id } = Inputs.parse(ctx.task.inputs);
+    const ns = ctx.task.namespace_id;
+    const db = ctx.env.DB;
+    if (!(await collectionExists(db, ns, collection_id))) throw new TaskFailure("collection_not_found", `collection ${collection_id} no longer exists`, false);
+    const total = (await db
+      .prepare("SELECT COUNT(*) AS n FROM objects o JOIN collection_sources s ON s.bucket_id = o.bucket_id WHERE s.collection_id = ? AND o.state = 'ready'")
+      .bind(collection_id)
+      .first<number>("n")) ?? 0;
+    let state = ctx.checkpoint === null ? { after_ms: 0, after_id: "", indexed: 0 } : State.parse(ctx.checkpoint);
+    for (;;) {
+      const { results } = await db
+        .prepare(
+          `SELECT o.object_id, o.content, o.metadata, o.created_ms FROM objects o JOIN collection_sources s ON s.bucket_id = o.bucket_id
+           WHERE s.collection_id = ? AND o.namespace_id = ? AND o.state = 'ready' AND (o.created_ms, o.object_id) > (?, ?)
+           ORDER BY o.created_ms, o.object_id LIMIT ?`,
+        )
+        .bind(collection_id, ns, state.after_ms, state.after_id, PAGE)
+        .all<{ object_id: string; content: string; metadata: string; created_ms: number }>();
+      for (const o of results) await upsertDocument(db, ns, collection_id, o.object_id, o.content, JSON.parse(o.metadata) as Record<string, never>);
+      const last = results[results.length - 1];
+      if (last) state = { after_ms: last.created_ms, after_id: last.object_id, indexed: state.indexed + results.length };
+      await ctx.progress({ processed: state.indexed, total, percent: total === 0 ? 100 : Math.min(99, (100 * state.indexed) / total) });
+      if (results.length < PAGE) break;
+      if (ctx.shouldYield()) return ctx.yield(state);
+    }
+    const removed = await db
+      .prepare(
+        `DELETE FROM documents WHERE collection_id = ? AND object_id NOT IN
+           (SELECT o.object_id FROM objects o JOIN collection_sources s ON s.bucket_id = o.bucket_id WHERE s.collection_id = ?)`,
+      )
+      .bind(collection_id, collection_id)
+      .run();
+    const documentsRemoved = removed.meta.changes ?? 0;
+    await ctx.log(`re-embedded ${state.indexed} objects, removed ${documentsRemoved} documents whose object is gone`);
+    return { documents_indexed: state.indexed, documents_removed: documentsRemoved };
+  },
+});

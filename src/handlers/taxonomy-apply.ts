@@ -1,0 +1,52 @@
+import { z } from "@hono/zod-openapi";
+import { collectionVectors } from "../db/dataplane";
+import { dot, embed, normalize } from "../embed/embedder";
+import { collectionExists, inBatches } from "./documents";
+import { registerHandler, TaskFailure } from "./registry";
+
+const Inputs = z.object({ collection_id: z.string().min(1).max(64), taxonomy_id: z.string().min(1).max(64), min_score: z.number().min(-1).max(1).optional() }).strict();
+const Nodes = z.array(z.object({ label: z.string(), examples: z.array(z.string()) }));
+
+/** Labels each document with its nearest taxonomy node: the centroid of the node's examples. */
+registerHandler({
+  type: "taxonomy_apply",
+  inputs: Inputs,
+  async run(ctx) {
+    const input = Inputs.parse(ctx.task.inputs);
+    const db = ctx.env.DB;
+    const ns = ctx.task.namespace_id;
+    if (!(await collectionExists(db, ns, input.collection_id))) throw new TaskFailure("collection_not_found", `collection ${input.collection_id} no longer exists`, false);
+    const taxonomy = await db.prepare("SELECT nodes FROM taxonomies WHERE namespace_id = ? AND taxonomy_id = ?").bind(ns, input.taxonomy_id).first<{ nodes: string }>();
+    if (!taxonomy) throw new TaskFailure("taxonomy_not_found", `taxonomy ${input.taxonomy_id} no longer exists`, false);
+    const nodes = Nodes.parse(JSON.parse(taxonomy.nodes));
+    const centroids = nodes.map((node) => {
+      const sum = new Float32Array(embed("").length);
+      for (const example of node.examples) embed(example).forEach((v, i) => (sum[i] = (sum[i] ?? 0) + v));
+      return normalize(sum);
+    });
+    const { ids, vectors } = await collectionVectors(db, input.collection_id);
+    const minScore = input.min_score ?? 0;
+    const counts: Record<string, number> = Object.fromEntries(nodes.map((n) => [n.label, 0]));
+    let unlabeled = 0;
+    const updates = vectors.map((v, i) => {
+      let best = -1;
+      let bestScore = -Infinity;
+      centroids.forEach((c, j) => {
+        const score = dot(v, c);
+        if (score > bestScore) {
+          bestScore = score;
+          best = j;
+        }
+      });
+      const node = nodes[best];
+      const label = node && bestScore >= minScore ? { taxonomy_id: input.taxonomy_id, label: node.label, score: bestScore } : null;
+      if (label) counts[label.label] = (counts[label.label] ?? 0) + 1;
+      else unlabeled++;
+      return db.prepare("UPDATE documents SET taxonomy = ?, updated_at = ? WHERE document_id = ?").bind(label ? JSON.stringify(label) : null, new Date().toISOString(), ids[i] ?? "");
+    });
+    await ctx.progress({ percent: 50, message: `labelled ${vectors.length} documents`, processed: vectors.length, total: vectors.length });
+    await inBatches(db, updates);
+    await ctx.log(`labels: ${JSON.stringify(counts)}; unlabeled: ${unlabeled}`);
+    return { label_counts: counts, unlabeled };
+  },
+});

@@ -1,0 +1,223 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { embed, dot } from "../src/embed/embedder";
+import type { Task } from "../src/tasks/model";
+import { call, eventually, tenant, type Tenant, waitForStatus } from "./helpers";
+import { seeded } from "./fake-endpoint";
+
+const TOPICS: Record<string, string[]> = {
+  sports: ["football", "goal", "striker", "league", "match", "referee", "stadium", "penalty", "coach", "season", "tennis", "serve"],
+  cooking: ["recipe", "oven", "flour", "butter", "simmer", "garlic", "onion", "sauce", "bake", "dough", "pepper", "roast"],
+  finance: ["stock", "market", "bond", "yield", "equity", "dividend", "portfolio", "inflation", "rate", "bank", "loan", "fund"],
+};
+const COMMON = ["the", "a", "today", "new", "report", "people", "about", "with"];
+
+function corpus(perTopic: number, seed: number): { text: string; topic: string }[] {
+  const random = seeded(seed);
+  const pick = (words: string[]) => words[Math.floor(random() * words.length)] ?? "";
+  const out: { text: string; topic: string }[] = [];
+  for (let i = 0; i < perTopic; i++) {
+    for (const [topic, words] of Object.entries(TOPICS)) {
+      const text = Array.from({ length: 10 }, (_, j) => (j % 4 === 3 ? pick(COMMON) : pick(words))).join(" ");
+      out.push({ text, topic });
+    }
+  }
+  return out;
+}
+
+async function setup(t: Tenant, name: string, collections: string[]) {
+  const bucket = (await call("/v1/buckets", { token: t.key, body: { bucket_name: name } })).body;
+  const cols = [];
+  for (const c of collections) {
+    const res = await call("/v1/collections", { token: t.key, body: { collection_name: c, source_bucket_ids: [bucket.bucket_id] } });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    cols.push(res.body);
+  }
+  return { bucket, cols };
+}
+
+async function importAll(t: Tenant, bucket: string, docs: { text: string; topic: string }[]) {
+  const res = await call(`/v1/buckets/${bucket}/objects/batch`, { token: t.key, body: { objects: docs.map((d, i) => ({ key: `doc-${i}`, content: d.text, metadata: { topic: d.topic } })) } });
+  expect(res.status, JSON.stringify(res.body)).toBe(202);
+  return res.body.task as Task;
+}
+
+async function allDone(t: Tenant) {
+  await eventually(
+    async () => {
+      const s = (await call("/v1/tasks/stats", { token: t.key })).body;
+      return s.created + s.queued + s.processing === 0 ? true : undefined;
+    },
+    120_000,
+    "every task to finish",
+  );
+}
+
+describe("the embedder", () => {
+  it("is deterministic, unit length, and closer for related texts", () => {
+    const a = embed("the striker scored a late goal in the league match");
+    expect(Array.from(embed("the striker scored a late goal in the league match"))).toEqual(Array.from(a));
+    expect(dot(a, a)).toBeCloseTo(1, 5);
+    const sports = embed("football match with a penalty and a goal");
+    const cooking = embed("simmer the garlic sauce and bake the dough");
+    expect(dot(a, sports)).toBeGreaterThan(dot(a, cooking));
+    expect(Array.from(embed("...")).every((v) => v === 0)).toBe(true);
+  });
+});
+
+describe("objects and their tasks", () => {
+  it("creates one object_create task per collection sourcing the bucket, and none without one", async () => {
+    const t = await tenant();
+    const { bucket, cols } = await setup(t, "photos", ["by-text", "by-topic"]);
+    const created = await call(`/v1/buckets/${bucket.bucket_name}/objects`, { token: t.key, body: { key: "a.txt", content: "the striker scored", metadata: { topic: "sports" } } });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ bucket_id: bucket.bucket_id, key: "a.txt", metadata: { topic: "sports" } });
+    expect(created.body.task_ids).toHaveLength(2);
+    for (const id of created.body.task_ids) {
+      const done = await waitForStatus(t, id, "completed");
+      expect(done.task_type).toBe("object_create");
+      expect(done.outputs?.document_id).toMatch(/^doc_/);
+    }
+    for (const col of cols) {
+      const docs = (await call(`/v1/collections/${col.collection_id}/documents`, { token: t.key })).body;
+      expect(docs.results).toHaveLength(1);
+      expect(docs.results[0]).toMatchObject({ object_id: created.body.object_id, metadata: { topic: "sports" }, cluster_id: null, taxonomy: null });
+    }
+    const lonely = (await call("/v1/buckets", { token: t.key, body: { bucket_name: "lonely" } })).body;
+    const alone = await call(`/v1/buckets/${lonely.bucket_id}/objects`, { token: t.key, body: { content: "nobody indexes me" } });
+    expect(alone.status).toBe(201);
+    expect(alone.body.task_ids).toEqual([]);
+    const got = await call(`/v1/buckets/lonely/objects/${alone.body.object_id}`, { token: t.key });
+    expect(got.body.content).toBe("nobody indexes me");
+  });
+
+  it("refuses bad input in the contract's shape and hides other namespaces' resources", async () => {
+    const t = await tenant();
+    const other = await tenant();
+    const { bucket, cols } = await setup(t, "mine", ["col"]);
+    for (const [path, body] of [
+      ["/v1/buckets", { bucket_name: "Bad Name" }],
+      ["/v1/buckets", { bucket_name: "ok", owner: "x" }],
+      [`/v1/buckets/${bucket.bucket_id}/objects`, { content: 1 }],
+      [`/v1/buckets/${bucket.bucket_id}/objects`, { content: "x".repeat(256 * 1024 + 1) }],
+      [`/v1/buckets/${bucket.bucket_id}/objects`, { content: "x", metadata: { blob: "x".repeat(17 * 1024) } }],
+      [`/v1/buckets/${bucket.bucket_id}/objects/batch`, { objects: [] }],
+      ["/v1/collections", { collection_name: "c2", source_bucket_ids: ["bkt_nothere"] }],
+      [`/v1/collections/${cols[0].collection_id}/cluster`, { k: 1 }],
+      [`/v1/collections/${cols[0].collection_id}/search`, { query: "" }],
+      ["/v1/taxonomies", { taxonomy_name: "t", nodes: [] }],
+      ["/v1/models", { model_name: "m", collection_id: "col_nothere", label_field: "topic" }],
+    ] as const) {
+      const res = await call(path, { token: t.key, body });
+      expect(res.status, `${path} ${JSON.stringify(body).slice(0, 60)}`).toBe(422);
+      expect(res.body.error.type).toBe("validation_error");
+    }
+    expect((await call("/v1/buckets", { token: t.key, body: { bucket_name: "mine" } })).status).toBe(409);
+    for (const path of [`/v1/buckets/${bucket.bucket_id}`, `/v1/collections/${cols[0].collection_id}`, `/v1/collections/${cols[0].collection_id}/documents`]) {
+      expect((await call(path, { token: other.key })).status, path).toBe(404);
+    }
+    expect((await call(`/v1/buckets/${bucket.bucket_id}/objects`, { token: other.key, body: { content: "sneaky" } })).status).toBe(404);
+  });
+
+  it("keeps a bucket while a collection sources it, and deleting a collection cancels its work", async () => {
+    const t = await tenant();
+    const { bucket, cols } = await setup(t, "kept", ["indexer"]);
+    const refused = await call(`/v1/buckets/${bucket.bucket_id}`, { token: t.key, method: "DELETE" });
+    expect(refused.status).toBe(409);
+    const res = await call(`/v1/collections/${cols[0].collection_id}`, { token: t.key, method: "DELETE" });
+    expect(res.status).toBe(200);
+    expect((await call(`/v1/buckets/${bucket.bucket_id}`, { token: t.key, method: "DELETE" })).status).toBe(200);
+    expect((await call(`/v1/buckets/${bucket.bucket_id}`, { token: t.key })).status).toBe(404);
+  });
+});
+
+describe("search, clustering, taxonomy and tuning on topic data", () => {
+  it("finds an object's own text first, clusters topics purely, labels them, and learns them", async () => {
+    const t = await tenant();
+    const { bucket, cols } = await setup(t, "news", ["articles"]);
+    const col = cols[0].collection_id;
+    const docs = corpus(30, 7);
+    const batch = await importAll(t, bucket.bucket_id, docs);
+    const imported = await waitForStatus(t, batch.task_id, "completed");
+    expect(imported.outputs).toEqual({ objects_created: 90, tasks_created: 90 });
+    await allDone(t);
+    const children = (await call(`/v1/tasks?parent_task_id=${batch.task_id}&limit=100&include_total=true`, { token: t.key })).body;
+    expect(children.pagination.total).toBe(90);
+
+    // Search: a document's own text ranks it first.
+    const probe = docs[4];
+    const found = (await call(`/v1/collections/${col}/search`, { token: t.key, body: { query: probe?.text, limit: 3 } })).body.results;
+    expect(found[0].metadata.topic).toBe(probe?.topic);
+    expect(found[0].score).toBeCloseTo(1, 3);
+
+    // Clustering: three topics, three pure clusters, the same for the same seed.
+    const cluster = async (seed: number) => {
+      const res = await call(`/v1/collections/${col}/cluster`, { token: t.key, body: { k: 3, seed } });
+      expect(res.status).toBe(202);
+      return waitForStatus(t, res.body.task.task_id, "completed");
+    };
+    const first = await cluster(42);
+    const again = await cluster(42);
+    expect(again.outputs).toEqual(first.outputs);
+    expect((first.outputs?.cluster_sizes as number[]).reduce((a, b) => a + b, 0)).toBe(90);
+    const documents = [];
+    let cursor: string | null = null;
+    do {
+      const page: { body: { results: { metadata: { topic: string }; cluster_id: number }[]; pagination: { next_cursor: string | null } } } = await call(`/v1/collections/${col}/documents?limit=100${cursor ? `&cursor=${cursor}` : ""}`, { token: t.key });
+      documents.push(...page.body.results);
+      cursor = page.body.pagination.next_cursor;
+    } while (cursor);
+    const purity = (() => {
+      const byCluster = new Map<number, Map<string, number>>();
+      for (const d of documents) {
+        const m = byCluster.get(d.cluster_id) ?? new Map<string, number>();
+        m.set(d.metadata.topic, (m.get(d.metadata.topic) ?? 0) + 1);
+        byCluster.set(d.cluster_id, m);
+      }
+      let majority = 0;
+      for (const m of byCluster.values()) majority += Math.max(...m.values());
+      return majority / documents.length;
+    })();
+    expect(purity).toBeGreaterThanOrEqual(0.9);
+
+    // Taxonomy: each topic a node with a few examples.
+    const taxonomy = (await call("/v1/taxonomies", { token: t.key, body: { taxonomy_name: "topics", nodes: Object.entries(TOPICS).map(([label, words]) => ({ label, examples: [words.slice(0, 6).join(" "), words.slice(6).join(" ")] })) } })).body;
+    const applied = await call(`/v1/collections/${col}/apply-taxonomy`, { token: t.key, body: { taxonomy_id: taxonomy.taxonomy_id } });
+    const labelled = await waitForStatus(t, applied.body.task.task_id, "completed");
+    expect(labelled.outputs?.unlabeled).toBe(0);
+    const sample = (await call(`/v1/collections/${col}/documents?limit=100`, { token: t.key })).body.results as { metadata: { topic: string }; taxonomy: { label: string } }[];
+    const right = sample.filter((d) => d.taxonomy.label === d.metadata.topic).length;
+    expect(right / sample.length).toBeGreaterThanOrEqual(0.9);
+
+    // Tuning: a classifier of the topic, with a holdout.
+    const model = (await call("/v1/models", { token: t.key, body: { model_name: "topic", collection_id: col, label_field: "topic" } })).body;
+    expect((await call(`/v1/models/${model.model_id}/predict`, { token: t.key, body: { text: "goal" } })).status).toBe(409);
+    const tune = await call(`/v1/models/${model.model_id}/tune`, { token: t.key, body: { epochs: 30, seed: 1 } });
+    const tuned = await waitForStatus(t, tune.body.task.task_id, "completed");
+    expect(tuned.outputs?.labels).toEqual(["cooking", "finance", "sports"]);
+    expect(tuned.outputs?.holdout_accuracy).toBeGreaterThanOrEqual(0.9);
+    expect((tuned.outputs?.loss_curve as number[]).length).toBe(30);
+    const predicted = (await call(`/v1/models/${model.model_id}/predict`, { token: t.key, body: { text: "the bank raised the interest rate on the loan" } })).body;
+    expect(predicted.label).toBe("finance");
+    expect(predicted.version).toBe(1);
+  }, 120_000);
+
+  it("stops a cancelled batch import between its slices", async () => {
+    const t = await tenant();
+    const bucket = (await call("/v1/buckets", { token: t.key, body: { bucket_name: "cancel-me" } })).body;
+    const batch = await importAll(t, bucket.bucket_id, corpus(700, 3));
+    await eventually(async () => {
+      const current = (await call(`/v1/tasks/${batch.task_id}`, { token: t.key })).body as Task;
+      return (current.progress.processed ?? 0) > 0 ? true : undefined;
+    }, 30_000, "the import to make progress");
+    await call(`/v1/tasks/${batch.task_id}/cancel`, { token: t.key, method: "POST" });
+    const count = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM objects WHERE bucket_id = ?").bind(bucket.bucket_id).first<number>("n")) ?? 0;
+    await new Promise((r) => setTimeout(r, 1500));
+    const settled = await count();
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await count()).toBe(settled);
+    expect(settled).toBeLessThan(2100);
+    const final = (await call(`/v1/tasks/${batch.task_id}`, { token: t.key })).body;
+    expect(final).toMatchObject({ status: "cancelled", outputs: null });
+  }, 60_000);
+});
