@@ -7,8 +7,11 @@
 //      adds to POST /v1/tasks (none is the goal: delivery is asynchronous);
 //   3. p50/p99 of a filtered list page with 10 000 and with 1 000 000 retained records (the
 //      ratio is the figure; flat is the goal), and the purge time per 100 000 expired records.
+//   5. the data plane: documents embedded per second, batch_import of 10 000 objects into two
+//      collections end to end, clustering of 20 000 documents, search latency over 100 000.
 // Options (env): BENCH_PORT (8799), BENCH_SECONDS (8), BENCH_CONCURRENCY (32), BENCH_TASKS (2000),
-// BENCH_BIG (1000000), BENCH_SKIP_RECORDS (1 to skip part 3).
+// BENCH_BIG (1000000), BENCH_SKIP_RECORDS (1 to skip part 3), BENCH_SKIP_DATAPLANE (1 to skip part 5),
+// BENCH_IMPORT (10000).
 import { spawn, execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { Agent, createServer, request } from "node:http";
@@ -17,6 +20,7 @@ import path from "node:path";
 import { writeFileSync } from "node:fs";
 import { startProcessor } from "../examples/processor.mjs";
 import { seedNamespace, seedRecords } from "./seed.mjs";
+import { embedRate, loadEmbedder, seedDocumentsSql, text, writeSql } from "./dataplane.mjs";
 
 const PORT = Number(process.env.BENCH_PORT ?? 8799);
 const PROCESSOR_PORT = PORT + 1;
@@ -29,6 +33,9 @@ const LISTS = [
   { name: "list-10k", namespaceId: "ns_benchlist0000000010k", apiKey: "sk_bench_list_10k", count: 10_000 },
   { name: "list-big", namespaceId: "ns_benchlist00000000big", apiKey: "sk_bench_list_big", count: BIG },
 ];
+const DATAPLANE = process.env.BENCH_SKIP_DATAPLANE !== "1";
+const IMPORT = Number(process.env.BENCH_IMPORT ?? 10_000);
+const DP = { name: "bench-dp", namespaceId: "ns_benchdataplane000000", apiKey: "sk_bench_dataplane" };
 const PURGE = { name: "purge", namespaceId: "ns_benchpurge0000000000", apiKey: "sk_bench_purge", count: 200_000 };
 const ADMIN = "bench-admin-token";
 const BASE = `http://127.0.0.1:${PORT}`;
@@ -120,6 +127,18 @@ if (RECORDS) {
   const t0 = performance.now();
   execFileSync(wrangler, ["d1", "execute", "DB", "--local", "--persist-to", state, "--file", file, "--yes"], { stdio: "ignore", env: { ...process.env, CI: "true" } });
   console.log(`seeded ${LISTS.map((l) => l.count).join(" + ")} + ${PURGE.count} task records in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
+let embedder = null;
+if (DATAPLANE) {
+  embedder = await loadEmbedder(state);
+  const sql = [
+    seedNamespace(DP),
+    seedDocumentsSql(embedder, { namespaceId: DP.namespaceId, collectionId: "col_benchcluster00000000", count: 20_000, prefix: "cl" }),
+    seedDocumentsSql(embedder, { namespaceId: DP.namespaceId, collectionId: "col_benchsearch000000000", count: 100_000, prefix: "se" }),
+  ].join("\n");
+  const t0 = performance.now();
+  execFileSync(wrangler, ["d1", "execute", "DB", "--local", "--persist-to", state, "--file", writeSql(state, "documents.sql", sql), "--yes"], { stdio: "ignore", env: { ...process.env, CI: "true" } });
+  console.log(`seeded 20 000 + 100 000 documents in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 const server = spawn(
   wrangler,
@@ -260,6 +279,54 @@ try {
     const res = await http("GET", `/cdn-cgi/local/scheduled?time=${Date.now()}`);
     if (res.status !== 200) throw new Error(`scheduled failed: ${res.status} ${res.text}`);
     purgeSeconds = (performance.now() - t0) / 1000;
+  }
+
+  if (DATAPLANE) {
+    // 5. The data plane.
+    console.log("");
+    console.log(`  embedder alone (node ${process.version}): ${embedRate(embedder).toFixed(0)} documents/s`);
+
+    const importKey = await admin("bench-import", { max_concurrent_tasks: 100 });
+    const bucket = (await http("POST", "/v1/buckets", { token: importKey, body: { bucket_name: "bulk" } })).json;
+    for (const name of ["first", "second"]) {
+      await http("POST", "/v1/collections", { token: importKey, body: { collection_name: name, source_bucket_ids: [bucket.bucket_id] } });
+    }
+    const objects = Array.from({ length: IMPORT }, (_, i) => ({ content: text(i), metadata: { n: i } }));
+    const tImport = performance.now();
+    const batch = await http("POST", `/v1/buckets/${bucket.bucket_id}/objects/batch`, { token: importKey, body: { objects } });
+    if (batch.status !== 202) throw new Error(`batch failed: ${batch.status} ${batch.text.slice(0, 200)}`);
+    let importedAt = null;
+    await waitFor(async () => {
+      const task = (await http("GET", `/v1/tasks/${batch.json.task.task_id}`, { token: importKey })).json;
+      if (task.status === "completed" && importedAt === null) importedAt = performance.now();
+      if (task.status === "failed" || task.status === "cancelled") throw new Error(`import ${task.status}`);
+      const s = (await http("GET", "/v1/tasks/stats", { token: importKey })).json;
+      return task.status === "completed" && s.created + s.queued + s.processing === 0;
+    }, 3_600_000, "the import and its children");
+    const importSeconds = (performance.now() - tImport) / 1000;
+    console.log(`  batch_import of ${IMPORT} objects, two collections: objects in ${((importedAt - tImport) / 1000).toFixed(1)} s, ` +
+      `all ${IMPORT * 2} documents in ${importSeconds.toFixed(1)} s → ${((IMPORT * 2) / importSeconds).toFixed(0)} documents/s end to end`);
+
+    const tCluster = performance.now();
+    const cluster = await http("POST", "/v1/collections/col_benchcluster00000000/cluster", { token: DP.apiKey, body: { k: 10, max_iterations: 20, seed: 1 } });
+    if (cluster.status !== 202) throw new Error(`cluster failed: ${cluster.status} ${cluster.text.slice(0, 200)}`);
+    let clustered = null;
+    await waitFor(async () => {
+      clustered = (await http("GET", `/v1/tasks/${cluster.json.task.task_id}`, { token: DP.apiKey })).json;
+      if (clustered.status === "failed") throw new Error(`clustering failed: ${JSON.stringify(clustered.error)}`);
+      return clustered.status === "completed";
+    }, 1_800_000, "clustering");
+    console.log(`  clustering of 20 000 documents (k 10, ${clustered.outputs.iterations} iterations): ${((performance.now() - tCluster) / 1000).toFixed(1)} s`);
+
+    const searches = [];
+    for (let i = 0; i < 20; i++) {
+      const t0 = performance.now();
+      const res = await http("POST", "/v1/collections/col_benchsearch000000000/search", { token: DP.apiKey, body: { query: text(i * 13), limit: 10 } });
+      searches.push(performance.now() - t0);
+      if (res.status !== 200) throw new Error(`search failed: ${res.status} ${res.text.slice(0, 200)}`);
+    }
+    searches.sort((a, b) => a - b);
+    console.log(`  search over 100 000 documents: p50 ${searches[10].toFixed(0)} ms, p99 ${searches[19].toFixed(0)} ms`);
   }
 } finally {
   try {

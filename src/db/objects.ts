@@ -36,28 +36,47 @@ export async function createObject(
   objectId = newId("obj"),
   parentTaskId?: string,
 ) {
+  const [made] = await createObjects(env, namespaceId, origin, bucketId, [{ objectId, input }], parentTaskId);
+  if (!made) throw new Error("object creation returned nothing");
+  return made;
+}
+
+/** createObject for many objects at once: three round trips for the lot instead of three each. */
+export async function createObjects(
+  env: Env,
+  namespaceId: string,
+  origin: string,
+  bucketId: string,
+  items: { objectId: string; input: NewObjectInput }[],
+  parentTaskId?: string,
+) {
   const createdAt = isoNow();
-  const metadata = input.metadata ?? {};
-  await env.DB.prepare(
-    `INSERT OR IGNORE INTO objects (object_id, namespace_id, bucket_id, object_key, content, metadata, state, created_at, created_ms)
-     VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
-  )
-    .bind(objectId, namespaceId, bucketId, input.key ?? null, input.content, JSON.stringify(metadata), createdAt, Date.parse(createdAt))
-    .run();
-  const collections = await collectionsSourcing(env.DB, namespaceId, bucketId);
-  const object = { object_id: objectId, bucket_id: bucketId, key: input.key ?? null, metadata, created_at: createdAt };
-  const taskIds = unwrap(
-    await namespaceStub(env, namespaceId).createTasks(
-      collections.map((collectionId) => ({
-        key: `obj:${objectId}:${collectionId}`,
-        input: { task_type: "object_create", inputs: { object_id: objectId, collection_id: collectionId }, ...(parentTaskId ? { parent_task_id: parentTaskId } : {}) },
-      })),
-      origin,
-      { type: "object.created", data: { object } },
+  const createdMs = Date.parse(createdAt);
+  await env.DB.batch(
+    items.map(({ objectId, input }) =>
+      env.DB.prepare(
+        `INSERT OR IGNORE INTO objects (object_id, namespace_id, bucket_id, object_key, content, metadata, state, created_at, created_ms)
+         VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
+      ).bind(objectId, namespaceId, bucketId, input.key ?? null, input.content, JSON.stringify(input.metadata ?? {}), createdAt, createdMs),
     ),
   );
-  await env.DB.prepare("UPDATE objects SET state = 'ready', task_ids = ? WHERE object_id = ?").bind(JSON.stringify(taskIds), objectId).run();
-  return { ...object, task_ids: taskIds };
+  const collections = await collectionsSourcing(env.DB, namespaceId, bucketId);
+  const objects = items.map(({ objectId, input }) => ({ object_id: objectId, bucket_id: bucketId, key: input.key ?? null, metadata: input.metadata ?? {}, created_at: createdAt }));
+  const taskIds = unwrap(
+    await namespaceStub(env, namespaceId).createTasks(
+      objects.flatMap((object) =>
+        collections.map((collectionId) => ({
+          key: `obj:${object.object_id}:${collectionId}`,
+          input: { task_type: "object_create", inputs: { object_id: object.object_id, collection_id: collectionId }, ...(parentTaskId ? { parent_task_id: parentTaskId } : {}) },
+        })),
+      ),
+      origin,
+      objects.map((object) => ({ type: "object.created", data: { object } })),
+    ),
+  );
+  const made = objects.map((object, i) => ({ ...object, task_ids: taskIds.slice(i * collections.length, (i + 1) * collections.length) }));
+  await env.DB.batch(made.map((m) => env.DB.prepare("UPDATE objects SET state = 'ready', task_ids = ? WHERE object_id = ?").bind(JSON.stringify(m.task_ids), m.object_id)));
+  return made;
 }
 
 /** Pending objects older than this are swept: their request has long ended one way or another. */

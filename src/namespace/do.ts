@@ -248,14 +248,14 @@ export class NamespaceDO extends DurableObject<Env> {
 
   /**
    * Creates several built-in tasks in one atomic step, each under a key: a key seen before
-   * returns the task it made, so a repeated call creates nothing twice. With `event`, the
-   * event is stored (and fanned out to webhooks) in the same step. The data plane uses this so
+   * returns the task it made, so a repeated call creates nothing twice. `events` are stored (and
+   * fanned out to webhooks) in the same step. The data plane uses this so
    * that an object and the tasks it causes can never drift apart.
    */
   async createTasks(
     specs: { key: string; input: CreateTaskInput }[],
     origin: string,
-    event?: { type: string; data: Record<string, unknown> },
+    events: { type: string; data: Record<string, unknown> }[] = [],
   ): Promise<Result<string[]>> {
     for (const { input } of specs) {
       if (!getHandler(input.task_type) && !this.processorRow(input.task_type)) {
@@ -271,7 +271,7 @@ export class NamespaceDO extends DurableObject<Env> {
         this.sql.run("INSERT INTO idempotency (key, request_hash, task_id, created_at) VALUES (?, '', ?, ?)", key, taskId, now);
         return taskId;
       });
-      if (event) this.store.storeEvent(event.type, null, event.data, now);
+      for (const event of events) this.store.storeEvent(event.type, null, event.data, now);
       this.admit(now);
       return made;
     });
