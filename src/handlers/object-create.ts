@@ -14,7 +14,6 @@ registerHandler({
     const object = await getObjectForWork(ctx.env.DB, ns, object_id);
     if (!object) throw new TaskFailure("object_not_found", `object ${object_id} no longer exists`, false);
     if (!(await collectionExists(ctx.env.DB, ns, collection_id))) throw new TaskFailure("collection_not_found", `collection ${collection_id} no longer exists`, false);
-    await ctx.progress({ percent: 50, message: "embedding" });
     const documentId = await upsertDocument(ctx.env.DB, ns, collection_id, object_id, object.content, object.metadata);
     await ctx.log(`document ${documentId} of object ${object_id} indexed in ${collection_id}`);
     await ctx.progress({ percent: 100, message: "indexed" });
