@@ -37,7 +37,8 @@ export function seedDocumentsSql(embedder, { namespaceId, collectionId, count, p
   }
   return [
     "CREATE TABLE IF NOT EXISTS bench_vectors (id INTEGER PRIMARY KEY, vector BLOB NOT NULL);",
-    `INSERT OR REPLACE INTO bench_vectors (id, vector) VALUES ${rows.join(",\n")};`,
+    // D1 takes statements of at most 100 KB: forty vectors a statement.
+    ...Array.from({ length: Math.ceil(rows.length / 40) }, (_, i) => `INSERT OR REPLACE INTO bench_vectors (id, vector) VALUES ${rows.slice(i * 40, i * 40 + 40).join(",\n")};`),
     `INSERT INTO documents (document_id, namespace_id, collection_id, object_id, metadata, vector, created_at, updated_at)
      WITH RECURSIVE c(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM c WHERE x < ${count - 1})
      SELECT 'doc_${prefix}' || printf('%016d', x), '${namespaceId}', '${collectionId}', 'obj_${prefix}' || printf('%016d', x),
