@@ -119,6 +119,22 @@ describe("objects and their tasks", () => {
     expect((await call(`/v1/buckets/${bucket.bucket_id}/objects`, { token: other.key, body: { content: "sneaky" } })).status).toBe(404);
   });
 
+  it("pages taxonomies with a cursor, and deleting one removes its labels", async () => {
+    const t = await tenant();
+    const made = [];
+    for (let i = 0; i < 3; i++) made.push((await call("/v1/taxonomies", { token: t.key, body: { taxonomy_name: `tax-${i}`, nodes: [{ label: "a", examples: ["x"] }] } })).body.taxonomy_id);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { body: { results: { taxonomy_id: string }[]; pagination: { next_cursor: string | null } } } = await call(`/v1/taxonomies?limit=2${cursor ? `&cursor=${cursor}` : ""}`, { token: t.key });
+      seen.push(...page.body.results.map((x) => x.taxonomy_id));
+      cursor = page.body.pagination.next_cursor;
+    } while (cursor);
+    expect(seen).toEqual([...made].reverse());
+    expect((await call(`/v1/taxonomies/${made[0]}`, { token: t.key, method: "DELETE" })).status).toBe(200);
+    expect((await call(`/v1/taxonomies/${made[0]}`, { token: t.key })).status).toBe(404);
+  });
+
   it("keeps a bucket while a collection sources it, and deleting a collection cancels its work", async () => {
     const t = await tenant();
     const { bucket, cols } = await setup(t, "kept", ["indexer"]);

@@ -10,7 +10,7 @@ import { isoNow } from "../time";
 import { namespaceOf } from "./auth";
 import { type AppEnv, newApp } from "./env";
 import { idempotent } from "./idempotency";
-import { errorResponses, IdempotencyHeader, json, jsonBody, paginated, PaginationQuery } from "./schemas";
+import { decodeCursor, encodeCursor, errorResponses, IdempotencyHeader, json, jsonBody, paginated, PaginationQuery } from "./schemas";
 
 const security = [{ apiKey: [] }];
 const Name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must be 1–63 lowercase letters, digits, '_' or '-'");
@@ -83,10 +83,17 @@ taxonomies.openapi(
   }),
   async (c) => {
     const q = c.req.valid("query");
-    const { results } = await c.env.DB.prepare("SELECT taxonomy_id, taxonomy_name, nodes, created_at FROM taxonomies WHERE namespace_id = ? ORDER BY created_at DESC, taxonomy_id DESC LIMIT ?")
-      .bind(c.get("principal").namespace_id, q.limit)
+    const after = decodeCursor(q.cursor);
+    const { results } = await c.env.DB.prepare(
+      `SELECT taxonomy_id, taxonomy_name, nodes, created_at FROM taxonomies WHERE namespace_id = ?
+       ${after ? "AND (created_at, taxonomy_id) < (?, ?)" : ""} ORDER BY created_at DESC, taxonomy_id DESC LIMIT ?`,
+    )
+      .bind(c.get("principal").namespace_id, ...(after ? [after.created_at, after.id] : []), q.limit + 1)
       .all<{ taxonomy_id: string; taxonomy_name: string; nodes: string; created_at: string }>();
-    return c.json({ results: results.map(toTaxonomy), pagination: { limit: q.limit, next_cursor: null } }, 200);
+    const page = results.slice(0, q.limit);
+    const last = page[page.length - 1];
+    const next = results.length > q.limit && last ? encodeCursor({ created_at: last.created_at, id: last.taxonomy_id }) : null;
+    return c.json({ results: page.map(toTaxonomy), pagination: { limit: q.limit, next_cursor: next } }, 200);
   },
 );
 
