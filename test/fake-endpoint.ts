@@ -33,14 +33,5 @@ export function fakeEndpoints(respond: (endpoint: string, body: Received["body"]
   };
 }
 
-/** A deterministic PRNG (mulberry32), so a "random" test is the same on every run. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic PRNG, so a "random" test is the same on every run: the service's own. */
+export { prng as seeded } from "../src/embed/kmeans";
