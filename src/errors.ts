@@ -77,3 +77,16 @@ export function unwrap<T>(result: Result<T>): T {
   if (result.ok) return result.value;
   throw ApiError.from(result.error);
 }
+
+/**
+ * Awaits a write that creates a named resource; a UNIQUE violation (the name is taken) becomes
+ * SPEC §3's 409 conflict, anything else is rethrown.
+ */
+export async function createUnique<T>(write: Promise<T>, what: string): Promise<T> {
+  try {
+    return await write;
+  } catch (err) {
+    if (String(err).includes("UNIQUE")) throw new ApiError("conflict", `${what} already exists`);
+    throw err;
+  }
+}

@@ -113,6 +113,15 @@ describe("objects and their tasks", () => {
       expect(res.body.error.type).toBe("validation_error");
     }
     expect((await call("/v1/buckets", { token: t.key, body: { bucket_name: "mine" } })).status).toBe(409);
+    const again = await call("/v1/collections", { token: t.key, body: { collection_name: "col", source_bucket_ids: [bucket.bucket_id] } });
+    expect(again.status).toBe(409);
+    expect(again.body.error).toMatchObject({ type: "conflict", message: "collection col already exists" });
+    const taxonomy = { taxonomy_name: "dup", nodes: [{ label: "a", examples: ["x"] }] };
+    expect((await call("/v1/taxonomies", { token: t.key, body: taxonomy })).status).toBe(201);
+    expect((await call("/v1/taxonomies", { token: t.key, body: taxonomy })).status).toBe(409);
+    const model = { model_name: "dup", collection_id: cols[0].collection_id, label_field: "topic" };
+    expect((await call("/v1/models", { token: t.key, body: model })).status).toBe(201);
+    expect((await call("/v1/models", { token: t.key, body: model })).status).toBe(409);
     for (const path of [`/v1/buckets/${bucket.bucket_id}`, `/v1/collections/${cols[0].collection_id}`, `/v1/collections/${cols[0].collection_id}/documents`]) {
       expect((await call(path, { token: other.key })).status, path).toBe(404);
     }

@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { collectionsSourcing, findBucket, getObject, listObjects } from "../db/dataplane";
 import { createObject, NewObject } from "../db/objects";
-import { ApiError, unwrap } from "../errors";
+import { ApiError, createUnique, unwrap } from "../errors";
 import { newId } from "../ids";
 import { jsonBytes, JsonObjectSchema, TaskSchema } from "../tasks/model";
 import { isoNow } from "../time";
@@ -52,14 +52,12 @@ app.openapi(
   async (c) => {
     const body = c.req.valid("json");
     const bucket = { bucket_id: newId("bkt"), bucket_name: body.bucket_name, description: body.description ?? null, created_at: isoNow() };
-    try {
-      await c.env.DB.prepare("INSERT INTO buckets (bucket_id, namespace_id, bucket_name, description, created_at) VALUES (?, ?, ?, ?, ?)")
+    await createUnique(
+      c.env.DB.prepare("INSERT INTO buckets (bucket_id, namespace_id, bucket_name, description, created_at) VALUES (?, ?, ?, ?, ?)")
         .bind(bucket.bucket_id, c.get("principal").namespace_id, bucket.bucket_name, bucket.description, bucket.created_at)
-        .run();
-    } catch (err) {
-      if (String(err).includes("UNIQUE")) throw new ApiError("conflict", `bucket ${body.bucket_name} already exists`);
-      throw err;
-    }
+        .run(),
+      `bucket ${body.bucket_name}`,
+    );
     return c.json(bucket, 201);
   },
 );

@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { collectionVectors, findCollection, findTaxonomy, listCollections } from "../db/dataplane";
 import { dot, embed, fromBlob } from "../embed/embedder";
-import { ApiError, unwrap } from "../errors";
+import { ApiError, createUnique, unwrap } from "../errors";
 import { newId } from "../ids";
 import { type JsonObject, JsonObjectSchema, TaskSchema } from "../tasks/model";
 import { isoNow } from "../time";
@@ -83,16 +83,14 @@ app.openapi(
       feature_extractor: body.feature_extractor ?? { type: "text_embedding" },
       created_at: isoNow(),
     };
-    try {
-      await c.env.DB.batch([
+    await createUnique(
+      c.env.DB.batch([
         c.env.DB.prepare("INSERT INTO collections (collection_id, namespace_id, collection_name, feature_extractor, created_at) VALUES (?, ?, ?, ?, ?)")
           .bind(collection.collection_id, ns, collection.collection_name, JSON.stringify(collection.feature_extractor), collection.created_at),
         ...buckets.map((b) => c.env.DB.prepare("INSERT INTO collection_sources (collection_id, bucket_id, namespace_id) VALUES (?, ?, ?)").bind(collection.collection_id, b, ns)),
-      ]);
-    } catch (err) {
-      if (String(err).includes("UNIQUE")) throw new ApiError("conflict", `collection ${body.collection_name} already exists`);
-      throw err;
-    }
+      ]),
+      `collection ${body.collection_name}`,
+    );
     return c.json(collection, 201);
   },
 );

@@ -3,7 +3,7 @@ import type { Context } from "hono";
 import { findCollection, findModel, findTaxonomy } from "../db/dataplane";
 import { embed } from "../embed/embedder";
 import { probabilities, type SoftmaxModel } from "../embed/softmax";
-import { ApiError, unwrap } from "../errors";
+import { ApiError, createUnique, unwrap } from "../errors";
 import { newId } from "../ids";
 import { type JsonObject, TaskSchema } from "../tasks/model";
 import { isoNow } from "../time";
@@ -59,14 +59,12 @@ taxonomies.openapi(
   async (c) => {
     const body = c.req.valid("json");
     const taxonomy = { taxonomy_id: newId("tax"), taxonomy_name: body.taxonomy_name, nodes: body.nodes, created_at: isoNow() };
-    try {
-      await c.env.DB.prepare("INSERT INTO taxonomies (taxonomy_id, namespace_id, taxonomy_name, nodes, created_at) VALUES (?, ?, ?, ?, ?)")
+    await createUnique(
+      c.env.DB.prepare("INSERT INTO taxonomies (taxonomy_id, namespace_id, taxonomy_name, nodes, created_at) VALUES (?, ?, ?, ?, ?)")
         .bind(taxonomy.taxonomy_id, c.get("principal").namespace_id, taxonomy.taxonomy_name, JSON.stringify(taxonomy.nodes), taxonomy.created_at)
-        .run();
-    } catch (err) {
-      if (String(err).includes("UNIQUE")) throw new ApiError("conflict", `taxonomy ${body.taxonomy_name} already exists`);
-      throw err;
-    }
+        .run(),
+      `taxonomy ${body.taxonomy_name}`,
+    );
     return c.json(taxonomy, 201);
   },
 );
@@ -173,14 +171,12 @@ models.openapi(
     const collection = await findCollection(c.env.DB, ns, body.collection_id);
     if (!collection) throw new ApiError("validation_error", `collection ${body.collection_id} not found`, { field: "collection_id" });
     const row: ModelRow = { model_id: newId("mdl"), model_name: body.model_name, collection_id: collection.collection_id, label_field: body.label_field, version: 0, weights: null, metrics: null, trained_at: null, created_at: isoNow() };
-    try {
-      await c.env.DB.prepare("INSERT INTO models (model_id, namespace_id, model_name, collection_id, label_field, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+    await createUnique(
+      c.env.DB.prepare("INSERT INTO models (model_id, namespace_id, model_name, collection_id, label_field, created_at) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(row.model_id, ns, row.model_name, row.collection_id, row.label_field, row.created_at)
-        .run();
-    } catch (err) {
-      if (String(err).includes("UNIQUE")) throw new ApiError("conflict", `model ${body.model_name} already exists`);
-      throw err;
-    }
+        .run(),
+      `model ${body.model_name}`,
+    );
     return c.json(toModel(row), 201);
   },
 );

@@ -10,7 +10,7 @@ import {
   type Namespace,
   updateNamespaceSettings,
 } from "../db/namespaces";
-import { ApiError } from "../errors";
+import { ApiError, createUnique } from "../errors";
 import { newApiKey, newId } from "../ids";
 import { DEFAULT_SETTINGS, SettingsSchema } from "../tasks/model";
 import { isoNow } from "../time";
@@ -75,12 +75,10 @@ app.openapi(
     // The Durable Object learns its id and settings before the namespace becomes reachable.
     const settings = await namespaceStub(c.env, namespaceId).configure(namespaceId, { ...DEFAULT_SETTINGS, ...body.settings });
     const ns: Namespace = { namespace_id: namespaceId, namespace_name: body.namespace_name, settings, created_at: now, updated_at: now };
-    try {
-      await insertNamespace(c.env.DB, ns);
-    } catch (err) {
-      if (String(err).includes("UNIQUE")) throw new ApiError("conflict", `namespace ${body.namespace_name} already exists`);
-      throw err;
-    }
+    await createUnique(
+      insertNamespace(c.env.DB, ns),
+      `namespace ${body.namespace_name}`,
+    );
     return c.json(ns, 201);
   },
 );

@@ -14,6 +14,25 @@ const Inputs = z
   .strict();
 const State = z.object({ iteration: z.number().int(), centres: z.array(z.array(z.number())), inertia: z.number(), converged: z.boolean() });
 
+const RESTARTS = 5;
+const TRIAL_STEPS = 3;
+
+/**
+ * k-means++ seeding from several seeds derived from `seed`, each refined for a few steps; the one
+ * with the lowest inertia wins. One seeding alone can merge two clusters and split a third.
+ */
+function bestSeeding(vectors: Float32Array[], k: number, seed: number): number[][] {
+  let best: { centres: Float32Array[]; inertia: number } | null = null;
+  for (let r = 0; r < RESTARTS; r++) {
+    let centres = seedCentroids(vectors, k, prng(seed * RESTARTS + r));
+    const labels = new Int32Array(vectors.length).fill(-1);
+    let inertia = Infinity;
+    for (let step = 0; step < TRIAL_STEPS; step++) ({ centres, inertia } = lloydStep(vectors, centres, labels));
+    if (!best || inertia < best.inertia) best = { centres, inertia };
+  }
+  return (best?.centres ?? []).map((c) => Array.from(c));
+}
+
 /** k-means with k-means++ seeding over a collection's document vectors; deterministic for a seed. */
 registerHandler({
   type: "clustering",
@@ -27,10 +46,7 @@ registerHandler({
     }
     const { ids, vectors } = await collectionVectors(db, input.collection_id);
     if (vectors.length < input.k) throw new TaskFailure("too_few_documents", `k = ${input.k} needs at least ${input.k} documents; the collection has ${vectors.length}`, false);
-    let state =
-      ctx.checkpoint === null
-        ? { iteration: 0, centres: seedCentroids(vectors, input.k, prng(input.seed ?? 0)).map((c) => Array.from(c)), inertia: 0, converged: false }
-        : State.parse(ctx.checkpoint);
+    let state = ctx.checkpoint === null ? { iteration: 0, centres: bestSeeding(vectors, input.k, input.seed ?? 0), inertia: 0, converged: false } : State.parse(ctx.checkpoint);
     let centres: Float32Array[] = state.centres.map((c) => Float32Array.from(c));
     const labels = new Int32Array(vectors.length).fill(-1);
     while (!state.converged && state.iteration < maxIterations) {
