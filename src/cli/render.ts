@@ -1,0 +1,89 @@
+import type { Task, TaskStatus } from "../client/types";
+
+/** The product's status icons (issue 6, the dashboard uses the same). */
+export const ICONS: Record<TaskStatus, string> = {
+  created: "🟢",
+  queued: "⏱️",
+  processing: "⚙️",
+  completed: "✅",
+  failed: "❌",
+  cancelled: "🚫",
+};
+
+/** A fixed-width bar; an unknown percentage (null) draws an empty bar. */
+export function bar(percent: number | null, width = 24): string {
+  const p = percent === null ? 0 : Math.max(0, Math.min(100, percent));
+  const filled = Math.round((p / 100) * width);
+  return `${"█".repeat(filled)}${"░".repeat(width - filled)}`;
+}
+
+/** The percentage a bar shows: a finished task is full, an unknown one shows dashes. */
+export function shownPercent(task: Task): number | null {
+  if (task.status === "completed") return 100;
+  return task.progress.percent;
+}
+
+const pct = (percent: number | null): string => (percent === null ? " --%" : `${Math.floor(percent).toString().padStart(3)}%`);
+
+/** What a task is doing in words: its error, its progress message, or its counts. */
+export function detail(task: Task): string {
+  if (task.error) return `${task.error.code}: ${task.error.message}`;
+  const counts = task.progress.processed !== null ? `${task.progress.processed}${task.progress.total !== null ? `/${task.progress.total}` : ""}` : "";
+  return [counts, task.progress.message ?? ""].filter((s) => s !== "").join(" ");
+}
+
+/** One line of a progress board. */
+export function progressLine(task: Task, width = 24): string {
+  const percent = shownPercent(task);
+  return `${ICONS[task.status]} ${bar(percent, width)} ${pct(percent)} ${task.status.padEnd(10)} ${task.task_id} ${task.task_type} ${detail(task)}`.trimEnd();
+}
+
+/** Terminal columns a string takes, near enough: emoji count two, combining marks none. */
+export function displayWidth(text: string): number {
+  let width = 0;
+  for (const ch of text) {
+    const cp = ch.codePointAt(0) ?? 0;
+    if (cp === 0xfe0f || (cp >= 0x300 && cp < 0x370) || cp === 0x200d) continue;
+    width += cp >= 0x1f000 || (cp >= 0x2600 && cp < 0x27c0) || (cp >= 0x2300 && cp < 0x2400) ? 2 : 1;
+  }
+  return width;
+}
+
+/** Cuts a line to `columns` so that a redraw never wraps. */
+export function fit(line: string, columns: number): string {
+  if (displayWidth(line) <= columns) return line;
+  let out = "";
+  for (const ch of line) {
+    if (displayWidth(out + ch) > columns - 1) break;
+    out += ch;
+  }
+  return `${out}…`;
+}
+
+/** A human summary of one task, a field a line. */
+export function describe(task: Task): string {
+  const rows: [string, string][] = [
+    ["task", `${task.task_id}  ${ICONS[task.status]} ${task.status}`],
+    ["type", task.task_type],
+    ["progress", `${bar(shownPercent(task))} ${pct(shownPercent(task)).trim()}${detail(task) ? `  ${detail(task)}` : ""}`],
+    ["attempt", `${task.attempt}/${task.max_attempts}`],
+    ["priority", String(task.priority)],
+  ];
+  if (task.parent_task_id) rows.push(["parent", task.parent_task_id]);
+  if (task.queue_position !== null) rows.push(["queue_position", String(task.queue_position)]);
+  for (const field of ["created_at", "queued_at", "started_at", "completed_at", "timeout_at", "expires_at"] as const) {
+    const value = task[field];
+    if (value) rows.push([field, value]);
+  }
+  if (task.error) rows.push(["error", `${task.error.code}: ${task.error.message}${task.error.retryable ? " (retryable)" : ""}`]);
+  if (Object.keys(task.inputs).length > 0) rows.push(["inputs", JSON.stringify(task.inputs)]);
+  if (task.outputs) rows.push(["outputs", JSON.stringify(task.outputs)]);
+  return rows.map(([k, v]) => `${k.padEnd(15)}${v}`).join("\n");
+}
+
+/** Rows as aligned columns. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(displayWidth(h), ...rows.map((r) => displayWidth(r[i] ?? ""))));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c + " ".repeat((widths[i] ?? 0) - displayWidth(c)))).join("  ").trimEnd();
+  return [line(header), ...rows.map(line)].join("\n");
+}

@@ -1,0 +1,29 @@
+/**
+ * The edge-tasks client (`import { createClient } from "edge-tasks/client"`): typed calls,
+ * retries with Idempotency-Key, event streams, `waitForTask`, and webhook verification. Runs
+ * wherever `fetch` does (Node 18+, browsers, Workers, Deno, Bun).
+ */
+export { createClient, EdgeTasksClient, type ClientOptions, type GetTaskOptions, type QueryValue, type RequestOptions, type VersionedTask } from "./client";
+export { ApiError, EdgeTasksError, NetworkError, TaskCancelledError, TaskFailedError, TaskTimeoutError } from "./errors";
+export type { EventsOptions } from "./events";
+export { backoffMs, parseRetryAfter, type FetchLike, type RetryPolicy } from "./http";
+export type { LogLinesOptions } from "./logs";
+export { SseParser, type SseMessage } from "./sse";
+export {
+  isTerminalStatus,
+  type CreateTaskInput,
+  type EventFilters,
+  type ListFilters,
+  type LogLine,
+  type Page,
+  type Stats,
+  type Task,
+  type TaskErrorInfo,
+  type TaskEvent,
+  type TaskEventBody,
+  type TaskEventType,
+  type TaskProgress,
+  type TaskStatus,
+} from "./types";
+export type { WaitOptions } from "./wait";
+export { verifyWebhook, WebhookVerificationError, type HeaderSource, type WebhookEvent } from "./webhooks";

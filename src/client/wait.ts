@@ -1,0 +1,101 @@
+import type { EdgeTasksClient } from "./client";
+import { ApiError, TaskCancelledError, TaskFailedError, TaskTimeoutError } from "./errors";
+import { backoffMs, isRetryableStatus, sleep } from "./http";
+import { isTerminalStatus, type Task } from "./types";
+
+export interface WaitOptions {
+  /** Give up after this long with `TaskTimeoutError`; the task is left running. Default: no limit. */
+  timeoutMs?: number;
+  /** Aborting it rejects with the signal's reason; the task is left running. */
+  signal?: AbortSignal;
+  /** Called with the task on every change seen before it ends (status or progress). */
+  onProgress?: (task: Task) => void;
+  /** Long-poll fallback: the longest wait between polls when the server does not hold requests. Default 5 s. */
+  maxPollIntervalMs?: number;
+}
+
+const TIMEOUT = Symbol("edge-tasks wait timeout");
+/** How long one long-poll may be held by the server, in seconds (SPEC §10 allows ≤ 60). */
+const LONG_POLL_SECONDS = 25;
+/** Consecutive stream failures after which waiting falls back to long-polling. */
+const STREAM_FAILURES = 2;
+
+function settle(task: Task): Task {
+  if (task.status === "failed") throw new TaskFailedError(task);
+  if (task.status === "cancelled") throw new TaskCancelledError(task);
+  return task;
+}
+
+export async function waitForTask(client: EdgeTasksClient, taskId: string, options: WaitOptions): Promise<Task> {
+  const controller = new AbortController();
+  const signal = controller.signal;
+  const onAbort = () => controller.abort(options.signal?.reason);
+  if (options.signal?.aborted) throw options.signal.reason;
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => controller.abort(TIMEOUT), options.timeoutMs);
+
+  let latest: Task | null = null;
+  /** Records a state; returns it when terminal. Replayed states older than the latest are skipped. */
+  const observe = (task: Task): Task | undefined => {
+    if (isTerminalStatus(task.status)) {
+      latest = task;
+      return task;
+    }
+    if (latest && task.updated_at < latest.updated_at) return undefined;
+    const changed = !latest || latest.updated_at !== task.updated_at || latest.status !== task.status || JSON.stringify(latest.progress) !== JSON.stringify(task.progress);
+    latest = task;
+    if (changed) options.onProgress?.(task);
+    return undefined;
+  };
+
+  try {
+    const first = observe(await client.getTask(taskId, { signal }));
+    if (first) return settle(first);
+
+    // The whole history of the task is replayed from seq 0, so nothing between the GET above and
+    // the stream's start is missed.
+    try {
+      for await (const event of client.events(taskId, { lastEventId: "0", signal, maxFailures: STREAM_FAILURES })) {
+        const done = observe(event.data.task);
+        if (done) return settle(done);
+      }
+    } catch (err) {
+      if (signal.aborted) throw err;
+      // A task that is gone, or credentials refused, will not come right by polling.
+      if (err instanceof ApiError && (err.status === 401 || err.status === 403)) throw err;
+      // Any other stream failure: fall back to long-polling below.
+    }
+
+    let etag: string | null = null;
+    let failures = 0;
+    let idle = 0;
+    for (;;) {
+      const started = Date.now();
+      try {
+        const before = latest as Task | null;
+        const answer = await client.getTaskVersioned(taskId, { wait: LONG_POLL_SECONDS, ifNoneMatch: etag, signal });
+        failures = 0;
+        etag = answer.etag;
+        const done = observe(answer.task);
+        if (done) return settle(done);
+        const changed = before === null || before.updated_at !== answer.task.updated_at;
+        // A server that does not hold the request answers at once: then poll with backoff.
+        if (changed) idle = 0;
+        else if (Date.now() - started < 1000) {
+          await sleep(backoffMs({ baseDelayMs: 250, maxDelayMs: options.maxPollIntervalMs ?? 5000 }, Math.min(idle++, 10)), signal);
+        }
+      } catch (err) {
+        if (signal.aborted) throw err;
+        if (err instanceof ApiError && !isRetryableStatus(err.status)) throw err;
+        await sleep(backoffMs(client.retry, Math.min(failures++, 10)), signal);
+      }
+    }
+  } catch (err) {
+    if (signal.aborted && signal.reason === TIMEOUT) throw new TaskTimeoutError(taskId, options.timeoutMs ?? 0, latest);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener("abort", onAbort);
+    controller.abort();
+  }
+}
