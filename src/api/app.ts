@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { Scalar } from "@scalar/hono-api-reference";
+import dashboard from "../dashboard";
 import { ApiError, errorBody } from "../errors";
 import { LIMITS } from "../tasks/model";
 import { authenticate } from "./auth";
@@ -33,6 +34,7 @@ export function createApp() {
   const app = newApp();
 
   app.get("/health", (c) => c.json({ ok: true }));
+  app.route("/", dashboard);
 
   const limit = (maxSize: number) =>
     bodyLimit({

@@ -1,0 +1,249 @@
+import { existsSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort, startDevServer, type DevServer } from "./dev-server";
+
+const CHROMIUM = "/usr/bin/chromium";
+const ADMIN = "dashboard-test-admin";
+// Without the background-networking flags Chromium waits on services it cannot reach offline.
+const CHROMIUM_ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+const HOSTILE = `<img src=x onerror="window.__pwned=1">`;
+
+interface Callback {
+  url: string;
+  token: string;
+}
+
+/** A processor on loopback that accepts every dispatch and reports only when the test says so. */
+async function startProcessor() {
+  const callbacks = new Map<string, Callback>();
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const body: unknown = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+      const dispatch = body as { task?: { task_id?: unknown }; callback?: { url?: unknown; token?: unknown } };
+      const taskId = dispatch.task?.task_id;
+      const { url, token } = dispatch.callback ?? {};
+      if (typeof taskId === "string" && typeof url === "string" && typeof token === "string") callbacks.set(taskId, { url, token });
+      res.writeHead(202).end("accepted");
+    });
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${port}/run`,
+    async dispatched(taskId: string): Promise<Callback> {
+      await expect.poll(() => callbacks.has(taskId), { timeout: 30_000 }).toBe(true);
+      return callbacks.get(taskId)!;
+    },
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+describe("the dashboard, in Chromium against wrangler dev", { timeout: 60_000 }, () => {
+  let dev: DevServer;
+  let processor: Awaited<ReturnType<typeof startProcessor>>;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let apiKey = "";
+  const pageErrors: string[] = [];
+  const policyViolations: string[] = [];
+
+  async function call(method: string, path: string, token: string, body?: unknown) {
+    const res = await fetch(`${dev.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {}, text };
+  }
+
+  async function createTask(taskType: string, inputs: Record<string, unknown>): Promise<string> {
+    const res = await call("POST", "/v1/tasks", apiKey, { task_type: taskType, inputs });
+    expect(res.status, res.text).toBe(201);
+    return res.json.task_id as string;
+  }
+
+  async function report(cb: Callback, kind: "progress" | "logs", body: unknown) {
+    const res = await fetch(`${cb.url}/${kind}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${cb.token}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    expect(res.status, await res.text()).toBe(200);
+  }
+
+  const row = (taskId: string) => page.locator(`tr[data-task-id="${taskId}"]`);
+  const bar = (taskId: string) => row(taskId).locator("progress");
+  const connection = () => page.locator("#connection").getAttribute("data-state");
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`${CHROMIUM} is missing: the dashboard test needs Debian's chromium (apt-get install -y chromium; .ci/run installs it)`);
+    }
+    [dev, processor, browser] = await Promise.all([
+      startDevServer({ adminToken: ADMIN }),
+      startProcessor(),
+      chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS }),
+    ]);
+    const ns = await call("POST", "/v1/namespaces", ADMIN, { namespace_name: "dashboard", settings: { max_concurrent_tasks: 7 } });
+    expect(ns.status, ns.text).toBe(201);
+    const key = await call("POST", "/v1/namespaces/dashboard/api-keys", ADMIN, { name: "dashboard test" });
+    expect(key.status, key.text).toBe(201);
+    apiKey = key.json.api_key as string;
+    const put = await call("PUT", "/v1/processors/dash_work", apiKey, { url: processor.url, lease_seconds: 3600 });
+    expect(put.status, put.text).toBe(201);
+
+    context = await browser.newContext();
+    page = await context.newPage();
+    page.on("pageerror", (err) => pageErrors.push(String(err)));
+    page.on("console", (msg) => {
+      if (/Content Security Policy|Trusted Type/i.test(msg.text())) policyViolations.push(msg.text());
+    });
+  }, 180_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await processor?.close();
+    await dev?.dispose();
+  }, 60_000);
+
+  it("serves the page, its script and style with a strict CSP and no inline script", async () => {
+    const res = await fetch(`${dev.url}/`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/html/);
+    const csp = res.headers.get("content-security-policy") ?? "";
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("require-trusted-types-for 'script'");
+    const html = await res.text();
+    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+    for (const asset of ["/dashboard/app.js", "/dashboard/style.css"]) {
+      const r = await fetch(`${dev.url}${asset}`);
+      expect(r.status, asset).toBe(200);
+      const etag = r.headers.get("etag");
+      expect(etag).toBeTruthy();
+      expect((await fetch(`${dev.url}${asset}`, { headers: { "if-none-match": etag! } })).status).toBe(304);
+    }
+  });
+
+  it("asks for an API key, refuses a wrong one and keeps the right one in session storage only", async () => {
+    await page.goto(dev.url);
+    await page.locator("#key").fill("sk_not_a_real_key");
+    await page.locator("#key-form button[type=submit]").click();
+    await expect.poll(() => page.locator("#key-error").textContent()).toContain("refused");
+    expect(await page.locator("#key-form").isVisible()).toBe(true);
+    expect(await page.evaluate("sessionStorage.length")).toBe(0);
+
+    await page.locator("#key").fill(apiKey);
+    await page.locator("#key-form button[type=submit]").click();
+    await expect.poll(connection, { timeout: 15_000 }).toBe("live");
+    expect(await page.evaluate("Object.values(sessionStorage)")).toEqual([apiKey]);
+    expect(await page.evaluate("localStorage.length")).toBe(0);
+    expect(await context.cookies()).toEqual([]);
+    await expect.poll(() => page.locator('#counts [data-count="limit"]').textContent()).toBe("7");
+  });
+
+  let taskId = "";
+  let callback: Callback;
+
+  it("shows a task created through the API, and its progress bar follows the processor's reports", async () => {
+    taskId = await createTask("dash_work", { source: "s3://corpus/part-1" });
+    await expect.poll(() => row(taskId).count(), { timeout: 15_000 }).toBe(1);
+    expect(await row(taskId).locator(".inputs").textContent()).toContain("s3://corpus/part-1");
+    callback = await processor.dispatched(taskId);
+    await expect.poll(() => row(taskId).getAttribute("data-status"), { timeout: 15_000 }).toBe("processing");
+    expect(await row(taskId).locator(".icon").textContent()).toBe("⚙️");
+    await expect.poll(() => page.locator('#counts [data-count="processing"]').textContent(), { timeout: 10_000 }).toBe("1");
+
+    await report(callback, "progress", { percent: 20, message: "a fifth done" });
+    await expect.poll(() => bar(taskId).getAttribute("value"), { timeout: 10_000 }).toBe("20");
+    expect(await row(taskId).locator(".message").textContent()).toBe("a fifth done");
+
+    await report(callback, "progress", { percent: 60, message: "<b>most</b> of it", processed: 6, total: 10 });
+    await expect.poll(() => bar(taskId).getAttribute("value"), { timeout: 10_000 }).toBe("60");
+    expect(await row(taskId).locator(".percent").textContent()).toBe("60%");
+    expect(await row(taskId).locator(".message").textContent()).toBe("<b>most</b> of it · 6/10");
+    expect(await row(taskId).locator(".message b").count()).toBe(0);
+  });
+
+  it("shows a task's logs on selecting it", async () => {
+    await report(callback, "logs", { lines: [{ level: "warn", message: "skipped <script>alert(1)</script> row 7" }] });
+    await row(taskId).click();
+    await expect.poll(() => page.locator("#detail").isVisible()).toBe(true);
+    const line = page.locator("#logs li", { hasText: "row 7" });
+    await expect.poll(() => line.count(), { timeout: 10_000 }).toBe(1);
+    expect(await line.locator(".log-message").textContent()).toBe("skipped <script>alert(1)</script> row 7");
+    expect(await line.locator(".level").textContent()).toBe("warn");
+    expect(await page.locator("#logs script").count()).toBe(0);
+    expect(await page.locator("#detail-task").textContent()).toContain(taskId);
+    await page.locator("#detail-close").click();
+    expect(await page.locator("#detail").isVisible()).toBe(false);
+  });
+
+  it("reconnects after the service restarts and replays, by Last-Event-ID, what happened while it was away", async () => {
+    await context.setOffline(true);
+    await dev.restart();
+    await report(callback, "progress", { percent: 90, message: "almost" });
+    // Offline the page cannot have seen the report: only a resumed stream can bring it.
+    expect(await connection()).not.toBe("live");
+    expect(await bar(taskId).getAttribute("value")).toBe("60");
+    await context.setOffline(false);
+    await expect.poll(connection, { timeout: 20_000 }).toBe("live");
+    await expect.poll(() => bar(taskId).getAttribute("value"), { timeout: 10_000 }).toBe("90");
+    expect(await row(taskId).locator(".message").textContent()).toBe("almost · 6/10");
+  }, 120_000);
+
+  it("cancels a task from the page", async () => {
+    await row(taskId).locator("button.cancel").click();
+    await expect.poll(async () => (await call("GET", `/v1/tasks/${taskId}`, apiKey)).json.status, { timeout: 10_000 }).toBe("cancelled");
+    await expect.poll(() => row(taskId).locator(".icon").textContent(), { timeout: 10_000 }).toBe("🚫");
+    expect(await row(taskId).locator(".status-name").textContent()).toBe("cancelled");
+    expect(await row(taskId).locator("button.cancel").isVisible()).toBe(false);
+    await expect.poll(() => page.locator('#counts [data-count="processing"]').textContent(), { timeout: 10_000 }).toBe("0");
+  });
+
+  it("renders hostile task input as text", async () => {
+    const hostileId = await createTask("dash_work", { title: HOSTILE });
+    await expect.poll(() => row(hostileId).count(), { timeout: 15_000 }).toBe(1);
+    expect(await row(hostileId).locator(".inputs").textContent()).toContain(`<img src=x onerror=\\"window.__pwned=1\\">`);
+    await row(hostileId).click();
+    await expect.poll(() => page.locator("#detail-task").textContent()).toContain("<img src=x onerror=");
+    expect(await page.locator("img").count()).toBe(0);
+    expect(await page.evaluate("window.__pwned")).toBeUndefined();
+    await page.locator("#detail-close").click();
+  });
+
+  it("filters by task type and status", async () => {
+    await page.locator("#type-filter").fill("dash_other");
+    await page.locator("#filters button[type=submit]").click();
+    await expect.poll(() => page.locator("#rows tr").count()).toBe(0);
+    expect(await page.locator("#empty").isVisible()).toBe(true);
+    await page.locator("#type-filter").fill("");
+    await page.locator("#status-filter").selectOption("cancelled");
+    await expect.poll(() => page.locator("#rows tr").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-task-id")))).toEqual([taskId]);
+    await page.locator("#status-filter").selectOption("");
+    await expect.poll(() => page.locator("#rows tr").count()).toBe(2);
+  });
+
+  it("forgets the key on request", async () => {
+    await page.locator("#forget").click();
+    expect(await page.locator("#key-form").isVisible()).toBe(true);
+    expect(await page.locator("#board").isVisible()).toBe(false);
+    expect(await page.evaluate("sessionStorage.length")).toBe(0);
+    expect(await connection()).toBe("idle");
+    await page.reload();
+    expect(await page.locator("#key-form").isVisible()).toBe(true);
+  });
+
+  it("ran without a script error or a policy violation", () => {
+    expect(pageErrors).toEqual([]);
+    expect(policyViolations).toEqual([]);
+  });
+});
