@@ -1,7 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { collectionVectors, findCollection, findTaxonomy, listCollections } from "../db/dataplane";
-import { dot, embed, fromBlob } from "../embed/embedder";
+import { findCollection, findCollectionWithVersion, findTaxonomy, listCollections } from "../db/dataplane";
+import { fromBlob } from "../embed/embedder";
+import { embedQuery, FeatureExtractorSchema, resolveExtractor } from "../embed/extractor";
+import { DimensionMismatch, searchCache } from "../embed/search";
 import { ApiError, createUnique, unwrap } from "../errors";
 import { newId } from "../ids";
 import { type JsonObject, JsonObjectSchema, TaskSchema } from "../tasks/model";
@@ -19,7 +21,7 @@ const CollectionSchema = z
     collection_id: z.string(),
     collection_name: z.string(),
     source_bucket_ids: z.array(z.string()),
-    feature_extractor: z.object({ type: z.string() }),
+    feature_extractor: FeatureExtractorSchema,
     created_at: z.string(),
   })
   .openapi("Collection");
@@ -61,7 +63,7 @@ app.openapi(
           .object({
             collection_name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must be 1–63 lowercase letters, digits, '_' or '-'"),
             source_bucket_ids: z.array(z.string().max(64)).min(1).max(20),
-            feature_extractor: z.object({ type: z.literal("text_embedding") }).strict().optional(),
+            feature_extractor: FeatureExtractorSchema.optional(),
           })
           .strict(),
       ),
@@ -71,6 +73,12 @@ app.openapi(
   async (c) => {
     const ns = c.get("principal").namespace_id;
     const body = c.req.valid("json");
+    const extractor = resolveExtractor(body.feature_extractor);
+    if (extractor.type === "workers_ai" && !c.env.AI) {
+      throw new ApiError("validation_error", "feature_extractor workers_ai needs the Workers AI binding (AI), which this deployment does not have; use text_embedding", {
+        field: "feature_extractor",
+      });
+    }
     const buckets = [...new Set(body.source_bucket_ids)];
     for (const id of buckets) {
       const found = await c.env.DB.prepare("SELECT 1 AS x FROM buckets WHERE namespace_id = ? AND bucket_id = ?").bind(ns, id).first("x");
@@ -80,7 +88,7 @@ app.openapi(
       collection_id: newId("col"),
       collection_name: body.collection_name,
       source_bucket_ids: buckets,
-      feature_extractor: body.feature_extractor ?? { type: "text_embedding" },
+      feature_extractor: extractor,
       created_at: isoNow(),
     };
     await createUnique(
@@ -144,12 +152,15 @@ app.openapi(
     const ns = c.get("principal").namespace_id;
     const col = await collectionOf(c, c.req.valid("param").collection);
     const cancelled = await namespaceOf(c).cancelWhereInput("collection_id", col.collection_id);
+    // The collection row goes first: its documents then leave no tombstones (migration 0005).
     await c.env.DB.batch([
+      c.env.DB.prepare("DELETE FROM collections WHERE collection_id = ?").bind(col.collection_id),
       c.env.DB.prepare("DELETE FROM documents WHERE collection_id = ?").bind(col.collection_id),
+      c.env.DB.prepare("DELETE FROM document_tombstones WHERE collection_id = ?").bind(col.collection_id),
       c.env.DB.prepare("DELETE FROM collection_sources WHERE collection_id = ?").bind(col.collection_id),
       c.env.DB.prepare("DELETE FROM models WHERE namespace_id = ? AND collection_id = ?").bind(ns, col.collection_id),
-      c.env.DB.prepare("DELETE FROM collections WHERE collection_id = ?").bind(col.collection_id),
     ]);
+    searchCache.drop(col.collection_id);
     return c.json({ success: true as const, message: `collection ${col.collection_name} deleted; ${cancelled} unfinished tasks cancelled` }, 200);
   },
 );
@@ -204,20 +215,18 @@ app.openapi(
     },
   }),
   async (c) => {
-    const col = await collectionOf(c, c.req.valid("param").collection);
+    const idOrName = c.req.valid("param").collection;
+    const found = await findCollectionWithVersion(c.env.DB, c.get("principal").namespace_id, idOrName);
+    if (!found) throw new ApiError("not_found", `collection ${idOrName} not found`);
     const { query, limit } = c.req.valid("json");
-    const q = embed(query);
-    const { ids, vectors, metadata } = await collectionVectors(c.env.DB, col.collection_id);
-    const scored = vectors.map((v, i) => ({ i, score: dot(q, v) })).sort((a, b) => b.score - a.score).slice(0, limit ?? 10);
-    const objectIds = new Map<string, string>();
-    if (scored.length > 0) {
-      const { results } = await c.env.DB.prepare(`SELECT document_id, object_id FROM documents WHERE document_id IN (${scored.map(() => "?").join(",")})`)
-        .bind(...scored.map((s) => ids[s.i] ?? ""))
-        .all<{ document_id: string; object_id: string }>();
-      for (const r of results) objectIds.set(r.document_id, r.object_id);
+    const vector = await embedQuery(c.env, found.collection.feature_extractor, query);
+    try {
+      const results = await searchCache.search(c.env.DB, found.collection.collection_id, found.vectorsVersion, vector, limit ?? 10);
+      return c.json({ results }, 200);
+    } catch (err) {
+      if (err instanceof DimensionMismatch) throw new ApiError("conflict", err.message);
+      throw err;
     }
-    const results = scored.map((s) => ({ document_id: ids[s.i] ?? "", object_id: objectIds.get(ids[s.i] ?? "") ?? "", score: s.score, metadata: metadata[s.i] ?? {} }));
-    return c.json({ results }, 200);
   },
 );
 

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { findCollection, findModel, findTaxonomy } from "../db/dataplane";
-import { embed } from "../embed/embedder";
+import { embedQuery } from "../embed/extractor";
 import { probabilities, type SoftmaxModel } from "../embed/softmax";
 import { ApiError, createUnique, unwrap } from "../errors";
 import { newId } from "../ids";
@@ -232,7 +232,9 @@ models.openapi(
     const model = await modelOf(c, c.req.valid("param").model);
     if (model.weights === null) throw new ApiError("conflict", "the model has not been trained yet; POST .../tune first", { version: 0 });
     const classifier = JSON.parse(model.weights) as SoftmaxModel;
-    const p = probabilities(classifier, embed(c.req.valid("json").text));
+    const collection = await findCollection(c.env.DB, c.get("principal").namespace_id, model.collection_id);
+    if (!collection) throw new ApiError("not_found", `the collection of model ${model.model_name} is gone`);
+    const p = probabilities(classifier, await embedQuery(c.env, collection.feature_extractor, c.req.valid("json").text));
     const best = p.indexOf(Math.max(...p));
     return c.json({ label: classifier.labels[best] ?? "", scores: Object.fromEntries(classifier.labels.map((l, i) => [l, p[i] ?? 0])), version: model.version }, 200);
   },

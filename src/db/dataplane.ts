@@ -1,4 +1,5 @@
 import { fromBlob } from "../embed/embedder";
+import { type FeatureExtractor, parseExtractor } from "../embed/extractor";
 import type { JsonObject } from "../tasks/model";
 
 export interface Bucket {
@@ -21,7 +22,7 @@ export interface Collection {
   collection_id: string;
   collection_name: string;
   source_bucket_ids: string[];
-  feature_extractor: { type: string };
+  feature_extractor: FeatureExtractor;
   created_at: string;
 }
 
@@ -84,26 +85,31 @@ export async function listObjects(db: D1Database, ns: string, bucketId: string, 
   return { objects: page.map(toObject), next: results.length > limit && last ? { ms: last.created_ms, id: last.object_id } : null };
 }
 
-type CollectionRow = { collection_id: string; collection_name: string; feature_extractor: string; created_at: string; sources: string | null };
+type CollectionRow = { collection_id: string; collection_name: string; feature_extractor: string; created_at: string; sources: string | null; vectors_version: number };
 
 const toCollection = (r: CollectionRow): Collection => ({
   collection_id: r.collection_id,
   collection_name: r.collection_name,
   source_bucket_ids: r.sources ? r.sources.split(",") : [],
-  feature_extractor: JSON.parse(r.feature_extractor) as { type: string },
+  feature_extractor: parseExtractor(r.feature_extractor),
   created_at: r.created_at,
 });
 
-const COLLECTION_SELECT = `SELECT c.collection_id, c.collection_name, c.feature_extractor, c.created_at,
+const COLLECTION_SELECT = `SELECT c.collection_id, c.collection_name, c.feature_extractor, c.created_at, c.vectors_version,
   (SELECT group_concat(bucket_id) FROM collection_sources s WHERE s.collection_id = c.collection_id) AS sources
   FROM collections c`;
 
 export async function findCollection(db: D1Database, ns: string, idOrName: string): Promise<Collection | null> {
+  return (await findCollectionWithVersion(db, ns, idOrName))?.collection ?? null;
+}
+
+/** A collection and the version of its vectors (bumped by every change to them, see migration 0005). */
+export async function findCollectionWithVersion(db: D1Database, ns: string, idOrName: string): Promise<{ collection: Collection; vectorsVersion: number } | null> {
   const row = await db
     .prepare(`${COLLECTION_SELECT} WHERE c.namespace_id = ?1 AND (c.collection_id = ?2 OR c.collection_name = ?2)`)
     .bind(ns, idOrName)
     .first<CollectionRow>();
-  return row ? toCollection(row) : null;
+  return row ? { collection: toCollection(row), vectorsVersion: row.vectors_version } : null;
 }
 
 export async function listCollections(db: D1Database, ns: string): Promise<Collection[]> {
@@ -141,6 +147,75 @@ export async function collectionVectors(db: D1Database, collectionId: string): P
     after = last.document_id;
   }
   return { ids, vectors, metadata };
+}
+
+/** Tombstones older than this many versions are dropped by migration 0005's trigger. */
+export const TOMBSTONE_WINDOW = 50_000;
+
+/** What a full load of a collection's vectors starts from; null if the collection is gone. */
+export async function vectorsHeader(db: D1Database, collectionId: string): Promise<{ version: number; count: number; dimensions: number } | null> {
+  const [version, stats] = await db.batch([
+    db.prepare("SELECT vectors_version AS v FROM collections WHERE collection_id = ?").bind(collectionId),
+    db.prepare("SELECT COUNT(*) AS n, MAX(length(vector)) AS bytes FROM documents WHERE collection_id = ?").bind(collectionId),
+  ]);
+  const v = (version?.results[0] as { v: number } | undefined)?.v;
+  const s = stats?.results[0] as { n: number; bytes: number | null } | undefined;
+  return v === undefined ? null : { version: v, count: s?.n ?? 0, dimensions: (s?.bytes ?? 0) / 4 };
+}
+
+/** A page of a collection's vectors in id order. */
+export async function vectorPage(db: D1Database, collectionId: string, after: string, limit: number): Promise<{ document_id: string; vector: Float32Array }[]> {
+  const { results } = await db
+    .prepare("SELECT document_id, vector FROM documents WHERE collection_id = ? AND document_id > ? ORDER BY document_id LIMIT ?")
+    .bind(collectionId, after, limit)
+    .all<{ document_id: string; vector: ArrayBuffer }>();
+  return results.map((r) => ({ document_id: r.document_id, vector: fromBlob(r.vector) }));
+}
+
+export interface VectorChange {
+  document_id: string;
+  version: number;
+  /** null: the document was deleted. */
+  vector: Float32Array | null;
+}
+
+/**
+ * The changes to a collection's vectors after version `since`, oldest first, read in one
+ * transaction with the current version. `complete` is false when there are more than `limit` of
+ * either kind, or tombstones may have been dropped: then only a full load is right.
+ */
+export async function vectorChanges(db: D1Database, collectionId: string, since: number, limit: number): Promise<{ version: number; changes: VectorChange[]; complete: boolean } | null> {
+  const [version, changed, deleted] = await db.batch([
+    db.prepare("SELECT vectors_version AS v FROM collections WHERE collection_id = ?").bind(collectionId),
+    db.prepare("SELECT document_id, vector_version, vector FROM documents WHERE collection_id = ? AND vector_version > ? ORDER BY vector_version LIMIT ?").bind(collectionId, since, limit + 1),
+    db.prepare("SELECT document_id, vector_version FROM document_tombstones WHERE collection_id = ? AND vector_version > ? ORDER BY vector_version LIMIT ?").bind(collectionId, since, limit + 1),
+  ]);
+  const v = (version?.results[0] as { v: number } | undefined)?.v;
+  if (v === undefined) return null;
+  const rows = (changed?.results ?? []) as { document_id: string; vector_version: number; vector: ArrayBuffer }[];
+  const gone = (deleted?.results ?? []) as { document_id: string; vector_version: number }[];
+  const complete = rows.length <= limit && gone.length <= limit && v - since <= TOMBSTONE_WINDOW;
+  const changes: VectorChange[] = [
+    ...rows.map((r) => ({ document_id: r.document_id, version: r.vector_version, vector: fromBlob(r.vector) })),
+    ...gone.map((r) => ({ document_id: r.document_id, version: r.vector_version, vector: null })),
+  ].sort((a, b) => a.version - b.version);
+  return { version: v, changes, complete };
+}
+
+/** Documents of a collection by id, with their vectors; missing ones are left out. */
+export async function documentsByIds(db: D1Database, collectionId: string, ids: string[]): Promise<{ document_id: string; object_id: string; metadata: JsonObject; vector: Float32Array }[]> {
+  const CHUNK = 500;
+  const statements: D1PreparedStatement[] = [];
+  for (let i = 0; i < ids.length; i += CHUNK) {
+    statements.push(
+      db
+        .prepare("SELECT document_id, object_id, metadata, vector FROM documents WHERE collection_id = ? AND document_id IN (SELECT value FROM json_each(?))")
+        .bind(collectionId, JSON.stringify(ids.slice(i, i + CHUNK))),
+    );
+  }
+  if (statements.length === 0) return [];
+  const results = await db.batch<{ document_id: string; object_id: string; metadata: string; vector: ArrayBuffer }>(statements);
+  return results.flatMap((r) => r.results.map((d) => ({ document_id: d.document_id, object_id: d.object_id, metadata: JSON.parse(d.metadata) as JsonObject, vector: fromBlob(d.vector) })));
 }
 
 export async function findTaxonomy(db: D1Database, ns: string, idOrName: string) {

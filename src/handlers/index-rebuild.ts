@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
-import { collectionExists, upsertDocument } from "./documents";
+import { collectionDimensions, collectionExtractor, embedForTask, upsertDocuments } from "./documents";
+import type { JsonObject } from "../tasks/model";
 import { registerHandler, TaskFailure } from "./registry";
 
 const Inputs = z.object({ collection_id: z.string().min(1).max(64) }).strict();
@@ -13,7 +14,8 @@ registerHandler({
     const { collection_id } = Inputs.parse(ctx.task.inputs);
     const ns = ctx.task.namespace_id;
     const db = ctx.env.DB;
-    if (!(await collectionExists(db, ns, collection_id))) throw new TaskFailure("collection_not_found", `collection ${collection_id} no longer exists`, false);
+    const extractor = await collectionExtractor(db, ns, collection_id);
+    if (!extractor) throw new TaskFailure("collection_not_found", `collection ${collection_id} no longer exists`, false);
     const total = (await db
       .prepare("SELECT COUNT(*) AS n FROM objects o JOIN collection_sources s ON s.bucket_id = o.bucket_id WHERE s.collection_id = ? AND o.state = 'ready'")
       .bind(collection_id)
@@ -28,7 +30,14 @@ registerHandler({
         )
         .bind(collection_id, ns, state.after_ms, state.after_id, PAGE)
         .all<{ object_id: string; content: string; metadata: string; created_ms: number }>();
-      for (const o of results) await upsertDocument(db, ns, collection_id, o.object_id, o.content, JSON.parse(o.metadata) as Record<string, never>);
+      // One extractor call per page (Workers AI batches of 100 within it), one D1 batch of upserts.
+      const vectors = await embedForTask(ctx.env, extractor, results.map((o) => o.content), await collectionDimensions(db, collection_id));
+      await upsertDocuments(
+        db,
+        ns,
+        collection_id,
+        results.map((o, i) => ({ objectId: o.object_id, metadata: JSON.parse(o.metadata) as JsonObject, vector: vectors[i] ?? new Float32Array() })),
+      );
       const last = results[results.length - 1];
       if (last) state = { after_ms: last.created_ms, after_id: last.object_id, indexed: state.indexed + results.length };
       await ctx.progress({ processed: state.indexed, total, percent: total === 0 ? 100 : Math.min(99, (100 * state.indexed) / total) });

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { getObjectForWork } from "../db/dataplane";
-import { collectionExists, upsertDocument } from "./documents";
+import { collectionDimensions, collectionExtractor, embedForTask, upsertDocuments } from "./documents";
 import { registerHandler, TaskFailure } from "./registry";
 
 const Inputs = z.object({ object_id: z.string().min(1).max(64), collection_id: z.string().min(1).max(64) }).strict();
@@ -13,8 +13,11 @@ registerHandler({
     const ns = ctx.task.namespace_id;
     const object = await getObjectForWork(ctx.env.DB, ns, object_id);
     if (!object) throw new TaskFailure("object_not_found", `object ${object_id} no longer exists`, false);
-    if (!(await collectionExists(ctx.env.DB, ns, collection_id))) throw new TaskFailure("collection_not_found", `collection ${collection_id} no longer exists`, false);
-    const documentId = await upsertDocument(ctx.env.DB, ns, collection_id, object_id, object.content, object.metadata);
+    const extractor = await collectionExtractor(ctx.env.DB, ns, collection_id);
+    if (!extractor) throw new TaskFailure("collection_not_found", `collection ${collection_id} no longer exists`, false);
+    const [vector] = await embedForTask(ctx.env, extractor, [object.content], await collectionDimensions(ctx.env.DB, collection_id));
+    if (!vector) throw new Error("the extractor returned no vector");
+    const [documentId] = await upsertDocuments(ctx.env.DB, ns, collection_id, [{ objectId: object_id, metadata: object.metadata, vector }]);
     await ctx.log(`document ${documentId} of object ${object_id} indexed in ${collection_id}`);
     await ctx.progress({ percent: 100, message: "indexed" });
     return { document_id: documentId };

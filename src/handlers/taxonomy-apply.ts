@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { collectionVectors } from "../db/dataplane";
-import { dot, embed, normalize } from "../embed/embedder";
-import { collectionExists, inBatches } from "./documents";
+import { dot, normalize } from "../embed/embedder";
+import { collectionDimensions, collectionExtractor, embedForTask, inBatches } from "./documents";
 import { registerHandler, TaskFailure } from "./registry";
 
 const Inputs = z.object({ collection_id: z.string().min(1).max(64), taxonomy_id: z.string().min(1).max(64), min_score: z.number().min(-1).max(1).optional() }).strict();
@@ -15,13 +15,17 @@ registerHandler({
     const input = Inputs.parse(ctx.task.inputs);
     const db = ctx.env.DB;
     const ns = ctx.task.namespace_id;
-    if (!(await collectionExists(db, ns, input.collection_id))) throw new TaskFailure("collection_not_found", `collection ${input.collection_id} no longer exists`, false);
+    const extractor = await collectionExtractor(db, ns, input.collection_id);
+    if (!extractor) throw new TaskFailure("collection_not_found", `collection ${input.collection_id} no longer exists`, false);
     const taxonomy = await db.prepare("SELECT nodes FROM taxonomies WHERE namespace_id = ? AND taxonomy_id = ?").bind(ns, input.taxonomy_id).first<{ nodes: string }>();
     if (!taxonomy) throw new TaskFailure("taxonomy_not_found", `taxonomy ${input.taxonomy_id} no longer exists`, false);
     const nodes = Nodes.parse(JSON.parse(taxonomy.nodes));
+    // The examples of every node embedded together, with the collection's own extractor.
+    const examples = await embedForTask(ctx.env, extractor, nodes.flatMap((n) => n.examples), await collectionDimensions(db, input.collection_id));
+    let next = 0;
     const centroids = nodes.map((node) => {
-      const sum = new Float32Array(embed("").length);
-      for (const example of node.examples) embed(example).forEach((v, i) => (sum[i] = (sum[i] ?? 0) + v));
+      const sum = new Float32Array(examples[0]?.length ?? 0);
+      for (const vector of examples.slice(next, (next += node.examples.length))) vector.forEach((v, i) => (sum[i] = (sum[i] ?? 0) + v));
       return normalize(sum);
     });
     const { ids, vectors } = await collectionVectors(db, input.collection_id);

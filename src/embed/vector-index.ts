@@ -1,0 +1,186 @@
+/**
+ * A collection's vectors in memory for search: one byte a dimension. Each vector is stored as
+ * int8 codes with its own scale (v ≈ code × scale) and the norm of what that rounding lost, so
+ * that a scan gives every document an approximate score with a guaranteed error bound. The
+ * documents whose bound can still reach the top k are the candidates; their exact scores come from
+ * the stored float vectors. A quarter of the memory of Float32Arrays (100 000 × 256 dimensions is
+ * 26 MB, not 102 MB: an isolate has 128 MB), and the same results as a float scan.
+ *
+ * Codes are stored dimension-major (all documents' dimension d together), so a scan touches only
+ * the dimensions where the query is non-zero (a short text's hashed vector has few) and reads
+ * memory in order.
+ */
+export class VectorIndex {
+  /** Documents in the index; slots 0..count-1 are in use. */
+  count = 0;
+  private capacity: number;
+  private codes: Int8Array;
+  private scales: Float32Array;
+  private errors: Float32Array;
+  private ids: string[] = [];
+  private readonly slots = new Map<string, number>();
+
+  constructor(
+    readonly dimensions: number,
+    capacity = 1024,
+  ) {
+    this.capacity = Math.max(16, capacity);
+    this.codes = new Int8Array(dimensions * this.capacity);
+    this.scales = new Float32Array(this.capacity);
+    this.errors = new Float32Array(this.capacity);
+  }
+
+  /** Bytes held, roughly: codes, scales, errors, and ~100 bytes of id string and map entry each. */
+  get bytes(): number {
+    return this.capacity * (this.dimensions + 8) + this.count * 100;
+  }
+
+  /** The bytes of an index of `count` vectors. */
+  static bytesFor(dimensions: number, count: number): number {
+    return count * (dimensions + 108);
+  }
+
+  has(id: string): boolean {
+    return this.slots.has(id);
+  }
+
+  /** Adds or replaces a document's vector; false (and nothing stored) if its dimensions differ. */
+  upsert(id: string, vector: Float32Array): boolean {
+    if (vector.length !== this.dimensions) return false;
+    let slot = this.slots.get(id);
+    if (slot === undefined) {
+      if (this.count === this.capacity) this.grow(this.capacity * 2);
+      slot = this.count++;
+      this.slots.set(id, slot);
+      this.ids[slot] = id;
+    }
+    let max = 0;
+    for (const v of vector) max = Math.max(max, Math.abs(v));
+    const scale = max / 127;
+    let lost = 0;
+    for (let d = 0; d < this.dimensions; d++) {
+      const v = vector[d] ?? 0;
+      const code = scale === 0 ? 0 : Math.round(v / scale);
+      this.codes[d * this.capacity + slot] = code;
+      lost += (v - code * scale) ** 2;
+    }
+    this.scales[slot] = scale;
+    this.errors[slot] = Math.sqrt(lost);
+    return true;
+  }
+
+  /** Removes a document: the last one moves into its slot. */
+  remove(id: string): void {
+    const slot = this.slots.get(id);
+    if (slot === undefined) return;
+    const last = --this.count;
+    this.slots.delete(id);
+    if (slot !== last) {
+      const moved = this.ids[last] ?? "";
+      for (let d = 0; d < this.dimensions; d++) this.codes[d * this.capacity + slot] = this.codes[d * this.capacity + last] ?? 0;
+      this.scales[slot] = this.scales[last] ?? 0;
+      this.errors[slot] = this.errors[last] ?? 0;
+      this.ids[slot] = moved;
+      this.slots.set(moved, slot);
+    }
+    this.ids.length = last;
+  }
+
+  private grow(capacity: number): void {
+    const codes = new Int8Array(this.dimensions * capacity);
+    for (let d = 0; d < this.dimensions; d++) codes.set(this.codes.subarray(d * this.capacity, d * this.capacity + this.count), d * capacity);
+    const scales = new Float32Array(capacity);
+    scales.set(this.scales.subarray(0, this.count));
+    const errors = new Float32Array(capacity);
+    errors.set(this.errors.subarray(0, this.count));
+    this.codes = codes;
+    this.scales = scales;
+    this.errors = errors;
+    this.capacity = capacity;
+  }
+
+  /**
+   * The documents that may be among the k highest dot products with `query`: every document
+   * whose upper bound reaches the k-th highest lower bound. Exact ties are all kept, so the caller
+   * can order them by id. A query of zeros scores every document 0: then any k ids will do, and
+   * the caller gets the k smallest.
+   */
+  candidates(query: Float32Array, k: number): string[] {
+    const n = this.count;
+    if (n <= k) return this.ids.slice(0, n);
+    let l1 = 0;
+    let l2 = 0;
+    for (const q of query) {
+      l1 += Math.abs(q);
+      l2 += q * q;
+    }
+    l2 = Math.sqrt(l2);
+    if (l1 === 0) return smallest(this.ids, k);
+    const scores = new Float64Array(n);
+    const cap = this.capacity;
+    for (let d = 0; d < this.dimensions; d++) {
+      const q = query[d] ?? 0;
+      if (q === 0) continue;
+      const codes = this.codes.subarray(d * cap, d * cap + n);
+      for (let j = 0; j < n; j++) scores[j] = (scores[j] as number) + q * (codes[j] as number);
+    }
+    // |q·(v − v̂)| ≤ min(‖q‖₂‖v − v̂‖₂, ‖q‖₁ · scale/2); the margin covers float rounding.
+    const lower = new Float64Array(n);
+    const upper = scores;
+    for (let j = 0; j < n; j++) {
+      const scale = this.scales[j] as number;
+      const approx = (scores[j] as number) * scale;
+      const bound = Math.min(l2 * (this.errors[j] as number), (l1 * scale) / 2) + 1e-6;
+      lower[j] = approx - bound;
+      upper[j] = approx + bound;
+    }
+    const threshold = kthLargest(lower, k);
+    const out: string[] = [];
+    for (let j = 0; j < n; j++) if ((upper[j] as number) >= threshold) out.push(this.ids[j] ?? "");
+    return out;
+  }
+}
+
+/** The k-th largest value of `values` (k ≤ length), with a min-heap of k. */
+function kthLargest(values: Float64Array, k: number): number {
+  const heap = new Float64Array(k);
+  let size = 0;
+  for (const v of values) {
+    if (size < k) {
+      let i = size++;
+      heap[i] = v;
+      while (i > 0) {
+        const parent = (i - 1) >> 1;
+        if ((heap[parent] as number) <= (heap[i] as number)) break;
+        [heap[parent], heap[i]] = [heap[i] as number, heap[parent] as number];
+        i = parent;
+      }
+    } else if (v > (heap[0] as number)) {
+      heap[0] = v;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < k && (heap[l] as number) < (heap[m] as number)) m = l;
+        if (r < k && (heap[r] as number) < (heap[m] as number)) m = r;
+        if (m === i) break;
+        [heap[m], heap[i]] = [heap[i] as number, heap[m] as number];
+        i = m;
+      }
+    }
+  }
+  return heap[0] as number;
+}
+
+/** The k smallest strings, without sorting them all. */
+function smallest(ids: string[], k: number): string[] {
+  const out: string[] = [];
+  for (const id of ids) {
+    if (out.length < k) out.push(id);
+    else if (id < (out[k - 1] as string)) out[k - 1] = id;
+    else continue;
+    out.sort();
+  }
+  return out;
+}
