@@ -14,7 +14,7 @@ export default defineConfig(async () => {
               wrangler: { configPath: "./wrangler.toml" },
               miniflare: {
                 // Handlers yield every 300 ms here, so that every test exercises checkpoints.
-                bindings: { TEST_MIGRATIONS: migrations, ADMIN_TOKEN: "test-admin-token", ALLOW_PRIVATE_URLS: "true", HANDLER_SLICE_MS: "300" },
+                bindings: { TEST_MIGRATIONS: migrations, ADMIN_TOKEN: "test-admin-token", ALLOW_PRIVATE_URLS: "true", HANDLER_SLICE_MS: "300", STREAM_KEEPALIVE_MS: "200" },
                 // A deterministic stand-in for Workers AI (test/fake-ai.mjs), bound as AI.
                 serviceBindings: { AI: { name: "fake-ai", entrypoint: "FakeAi" } },
                 workers: [{ name: "fake-ai", modules: true, scriptPath: "./test/fake-ai.mjs", compatibilityDate: "2026-11-01" }],

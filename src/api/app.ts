@@ -7,6 +7,7 @@ import { ApiError, errorBody } from "../errors";
 import { LIMITS } from "../tasks/model";
 import { authenticate } from "./auth";
 import callbacks from "./callbacks";
+import events from "./events";
 import { newApp } from "./env";
 import namespaces from "./namespaces";
 import processors from "./processors";
@@ -51,6 +52,7 @@ export function createApp() {
 
   app.route("/v1/namespaces", namespaces);
   app.route("/v1/tasks", callbacks);
+  app.route("/v1", events);
   app.route("/v1/tasks", tasks);
   app.route("/v1/processors", processors);
   app.route("/v1/webhooks", webhooks);

@@ -9,7 +9,14 @@ import type { AppEnv } from "./env";
 export function bearerToken(c: Context): string | null {
   const header = c.req.header("Authorization");
   const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-  return match?.[1] ?? null;
+  if (match) return match[1] ?? null;
+  // A browser cannot set headers on a WebSocket: it offers the key as the subprotocol `bearer.<key>`.
+  if (c.req.header("Upgrade")?.toLowerCase() === "websocket") {
+    const offered = c.req.header("Sec-WebSocket-Protocol")?.split(",").map((p) => p.trim()) ?? [];
+    const bearer = offered.find((p) => p.startsWith("bearer."));
+    if (bearer) return bearer.slice("bearer.".length);
+  }
+  return null;
 }
 
 const CALLBACK_PATH = /^\/v1\/tasks\/[^/]+\/callback(\/|$)/;

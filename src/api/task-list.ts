@@ -32,7 +32,7 @@ export function parseTaskTypes(values: string[]): string[] {
   return values;
 }
 
-const csv = (value: string | undefined): string[] | undefined =>
+export const csv = (value: string | undefined): string[] | undefined =>
   value === undefined ? undefined : value.split(",").map((v) => v.trim()).filter((v) => v !== "");
 
 const Timestamp = z.iso.datetime({ offset: true }).transform((s) => new Date(s).toISOString());

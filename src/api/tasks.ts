@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { readLogs } from "../db/logs";
 import { ApiError, unwrap } from "../errors";
+import { taskEtag } from "../tasks/etag";
 import { CreateTaskSchema, jsonBytes, LIMITS, LogLineSchema, StatsSchema, TaskSchema } from "../tasks/model";
 import { namespaceOf } from "./auth";
 import { idempotent } from "./idempotency";
@@ -9,6 +10,20 @@ import { errorResponses, IdempotencyHeader, json, jsonBody, paginated, Paginatio
 import { ListBody, ListPaginationQuery, ListQuery, listFromBody, listFromQuery, listTasks } from "./task-list";
 
 const security = [{ apiKey: [] }];
+
+const WaitQuery = z.object({
+  wait: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(60)
+    .optional()
+    .openapi({ description: "Long-poll: seconds to wait for a change (0–60)" }),
+});
+const IfNoneMatchHeader = z.object({
+  "if-none-match": z.string().max(100).optional().openapi({ param: { name: "if-none-match", in: "header" }, description: "The ETag last seen" }),
+});
+const EtagHeader = z.object({ ETag: z.string().openapi({ description: "Changes whenever the task does" }) });
 const app = newApp();
 
 app.openapi(
@@ -77,12 +92,27 @@ app.openapi(
     method: "get",
     path: "/{task_id}",
     tags: ["Tasks"],
-    summary: "Get a task",
+    summary: "Get a task; with `wait`, long-poll until it changes",
+    description:
+      "With `wait` (seconds, at most 60) the answer comes as soon as the task changes or is finished, else at the deadline " +
+      "with its current state. Send the ETag last seen as If-None-Match to be answered at once if the task has changed since.",
     security,
-    request: { params: TaskIdParam },
-    responses: { 200: json(TaskSchema, "The task"), ...errorResponses },
+    request: { params: TaskIdParam, query: WaitQuery, headers: IfNoneMatchHeader },
+    responses: { 200: { ...json(TaskSchema, "The task"), headers: EtagHeader }, ...errorResponses },
   }),
-  async (c) => c.json(unwrap(await namespaceOf(c).findTask(c.req.valid("param").task_id)), 200),
+  async (c) => {
+    const taskId = c.req.valid("param").task_id;
+    const { wait } = c.req.valid("query");
+    const stub = namespaceOf(c);
+    const task = unwrap(
+      wait === undefined || wait === 0
+        ? await stub.findTask(taskId)
+        : await stub.waitForTask(taskId, wait * 1000, c.req.valid("header")["if-none-match"] ?? null),
+    );
+    c.header("ETag", taskEtag(task));
+    c.header("Cache-Control", "no-store");
+    return c.json(task, 200);
+  },
 );
 
 app.openapi(

@@ -23,6 +23,7 @@ import {
 import { getDeliveryRecord } from "../db/deliveries";
 import { getRecord } from "../db/records";
 import { iso } from "../time";
+import { taskEtag } from "../tasks/etag";
 import { attemptDelivery } from "../webhooks/deliver";
 import { allowPrivateUrls } from "../webhooks/urls";
 import { Clock } from "./clock";
@@ -31,6 +32,7 @@ import { flushOutbox, type LogPayload } from "./outbox";
 import { migrate } from "./schema";
 import { type Delivery, type DeliveryRow, toDelivery, toWebhook, type Webhook, WebhookStore } from "./webhooks";
 import { Sql } from "./sql";
+import { EventStreams, type StreamFilter } from "./streams";
 import { EMPTY_PROGRESS, InvalidTransition, NAMESPACE_TIMER, TaskStore, type TaskRow, type TimerRow } from "./store";
 
 /** Lease of a built-in handler's attempt; the consumer renews it well before it runs out. */
@@ -120,14 +122,24 @@ export class NamespaceDO extends DurableObject<Env> {
   };
   /** The alarm time last set (on the clock's time line), null when none is pending. */
   private alarmAt: number | null = null;
+  private readonly streams: EventStreams;
+  /** Long-polls waiting for a task to change, by task id: the version they saw, and their wake-up. */
+  private readonly waiters = new Map<string, Set<{ version: number; wake: () => void }>>();
+  private wakeScheduled = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = new Sql(ctx.storage.sql);
     const retentionMs = Number(env.TASK_RECORD_RETENTION_SECONDS || 2592000) * 1000;
-    this.store = new TaskStore(this.sql, () => this.namespaceId, retentionMs, (eventId, type, at) =>
-      this.webhooks.fanOut(eventId, type, at),
-    );
+    this.store = new TaskStore(this.sql, () => this.namespaceId, retentionMs, (eventId, type, at) => {
+      this.webhooks.fanOut(eventId, type, at);
+      this.streams.notify();
+      this.wakeWaiters();
+    });
+    const keepAliveMs = Number((env as { STREAM_KEEPALIVE_MS?: string }).STREAM_KEEPALIVE_MS) || undefined;
+    this.streams = new EventStreams(this.sql, ctx, keepAliveMs);
+    // Clients may ping an idle socket; the runtime answers without waking the object.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
     this.webhooks = new WebhookStore(this.sql, (at) => this.store.scheduleFlush(at));
     void ctx.blockConcurrencyWhile(async () => {
       migrate(this.sql, ctx.storage);
@@ -339,6 +351,103 @@ export class NamespaceDO extends DurableObject<Env> {
     await this.armAlarm();
     // A task no longer here has finished and left for D1: it is returned unchanged.
     return row ? ok(this.store.toTask(row)) : this.findTask(taskId);
+  }
+
+  /**
+   * Long-poll: the task once it changes (a new version here), at once when it is finished or
+   * already differs from `etag`, else after `waitMs` as it stands.
+   */
+  async waitForTask(taskId: string, waitMs: number, etag: string | null): Promise<Result<Task>> {
+    const row = this.store.get(taskId);
+    if (!row) return this.findTask(taskId);
+    const task = this.store.toTask(row);
+    if (waitMs <= 0 || isTerminal(task.status) || (etag !== null && taskEtag(task) !== etag)) return ok(task);
+    await new Promise<void>((resolve) => {
+      let waiters = this.waiters.get(taskId);
+      if (!waiters) this.waiters.set(taskId, (waiters = new Set()));
+      const waiter = {
+        version: row.version,
+        wake: () => {
+          clearTimeout(timer);
+          waiters.delete(waiter);
+          if (waiters.size === 0 && this.waiters.get(taskId) === waiters) this.waiters.delete(taskId);
+          resolve();
+        },
+      };
+      const timer = setTimeout(waiter.wake, waitMs);
+      waiters.add(waiter);
+    });
+    return this.findTask(taskId);
+  }
+
+  /** Wakes the long-polls whose task has a new version, once the current change has committed. */
+  private wakeWaiters(): void {
+    if (this.wakeScheduled || this.waiters.size === 0) return;
+    this.wakeScheduled = true;
+    queueMicrotask(() => {
+      this.wakeScheduled = false;
+      for (const [taskId, waiters] of this.waiters) {
+        const version = this.store.get(taskId)?.version ?? Infinity;
+        for (const waiter of [...waiters]) if (waiter.version !== version) waiter.wake();
+      }
+    });
+  }
+
+  // --- streams -------------------------------------------------------------------------------
+
+  /**
+   * Opens an event stream, as Server-Sent Events or as a hibernatable WebSocket. The Worker has
+   * authenticated the request and checked the task; the stream's filter comes in the query of
+   * its internal request. This is the one HTTP entry of the object: a socket cannot pass RPC.
+   */
+  override async fetch(request: Request): Promise<Response> {
+    const params = new URL(request.url).searchParams;
+    const list = (name: string): string[] | null => {
+      const value = params.get(name);
+      return value ? value.split(",") : null;
+    };
+    const filter: StreamFilter = { task_id: params.get("task_id"), task_types: list("task_types"), statuses: list("statuses") };
+    const afterParam = params.get("after");
+    const after = afterParam === null ? null : Number(afterParam);
+    const row = filter.task_id === null ? null : this.store.get(filter.task_id);
+    const live = filter.task_id === null || (row !== null && !isTerminal(row.status));
+    if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") {
+      const pair = new WebSocketPair();
+      const [client, server] = [pair[0], pair[1]];
+      this.streams.openSocket(server, filter, after, live);
+      const protocols = request.headers.get("Sec-WebSocket-Protocol")?.split(",").map((p) => p.trim()) ?? [];
+      const headers = protocols.includes("edge-tasks") ? { "Sec-WebSocket-Protocol": "edge-tasks" } : undefined;
+      return new Response(null, { status: 101, webSocket: client, headers });
+    }
+    return new Response(this.streams.openSse(filter, after, live), {
+      headers: {
+        "Content-Type": "text/event-stream; charset=utf-8",
+        "Cache-Control": "no-cache, no-transform",
+        "X-Accel-Buffering": "no",
+      },
+    });
+  }
+
+  override webSocketMessage(): void {
+    // Streams only send; a client's "ping" is answered by the runtime's auto-response.
+  }
+
+  override webSocketClose(socket: WebSocket, code: number): void {
+    this.streams.closeSocket(socket);
+    try {
+      socket.close(code === 1005 || code === 1006 ? 1000 : code, "closed");
+    } catch {
+      // Already closed.
+    }
+  }
+
+  override webSocketError(socket: WebSocket): void {
+    this.streams.closeSocket(socket);
+  }
+
+  /** How many streams are open (for the benchmark and tests). */
+  streamCounts(): { sse: number; websocket: number } {
+    return this.streams.counts();
   }
 
   stats(): Stats {
