@@ -17,6 +17,7 @@ describe("the OpenAPI document", () => {
       "post /v1/namespaces/{namespace}/api-keys", "get /v1/namespaces/{namespace}/api-keys", "delete /v1/namespaces/{namespace}/api-keys/{key_id}",
       "post /v1/tasks", "get /v1/tasks", "post /v1/tasks/list", "get /v1/tasks/stats", "get /v1/tasks/{task_id}",
       "post /v1/tasks/{task_id}/cancel", "delete /v1/tasks/{task_id}", "get /v1/tasks/{task_id}/logs",
+      "get /v1/events", "get /v1/tasks/{task_id}/events",
       "post /v1/tasks/{task_id}/callback/progress", "post /v1/tasks/{task_id}/callback/logs",
       "post /v1/tasks/{task_id}/callback/complete", "post /v1/tasks/{task_id}/callback/fail",
       "put /v1/processors/{task_type}", "get /v1/processors", "get /v1/processors/{task_type}", "delete /v1/processors/{task_type}",
