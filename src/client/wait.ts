@@ -2,6 +2,7 @@ import type { EdgeTasksClient } from "./client";
 import { ApiError, TaskCancelledError, TaskFailedError, TaskTimeoutError } from "./errors";
 import { backoffMs, isRetryableStatus, sleep } from "./http";
 import { isTerminalStatus, type Task } from "./types";
+import type { VersionedTask } from "./client";
 
 export interface WaitOptions {
   /** Give up after this long with `TaskTimeoutError`; the task is left running. Default: no limit. */
@@ -54,10 +55,11 @@ export async function waitForTask(client: EdgeTasksClient, taskId: string, optio
 
     // The whole history of the task is replayed from seq 0, so nothing between the GET above and
     // the stream's start is missed.
+    let ended: Task | undefined;
     try {
       for await (const event of client.events(taskId, { lastEventId: "0", signal, maxFailures: STREAM_FAILURES })) {
-        const done = observe(event.data.task);
-        if (done) return settle(done);
+        ended = observe(event.data.task);
+        if (ended) break;
       }
     } catch (err) {
       if (signal.aborted) throw err;
@@ -65,29 +67,31 @@ export async function waitForTask(client: EdgeTasksClient, taskId: string, optio
       if (err instanceof ApiError && (err.status === 401 || err.status === 403)) throw err;
       // Any other stream failure: fall back to long-polling below.
     }
+    if (ended) return settle(ended);
 
     let etag: string | null = null;
     let failures = 0;
     let idle = 0;
     for (;;) {
       const started = Date.now();
+      const before = latest as Task | null;
+      let answer: VersionedTask;
       try {
-        const before = latest as Task | null;
-        const answer = await client.getTaskVersioned(taskId, { wait: LONG_POLL_SECONDS, ifNoneMatch: etag, signal });
-        failures = 0;
-        etag = answer.etag;
-        const done = observe(answer.task);
-        if (done) return settle(done);
-        const changed = before === null || before.updated_at !== answer.task.updated_at;
-        // A server that does not hold the request answers at once: then poll with backoff.
-        if (changed) idle = 0;
-        else if (Date.now() - started < 1000) {
-          await sleep(backoffMs({ baseDelayMs: 250, maxDelayMs: options.maxPollIntervalMs ?? 5000 }, Math.min(idle++, 10)), signal);
-        }
+        answer = await client.getTaskVersioned(taskId, { wait: LONG_POLL_SECONDS, ifNoneMatch: etag, signal });
       } catch (err) {
         if (signal.aborted) throw err;
         if (err instanceof ApiError && !isRetryableStatus(err.status)) throw err;
         await sleep(backoffMs(client.retry, Math.min(failures++, 10)), signal);
+        continue;
+      }
+      failures = 0;
+      etag = answer.etag;
+      const done = observe(answer.task);
+      if (done) return settle(done);
+      // A server that does not hold the request answers at once: then poll with backoff.
+      if (before === null || before.updated_at !== answer.task.updated_at) idle = 0;
+      else if (Date.now() - started < 1000) {
+        await sleep(backoffMs({ baseDelayMs: 250, maxDelayMs: options.maxPollIntervalMs ?? 5000 }, Math.min(idle++, 10)), signal);
       }
     }
   } catch (err) {
