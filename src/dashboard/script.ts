@@ -22,6 +22,9 @@ export const DASHBOARD_JS = String.raw`"use strict";
   const STATS_EVERY_MS = 2000;
   const LOGS_EVERY_MS = 1000;
   const MAX_BACKOFF_MS = 30000;
+  // Events are kept at least 24 h: after an hour away (a sleeping laptop) a fresh list is
+  // cheaper and safer than replaying everything since.
+  const RESYNC_AFTER_MS = 3600000;
 
   const byId = (id) => {
     const el = document.getElementById(id);
@@ -43,9 +46,11 @@ export const DASHBOARD_JS = String.raw`"use strict";
   /** Bumped by every reset: async work started under an older session drops its result. */
   let session = 0;
   let lastSeq = 0;
+  let lastHeardAt = 0;
   let stream = null;
   let reconnectTimer = 0;
   let reconnectAttempts = 0;
+  /** Whether the first page was asked for since the last reset (the stream is open by then). */
   let listLoaded = false;
   let nextCursor = null;
   let selected = null;
@@ -252,10 +257,22 @@ export const DASHBOARD_JS = String.raw`"use strict";
   async function loadPage(mine, cursor) {
     const page = await api(listQuery(cursor));
     if (mine !== session) return;
+    if (!cursor) ui.notice.textContent = "";
     for (const task of page.results) if (isTask(task)) upsert(task, 0);
     nextCursor = page.pagination && page.pagination.next_cursor;
     ui.more.hidden = !nextCursor;
     ui.empty.hidden = ui.rows.children.length > 0;
+  }
+
+  /** The first page, once the stream is open; retried while the stream stays up. */
+  function loadFirstPage(mine) {
+    loadPage(mine, null).catch((err) => {
+      showNotice(err);
+      if (err instanceof KeyRefused) return;
+      setTimeout(() => {
+        if (mine === session) loadFirstPage(mine);
+      }, 3000);
+    });
   }
 
   async function loadStats(mine) {
@@ -412,6 +429,10 @@ export const DASHBOARD_JS = String.raw`"use strict";
 
   async function connect(mine) {
     reconnectTimer = 0;
+    if (lastSeq > 0 && Date.now() - lastHeardAt > RESYNC_AFTER_MS) {
+      start();
+      return;
+    }
     const controller = new AbortController();
     stream = controller;
     if (reconnectAttempts === 0) setConnection("connecting", "connecting…");
@@ -446,14 +467,14 @@ export const DASHBOARD_JS = String.raw`"use strict";
         }
         throw new Error(message);
       }
+      lastHeardAt = Date.now();
       setConnection("live", "live");
+      // What failed while the stream was down (a stats call, a page) is history now.
+      if (reconnectAttempts > 0) ui.notice.textContent = "";
       reconnectAttempts = 0;
       if (!listLoaded) {
         listLoaded = true;
-        loadPage(mine, null).catch((err) => {
-          listLoaded = false;
-          showNotice(err);
-        });
+        loadFirstPage(mine);
       }
       statsSoon();
       const parse = sseParser(onStreamEvent);
@@ -461,9 +482,15 @@ export const DASHBOARD_JS = String.raw`"use strict";
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
+        lastHeardAt = Date.now();
         touch();
         if (stream !== controller) return;
-        parse(value);
+        try {
+          parse(value);
+        } catch (err) {
+          // A bug in showing an event must not pass for a broken connection (and loop on it).
+          reportError(err);
+        }
       }
     } catch (err) {
       if (stream !== controller) return;

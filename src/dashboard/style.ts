@@ -9,6 +9,8 @@ export const DASHBOARD_CSS = `:root {
   :root { --fg: #e6edf3; --muted: #8d96a0; --bg: #0d1117; --panel: #161b22; --line: #30363d; --accent: #4493f8; --ok: #3fb950; --bad: #f85149; --warn: #d29922; }
 }
 * { box-sizing: border-box; }
+/* The script shows and hides parts with the hidden attribute: no display rule may override it. */
+[hidden] { display: none !important; }
 body { margin: 0; color: var(--fg); background: var(--bg); }
 header { position: sticky; top: 0; z-index: 2; display: flex; gap: 1rem; align-items: center; flex-wrap: wrap; padding: .6rem 1rem; background: var(--panel); border-bottom: 1px solid var(--line); }
 h1 { font-size: 1.1rem; margin: 0; }
@@ -27,6 +29,7 @@ input, select { font: inherit; padding: .25rem .4rem; border: 1px solid var(--li
 #counts { color: var(--muted); font-variant-numeric: tabular-nums; }
 #counts b { color: var(--fg); }
 #key-form { max-width: 28rem; margin: 3rem auto; display: grid; gap: .5rem; }
+#board { overflow-x: auto; }
 #filters { display: flex; gap: 1rem; align-items: end; flex-wrap: wrap; margin-bottom: .8rem; }
 #filters label { display: grid; gap: .2rem; color: var(--muted); font-size: .85rem; }
 .hint { color: var(--muted); }
@@ -48,7 +51,7 @@ tr[data-status="completed"] progress { accent-color: var(--ok); }
 .percent { margin-left: .4rem; font-variant-numeric: tabular-nums; }
 .message { color: var(--muted); font-size: .85rem; max-width: 22rem; overflow-wrap: anywhere; }
 .task-error { color: var(--bad); font-size: .85rem; overflow-wrap: anywhere; }
-.inputs code { display: block; max-width: 24rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.inputs code { display: block; max-width: 18rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 time { white-space: nowrap; color: var(--muted); }
 main:has(> #detail:not([hidden])) { display: grid; grid-template-columns: minmax(0, 1fr) minmax(18rem, 30rem); gap: 1rem; align-items: start; }
 @media (max-width: 60rem) { main:has(> #detail:not([hidden])) { grid-template-columns: minmax(0, 1fr); } }

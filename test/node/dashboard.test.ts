@@ -144,6 +144,8 @@ describe("the dashboard, in Chromium against wrangler dev", { timeout: 60_000 },
     await page.locator("#key").fill(apiKey);
     await page.locator("#key-form button[type=submit]").click();
     await expect.poll(connection, { timeout: 15_000 }).toBe("live");
+    expect(await page.locator("#key-form").isVisible()).toBe(false);
+    expect(await page.locator("#board").isVisible()).toBe(true);
     expect(await page.evaluate("Object.values(sessionStorage)")).toEqual([apiKey]);
     expect(await page.evaluate("localStorage.length")).toBe(0);
     expect(await context.cookies()).toEqual([]);
@@ -197,6 +199,7 @@ describe("the dashboard, in Chromium against wrangler dev", { timeout: 60_000 },
     await context.setOffline(false);
     await expect.poll(connection, { timeout: 20_000 }).toBe("live");
     await expect.poll(() => bar(taskId).getAttribute("value"), { timeout: 10_000 }).toBe("90");
+    expect(await page.locator("#notice").textContent()).toBe("");
     expect(await row(taskId).locator(".message").textContent()).toBe("almost · 6/10");
   }, 120_000);
 
@@ -232,7 +235,12 @@ describe("the dashboard, in Chromium against wrangler dev", { timeout: 60_000 },
     await expect.poll(() => page.locator("#rows tr").count()).toBe(2);
   });
 
-  it("forgets the key on request", async () => {
+  it("keeps the key for the tab's session, and forgets it on request", async () => {
+    await page.reload();
+    await expect.poll(connection, { timeout: 15_000 }).toBe("live");
+    expect(await page.locator("#key-form").isVisible()).toBe(false);
+    await expect.poll(() => page.locator("#rows tr").count()).toBe(2);
+
     await page.locator("#forget").click();
     expect(await page.locator("#key-form").isVisible()).toBe(true);
     expect(await page.locator("#board").isVisible()).toBe(false);
