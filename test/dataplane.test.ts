@@ -1,6 +1,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { embed, dot } from "../src/embed/embedder";
+import { dot, embed, normalize, toBlob } from "../src/embed/embedder";
+import { SearchCache } from "../src/embed/search";
+import { VectorIndex } from "../src/embed/vector-index";
 import type { Task } from "../src/tasks/model";
 import { call, eventually, tenant, type Tenant, waitForStatus } from "./helpers";
 import { seeded } from "./fake-endpoint";
@@ -244,5 +246,214 @@ describe("search, clustering, taxonomy and tuning on topic data", () => {
     expect(settled).toBeLessThan(2100);
     const final = (await call(`/v1/tasks/${batch.task_id}`, { token: t.key })).body;
     expect(final).toMatchObject({ status: "cancelled", outputs: null });
+  }, 60_000);
+});
+
+/** A random unit vector with `nonzero` non-zero dimensions (hashed text vectors are sparse). */
+function randomUnit(random: () => number, dims: number, nonzero = dims): Float32Array {
+  const v = new Float32Array(dims);
+  for (let i = 0; i < nonzero; i++) v[Math.floor(random() * dims)] = random() * 2 - 1;
+  return normalize(v);
+}
+
+/** Exact top k by brute force: score descending, then id. */
+function bruteForce(docs: Map<string, Float32Array>, query: Float32Array, k: number): { id: string; score: number }[] {
+  return [...docs]
+    .map(([id, v]) => ({ id, score: dot(query, v) }))
+    .sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : 1))
+    .slice(0, k);
+}
+
+describe("the search index", () => {
+  it("keeps every possible top-k document among its candidates, through updates and removals", () => {
+    const random = seeded(11);
+    const index = new VectorIndex(64, 16);
+    const docs = new Map<string, Float32Array>();
+    for (let i = 0; i < 3000; i++) {
+      const id = `doc_${String(i).padStart(5, "0")}`;
+      // Every tenth vector twice: exact ties must all be candidates.
+      const v = i % 10 === 1 ? (docs.get(`doc_${String(i - 1).padStart(5, "0")}`) ?? randomUnit(random, 64, 12)) : randomUnit(random, 64, 12);
+      docs.set(id, v);
+      expect(index.upsert(id, v)).toBe(true);
+    }
+    expect(index.upsert("doc_odd", new Float32Array(32))).toBe(false);
+    for (let i = 0; i < 3000; i += 7) {
+      const id = `doc_${String(i).padStart(5, "0")}`;
+      if (i % 2) {
+        index.remove(id);
+        docs.delete(id);
+      } else {
+        const v = randomUnit(random, 64, 20);
+        index.upsert(id, v);
+        docs.set(id, v);
+      }
+    }
+    expect(index.count).toBe(docs.size);
+    let total = 0;
+    for (let q = 0; q < 60; q++) {
+      // Half the queries are stored vectors, so the best match scores 1 and ties are common.
+      const query = q % 2 ? randomUnit(random, 64, 8) : ([...docs.values()][q * 37] ?? randomUnit(random, 64));
+      const ranked = index.candidates(query, 10);
+      const candidates = new Set(ranked.map((c) => c.id));
+      // Highest bound first, and every bound really is an upper bound.
+      ranked.forEach((c, i) => {
+        expect(c.upper).toBeGreaterThanOrEqual(dot(query, docs.get(c.id) ?? new Float32Array()));
+        if (i > 0) expect(c.upper).toBeLessThanOrEqual(ranked[i - 1]?.upper ?? Infinity);
+      });
+      total += candidates.size;
+      for (const hit of bruteForce(docs, query, 10)) expect(candidates.has(hit.id), `query ${q}: ${hit.id} (${hit.score})`).toBe(true);
+    }
+    // A bound that let everything through would be correct and useless.
+    expect(total / 60).toBeLessThan(100);
+    // A query of zeros scores everything 0: the smallest ids, and only k of them.
+    expect(index.candidates(new Float32Array(64), 3).map((c) => c.id)).toEqual(bruteForce(docs, new Float32Array(64), 3).map((h) => h.id));
+  });
+});
+
+describe("search at scale, from the cache", () => {
+  async function seedCollection(count: number, dims: number, seed: number) {
+    const random = seeded(seed);
+    const collectionId = `col_cache${seed}${Date.now().toString(36)}`;
+    await env.DB.prepare("INSERT INTO collections (collection_id, namespace_id, collection_name, feature_extractor, created_at) VALUES (?, 'ns_cache', ?, '{\"type\":\"text_embedding\"}', 'now')")
+      .bind(collectionId, collectionId)
+      .run();
+    const docs = new Map<string, Float32Array>();
+    const insert = (id: string, v: Float32Array) =>
+      env.DB.prepare("INSERT INTO documents (document_id, namespace_id, collection_id, object_id, metadata, vector, created_at, updated_at) VALUES (?, 'ns_cache', ?, ?, '{}', ?, 'now', 'now')")
+        .bind(id, collectionId, `obj_${id}`, toBlob(v));
+    const statements = [];
+    for (let i = 0; i < count; i++) {
+      const id = `doc_${seed}_${String(i).padStart(6, "0")}`;
+      const v = randomUnit(random, dims, 16);
+      docs.set(id, v);
+      statements.push(insert(id, v));
+    }
+    for (let i = 0; i < statements.length; i += 500) await env.DB.batch(statements.slice(i, i + 500));
+    const version = async () => (await env.DB.prepare("SELECT vectors_version AS v FROM collections WHERE collection_id = ?").bind(collectionId).first<number>("v")) ?? 0;
+    return { collectionId, docs, random, insert, version };
+  }
+
+  it("answers exactly what brute force does, catches up on writes and deletes, and reloads when far behind", async () => {
+    const cache = new SearchCache();
+    const { collectionId, docs, random, insert, version } = await seedCollection(3000, 48, 21);
+    const check = async () => {
+      for (let q = 0; q < 5; q++) {
+        const query = randomUnit(random, 48, 10);
+        const got = await cache.search(env.DB, collectionId, await version(), query, 10);
+        const want = bruteForce(docs, query, 10);
+        expect(got.map((h) => h.document_id)).toEqual(want.map((h) => h.id));
+        got.forEach((h, i) => expect(h.score).toBeCloseTo(want[i]?.score ?? NaN, 6));
+        expect(got[0]?.object_id).toBe(`obj_${got[0]?.document_id}`);
+      }
+    };
+    await check();
+    expect(cache.stats).toMatchObject({ fullLoads: 1, catchUps: 0 });
+
+    // A new document equal to the query is first at once; a deleted one is gone at once.
+    const query = randomUnit(random, 48, 10);
+    await insert("doc_21_new", query).run();
+    docs.set("doc_21_new", query);
+    expect((await cache.search(env.DB, collectionId, await version(), query, 1))[0]).toMatchObject({ document_id: "doc_21_new" });
+    await env.DB.prepare("DELETE FROM documents WHERE document_id = ?").bind("doc_21_new").run();
+    docs.delete("doc_21_new");
+    expect((await cache.search(env.DB, collectionId, await version(), query, 1))[0]?.document_id).not.toBe("doc_21_new");
+    // An updated vector is scored by its new value.
+    const moved = [...docs.keys()][5] ?? "";
+    await env.DB.prepare("UPDATE documents SET vector = ? WHERE document_id = ?").bind(toBlob(query), moved).run();
+    docs.set(moved, query);
+    expect((await cache.search(env.DB, collectionId, await version(), query, 1))[0]).toMatchObject({ document_id: moved });
+    expect(cache.stats).toMatchObject({ fullLoads: 1, catchUps: 3 });
+    // 600 copies of one vector: more tied candidates than one read takes; the smallest ids win.
+    const dup = randomUnit(random, 48, 10);
+    const copies = Array.from({ length: 600 }, (_, i) => `doc_21_dup_${String(599 - i).padStart(3, "0")}`);
+    await env.DB.batch(copies.map((id) => insert(id, dup)));
+    for (const id of copies) docs.set(id, dup);
+    const tied = await cache.search(env.DB, collectionId, await version(), dup, 10);
+    expect(tied.map((h) => h.document_id)).toEqual(bruteForce(docs, dup, 10).map((h) => h.id));
+    expect(tied.map((h) => h.document_id)).toEqual(copies.slice().sort().slice(0, 10));
+    // Cluster ids and labels do not touch vectors: no version bump, nothing to catch up.
+    const before = await version();
+    await env.DB.prepare("UPDATE documents SET cluster_id = 1, taxonomy = NULL WHERE collection_id = ?").bind(collectionId).run();
+    expect(await version()).toBe(before);
+
+    // More changes than a catch-up applies: a full reload, still exact.
+    const statements = [];
+    for (let i = 0; i < 2100; i++) {
+      const id = `doc_21_more_${i}`;
+      const v = randomUnit(random, 48, 16);
+      docs.set(id, v);
+      statements.push(insert(id, v));
+    }
+    for (let i = 0; i < statements.length; i += 500) await env.DB.batch(statements.slice(i, i + 500));
+    await check();
+    expect(cache.stats.fullLoads).toBe(2);
+  }, 60_000);
+
+  it("evicts the least recently used collection by bytes, and streams one too big to cache", async () => {
+    const a = await seedCollection(1000, 32, 31);
+    const b = await seedCollection(1000, 32, 32);
+    const oneCollection = 1000 * (32 + 108) * 1.1;
+    const cache = new SearchCache(oneCollection * 1.5);
+    const query = randomUnit(a.random, 32);
+    await cache.search(env.DB, a.collectionId, await a.version(), query, 5);
+    expect(cache.has(a.collectionId)).toBe(true);
+    await cache.search(env.DB, b.collectionId, await b.version(), query, 5);
+    expect(cache.has(b.collectionId)).toBe(true);
+    expect(cache.has(a.collectionId)).toBe(false);
+    expect(cache.stats.evictions).toBe(1);
+    expect(cache.bytes).toBeLessThanOrEqual(cache.budgetBytes);
+
+    const tiny = new SearchCache(oneCollection / 4);
+    const streamed = await tiny.search(env.DB, a.collectionId, await a.version(), query, 5);
+    expect(tiny.stats).toMatchObject({ streamed: 1, fullLoads: 0 });
+    expect(tiny.has(a.collectionId)).toBe(false);
+    expect(streamed.map((h) => h.document_id)).toEqual(bruteForce(a.docs, query, 5).map((h) => h.id));
+  }, 60_000);
+
+  it("shows a new object to the next search, forgets a deleted one, and never shows another namespace's", async () => {
+    const t = await tenant();
+    const other = await tenant();
+    const mine = await setup(t, "mine", ["searchable"]);
+    const theirs = await setup(other, "theirs", ["searchable"]);
+    const docs = corpus(10, 5);
+    for (const [who, s] of [[t, mine], [other, theirs]] as const) {
+      const batch = await importAll(who, s.bucket.bucket_id, docs);
+      await waitForStatus(who, batch.task_id, "completed");
+      await allDone(who);
+    }
+    const col = mine.cols[0].collection_id;
+    const search = async (query: string) => {
+      const res = await call(`/v1/collections/${col}/search`, { token: t.key, body: { query, limit: 100 } });
+      expect(res.status).toBe(200);
+      return res.body.results as { document_id: string; object_id: string; score: number }[];
+    };
+    const myObjects = new Set<string>();
+    let cursor: string | null = null;
+    do {
+      const page: { body: { results: { object_id: string }[]; pagination: { next_cursor: string | null } } } = await call(`/v1/buckets/mine/objects?limit=100${cursor ? `&cursor=${cursor}` : ""}`, { token: t.key });
+      for (const o of page.body.results) myObjects.add(o.object_id);
+      cursor = page.body.pagination.next_cursor;
+    } while (cursor);
+    const warm = await search(docs[0]?.text ?? "");
+    expect(warm).toHaveLength(30);
+    expect(warm.every((r) => myObjects.has(r.object_id))).toBe(true);
+
+    const text = "zebra quartz xylophone vortex";
+    const created = await call(`/v1/buckets/mine/objects`, { token: t.key, body: { content: text } });
+    await waitForStatus(t, created.body.task_ids[0], "completed");
+    const found = await search(text);
+    expect(found[0]).toMatchObject({ object_id: created.body.object_id });
+    expect(found[0]?.score).toBeCloseTo(1, 5);
+    expect(found).toHaveLength(31);
+
+    expect((await call(`/v1/buckets/mine/objects/${created.body.object_id}`, { token: t.key, method: "DELETE" })).status).toBe(200);
+    const after = await search(text);
+    expect(after.map((r) => r.object_id)).not.toContain(created.body.object_id);
+    expect(after).toHaveLength(30);
+    // The other namespace's identical documents, in its own collection, are searched there only.
+    const theirsFound = (await call(`/v1/collections/${theirs.cols[0].collection_id}/search`, { token: other.key, body: { query: docs[0]?.text, limit: 100 } })).body.results as { object_id: string }[];
+    expect(theirsFound).toHaveLength(30);
+    expect(theirsFound.some((r) => myObjects.has(r.object_id))).toBe(false);
+    expect((await call(`/v1/collections/${col}/search`, { token: other.key, body: { query: text } })).status).toBe(404);
   }, 60_000);
 });

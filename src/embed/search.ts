@@ -21,6 +21,8 @@ export const DEFAULT_BUDGET_BYTES = 48 * 1024 * 1024;
 const DELTA_LIMIT = 2000;
 /** Documents a full load or a streamed search reads per D1 query. */
 const PAGE = 4000;
+/** Candidates whose exact vectors are read per D1 query. */
+const RERANK_CHUNK = 256;
 
 interface Entry {
   /** Null while the collection has no documents (dimensions unknown). */
@@ -76,12 +78,21 @@ export class SearchCache {
     const index = entry.index;
     if (!index || index.count === 0) return [];
     if (query.length !== index.dimensions) throw new DimensionMismatch(query.length, index.dimensions);
-    const rows = await documentsByIds(db, collectionId, index.candidates(query, limit));
-    return rows
-      .filter((r) => r.vector.length === query.length)
-      .map((r) => ({ document_id: r.document_id, object_id: r.object_id, metadata: r.metadata, score: dot(query, r.vector) }))
-      .sort(byScoreThenId)
-      .slice(0, limit);
+    // Exact scores, best candidates first, until no candidate left can beat the k-th exact score:
+    // usually one chunk, even when near-duplicates make the candidate list long.
+    const candidates = index.candidates(query, limit);
+    let best: SearchHit[] = [];
+    for (let i = 0; i < candidates.length; i += RERANK_CHUNK) {
+      const kth = best.length >= limit ? (best[limit - 1]?.score ?? -Infinity) : -Infinity;
+      const chunk = candidates.slice(i, i + RERANK_CHUNK).filter((c) => c.upper >= kth);
+      if (chunk.length === 0) break;
+      const rows = await documentsByIds(db, collectionId, chunk.map((c) => c.id));
+      const scored = rows
+        .filter((r) => r.vector.length === query.length)
+        .map((r) => ({ document_id: r.document_id, object_id: r.object_id, metadata: r.metadata, score: dot(query, r.vector) }));
+      best = [...best, ...scored].sort(byScoreThenId).slice(0, limit);
+    }
+    return best;
   }
 
   /** The collection's entry, at `version` or later; null if it cannot be cached. */

@@ -100,14 +100,14 @@ export class VectorIndex {
   }
 
   /**
-   * The documents that may be among the k highest dot products with `query`: every document
-   * whose upper bound reaches the k-th highest lower bound. Exact ties are all kept, so the caller
-   * can order them by id. A query of zeros scores every document 0: then any k ids will do, and
-   * the caller gets the k smallest.
+   * The documents that may be among the k highest dot products with `query`, with the upper
+   * bound of each one's score, highest first: every document whose upper bound reaches the k-th
+   * highest lower bound. Exact ties are all kept, so the caller can order them by id. A query of
+   * zeros scores every document 0: then the k smallest ids are the answer.
    */
-  candidates(query: Float32Array, k: number): string[] {
+  candidates(query: Float32Array, k: number): Candidate[] {
     const n = this.count;
-    if (n <= k) return this.ids.slice(0, n);
+    if (n <= k) return this.ids.slice(0, n).map((id) => ({ id, upper: Infinity }));
     let l1 = 0;
     let l2 = 0;
     for (const q of query) {
@@ -115,7 +115,7 @@ export class VectorIndex {
       l2 += q * q;
     }
     l2 = Math.sqrt(l2);
-    if (l1 === 0) return smallest(this.ids, k);
+    if (l1 === 0) return smallest(this.ids, k).map((id) => ({ id, upper: 0 }));
     const scores = new Float64Array(n);
     const cap = this.capacity;
     for (let d = 0; d < this.dimensions; d++) {
@@ -135,10 +135,16 @@ export class VectorIndex {
       upper[j] = approx + bound;
     }
     const threshold = kthLargest(lower, k);
-    const out: string[] = [];
-    for (let j = 0; j < n; j++) if ((upper[j] as number) >= threshold) out.push(this.ids[j] ?? "");
-    return out;
+    const out: Candidate[] = [];
+    for (let j = 0; j < n; j++) if ((upper[j] as number) >= threshold) out.push({ id: this.ids[j] ?? "", upper: upper[j] as number });
+    return out.sort((a, b) => b.upper - a.upper || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
+}
+
+export interface Candidate {
+  id: string;
+  /** No exact score of this document is higher. */
+  upper: number;
 }
 
 /** The k-th largest value of `values` (k ≤ length), with a min-heap of k. */
