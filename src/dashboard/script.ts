@@ -257,7 +257,10 @@ export const DASHBOARD_JS = String.raw`"use strict";
   async function loadPage(mine, cursor) {
     const page = await api(listQuery(cursor));
     if (mine !== session) return;
-    if (!cursor) ui.notice.textContent = "";
+    if (!cursor) {
+      ui.notice.textContent = "";
+      ui.board.setAttribute("aria-busy", "false");
+    }
     for (const task of page.results) if (isTask(task)) upsert(task, 0);
     nextCursor = page.pagination && page.pagination.next_cursor;
     ui.more.hidden = !nextCursor;
@@ -527,6 +530,7 @@ export const DASHBOARD_JS = String.raw`"use strict";
     ui.more.hidden = true;
     ui.notice.textContent = "";
     ui.empty.hidden = false;
+    ui.board.setAttribute("aria-busy", "true");
     connect(session);
   }
 

@@ -80,11 +80,12 @@ export async function startDevServer(options: { adminToken: string }): Promise<D
   const stop = async (): Promise<void> => {
     const proc = child;
     child = null;
-    if (!proc || proc.exitCode !== null || proc.pid === undefined) return;
+    const pid = proc?.pid;
+    if (!proc || proc.exitCode !== null || pid === undefined) return;
     const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
     const signal = (sig: NodeJS.Signals) => {
       try {
-        process.kill(-proc.pid!, sig);
+        process.kill(-pid, sig);
       } catch {
         // already gone
       }
