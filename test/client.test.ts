@@ -1,3 +1,4 @@
+import { runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -14,8 +15,9 @@ import {
   WebhookVerificationError,
 } from "../src/client";
 import { registerHandler, TaskFailure } from "../src/handlers/registry";
-import { call, eventually, getTask, ORIGIN, sleep, tenant, type Tenant, waitForStatus } from "./helpers";
+import { call, eventually, getTask, ORIGIN, sleep, stub, tenant, type Tenant, waitForStatus } from "./helpers";
 import { fakeEndpoints, HOOK_BASE } from "./fake-endpoint";
+import { fakeProcessor, PROCESSOR_URL } from "./fake-processor";
 import { taskEvents } from "./inspect";
 
 registerHandler({ type: "cl_done", run: async (ctx) => ({ echo: ctx.task.inputs }) });
@@ -74,15 +76,19 @@ function recording(intercept?: (request: Request, n: number) => Promise<Response
 }
 
 let endpoints: ReturnType<typeof fakeEndpoints> | null = null;
+let processor: ReturnType<typeof fakeProcessor> | null = null;
 afterEach(() => {
   endpoints?.restore();
+  processor?.restore();
   endpoints = null;
+  processor = null;
 });
 
 describe("waitForTask", () => {
   it("resolves with the completed task and reports every progress step on the way", async () => {
     const t = await tenant();
-    const client = clientFor(t);
+    const { fetch, requests } = recording();
+    const client = clientFor(t, fetch);
     const created = await client.createTask({ task_type: "cl_steps" });
     const seen: Task[] = [];
     const done = await client.waitForTask(created.task_id, { timeoutMs: 15_000, onProgress: (task) => seen.push(task) });
@@ -93,6 +99,43 @@ describe("waitForTask", () => {
     // Never backwards, even though the stream replays the task's history from its start.
     expect(percents).toEqual([...percents].sort((a, b) => (a ?? 0) - (b ?? 0)));
     expect(seen.every((s) => s.status !== "completed")).toBe(true);
+    // It followed the stream: one connection, no polling.
+    const urls = requests.map((r) => new URL(r.url));
+    expect(urls.filter((u) => u.pathname.endsWith("/events"))).toHaveLength(1);
+    expect(urls.some((u) => u.searchParams.has("wait"))).toBe(false);
+  });
+
+  it("keeps following across a Durable Object restart, reconnecting with Last-Event-ID", async () => {
+    const t = await tenant();
+    // An external processor's task: its callbacks reach the restarted object through the API, as
+    // a built-in handler's reports through a stale stub would not.
+    processor = fakeProcessor();
+    expect((await call("/v1/processors/cl_remote", { token: t.key, method: "PUT", body: { url: PROCESSOR_URL } })).status).toBe(201);
+    const { fetch, requests } = recording();
+    const client = clientFor(t, fetch);
+    const created = await client.createTask({ task_type: "cl_remote" });
+    const dispatch = await eventually(async () => processor?.last(created.task_id), 10_000, "a dispatch");
+    const seen: Task[] = [];
+    const waiting = client.waitForTask(created.task_id, { timeoutMs: 20_000, onProgress: (task) => seen.push(task) }).catch((e: unknown) => e);
+    const streams = () => requests.filter((r) => new URL(r.url).pathname.endsWith("/events"));
+    const { url, token } = dispatch.body.callback;
+    const report = (body: Record<string, unknown>) => call(`${new URL(url).pathname}/progress`, { token, body });
+    // Once this progress arrives, the stream is open and delivering.
+    expect((await report({ percent: 20, message: "before the restart" })).status).toBe(200);
+    await eventually(async () => (seen.some((s) => s.progress.message === "before the restart") ? true : undefined));
+    expect(streams()).toHaveLength(1);
+    // The object restarts (state.abort, as the platform may do at any time): the open stream breaks.
+    await runInDurableObject(stub(t), (_instance, state) => state.abort("restart")).catch(() => undefined);
+    expect((await report({ percent: 60, message: "after the restart" })).status).toBe(200);
+    await eventually(async () => (streams().length >= 2 ? true : undefined), 10_000, "a reconnection");
+    expect((await call(`${new URL(url).pathname}/complete`, { token, body: { outputs: { remote: true } } })).status).toBe(200);
+    const done = (await waiting) as Task;
+    expect(done.outputs).toEqual({ remote: true });
+    expect(done.progress.message).toBe("after the restart");
+    // The end came through the reopened stream, not by polling.
+    expect(requests.some((r) => new URL(r.url).searchParams.has("wait"))).toBe(false);
+    expect(streams()[0]?.headers.get("Last-Event-ID")).toBe("0");
+    expect(Number(streams()[1]?.headers.get("Last-Event-ID"))).toBeGreaterThan(0);
   });
 
   it("times out with TaskTimeoutError when the task outlives timeoutMs, and leaves the task running", async () => {
