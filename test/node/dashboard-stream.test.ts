@@ -49,8 +49,10 @@ describe("the dashboard's stream handling, against a scripted server", { timeout
       json(401, { success: false, status: 401, error: { type: "unauthorized", message: "invalid or revoked API key" } });
       return;
     }
-    if (url.pathname === "/v1/tasks") {
-      json(200, { results: [task("tsk_a1", "processing", 50, "2026-11-29T12:00:05.000Z")], pagination: { limit: 50, next_cursor: null } });
+    if (url.pathname === "/v1/tasks" && url.searchParams.get("cursor") === "page-2") {
+      json(200, { results: [task("tsk_c0", "failed", 40, "2026-11-29T12:00:01.000Z")], pagination: { limit: 50, next_cursor: null } });
+    } else if (url.pathname === "/v1/tasks") {
+      json(200, { results: [task("tsk_a1", "processing", 50, "2026-11-29T12:00:05.000Z")], pagination: { limit: 50, next_cursor: "page-2" } });
     } else if (url.pathname === "/v1/tasks/stats") {
       json(200, { created: 0, queued: 0, processing: 1, max_concurrent_tasks: 3, processing_timeout_seconds: 1800 });
     } else if (url.pathname === "/v1/events") {
@@ -133,6 +135,14 @@ describe("the dashboard's stream handling, against a scripted server", { timeout
     await expect.poll(() => page.locator("#connection").getAttribute("data-state"), WAIT).toBe("live");
     stream().write(sse(13, "task.processing", task("tsk_b2", "processing", 10, "2026-11-29T12:00:13.000Z")));
     await expect.poll(() => bar("tsk_b2").getAttribute("value"), WAIT).toBe("10");
+  });
+
+  it("loads older tasks on request, below the newer ones", async () => {
+    expect(await page.locator("#more").isVisible()).toBe(true);
+    await page.locator("#more").click();
+    await expect.poll(() => row("tsk_c0").count(), WAIT).toBe(1);
+    expect(await page.locator("#rows tr").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-task-id")))).toEqual(["tsk_b2", "tsk_a1", "tsk_c0"]);
+    expect(await page.locator("#more").isVisible()).toBe(false);
   });
 
   it("asks for a key again when the stream refuses it", async () => {
