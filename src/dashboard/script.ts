@@ -57,6 +57,15 @@ export const DASHBOARD_JS = String.raw`"use strict";
   let filter = { statuses: [], types: [] };
 
   class KeyRefused extends Error {}
+  /** An answer other than 2xx, with its status: a 4xx is not worth repeating as it was. */
+  class ApiFailure extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+  const worthRetrying = (err) =>
+    !(err instanceof KeyRefused) && !(err instanceof ApiFailure && err.status < 500 && err.status !== 408 && err.status !== 429);
 
   const el = (tag, className, text) => {
     const node = document.createElement(tag);
@@ -90,14 +99,16 @@ export const DASHBOARD_JS = String.raw`"use strict";
 
   /** A JSON call to the API with the key; a refused key ends the session. */
   async function api(path, init) {
+    const key = apiKey;
     const headers = new Headers((init && init.headers) || {});
-    headers.set("Authorization", "Bearer " + apiKey);
+    headers.set("Authorization", "Bearer " + key);
     const res = await fetch(path, { ...init, headers, cache: "no-store" });
     if (res.status === 401) {
-      keyRefused();
+      // Only if it is still the key in use: a late answer must not drop a newly entered one.
+      if (key === apiKey) keyRefused();
       throw new KeyRefused("the API key was refused");
     }
-    if (!res.ok) throw new Error(await errorMessage(res));
+    if (!res.ok) throw new ApiFailure(res.status, await errorMessage(res));
     return res.json();
   }
 
@@ -271,7 +282,7 @@ export const DASHBOARD_JS = String.raw`"use strict";
   function loadFirstPage(mine) {
     loadPage(mine, null).catch((err) => {
       showNotice(err);
-      if (err instanceof KeyRefused) return;
+      if (!worthRetrying(err)) return;
       setTimeout(() => {
         if (mine === session) loadFirstPage(mine);
       }, 3000);
@@ -405,10 +416,10 @@ export const DASHBOARD_JS = String.raw`"use strict";
   }
 
   function onStreamEvent(type, data, id) {
-    if (!type.startsWith("task.")) return;
     const seq = Number(id);
     const known = Number.isSafeInteger(seq) && seq > 0 ? seq : 0;
     if (known > lastSeq) lastSeq = known;
+    if (!type.startsWith("task.")) return;
     let body;
     try {
       body = JSON.parse(data);
