@@ -1,5 +1,4 @@
 import type { Task } from "../client/types";
-import { isTerminalStatus } from "../client/types";
 import { fit, progressLine, shownPercent } from "./render";
 
 /** Where a board writes: a stream-like object. `isTTY` turns on redrawing in place. */
@@ -15,7 +14,7 @@ export interface Output {
  * tenth, so logs stay readable.
  */
 export class ProgressBoard {
-  private readonly rows = new Map<string, { task: Task | null; text: string }>();
+  private readonly rows = new Map<string, { task: Task | null; text: string; milestone?: string }>();
   private readonly printed = new Map<string, string>();
   private drawn = 0;
 
@@ -39,14 +38,18 @@ export class ProgressBoard {
     this.render(taskId);
   }
 
-  /** Whether every row shows an ended task. */
-  get settled(): boolean {
-    return [...this.rows.values()].every((r) => r.task !== null && isTerminalStatus(r.task.status));
+  /**
+   * Shows a free-form row, such as a total over many tasks. Off a terminal it is printed again
+   * only when `milestone` changes.
+   */
+  set(key: string, text: string, milestone = text): void {
+    this.rows.set(key, { task: null, text, milestone });
+    this.render(key);
   }
 
   private render(changed: string): void {
     if (this.out.isTTY) {
-      const columns = this.out.columns ?? 100;
+      const columns = this.out.columns || 100;
       const up = this.drawn > 0 ? `\x1b[${this.drawn}F` : "";
       const lines = [...this.rows.values()].map((r) => `\x1b[2K${fit(r.text, columns)}\n`);
       this.out.write(up + lines.join(""));
@@ -55,7 +58,7 @@ export class ProgressBoard {
     }
     const row = this.rows.get(changed);
     if (!row) return;
-    const key = row.task ? `${row.task.status}:${Math.floor((shownPercent(row.task) ?? -10) / 10)}:${row.task.error?.code ?? ""}` : row.text;
+    const key = row.task ? `${row.task.status}:${Math.floor((shownPercent(row.task) ?? -10) / 10)}:${row.task.error?.code ?? ""}` : (row.milestone ?? row.text);
     if (this.printed.get(changed) === key) return;
     this.printed.set(changed, key);
     this.out.write(`${row.text}\n`);

@@ -21,6 +21,14 @@ const LONG_POLL_SECONDS = 25;
 /** Consecutive stream failures after which waiting falls back to long-polling. */
 const STREAM_FAILURES = 2;
 
+const RANK: Record<Task["status"], number> = { created: 0, queued: 1, processing: 2, completed: 3, failed: 3, cancelled: 3 };
+
+/**
+ * Whether `a` is an earlier state than `b`: by updated_at, and within one millisecond (a task
+ * admitted as it is created) by how far along the status is.
+ */
+const isOlder = (a: Task, b: Task): boolean => a.updated_at < b.updated_at || (a.updated_at === b.updated_at && RANK[a.status] < RANK[b.status]);
+
 function settle(task: Task): Task {
   if (task.status === "failed") throw new TaskFailedError(task);
   if (task.status === "cancelled") throw new TaskCancelledError(task);
@@ -42,7 +50,7 @@ export async function waitForTask(client: EdgeTasksClient, taskId: string, optio
       latest = task;
       return task;
     }
-    if (latest && task.updated_at < latest.updated_at) return undefined;
+    if (latest && isOlder(task, latest)) return undefined;
     const changed = !latest || latest.updated_at !== task.updated_at || latest.status !== task.status || JSON.stringify(latest.progress) !== JSON.stringify(task.progress);
     latest = task;
     if (changed) options.onProgress?.(task);
