@@ -1,9 +1,9 @@
-import { ApiError, EdgeTasksError } from "./errors";
-import { DEFAULT_RETRY, type FetchLike, isRecord, type RetryPolicy, seg, send } from "./http";
-import { openEvents, type EventsOptions } from "./events";
-import { waitForTask, type WaitOptions } from "./wait";
-import { followLogs, type LogLinesOptions } from "./logs";
-import type { CreateTaskInput, EventFilters, ListFilters, LogLine, Page, Stats, Task, TaskEvent } from "./types";
+import { ApiError, EdgeTasksError } from "./errors.js";
+import { DEFAULT_RETRY, type FetchLike, isRecord, type RetryPolicy, seg, send } from "./http.js";
+import { openEvents, type EventsOptions } from "./events.js";
+import { waitForTask, type WaitOptions } from "./wait.js";
+import { followLogs, type LogLinesOptions } from "./logs.js";
+import type { CreateTaskInput, EventFilters, ListFilters, LogLine, Page, Stats, Task, TaskEvent } from "./types.js";
 
 export interface ClientOptions {
   /** The service's origin, e.g. `https://tasks.example.com` or `http://127.0.0.1:8787`. */

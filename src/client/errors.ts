@@ -1,4 +1,4 @@
-import type { Task } from "./types";
+import type { Task } from "./types.js";
 
 /** The base of every error the client throws on purpose. */
 export class EdgeTasksError extends Error {

@@ -1,8 +1,8 @@
-import type { EdgeTasksClient } from "./client";
-import { ApiError, EdgeTasksError, NetworkError } from "./errors";
-import { apiErrorOf, backoffMs, isAbort, isRecord, isRetryableStatus, seg, sleep } from "./http";
-import { SseParser } from "./sse";
-import { type EventFilters, isTerminalStatus, type TaskEvent, type TaskEventType } from "./types";
+import type { EdgeTasksClient } from "./client.js";
+import { ApiError, EdgeTasksError, NetworkError } from "./errors.js";
+import { apiErrorOf, backoffMs, isAbort, isRecord, isRetryableStatus, seg, sleep } from "./http.js";
+import { SseParser } from "./sse.js";
+import { type EventFilters, isTerminalStatus, type TaskEvent, type TaskEventType } from "./types.js";
 
 export interface EventsOptions {
   /** Resume after this sequence number (an event's `seq`): every later event is replayed first. */

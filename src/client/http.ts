@@ -1,4 +1,4 @@
-import { ApiError, NetworkError } from "./errors";
+import { ApiError, NetworkError } from "./errors.js";
 
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 

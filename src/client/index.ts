@@ -3,12 +3,12 @@
  * retries with Idempotency-Key, event streams, `waitForTask`, and webhook verification. Runs
  * wherever `fetch` does (Node 18+, browsers, Workers, Deno, Bun).
  */
-export { createClient, EdgeTasksClient, type ClientOptions, type GetTaskOptions, type QueryValue, type RequestOptions, type VersionedTask } from "./client";
-export { ApiError, EdgeTasksError, NetworkError, TaskCancelledError, TaskFailedError, TaskTimeoutError } from "./errors";
-export type { EventsOptions } from "./events";
-export { backoffMs, parseRetryAfter, type FetchLike, type RetryPolicy } from "./http";
-export type { LogLinesOptions } from "./logs";
-export { SseParser, type SseMessage } from "./sse";
+export { createClient, EdgeTasksClient, type ClientOptions, type GetTaskOptions, type QueryValue, type RequestOptions, type VersionedTask } from "./client.js";
+export { ApiError, EdgeTasksError, NetworkError, TaskCancelledError, TaskFailedError, TaskTimeoutError } from "./errors.js";
+export type { EventsOptions } from "./events.js";
+export { backoffMs, parseRetryAfter, type FetchLike, type RetryPolicy } from "./http.js";
+export type { LogLinesOptions } from "./logs.js";
+export { SseParser, type SseMessage } from "./sse.js";
 export {
   isTerminalStatus,
   type CreateTaskInput,
@@ -24,6 +24,6 @@ export {
   type TaskEventType,
   type TaskProgress,
   type TaskStatus,
-} from "./types";
-export type { WaitOptions } from "./wait";
-export { verifyWebhook, WebhookVerificationError, type HeaderSource, type WebhookEvent } from "./webhooks";
+} from "./types.js";
+export type { WaitOptions } from "./wait.js";
+export { verifyWebhook, WebhookVerificationError, type HeaderSource, type WebhookEvent } from "./webhooks.js";

@@ -1,6 +1,6 @@
-import type { EdgeTasksClient } from "./client";
-import { sleep } from "./http";
-import { isTerminalStatus, type LogLine } from "./types";
+import type { EdgeTasksClient } from "./client.js";
+import { sleep } from "./http.js";
+import { isTerminalStatus, type LogLine } from "./types.js";
 
 export interface LogLinesOptions {
   /** Keep waiting for new lines until the task has ended. Default false: the lines there are now. */

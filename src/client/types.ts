@@ -1,5 +1,5 @@
 import type { z } from "@hono/zod-openapi";
-import type { CreateTaskSchema, LogLineSchema, StatsSchema, TaskSchema } from "../tasks/model";
+import type { CreateTaskSchema, LogLineSchema, StatsSchema, TaskSchema } from "../tasks/model.js";
 
 /*
  * Every shape here comes from the zod schemas the API validates and documents with, through

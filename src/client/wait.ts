@@ -1,8 +1,8 @@
-import type { EdgeTasksClient } from "./client";
-import { ApiError, TaskCancelledError, TaskFailedError, TaskTimeoutError } from "./errors";
-import { backoffMs, isRetryableStatus, sleep } from "./http";
-import { isTerminalStatus, type Task } from "./types";
-import type { VersionedTask } from "./client";
+import type { EdgeTasksClient } from "./client.js";
+import { ApiError, TaskCancelledError, TaskFailedError, TaskTimeoutError } from "./errors.js";
+import { backoffMs, isRetryableStatus, sleep } from "./http.js";
+import { isTerminalStatus, type Task } from "./types.js";
+import type { VersionedTask } from "./client.js";
 
 export interface WaitOptions {
   /** Give up after this long with `TaskTimeoutError`; the task is left running. Default: no limit. */

@@ -1,6 +1,6 @@
 import { Webhook, WebhookVerificationError } from "standardwebhooks";
-import { isRecord } from "./http";
-import type { TaskEventBody } from "./types";
+import { isRecord } from "./http.js";
+import type { TaskEventBody } from "./types.js";
 
 export { WebhookVerificationError };
 
