@@ -294,10 +294,12 @@ describe("the search index", () => {
       // Half the queries are stored vectors, so the best match scores 1 and ties are common.
       const query = q % 2 ? randomUnit(random, 64, 8) : ([...docs.values()][q * 37] ?? randomUnit(random, 64));
       const ranked = index.candidates(query, 10);
-      const candidates = new Set(ranked.map((c) => c.id));
-      // Highest bound first, and every bound really is an upper bound.
+      const candidates = new Set(ranked.flatMap((c) => c.ids));
+      // Highest bound first, every bound really an upper bound, and a group is one vector.
       ranked.forEach((c, i) => {
-        expect(c.upper).toBeGreaterThanOrEqual(dot(query, docs.get(c.id) ?? new Float32Array()));
+        const first = docs.get(c.ids[0] ?? "") ?? new Float32Array();
+        expect(c.upper).toBeGreaterThanOrEqual(dot(query, first));
+        for (const id of c.ids) expect(Array.from(docs.get(id) ?? [])).toEqual(Array.from(first));
         if (i > 0) expect(c.upper).toBeLessThanOrEqual(ranked[i - 1]?.upper ?? Infinity);
       });
       total += candidates.size;
@@ -306,7 +308,7 @@ describe("the search index", () => {
     // A bound that let everything through would be correct and useless.
     expect(total / 60).toBeLessThan(100);
     // A query of zeros scores everything 0: the smallest ids, and only k of them.
-    expect(index.candidates(new Float32Array(64), 3).map((c) => c.id)).toEqual(bruteForce(docs, new Float32Array(64), 3).map((h) => h.id));
+    expect(index.candidates(new Float32Array(64), 3).flatMap((c) => c.ids)).toEqual(bruteForce(docs, new Float32Array(64), 3).map((h) => h.id));
   });
 });
 
@@ -363,7 +365,8 @@ describe("search at scale, from the cache", () => {
     docs.set(moved, query);
     expect((await cache.search(env.DB, collectionId, await version(), query, 1))[0]).toMatchObject({ document_id: moved });
     expect(cache.stats).toMatchObject({ fullLoads: 1, catchUps: 3 });
-    // 600 copies of one vector: more tied candidates than one read takes; the smallest ids win.
+    // 600 copies of one vector (exact ties: the smallest ids win), then 600 vectors each a hair
+    // away from it: more candidates, all within the quantisation bound, than one read takes.
     const dup = randomUnit(random, 48, 10);
     const copies = Array.from({ length: 600 }, (_, i) => `doc_21_dup_${String(599 - i).padStart(3, "0")}`);
     await env.DB.batch(copies.map((id) => insert(id, dup)));
@@ -371,6 +374,19 @@ describe("search at scale, from the cache", () => {
     const tied = await cache.search(env.DB, collectionId, await version(), dup, 10);
     expect(tied.map((h) => h.document_id)).toEqual(bruteForce(docs, dup, 10).map((h) => h.id));
     expect(tied.map((h) => h.document_id)).toEqual(copies.slice().sort().slice(0, 10));
+    const near = Array.from({ length: 600 }, (_, i) => {
+      const v = Float32Array.from(dup);
+      v[i % 48] = (v[i % 48] ?? 0) + (random() - 0.5) * 0.002;
+      return [`doc_21_near_${i}`, normalize(v)] as const;
+    });
+    await env.DB.batch(near.map(([id, v]) => insert(id, v)));
+    for (const [id, v] of near) docs.set(id, v);
+    const nearby = randomUnit(random, 48, 10).map((x, i) => x * 0.05 + (dup[i] ?? 0));
+    const query2 = normalize(Float32Array.from(nearby));
+    const reads = cache.stats.rerankReads;
+    const got = await cache.search(env.DB, collectionId, await version(), query2, 10);
+    expect(got.map((h) => h.document_id)).toEqual(bruteForce(docs, query2, 10).map((h) => h.id));
+    expect(cache.stats.rerankReads - reads).toBeGreaterThan(1);
     // Cluster ids and labels do not touch vectors: no version bump, nothing to catch up.
     const before = await version();
     await env.DB.prepare("UPDATE documents SET cluster_id = 1, taxonomy = NULL WHERE collection_id = ?").bind(collectionId).run();

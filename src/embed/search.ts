@@ -1,4 +1,6 @@
 import { documentsByIds, vectorChanges, vectorPage, vectorsHeader } from "../db/dataplane";
+
+type DocumentRow = Awaited<ReturnType<typeof documentsByIds>>[number];
 import type { JsonObject } from "../tasks/model";
 import { dot } from "./embedder";
 import { VectorIndex } from "./vector-index";
@@ -42,7 +44,7 @@ export class SearchCache {
   private readonly entries = new Map<string, Entry>();
   private readonly loading = new Map<string, Promise<Entry | null>>();
   /** Counters for tests and the benchmark. */
-  readonly stats = { fullLoads: 0, catchUps: 0, streamed: 0, evictions: 0 };
+  readonly stats = { fullLoads: 0, catchUps: 0, streamed: 0, evictions: 0, rerankReads: 0 };
 
   constructor(public budgetBytes = DEFAULT_BUDGET_BYTES) {}
 
@@ -79,20 +81,34 @@ export class SearchCache {
     if (!index || index.count === 0) return [];
     if (query.length !== index.dimensions) throw new DimensionMismatch(query.length, index.dimensions);
     // Exact scores, best candidates first, until no candidate left can beat the k-th exact score:
-    // usually one chunk, even when near-duplicates make the candidate list long.
-    const candidates = index.candidates(query, limit);
-    let best: SearchHit[] = [];
-    for (let i = 0; i < candidates.length; i += RERANK_CHUNK) {
+    // usually one read, even when near-duplicates make the candidate list long. One document of
+    // each group of equal vectors is read; its score is every member's.
+    const groups = index.candidates(query, limit);
+    const read = new Map<string, DocumentRow>();
+    let best: { document_id: string; score: number }[] = [];
+    for (let i = 0; i < groups.length; i += RERANK_CHUNK) {
       const kth = best.length >= limit ? (best[limit - 1]?.score ?? -Infinity) : -Infinity;
-      const chunk = candidates.slice(i, i + RERANK_CHUNK).filter((c) => c.upper >= kth);
+      const chunk = groups.slice(i, i + RERANK_CHUNK).filter((g) => g.upper >= kth);
       if (chunk.length === 0) break;
-      const rows = await documentsByIds(db, collectionId, chunk.map((c) => c.id));
-      const scored = rows
-        .filter((r) => r.vector.length === query.length)
-        .map((r) => ({ document_id: r.document_id, object_id: r.object_id, metadata: r.metadata, score: dot(query, r.vector) }));
-      best = [...best, ...scored].sort(byScoreThenId).slice(0, limit);
+      this.stats.rerankReads++;
+      const rows = await documentsByIds(db, collectionId, chunk.map((g) => g.ids[0] ?? ""));
+      for (const row of rows) read.set(row.document_id, row);
+      for (const group of chunk) {
+        const row = read.get(group.ids[0] ?? "");
+        if (!row || row.vector.length !== query.length) continue;
+        const score = dot(query, row.vector);
+        for (const id of group.ids.slice(0, limit)) best.push({ document_id: id, score });
+      }
+      best = best.sort(byScoreThenId).slice(0, limit);
     }
-    return best;
+    const missing = best.map((b) => b.document_id).filter((id) => !read.has(id));
+    for (const row of await documentsByIds(db, collectionId, missing)) read.set(row.document_id, row);
+    return best
+      .flatMap((b) => {
+        const row = read.get(b.document_id);
+        return row ? [{ document_id: row.document_id, object_id: row.object_id, metadata: row.metadata, score: dot(query, row.vector) }] : [];
+      })
+      .sort(byScoreThenId);
   }
 
   /** The collection's entry, at `version` or later; null if it cannot be cached. */

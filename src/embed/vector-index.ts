@@ -17,6 +17,8 @@ export class VectorIndex {
   private codes: Int8Array;
   private scales: Float32Array;
   private errors: Float32Array;
+  /** Two 32-bit hashes of each vector's float bits: equal fingerprints, equal vectors. */
+  private prints: Uint32Array;
   private ids: string[] = [];
   private readonly slots = new Map<string, number>();
 
@@ -28,16 +30,17 @@ export class VectorIndex {
     this.codes = new Int8Array(dimensions * this.capacity);
     this.scales = new Float32Array(this.capacity);
     this.errors = new Float32Array(this.capacity);
+    this.prints = new Uint32Array(2 * this.capacity);
   }
 
-  /** Bytes held, roughly: codes, scales, errors, and ~100 bytes of id string and map entry each. */
+  /** Bytes held, roughly: codes, scale, error, fingerprint, and ~100 bytes of id string and map entry each. */
   get bytes(): number {
-    return this.capacity * (this.dimensions + 8) + this.count * 100;
+    return this.capacity * (this.dimensions + 16) + this.count * 100;
   }
 
   /** The bytes of an index of `count` vectors. */
   static bytesFor(dimensions: number, count: number): number {
-    return count * (dimensions + 108);
+    return count * (dimensions + 116);
   }
 
   has(id: string): boolean {
@@ -66,6 +69,15 @@ export class VectorIndex {
     }
     this.scales[slot] = scale;
     this.errors[slot] = Math.sqrt(lost);
+    const bits = new Uint32Array(vector.buffer, vector.byteOffset, vector.length);
+    let h1 = 0x811c9dc5;
+    let h2 = 0x9e3779b9;
+    for (const word of bits) {
+      h1 = Math.imul(h1 ^ word, 0x01000193) >>> 0;
+      h2 = Math.imul((h2 ^ word) + (h2 << 6), 0x5bd1e995) >>> 0;
+    }
+    this.prints[2 * slot] = h1;
+    this.prints[2 * slot + 1] = h2;
     return true;
   }
 
@@ -80,6 +92,8 @@ export class VectorIndex {
       for (let d = 0; d < this.dimensions; d++) this.codes[d * this.capacity + slot] = this.codes[d * this.capacity + last] ?? 0;
       this.scales[slot] = this.scales[last] ?? 0;
       this.errors[slot] = this.errors[last] ?? 0;
+      this.prints[2 * slot] = this.prints[2 * last] ?? 0;
+      this.prints[2 * slot + 1] = this.prints[2 * last + 1] ?? 0;
       this.ids[slot] = moved;
       this.slots.set(moved, slot);
     }
@@ -93,6 +107,9 @@ export class VectorIndex {
     scales.set(this.scales.subarray(0, this.count));
     const errors = new Float32Array(capacity);
     errors.set(this.errors.subarray(0, this.count));
+    const prints = new Uint32Array(2 * capacity);
+    prints.set(this.prints.subarray(0, 2 * this.count));
+    this.prints = prints;
     this.codes = codes;
     this.scales = scales;
     this.errors = errors;
@@ -100,14 +117,15 @@ export class VectorIndex {
   }
 
   /**
-   * The documents that may be among the k highest dot products with `query`, with the upper
-   * bound of each one's score, highest first: every document whose upper bound reaches the k-th
-   * highest lower bound. Exact ties are all kept, so the caller can order them by id. A query of
-   * zeros scores every document 0: then the k smallest ids are the answer.
+   * The documents that may be among the k highest dot products with `query`, highest upper bound
+   * first: every document whose upper bound reaches the k-th highest lower bound. Exact ties are
+   * all kept, so the caller can order them by id. Documents with the same vector come as one
+   * group (one exact score serves them all; a corpus with many copies of a text has many ties).
+   * A query of zeros scores every document 0: then the k smallest ids are the answer.
    */
   candidates(query: Float32Array, k: number): Candidate[] {
     const n = this.count;
-    if (n <= k) return this.ids.slice(0, n).map((id) => ({ id, upper: Infinity }));
+    if (n <= k) return this.ids.slice(0, n).map((id) => ({ ids: [id], upper: Infinity }));
     let l1 = 0;
     let l2 = 0;
     for (const q of query) {
@@ -115,7 +133,7 @@ export class VectorIndex {
       l2 += q * q;
     }
     l2 = Math.sqrt(l2);
-    if (l1 === 0) return smallest(this.ids, k).map((id) => ({ id, upper: 0 }));
+    if (l1 === 0) return smallest(this.ids, k).map((id) => ({ ids: [id], upper: 0 }));
     const scores = new Float64Array(n);
     const cap = this.capacity;
     for (let d = 0; d < this.dimensions; d++) {
@@ -135,15 +153,23 @@ export class VectorIndex {
       upper[j] = approx + bound;
     }
     const threshold = kthLargest(lower, k);
-    const out: Candidate[] = [];
-    for (let j = 0; j < n; j++) if ((upper[j] as number) >= threshold) out.push({ id: this.ids[j] ?? "", upper: upper[j] as number });
-    return out.sort((a, b) => b.upper - a.upper || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const groups = new Map<string, Candidate>();
+    for (let j = 0; j < n; j++) {
+      if ((upper[j] as number) < threshold) continue;
+      const key = `${this.prints[2 * j]}:${this.prints[2 * j + 1]}`;
+      const group = groups.get(key);
+      if (group) group.ids.push(this.ids[j] ?? "");
+      else groups.set(key, { ids: [this.ids[j] ?? ""], upper: upper[j] as number });
+    }
+    const out = [...groups.values()];
+    for (const g of out) g.ids.sort();
+    return out.sort((a, b) => b.upper - a.upper || ((a.ids[0] ?? "") < (b.ids[0] ?? "") ? -1 : 1));
   }
 }
 
+/** Documents with one vector, ids in order, and a bound no exact score of theirs exceeds. */
 export interface Candidate {
-  id: string;
-  /** No exact score of this document is higher. */
+  ids: string[];
   upper: number;
 }
 
