@@ -234,9 +234,10 @@ describe("edge-tasks logs and cancel", () => {
 
   it("cancel cancels a running task, leaves a finished one alone, and says which", async () => {
     const t = await tenant();
-    const running = await createTask(t, { task_type: "cli_held", inputs: { key: "cancel-me" } });
+    // The finished task first: a held handler may hold up the local queue's next batch.
     const finished = await createTask(t, { task_type: "cli_fatal" });
     await waitForStatus(t, finished.task_id, "failed");
+    const running = await createTask(t, { task_type: "cli_held", inputs: { key: "cancel-me" } });
     await waitForStatus(t, running.task_id, "processing");
     const result = await run(t, ["cancel", running.task_id, finished.task_id]);
     expect(result.code).toBe(0);
