@@ -214,6 +214,30 @@ describe("waitForTask", () => {
     expect(paths.some((u) => u.pathname === `/v1/tasks/${created.task_id}` && u.searchParams.has("wait"))).toBe(true);
   });
 
+  it("reopens a stream that goes silent (no event, no keep-alive), and polls when it stays silent", async () => {
+    const t = await tenant();
+    const silent = () =>
+      new Response(new ReadableStream({ start: (c) => c.enqueue(new TextEncoder().encode(": connected\n\n")) }), { headers: { "Content-Type": "text/event-stream" } });
+    // First connection silent, then the real stream: the iterator reopens it and misses nothing.
+    let streamCalls = 0;
+    const once = recording((request) => (new URL(request.url).pathname.endsWith("/events") && ++streamCalls === 1 ? silent() : undefined));
+    const client = clientFor(t, once.fetch);
+    const created = await client.createTask({ task_type: "cl_steps" });
+    const events = [];
+    for await (const event of client.events(created.task_id, { lastEventId: "0", idleTimeoutMs: 300 })) events.push(event);
+    expect(streamCalls).toBe(2);
+    expect(events.map((e) => e.seq)).toEqual((await taskEvents(t, created.task_id)).map((e) => String(e.seq)));
+
+    // Always silent: waitForTask gives up on the stream and long-polls to the end.
+    const always = recording((request) => (new URL(request.url).pathname.endsWith("/events") ? silent() : undefined));
+    const polling = clientFor(t, always.fetch);
+    const second = await polling.createTask({ task_type: "cl_steps" });
+    const started = Date.now();
+    expect((await polling.waitForTask(second.task_id, { timeoutMs: 15_000, streamIdleTimeoutMs: 200 })).status).toBe("completed");
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(always.requests.some((r) => new URL(r.url).searchParams.has("wait"))).toBe(true);
+  });
+
   it("a task that does not exist is an ApiError 404 at once", async () => {
     const t = await tenant();
     const error = await clientFor(t).waitForTask("tsk_doesnotexist0000000", { timeoutMs: 5000 }).catch((e: unknown) => e);

@@ -13,6 +13,11 @@ export interface EventsOptions {
    * iterator throws. Default: never give up. A connection that delivered an event resets it.
    */
   maxFailures?: number;
+  /**
+   * A connection that sends nothing, not even the server's keep-alive comment (every 15 s), for
+   * this long is taken for dead and reopened. Default 45 s.
+   */
+  idleTimeoutMs?: number;
 }
 
 const EVENT_TYPES: readonly string[] = ["task.created", "task.queued", "task.processing", "task.progress", "task.completed", "task.failed", "task.cancelled"];
@@ -59,16 +64,27 @@ export async function* openEvents(client: EdgeTasksClient, target: string | Even
   let lastId = options.lastEventId;
   let failures = 0;
   let serverRetryMs: number | undefined;
+  const idleMs = options.idleTimeoutMs ?? 45_000;
 
   for (;;) {
     if (options.signal?.aborted) throw options.signal.reason;
     const { controller, unlink } = linked(options.signal);
     let received = 0;
     let failure: unknown;
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    /** Awaits `step`, ending the connection if it takes longer than the idle timeout. */
+    const watched = async <T>(step: Promise<T>): Promise<T> => {
+      idle = setTimeout(() => controller.abort(new NetworkError(`${url}: nothing received for ${idleMs} ms`)), idleMs);
+      try {
+        return await step;
+      } finally {
+        clearTimeout(idle);
+      }
+    };
     try {
       const headers = client.headers({ Accept: "text/event-stream" });
       if (lastId !== undefined) headers.set("Last-Event-ID", lastId);
-      const response = await client.fetch(url, { headers, signal: controller.signal });
+      const response = await watched(client.fetch(url, { headers, signal: controller.signal }));
       if (!response.ok) {
         const error = await apiErrorOf(response);
         if (!isRetryableStatus(response.status)) throw error;
@@ -79,8 +95,11 @@ export async function* openEvents(client: EdgeTasksClient, target: string | Even
       } else {
         const parser = new SseParser(lastId);
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        // Not every fetch ends a body already received when its signal aborts: end it here too.
+        controller.signal.addEventListener("abort", () => void reader.cancel(controller.signal.reason).catch(() => {}), { once: true });
         for (;;) {
-          const { done, value } = await reader.read();
+          const { done, value } = await watched(reader.read());
+          if (controller.signal.aborted) throw controller.signal.reason;
           if (done) break;
           for (const message of parser.push(value)) {
             if (message.retry !== undefined) serverRetryMs = message.retry;
@@ -96,10 +115,16 @@ export async function* openEvents(client: EdgeTasksClient, target: string | Even
       }
     } catch (err) {
       if (options.signal?.aborted) throw options.signal.reason;
-      if (err instanceof EdgeTasksError) throw err;
-      if (isAbort(err)) throw err;
-      failure = err;
+      if (controller.signal.aborted) {
+        // Our own idle watchdog ended the connection: reopen it.
+        failure = controller.signal.reason;
+      } else if (err instanceof EdgeTasksError || isAbort(err)) {
+        throw err;
+      } else {
+        failure = err;
+      }
     } finally {
+      clearTimeout(idle);
       unlink();
       // Ends the request when the consumer stops early or the connection is abandoned.
       controller.abort();

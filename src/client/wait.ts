@@ -11,6 +11,8 @@ export interface WaitOptions {
   signal?: AbortSignal;
   /** Called with the task on every change seen before it ends (status or progress). */
   onProgress?: (task: Task) => void;
+  /** A stream silent this long (no event, no keep-alive) is reopened. Default 45 s. */
+  streamIdleTimeoutMs?: number;
   /** Long-poll fallback: the longest wait between polls when the server does not hold requests. Default 5 s. */
   maxPollIntervalMs?: number;
 }
@@ -58,14 +60,15 @@ export async function waitForTask(client: EdgeTasksClient, taskId: string, optio
   };
 
   try {
-    const first = observe(await client.getTask(taskId, { signal }));
+    const initial = await client.getTaskVersioned(taskId, { signal });
+    const first = observe(initial.task);
     if (first) return settle(first);
 
     // The whole history of the task is replayed from seq 0, so nothing between the GET above and
     // the stream's start is missed.
     let ended: Task | undefined;
     try {
-      for await (const event of client.events(taskId, { lastEventId: "0", signal, maxFailures: STREAM_FAILURES })) {
+      for await (const event of client.events(taskId, { lastEventId: "0", signal, maxFailures: STREAM_FAILURES, idleTimeoutMs: options.streamIdleTimeoutMs })) {
         ended = observe(event.data.task);
         if (ended) break;
       }
@@ -77,7 +80,8 @@ export async function waitForTask(client: EdgeTasksClient, taskId: string, optio
     }
     if (ended) return settle(ended);
 
-    let etag: string | null = null;
+    // Polls from the first state's ETag: a change made after the GET answers the first poll at once.
+    let etag: string | null = initial.etag;
     let failures = 0;
     let idle = 0;
     for (;;) {
