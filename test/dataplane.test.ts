@@ -320,9 +320,12 @@ describe("search at scale, from the cache", () => {
       .bind(collectionId, collectionId)
       .run();
     const docs = new Map<string, Float32Array>();
+    // Half the rows carry the encoded vector the service writes (a full load reads those), half
+    // only the floats (rows written before migration 0006): both paths must give exact answers.
+    let rows = 0;
     const insert = (id: string, v: Float32Array) =>
-      env.DB.prepare("INSERT INTO documents (document_id, namespace_id, collection_id, object_id, metadata, vector, created_at, updated_at) VALUES (?, 'ns_cache', ?, ?, '{}', ?, 'now', 'now')")
-        .bind(id, collectionId, `obj_${id}`, toBlob(v));
+      env.DB.prepare("INSERT INTO documents (document_id, namespace_id, collection_id, object_id, metadata, vector, codes, created_at, updated_at) VALUES (?, 'ns_cache', ?, ?, '{}', ?, ?, 'now', 'now')")
+        .bind(id, collectionId, `obj_${id}`, toBlob(v), rows++ % 2 ? VectorIndex.encode(v) : null);
     const statements = [];
     for (let i = 0; i < count; i++) {
       const id = `doc_${seed}_${String(i).padStart(6, "0")}`;
@@ -360,8 +363,10 @@ describe("search at scale, from the cache", () => {
     docs.delete("doc_21_new");
     expect((await cache.search(env.DB, collectionId, await version(), query, 1))[0]?.document_id).not.toBe("doc_21_new");
     // An updated vector is scored by its new value.
+    // (a row with codes: an update of the vector alone must not leave them stale)
     const moved = [...docs.keys()][5] ?? "";
     await env.DB.prepare("UPDATE documents SET vector = ? WHERE document_id = ?").bind(toBlob(query), moved).run();
+    expect(await env.DB.prepare("SELECT codes FROM documents WHERE document_id = ?").bind(moved).first("codes")).toBeNull();
     docs.set(moved, query);
     expect((await cache.search(env.DB, collectionId, await version(), query, 1))[0]).toMatchObject({ document_id: moved });
     expect(cache.stats).toMatchObject({ fullLoads: 1, catchUps: 3 });

@@ -1,9 +1,9 @@
-import { documentsByIds, vectorChanges, vectorPage, vectorsHeader } from "../db/dataplane";
+import { documentsByIds, type StoredVector, storedVectorPage, type VectorChange, vectorChanges, vectorPage, vectorsHeader } from "../db/dataplane";
 
 type DocumentRow = Awaited<ReturnType<typeof documentsByIds>>[number];
 import type { JsonObject } from "../tasks/model";
 import { dot } from "./embedder";
-import { VectorIndex } from "./vector-index";
+import { ENCODED_HEADER, VectorIndex } from "./vector-index";
 
 /**
  * Search over a collection's documents: exact cosine top-k, served from a per-isolate cache of
@@ -166,8 +166,8 @@ export class SearchCache {
     const entry: Entry = { index: header.count > 0 ? new VectorIndex(dims, Math.ceil(header.count * 1.05)) : null, version: header.version };
     let after = "";
     for (;;) {
-      const page = await vectorPage(db, collectionId, after, PAGE);
-      for (const row of page) upsert(entry, row.document_id, row.vector);
+      const page = await storedVectorPage(db, collectionId, after, PAGE);
+      for (const row of page) upsert(entry, row.document_id, row, dims);
       const last = page[page.length - 1];
       if (!last || page.length < PAGE) break;
       after = last.document_id;
@@ -214,20 +214,22 @@ export class DimensionMismatch extends Error {
   }
 }
 
-function upsert(entry: Entry, id: string, vector: Float32Array): void {
-  entry.index ??= new VectorIndex(vector.length);
-  if (!entry.index.upsert(id, vector)) {
+function upsert(entry: Entry, id: string, stored: StoredVector, dimensions?: number): void {
+  const dims = dimensions ?? ("vector" in stored ? stored.vector.length : stored.encoded.length - ENCODED_HEADER);
+  entry.index ??= new VectorIndex(dims);
+  const index = entry.index;
+  if (!("vector" in stored ? index.upsert(id, stored.vector) : index.upsertEncoded(id, stored.encoded))) {
     // A vector of other dimensions (written by another model) cannot be compared: leave it out.
-    entry.index.remove(id);
-    console.warn(`search: document ${id} has ${vector.length} dimensions, the index ${entry.index.dimensions}; left out`);
+    index.remove(id);
+    console.warn(`search: document ${id} does not have the index's ${index.dimensions} dimensions; left out`);
   }
 }
 
 /** Applies changes in version order, skipping those the entry has already seen. */
-function apply(entry: Entry, changes: { document_id: string; version: number; vector: Float32Array | null }[], version: number): void {
+function apply(entry: Entry, changes: VectorChange[], version: number): void {
   for (const change of changes) {
     if (change.version <= entry.version) continue;
-    if (change.vector) upsert(entry, change.document_id, change.vector);
+    if (change.stored) upsert(entry, change.document_id, change.stored);
     else entry.index?.remove(change.document_id);
   }
   entry.version = Math.max(entry.version, version);

@@ -1,5 +1,6 @@
 import { toBlob } from "../embed/embedder";
 import { EmbeddingError, embedTexts, type FeatureExtractor, parseExtractor } from "../embed/extractor";
+import { VectorIndex } from "../embed/vector-index";
 import { newId } from "../ids";
 import type { JsonObject } from "../tasks/model";
 import { isoNow } from "../time";
@@ -19,12 +20,12 @@ export async function upsertDocuments(db: D1Database, namespaceId: string, colle
     documents.map((d) =>
       db
         .prepare(
-          `INSERT INTO documents (document_id, namespace_id, collection_id, object_id, metadata, vector, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (collection_id, object_id) DO UPDATE SET metadata = excluded.metadata, vector = excluded.vector, updated_at = excluded.updated_at
+          `INSERT INTO documents (document_id, namespace_id, collection_id, object_id, metadata, vector, codes, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (collection_id, object_id) DO UPDATE SET metadata = excluded.metadata, vector = excluded.vector, codes = excluded.codes, updated_at = excluded.updated_at
            RETURNING document_id`,
         )
-        .bind(newId("doc"), namespaceId, collectionId, d.objectId, JSON.stringify(d.metadata), toBlob(d.vector), now, now),
+        .bind(newId("doc"), namespaceId, collectionId, d.objectId, JSON.stringify(d.metadata), toBlob(d.vector), VectorIndex.encode(d.vector), now, now),
     ),
   );
   return results.map((r) => {
