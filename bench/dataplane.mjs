@@ -8,10 +8,12 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { seedNamespace } from "./seed.mjs";
 
-/** The embedder of src/embed, bundled so that Node can run it. */
+/** The embedder of src/embed and the search index's vector encoding, bundled so that Node can run them. */
 export async function loadEmbedder(state) {
+  const entry = path.join(state, "embedder-entry.mjs");
+  writeFileSync(entry, `export * from ${JSON.stringify(path.resolve("src/embed/embedder.ts"))};\nexport { VectorIndex } from ${JSON.stringify(path.resolve("src/embed/vector-index.ts"))};\n`);
   const out = path.join(state, "embedder.mjs");
-  execFileSync(path.resolve("node_modules/.bin/esbuild"), ["src/embed/embedder.ts", "--bundle", "--format=esm", `--outfile=${out}`, "--log-level=warning"]);
+  execFileSync(path.resolve("node_modules/.bin/esbuild"), [entry, "--bundle", "--format=esm", `--outfile=${out}`, "--log-level=warning"]);
   return import(out);
 }
 
@@ -33,11 +35,13 @@ export function embedRate(embedder, n = 20_000) {
  * SQL that gives `collectionId` `count` documents: 1 000 real vectors, each reused for every
  * 1 000th document (a recursive CTE copies them, so the file stays small).
  */
-export function seedDocumentsSql(embedder, { namespaceId, collectionId, count, prefix, bucketId }) {
+export function seedDocumentsSql(embedder, { namespaceId, collectionId, count, prefix, bucketId, codes = true }) {
+  // Each row as the service writes it: the float vector and, since migration 0006, its encoding.
   const rows = [];
   for (let i = 0; i < 1000; i++) {
     const v = embedder.embed(text(i));
-    rows.push(`(${i}, x'${Buffer.from(v.buffer).toString("hex")}')`);
+    const encoded = codes ? `x'${Buffer.from(embedder.VectorIndex.encode(v)).toString("hex")}'` : "NULL";
+    rows.push(`(${i}, x'${Buffer.from(v.buffer).toString("hex")}', ${encoded})`);
   }
   return [
     // The collection first: the version triggers (migration 0005) stamp each document as it lands.
@@ -49,13 +53,13 @@ export function seedDocumentsSql(embedder, { namespaceId, collectionId, count, p
           `INSERT INTO collection_sources (collection_id, bucket_id, namespace_id) VALUES ('${collectionId}', '${bucketId}', '${namespaceId}');`,
         ]
       : []),
-    "CREATE TABLE IF NOT EXISTS bench_vectors (id INTEGER PRIMARY KEY, vector BLOB NOT NULL);",
-    // D1 takes statements of at most 100 KB: forty vectors a statement.
-    ...Array.from({ length: Math.ceil(rows.length / 40) }, (_, i) => `INSERT OR REPLACE INTO bench_vectors (id, vector) VALUES ${rows.slice(i * 40, i * 40 + 40).join(",\n")};`),
-    `INSERT INTO documents (document_id, namespace_id, collection_id, object_id, metadata, vector, created_at, updated_at)
+    "CREATE TABLE IF NOT EXISTS bench_vectors (id INTEGER PRIMARY KEY, vector BLOB NOT NULL, codes BLOB);",
+    // D1 takes statements of at most 100 KB: thirty vectors a statement.
+    ...Array.from({ length: Math.ceil(rows.length / 30) }, (_, i) => `INSERT OR REPLACE INTO bench_vectors (id, vector, codes) VALUES ${rows.slice(i * 30, i * 30 + 30).join(",\n")};`),
+    `INSERT INTO documents (document_id, namespace_id, collection_id, object_id, metadata, vector, ${codes ? "codes, " : ""}created_at, updated_at)
      WITH RECURSIVE c(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM c WHERE x < ${count - 1})
      SELECT 'doc_${prefix}' || printf('%016d', x), '${namespaceId}', '${collectionId}', 'obj_${prefix}' || printf('%016d', x),
-       json_object('n', x), (SELECT vector FROM bench_vectors WHERE id = x % 1000), '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z'
+       json_object('n', x), (SELECT vector FROM bench_vectors WHERE id = x % 1000), ${codes ? "(SELECT codes FROM bench_vectors WHERE id = x % 1000), " : ""}'2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z'
      FROM c;`,
   ].join("\n");
 }
@@ -137,7 +141,9 @@ async function standalone() {
     let server = null;
     try {
       execFileSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd, stdio: "ignore", env });
-      const sql = [seedNamespace(ns), seedDocumentsSql(embedder, { namespaceId: ns.namespaceId, collectionId, count, prefix: "se", bucketId })].join("\n");
+      // A tree from before migration 0006 has no column for encoded vectors.
+      const codes = existsSync(path.join(cwd, "migrations/0006_document_codes.sql"));
+      const sql = [seedNamespace(ns), seedDocumentsSql(embedder, { namespaceId: ns.namespaceId, collectionId, count, prefix: "se", bucketId, codes })].join("\n");
       execFileSync(wrangler, ["d1", "execute", "DB", "--local", "--persist-to", state, "--file", writeSql(state, "documents.sql", sql), "--yes"], { cwd, stdio: "ignore", env });
       const taken = await fetch(`http://127.0.0.1:${port}/health`).then(() => true, () => false);
       if (taken) throw new Error(`port ${port} is already serving; set BENCH_SEARCH_PORT`);
