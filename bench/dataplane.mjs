@@ -134,6 +134,7 @@ async function standalone() {
   const ns = { name: "bench-search", namespaceId: "ns_benchsearchonly00000", apiKey: "sk_bench_search_only" };
   const collectionId = "col_benchsearch000000000";
   const bucketId = "bkt_benchsearch000000000";
+  const tinyId = "col_benchsearchtiny00000";
 
   async function measure(label, cwd, port, n) {
     const state = mkdtempSync(path.join(root, "edge-tasks-search-"));
@@ -143,7 +144,12 @@ async function standalone() {
       execFileSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd, stdio: "ignore", env });
       // A tree from before migration 0006 has no column for encoded vectors.
       const codes = existsSync(path.join(cwd, "migrations/0006_document_codes.sql"));
-      const sql = [seedNamespace(ns), seedDocumentsSql(embedder, { namespaceId: ns.namespaceId, collectionId, count, prefix: "se", bucketId, codes })].join("\n");
+      const sql = [
+        seedNamespace(ns),
+        seedDocumentsSql(embedder, { namespaceId: ns.namespaceId, collectionId, count, prefix: "se", bucketId, codes }),
+        // One document: the same requests and round trips with nothing to scan, for comparison.
+        seedDocumentsSql(embedder, { namespaceId: ns.namespaceId, collectionId: tinyId, count: 1, prefix: "tiny", codes }),
+      ].join("\n");
       execFileSync(wrangler, ["d1", "execute", "DB", "--local", "--persist-to", state, "--file", writeSql(state, "documents.sql", sql), "--yes"], { cwd, stdio: "ignore", env });
       const taken = await fetch(`http://127.0.0.1:${port}/health`).then(() => true, () => false);
       if (taken) throw new Error(`port ${port} is already serving; set BENCH_SEARCH_PORT`);
@@ -187,6 +193,8 @@ async function standalone() {
       }
       const result = await searchLatency(http, ns.apiKey, collectionId, { n, bucket: bucketId, writes: n >= 50 ? 20 : 3 });
       console.log(formatSearch(`${count.toLocaleString("en")} documents, ${label}`, result));
+      const tiny = await searchLatency(http, ns.apiKey, tinyId, { n: Math.min(n, 100) });
+      console.log(formatSearch(`1 document, ${label}`, tiny));
       agent.destroy();
       return result;
     } finally {

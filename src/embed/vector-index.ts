@@ -92,7 +92,9 @@ export class VectorIndex {
     if (encoded.length !== ENCODED_HEADER + this.dimensions) return false;
     let slot = this.slots.get(id);
     if (slot === undefined) {
-      if (this.count === this.capacity) this.grow(this.capacity * 2);
+      // A quarter more, not double: a full load sizes the index already, and doubling 37 MB
+      // could push the cache past its budget for a few new documents.
+      if (this.count === this.capacity) this.grow(Math.ceil(this.capacity * 1.25) + 16);
       slot = this.count++;
       this.slots.set(id, slot);
       this.ids[slot] = id;
