@@ -19,7 +19,8 @@ const say = (text = "") => out.write(`${text}\n`);
 async function main() {
   const admin = createClient({ baseUrl, apiKey: adminToken, retries: 1 });
   const name = `demo-${Date.now().toString(36)}`;
-  const namespace = await admin.request("POST", "/v1/namespaces", { body: { namespace_name: name } });
+  // A service that accepts connections but never answers should not hang the demo silently.
+  const namespace = await admin.request("POST", "/v1/namespaces", { body: { namespace_name: name }, signal: AbortSignal.timeout(15_000) });
   const key = await admin.request("POST", `/v1/namespaces/${name}/api-keys`, { body: { name: "demo" } });
   say(`namespace   ${namespace.namespace_id} (${name})`);
   say(`api key     ${key.api_key}`);
@@ -131,7 +132,9 @@ async function printClusters(client, collectionId, outputs) {
 }
 
 main().catch((error) => {
-  if (error instanceof NetworkError) {
+  if (error?.name === "TimeoutError") {
+    process.stderr.write(`demo: ${baseUrl} did not answer within 15 s; is the service healthy?\n`);
+  } else if (error instanceof NetworkError) {
     process.stderr.write(`demo: cannot reach ${baseUrl}: is the service running? Start it with \`npm start\` (or set EDGE_TASKS_URL).\n`);
   } else if (error instanceof ApiError) {
     const hint = error.status === 401 ? " (set EDGE_TASKS_ADMIN_TOKEN to the service's ADMIN_TOKEN)" : "";
