@@ -9,9 +9,12 @@
 //      ratio is the figure; flat is the goal), and the purge time per 100 000 expired records.
 //   5. the data plane: documents embedded per second, batch_import of 10 000 objects into two
 //      collections end to end, clustering of 20 000 documents, search latency over 100 000.
+//   6. real-time tracking: event latency to SSE listeners, idle WebSocket listeners per namespace
+//      and memory per listener (bench/streams.mjs).
 // Options (env): BENCH_PORT (8799), BENCH_SECONDS (8), BENCH_CONCURRENCY (32), BENCH_TASKS (2000),
 // BENCH_BIG (1000000), BENCH_SKIP_RECORDS (1 to skip part 3), BENCH_SKIP_DATAPLANE (1 to skip part 5),
-// BENCH_IMPORT (10000).
+// BENCH_IMPORT (10000), BENCH_PARTS (comma-separated subset of load,e2e,webhooks,streams; default all),
+// BENCH_LISTENERS (100), BENCH_SOCKETS (4000).
 import { spawn, execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { Agent, createServer, request } from "node:http";
@@ -20,6 +23,7 @@ import path from "node:path";
 import { writeFileSync } from "node:fs";
 import { startProcessor } from "../examples/processor.mjs";
 import { seedNamespace, seedRecords } from "./seed.mjs";
+import { benchStreams } from "./streams.mjs";
 import { embedRate, loadEmbedder, seedDocumentsSql, text, writeSql } from "./dataplane.mjs";
 
 const PORT = Number(process.env.BENCH_PORT ?? 8799);
@@ -34,6 +38,7 @@ const LISTS = [
   { name: "list-big", namespaceId: "ns_benchlist00000000big", apiKey: "sk_bench_list_big", count: BIG },
 ];
 const DATAPLANE = process.env.BENCH_SKIP_DATAPLANE !== "1";
+const PARTS = new Set((process.env.BENCH_PARTS ?? "load,e2e,webhooks,streams").split(","));
 const IMPORT = Number(process.env.BENCH_IMPORT ?? 10_000);
 const DP = { name: "bench-dp", namespaceId: "ns_benchdataplane000000", apiKey: "sk_bench_dataplane" };
 const PURGE = { name: "purge", namespaceId: "ns_benchpurge0000000000", apiKey: "sk_bench_purge", count: 200_000 };
@@ -158,6 +163,7 @@ try {
     return key.json.api_key;
   };
 
+  if (PARTS.has("load")) {
   // 1. Creation against the runtime's own ceiling. The processor accepts and never reports, so
   //    admitted tasks stay processing and the rest wait in the backlog: only creation is measured.
   const createKey = await admin("bench-create", { max_concurrent_tasks: 100 });
@@ -167,7 +173,9 @@ try {
   const authed = await load("GET /v1/tasks/stats (auth+DO)", () => http("GET", "/v1/tasks/stats", { token: createKey }));
   const create = await load("POST /v1/tasks", () => http("POST", "/v1/tasks", { token: createKey, body: { task_type: "bench_hold", inputs: { n: 1 } } }));
   console.log(`\n  creation / trivial route: ${(create.rps / trivial.rps).toFixed(2)}   (auth+DO read / trivial: ${(authed.rps / trivial.rps).toFixed(2)})\n`);
+  }
 
+  if (PARTS.has("e2e")) {
   // 2. End to end through the loopback processor.
   const e2eKey = await admin("bench-e2e", { max_concurrent_tasks: 100 });
   await http("PUT", "/v1/processors/bench_run", { token: e2eKey, body: { url: `http://127.0.0.1:${PROCESSOR_PORT}/run` } });
@@ -196,7 +204,9 @@ try {
   const completed = processor.completed() - before;
   console.log(`  end to end: ${E2E_TASKS} tasks created in ${createdIn.toFixed(1)} s, all finished in ${elapsed.toFixed(1)} s`);
   console.log(`  → ${(E2E_TASKS / elapsed).toFixed(0)} tasks/s create → completed (limit 100 at once; ${completed} completions accepted)`);
+  }
 
+  if (PARTS.has("webhooks")) {
   // 4. Webhooks. A local endpoint counts what it receives; one namespace has an endpoint for
   //    every event type, another none, and both create the same tasks one at a time.
   const hookPort = PORT + 2;
@@ -251,6 +261,9 @@ try {
   const hookSeconds = (performance.now() - tHooks) / 1000;
   console.log(`  webhook deliveries: ${burst * 3} events in ${hookSeconds.toFixed(1)} s → ${(burst * 3 / hookSeconds).toFixed(0)} events/s (creation included)`);
   sink.close();
+  }
+
+  if (PARTS.has("streams")) await benchStreams({ base: BASE, http, admin, processorPort: PROCESSOR_PORT, serverGroup: server.pid });
 
   if (RECORDS) {
     // 3. A filtered list page (status=completed, 20 a page) at a random depth, one request at a time.
