@@ -6,7 +6,7 @@ import { registerHandler } from "../src/handlers/registry";
 import type { NamespaceDO } from "../src/namespace/do";
 import type { TaskMessage } from "../src/namespace/messages";
 import { TASK_STATUSES, type TaskStatus } from "../src/tasks/model";
-import { call, createTask, eventually, Latch, stub, tenant, type Tenant, waitForStatus } from "./helpers";
+import { call, createTask, eventually, Latch, sleep, stub, tenant, type Tenant, waitForStatus } from "./helpers";
 import { advance, query, taskEvents } from "./inspect";
 import { fakeProcessor, PROCESSOR_URL } from "./fake-processor";
 
@@ -16,6 +16,19 @@ registerHandler({
   run: async (ctx) => {
     await latch.hold(ctx.task.task_id, ctx.signal);
     return {};
+  },
+});
+
+registerHandler({
+  type: "eng_chatty",
+  run: async (ctx) => {
+    // Reports progress without pause until released, so that a restart cuts a call in flight.
+    for (let i = 0; !latch.entered.has(`${ctx.task.task_id}:done`); i++) {
+      latch.entered.add(ctx.task.task_id);
+      await ctx.progress({ processed: i });
+      if (ctx.signal.aborted) return {};
+    }
+    return { ok: true };
   },
 });
 
@@ -167,6 +180,21 @@ describe("races and duplicates", () => {
 });
 
 describe("durability", () => {
+  it("a built-in handler's reports reach the object after it restarted mid-run", async () => {
+    const t = await tenant();
+    const task = await createTask(t, { task_type: "eng_chatty" });
+    await eventually(async () => (latch.entered.has(task.task_id) ? true : undefined));
+    // The object is reset while the handler reports: the consumer's stub to it breaks.
+    for (let i = 0; i < 3; i++) {
+      await runInDurableObject(stub(t), (_instance, state) => state.abort("restart")).catch(() => undefined);
+      await sleep(50);
+    }
+    latch.entered.add(`${task.task_id}:done`);
+    // Completed by the handler's own final report, not by a lease expiry and a retry.
+    const done = await waitForStatus(t, task.task_id, "completed");
+    expect(done.attempt).toBe(1);
+  });
+
   it("a Durable Object restart keeps every task and timer", async () => {
     const t = await tenant({ max_concurrent_tasks: 2 });
     processor = fakeProcessor();

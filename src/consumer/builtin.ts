@@ -18,10 +18,29 @@ export const SLICE_MS = 10_000;
  * Runs a claimed attempt with its built-in handler. The handler's context renews the lease
  * while it runs, and aborts its signal as soon as the attempt has ended elsewhere.
  */
-export async function runBuiltin(stub: NamespaceStub, claim: Claimed, env: Env, leaseSeconds: number, sliceMs = SLICE_MS): Promise<void> {
+export async function runBuiltin(
+  stubFor: () => NamespaceStub,
+  claim: Claimed,
+  env: Env,
+  leaseSeconds: number,
+  sliceMs = SLICE_MS,
+): Promise<void> {
   const sliceEnds = Date.now() + sliceMs;
   const taskId = claim.task.task_id;
-  const send = (report: Report): Promise<Result<ReportAck>> => stub.report(taskId, claim.token, report);
+  // A stub whose call threw may be broken for good (the object was reset): the next call takes a
+  // new one. A report that repeats harmlessly is sent again at once; log lines are not, since
+  // the first call may have stored them before it failed.
+  let stub = stubFor();
+  const send = async (report: Report): Promise<Result<ReportAck>> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await stub.report(taskId, claim.token, report);
+      } catch (err) {
+        stub = stubFor();
+        if (attempt >= 1 || report.kind === "logs") throw err;
+      }
+    }
+  };
   const handler = getHandler(claim.task.task_type);
   if (!handler) {
     await finalReport(send, { kind: "fail", error: { code: "no_handler", message: `no handler for "${claim.task.task_type}"` }, retryable: false });

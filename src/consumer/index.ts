@@ -28,7 +28,7 @@ export async function consumeTasks(batch: MessageBatch, env: Env): Promise<void>
         const claim = await stub.claim(parsed.data);
         if (claim.claimed) {
           if (claim.processor) await dispatchToProcessor(stub, claim, env);
-          else await runBuiltin(stub, claim, env, BUILTIN_LEASE_SECONDS, sliceMs(env));
+          else await runBuiltin(() => namespaceStub(env, parsed.data.namespace_id), claim, env, BUILTIN_LEASE_SECONDS, sliceMs(env));
         }
         message.ack();
       } catch (err) {
