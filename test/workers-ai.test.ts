@@ -2,6 +2,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../src/api/app";
+import { getHandler, type HandlerContext, TaskFailure, Yielded } from "../src/handlers/registry";
 import type { Task } from "../src/tasks/model";
 import { call, eventually, ORIGIN, tenant, type Tenant, waitForStatus } from "./helpers";
 
@@ -203,10 +204,32 @@ describe("the Workers AI feature extractor", () => {
     expect(refused.body.error.message).toContain("AI binding");
     expect((await send("/v1/collections", { collection_name: "plain", source_bucket_ids: [bucket.bucket_id] })).status).toBe(201);
 
-    // A collection made while the binding existed cannot be searched once it is gone.
-    const { collection } = await aiCollection(t, "orphaned");
+    // A collection made while the binding existed cannot be searched once it is gone,
+    const { bucket: orphanBucket, collection } = await aiCollection(t, "orphaned");
     const search = await send(`/v1/collections/${collection.collection_id}/search`, { query: "anything" });
     expect(search.status).toBe(500);
     expect(search.body.error.message).toContain("no AI binding");
+    // and its object_create fails for good: retrying cannot bring the binding back.
+    const object = await put(t, orphanBucket.bucket_id, "an orphan");
+    const done = await waitForStatus(t, object.task_ids[0] ?? "", "completed");
+    const handler = getHandler("object_create");
+    const ctx: HandlerContext = {
+      task: done,
+      attempt: 1,
+      env: unbound,
+      origin: ORIGIN,
+      signal: new AbortController().signal,
+      progress: async () => undefined,
+      log: async () => undefined,
+      checkpoint: null,
+      shouldYield: () => false,
+      yield: (state) => new Yielded(state),
+    };
+    const failure = await handler?.run(ctx).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(failure).toBeInstanceOf(TaskFailure);
+    expect(failure).toMatchObject({ code: "ai_unbound", retryable: false });
   });
 });
