@@ -14,7 +14,7 @@ interface FakeAi {
   fail(marker: string, times: number, mode?: "error" | "nan" | "short" | "dimensions"): Promise<void>;
   embedding(text: string): Promise<number[]>;
 }
-const fake = env.AI as unknown as FakeAi;
+const fake = (env as unknown as { AI: FakeAi }).AI;
 const FAKE_DIMENSIONS = 16;
 
 let markers = 0;
@@ -191,7 +191,7 @@ describe("the Workers AI feature extractor", () => {
 
     // The same Worker, run with an env that has no AI binding.
     const app = createApp();
-    const unbound = { ...env, AI: undefined } as Env;
+    const unbound = { ...env, AI: undefined } as unknown as Env;
     const send = async (path: string, body: unknown) => {
       const ctx = createExecutionContext();
       const res = await app.fetch(new Request(`${ORIGIN}${path}`, { method: "POST", headers: { authorization: `Bearer ${t.key}`, "content-type": "application/json" }, body: JSON.stringify(body) }), unbound, ctx);

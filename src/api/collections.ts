@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { findCollection, findCollectionWithVersion, findTaxonomy, listCollections } from "../db/dataplane";
 import { fromBlob } from "../embed/embedder";
-import { embedQuery, FeatureExtractorSchema, resolveExtractor } from "../embed/extractor";
+import { aiBinding, embedQuery, FeatureExtractorSchema, resolveExtractor } from "../embed/extractor";
 import { DimensionMismatch, searchCache } from "../embed/search";
 import { ApiError, createUnique, unwrap } from "../errors";
 import { newId } from "../ids";
@@ -74,7 +74,7 @@ app.openapi(
     const ns = c.get("principal").namespace_id;
     const body = c.req.valid("json");
     const extractor = resolveExtractor(body.feature_extractor);
-    if (extractor.type === "workers_ai" && !c.env.AI) {
+    if (extractor.type === "workers_ai" && !aiBinding(c.env)) {
       throw new ApiError("validation_error", "feature_extractor workers_ai needs the Workers AI binding (AI), which this deployment does not have; use text_embedding", {
         field: "feature_extractor",
       });

@@ -2,19 +2,13 @@ import { z } from "@hono/zod-openapi";
 import { ApiError } from "../errors";
 import { embed, normalize } from "./embedder";
 
-// The Workers AI binding is optional: wrangler.toml has no [ai] block (it would make `wrangler dev`
-// need an account), so `wrangler types` cannot generate it. A deployment that wants Workers AI
-// adds `[ai] binding = "AI"`; declared here so that regenerating worker-configuration.d.ts keeps it.
-declare global {
-  interface Env {
-    AI?: Ai;
-  }
-  namespace Cloudflare {
-    interface Env {
-      AI?: Ai;
-    }
-  }
-}
+/**
+ * The Workers AI binding, if the deployment has one. It is optional: wrangler.toml has no [ai]
+ * block (it would make `wrangler dev` need an account), so the generated Env does not declare it;
+ * a deployment that adds `[ai] binding = "AI"` and regenerates the types gets `AI: Ai` there, and
+ * this still reads it.
+ */
+export const aiBinding = (env: Env): Ai | undefined => (env as { AI?: Ai }).AI;
 
 /** The Workers AI text embedding models a collection may use. */
 export const WORKERS_AI_MODELS = ["@cf/baai/bge-small-en-v1.5", "@cf/baai/bge-base-en-v1.5", "@cf/baai/bge-large-en-v1.5", "@cf/baai/bge-m3"] as const;
@@ -74,7 +68,7 @@ const AiAnswer = z.object({ data: z.array(z.array(z.number())) });
  */
 export async function embedTexts(env: Env, extractor: FeatureExtractor, texts: string[]): Promise<Float32Array[]> {
   if (extractor.type === "text_embedding") return texts.map(embed);
-  const ai = env.AI;
+  const ai = aiBinding(env);
   if (!ai) throw new EmbeddingError("ai_unbound", `the collection embeds with Workers AI (${extractor.model}) but this deployment has no AI binding`, false);
   const out: Float32Array[] = [];
   for (let i = 0; i < texts.length; i += AI_BATCH) {
