@@ -424,6 +424,12 @@ describe("search at scale, from the cache", () => {
     expect(cache.stats.evictions).toBe(1);
     expect(cache.bytes).toBeLessThanOrEqual(cache.budgetBytes);
 
+    // Searches of a cold collection at the same time share one load.
+    const shared = new SearchCache();
+    const together = await Promise.all([1, 2, 3].map(async () => shared.search(env.DB, a.collectionId, await a.version(), query, 5)));
+    expect(shared.stats.fullLoads).toBe(1);
+    expect(together[1]).toEqual(together[0]);
+
     const tiny = new SearchCache(oneCollection / 4);
     const streamed = await tiny.search(env.DB, a.collectionId, await a.version(), query, 5);
     expect(tiny.stats).toMatchObject({ streamed: 1, fullLoads: 0 });
