@@ -24,7 +24,7 @@ import { writeFileSync } from "node:fs";
 import { startProcessor } from "../examples/processor.mjs";
 import { seedNamespace, seedRecords } from "./seed.mjs";
 import { benchStreams } from "./streams.mjs";
-import { embedRate, loadEmbedder, seedDocumentsSql, text, writeSql } from "./dataplane.mjs";
+import { embedRate, formatSearch, loadEmbedder, searchLatency, seedDocumentsSql, text, writeSql } from "./dataplane.mjs";
 
 const PORT = Number(process.env.BENCH_PORT ?? 8799);
 const PROCESSOR_PORT = PORT + 1;
@@ -139,7 +139,7 @@ if (DATAPLANE) {
   const sql = [
     seedNamespace(DP),
     seedDocumentsSql(embedder, { namespaceId: DP.namespaceId, collectionId: "col_benchcluster00000000", count: 20_000, prefix: "cl" }),
-    seedDocumentsSql(embedder, { namespaceId: DP.namespaceId, collectionId: "col_benchsearch000000000", count: 100_000, prefix: "se" }),
+    seedDocumentsSql(embedder, { namespaceId: DP.namespaceId, collectionId: "col_benchsearch000000000", count: 100_000, prefix: "se", bucketId: "bkt_benchsearch000000000" }),
   ].join("\n");
   const t0 = performance.now();
   execFileSync(wrangler, ["d1", "execute", "DB", "--local", "--persist-to", state, "--file", writeSql(state, "documents.sql", sql), "--yes"], { stdio: "ignore", env: { ...process.env, CI: "true" } });
@@ -331,15 +331,7 @@ try {
     }, 1_800_000, "clustering");
     console.log(`  clustering of 20 000 documents (k 10, ${clustered.outputs.iterations} iterations): ${((performance.now() - tCluster) / 1000).toFixed(1)} s`);
 
-    const searches = [];
-    for (let i = 0; i < 20; i++) {
-      const t0 = performance.now();
-      const res = await http("POST", "/v1/collections/col_benchsearch000000000/search", { token: DP.apiKey, body: { query: text(i * 13), limit: 10 } });
-      searches.push(performance.now() - t0);
-      if (res.status !== 200) throw new Error(`search failed: ${res.status} ${res.text.slice(0, 200)}`);
-    }
-    searches.sort((a, b) => a - b);
-    console.log(`  search over 100 000 documents: p50 ${searches[10].toFixed(0)} ms, p99 ${searches[19].toFixed(0)} ms`);
+    console.log(formatSearch("100 000 documents", await searchLatency(http, DP.apiKey, "col_benchsearch000000000", { n: 200, bucket: "bkt_benchsearch000000000" })));
   }
 } finally {
   try {
