@@ -44,14 +44,16 @@ registerHandler({
       if (results.length < PAGE) break;
       if (ctx.shouldYield()) return ctx.yield(state);
     }
-    const removed = await db
+    // Counted from RETURNING: D1's `changes` also counts the rows the delete trigger writes.
+    const { results: removed } = await db
       .prepare(
         `DELETE FROM documents WHERE collection_id = ? AND object_id NOT IN
-           (SELECT o.object_id FROM objects o JOIN collection_sources s ON s.bucket_id = o.bucket_id WHERE s.collection_id = ?)`,
+           (SELECT o.object_id FROM objects o JOIN collection_sources s ON s.bucket_id = o.bucket_id WHERE s.collection_id = ?)
+         RETURNING document_id`,
       )
       .bind(collection_id, collection_id)
-      .run();
-    const documentsRemoved = removed.meta.changes ?? 0;
+      .all<{ document_id: string }>();
+    const documentsRemoved = removed.length;
     await ctx.log(`re-embedded ${state.indexed} objects, removed ${documentsRemoved} documents whose object is gone`);
     return { documents_indexed: state.indexed, documents_removed: documentsRemoved };
   },
