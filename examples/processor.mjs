@@ -42,6 +42,8 @@ async function post(url, token, body) {
  */
 export function startProcessor({ port = 8788, host = "127.0.0.1", secret, workMs = 0, quiet = false } = {}) {
   let completed = 0;
+  /** Answers to completion reports, by status code: anything but 200 means the attempt had ended. */
+  const answers = {};
   const server = createServer((req, res) => {
     const chunks = [];
     req.on("data", (c) => chunks.push(c));
@@ -71,6 +73,7 @@ export function startProcessor({ port = 8788, host = "127.0.0.1", secret, workMs
         }
         const status = await post(`${url}/complete`, token, { outputs: { input_keys: Object.keys(dispatch.task.inputs) } });
         if (status === 200) completed++;
+        answers[status] = (answers[status] ?? 0) + 1;
         if (!quiet) console.log(`${dispatch.task.task_id} attempt ${dispatch.attempt}: complete → ${status}`);
       };
       run().catch((err) => console.error(`${dispatch.task.task_id}: ${err}`));
@@ -78,7 +81,7 @@ export function startProcessor({ port = 8788, host = "127.0.0.1", secret, workMs
   });
   server.keepAliveTimeout = 30_000;
   return new Promise((resolve) =>
-    server.listen(port, host, () => resolve({ server, completed: () => completed, close: () => new Promise((r) => server.close(r)) })),
+    server.listen(port, host, () => resolve({ server, completed: () => completed, answers: () => ({ ...answers }), close: () => new Promise((r) => server.close(r)) })),
   );
 }
 
