@@ -2,7 +2,7 @@ import type { Result } from "../errors";
 import { getHandler, type HandlerContext, TaskEnded, TaskFailure, Yielded } from "../handlers/registry";
 import type { ClaimResult, Report, ReportAck } from "../namespace/do";
 import { jsonBytes, LIMITS } from "../tasks/model";
-import type { NamespaceStub } from "./stub";
+import { type NamespaceStub, reporter } from "./stub";
 
 type Claimed = Extract<ClaimResult, { claimed: true }>;
 
@@ -27,20 +27,7 @@ export async function runBuiltin(
 ): Promise<void> {
   const sliceEnds = Date.now() + sliceMs;
   const taskId = claim.task.task_id;
-  // A stub whose call threw may be broken for good (the object was reset): the next call takes a
-  // new one. A report that repeats harmlessly is sent again at once; log lines are not, since
-  // the first call may have stored them before it failed.
-  let stub = stubFor();
-  const send = async (report: Report): Promise<Result<ReportAck>> => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await stub.report(taskId, claim.token, report);
-      } catch (err) {
-        stub = stubFor();
-        if (attempt >= 1 || report.kind === "logs") throw err;
-      }
-    }
-  };
+  const send = reporter(stubFor, taskId, claim.token);
   const handler = getHandler(claim.task.task_type);
   if (!handler) {
     await finalReport(send, { kind: "fail", error: { code: "no_handler", message: `no handler for "${claim.task.task_type}"` }, retryable: false });

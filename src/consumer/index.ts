@@ -24,11 +24,11 @@ export async function consumeTasks(batch: MessageBatch, env: Env): Promise<void>
         return;
       }
       try {
-        const stub = namespaceStub(env, parsed.data.namespace_id);
-        const claim = await stub.claim(parsed.data);
+        const stubFor = () => namespaceStub(env, parsed.data.namespace_id);
+        const claim = await stubFor().claim(parsed.data);
         if (claim.claimed) {
-          if (claim.processor) await dispatchToProcessor(stub, claim, env);
-          else await runBuiltin(() => namespaceStub(env, parsed.data.namespace_id), claim, env, BUILTIN_LEASE_SECONDS, sliceMs(env));
+          if (claim.processor) await dispatchToProcessor(stubFor, claim, env);
+          else await runBuiltin(stubFor, claim, env, BUILTIN_LEASE_SECONDS, sliceMs(env));
         }
         message.ack();
       } catch (err) {

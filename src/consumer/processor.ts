@@ -2,7 +2,7 @@ import type { ClaimResult, Report } from "../namespace/do";
 import { signedHeaders } from "../webhooks/signing";
 import { withTimeout } from "../webhooks/timeout";
 import { allowPrivateUrls, checkOutboundUrl } from "../webhooks/urls";
-import type { NamespaceStub } from "./stub";
+import { type NamespaceStub, reporter } from "./stub";
 
 type Claimed = Extract<ClaimResult, { claimed: true }>;
 
@@ -13,14 +13,15 @@ export const DISPATCH_TIMEOUT_MS = 15_000;
  * accepts it and the processor reports back through the callbacks; anything else fails the
  * attempt as retryable.
  */
-export async function dispatchToProcessor(stub: NamespaceStub, claim: Claimed, env: Env): Promise<void> {
+export async function dispatchToProcessor(stubFor: () => NamespaceStub, claim: Claimed, env: Env): Promise<void> {
   const processor = claim.processor;
   if (!processor) throw new Error("dispatchToProcessor needs a processor");
   const task = claim.task;
+  const send = reporter(stubFor, task.task_id, claim.token);
   const fail = (code: string, message: string, retryable: boolean): Report => ({ kind: "fail", error: { code, message }, retryable });
   const verdict = checkOutboundUrl(processor.url, allowPrivateUrls(env));
   if (!verdict.ok) {
-    await stub.report(task.task_id, claim.token, fail("processor_url_refused", `processor url ${verdict.reason}`, false));
+    await send(fail("processor_url_refused", `processor url ${verdict.reason}`, false));
     return;
   }
   const base = (env.PUBLIC_URL || claim.origin).replace(/\/+$/, "");
@@ -47,5 +48,5 @@ export async function dispatchToProcessor(stub: NamespaceStub, claim: Claimed, e
     const reason = err instanceof Error && err.name === "TimeoutError" ? `no answer within ${DISPATCH_TIMEOUT_MS / 1000} s` : String(err);
     outcome = fail("dispatch_failed", `processor unreachable: ${reason}`, true);
   }
-  if (outcome) await stub.report(task.task_id, claim.token, outcome);
+  if (outcome) await send(outcome);
 }

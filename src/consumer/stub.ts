@@ -1,5 +1,6 @@
 import type { DurableObject } from "cloudflare:workers";
-import type { NamespaceDO } from "../namespace/do";
+import type { Result } from "../errors";
+import type { NamespaceDO, Report, ReportAck } from "../namespace/do";
 
 type Remote<T> = {
   [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never;
@@ -14,3 +15,22 @@ export type NamespaceStub = Remote<Omit<NamespaceDO, keyof DurableObject | "cloc
 
 export const namespaceStub = (env: Env, namespaceId: string): NamespaceStub =>
   env.NAMESPACE.getByName(namespaceId) as unknown as NamespaceStub;
+
+/**
+ * Sends an attempt's reports to its namespace's object. A stub whose call threw may be broken
+ * for good (the object was reset), so the next call takes a new one; a report that repeats
+ * harmlessly is sent again at once. Log lines are not, since the first call may have stored them.
+ */
+export function reporter(stubFor: () => NamespaceStub, taskId: string, token: string): (report: Report) => Promise<Result<ReportAck>> {
+  let stub = stubFor();
+  return async (report) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await stub.report(taskId, token, report);
+      } catch (err) {
+        stub = stubFor();
+        if (attempt >= 1 || report.kind === "logs") throw err;
+      }
+    }
+  };
+}
