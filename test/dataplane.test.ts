@@ -368,6 +368,12 @@ describe("search at scale, from the cache", () => {
     await env.DB.prepare("UPDATE documents SET vector = ? WHERE document_id = ?").bind(toBlob(query), moved).run();
     expect(await env.DB.prepare("SELECT codes FROM documents WHERE document_id = ?").bind(moved).first("codes")).toBeNull();
     docs.set(moved, query);
+    // Writing a vector unchanged, codes and all (a retried object_create, a rebuild), is no change.
+    const kept = (await env.DB.prepare("SELECT document_id FROM documents WHERE collection_id = ? AND codes IS NOT NULL AND document_id != ? LIMIT 1").bind(collectionId, moved).first<string>("document_id")) ?? "";
+    const versionBefore = await version();
+    await env.DB.prepare("UPDATE documents SET vector = vector, codes = codes, updated_at = 'later' WHERE document_id = ?").bind(kept).run();
+    expect(await env.DB.prepare("SELECT codes FROM documents WHERE document_id = ?").bind(kept).first("codes")).not.toBeNull();
+    expect(await version()).toBe(versionBefore);
     expect((await cache.search(env.DB, collectionId, await version(), query, 1))[0]).toMatchObject({ document_id: moved });
     expect(cache.stats).toMatchObject({ fullLoads: 1, catchUps: 3 });
     // 600 copies of one vector (exact ties: the smallest ids win), then 600 vectors each a hair
