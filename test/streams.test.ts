@@ -1,10 +1,11 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { NamespaceDO } from "../src/namespace/do";
 import type { Task } from "../src/tasks/model";
 import { fakeProcessor, PROCESSOR_URL } from "./fake-processor";
 import { call, createTask as createAnyTask, eventually, ORIGIN, sleep, stub, tenant, type Tenant } from "./helpers";
-import { allEvents } from "./inspect";
+import { allEvents, query } from "./inspect";
 import { SseReader } from "./sse";
 
 let processor: ReturnType<typeof fakeProcessor> | null = null;
@@ -91,6 +92,7 @@ describe("a task's Server-Sent Events stream", () => {
 
     // Once its record is in D1 the task is gone from the Durable Object; its events are still kept.
     await stub(t).flushNow();
+    expect(await query(t, "SELECT task_id FROM tasks WHERE task_id = ?", task.task_id)).toEqual([]);
     const again = await open(`/v1/tasks/${task.task_id}/events`, t);
     await again.waitForEnd();
     expect(again.messages.map((m) => m.id)).toEqual(stream.messages.map((m) => m.id));
@@ -169,6 +171,33 @@ describe("the namespace's event stream", () => {
     seen.push(...third.messages);
     expect(seen.filter((m) => m.event === "task.created")).toHaveLength(16);
     expect(new Set(seen.map((m) => m.id)).size).toBe(seen.length);
+  });
+
+  it("cuts off a reader that stops reading, so a stalled client cannot grow the object's memory", async () => {
+    const t = await tenant();
+    await createTask(t, { task_type: "slow_reader" });
+    const seen = await runInDurableObject(stub(t), async (instance: NamespaceDO, state) => {
+      // A stream nobody reads: every message stays queued inside the object.
+      const response = await instance.fetch(new Request("https://namespace/streams"));
+      for (let i = 0; i < 2500; i++) {
+        const body = { id: `evt_slow${i}`, type: "task.progress", data: { task: { task_id: "tsk_slow", task_type: "slow_reader", status: "processing" } } };
+        state.storage.sql.exec(
+          "INSERT INTO events (event_id, event_type, task_id, created_at, data) VALUES (?, 'task.progress', 'tsk_slow', 0, ?)",
+          body.id,
+          JSON.stringify(body),
+        );
+      }
+      (instance as unknown as { streams: { pump(): void } }).streams.pump();
+      const open = instance.streamCounts().sse;
+      // The stream has ended (else this read would never finish), holding what was queued.
+      const text = await response.text();
+      return { open, ids: [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1])) };
+    });
+    expect(seen.open).toBe(0);
+    expect(seen.ids.length).toBeGreaterThan(1900);
+    expect(seen.ids.length).toBeLessThan(2500);
+    // What it got is a gapless prefix: resuming from its last id misses nothing.
+    expect(seen.ids).toEqual(seen.ids.map((_, i) => seen.ids[0]! + i));
   });
 
   it("refuses bad requests in the contract's shape", async () => {
