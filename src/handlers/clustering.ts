@@ -51,8 +51,11 @@ registerHandler({
     const labels = new Int32Array(vectors.length).fill(-1);
     while (!state.converged && state.iteration < maxIterations) {
       const step = lloydStep(vectors, centres, labels);
+      // Converged when a step leaves every centre where it was: decided from the centres alone,
+      // which the checkpoint keeps, so a run that yields and resumes stops at the same iteration.
+      const converged = step.centres.every((c, i) => c.every((x, j) => x === centres[i]?.[j]));
       centres = step.centres;
-      state = { iteration: state.iteration + 1, centres: centres.map((c) => Array.from(c)), inertia: step.inertia, converged: state.iteration > 0 && step.moved === 0 };
+      state = { iteration: state.iteration + 1, centres: centres.map((c) => Array.from(c)), inertia: step.inertia, converged };
       await ctx.progress({ processed: state.iteration, total: maxIterations, percent: (100 * state.iteration) / maxIterations, message: `iteration ${state.iteration}, inertia ${step.inertia.toFixed(3)}` });
       if (!state.converged && state.iteration < maxIterations && ctx.shouldYield()) return ctx.yield(state);
     }
