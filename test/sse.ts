@@ -14,6 +14,8 @@ export interface SseMessage {
 export class SseReader {
   readonly messages: SseMessage[] = [];
   readonly comments: string[] = [];
+  /** Ids of blocks without data: where the stream says it starts. */
+  readonly startIds: number[] = [];
   ended = false;
   private buffer = "";
   private readonly reading: Promise<void>;
@@ -61,6 +63,7 @@ export class SseReader {
       const colon = line.indexOf(":");
       fields[line.slice(0, colon)] = line.slice(colon + 1).replace(/^ /, "");
     }
+    if (fields.data === undefined && fields.id !== undefined) this.startIds.push(Number(fields.id));
     if (fields.data !== undefined) this.messages.push({ id: Number(fields.id), event: fields.event ?? "message", data: JSON.parse(fields.data) });
   }
 

@@ -135,6 +135,23 @@ describe("the namespace's event stream", () => {
     await eventually(async () => (stream.comments.filter((c) => c === "keep-alive").length >= 2 ? true : undefined));
   });
 
+  it("names its starting point at once, so a client cut off before the first event resumes without a gap", async () => {
+    const t = await tenant();
+    const before = await createTask(t, { task_type: "before" });
+    await cancel(t, before.task_id);
+    const first = await open("/v1/events", t);
+    await eventually(async () => (first.startIds.length === 1 ? true : undefined));
+    const start = first.startIds[0]!;
+    expect(start).toBe((await storedTaskEvents(t)).at(-1)!.id);
+    await first.close();
+    // Events while the client is away, then it comes back with the id it was given.
+    const missed = await createTask(t, { task_type: "while_away" });
+    const second = await open("/v1/events", t, { "Last-Event-ID": String(start) });
+    const [created] = await second.waitFor(1);
+    expect(created).toMatchObject({ event: "task.created", data: { data: { task: { task_id: missed.task_id } } } });
+    expect(second.startIds).toEqual([start]);
+  });
+
   it("resumed with Last-Event-ID misses no event and repeats none, across a Durable Object restart", async () => {
     const t = await tenant({ max_concurrent_tasks: 2 });
     const burst = async (n: number) => {

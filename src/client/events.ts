@@ -111,6 +111,8 @@ export async function* openEvents(client: EdgeTasksClient, target: string | Even
             yield event;
             if (taskId !== undefined && TERMINAL_EVENTS.includes(event.type)) return;
           }
+          // Blocks without data count too: a namespace stream opens with the id it starts from.
+          lastId = parser.lastEventId ?? lastId;
         }
       }
     } catch (err) {

@@ -24,6 +24,7 @@ export class SseParser {
 
   constructor(lastEventId?: string) {
     this.lastId = lastEventId;
+    this.resumeId = lastEventId;
   }
 
   /** Feeds decoded text; returns every message it completed. */
@@ -46,9 +47,11 @@ export class SseParser {
     return out;
   }
 
-  /** The id to resume from: the last `id:` the stream sent. */
+  private resumeId: string | undefined;
+
+  /** The id to resume from: the last `id:` of a completed block (also one without data). */
   get lastEventId(): string | undefined {
-    return this.lastId;
+    return this.resumeId;
   }
 
   private line(line: string): SseMessage | undefined {
@@ -76,6 +79,7 @@ export class SseParser {
   }
 
   private dispatch(): SseMessage | undefined {
+    this.resumeId = this.lastId;
     const data = this.data;
     const event = this.event;
     this.data = [];

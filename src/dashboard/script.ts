@@ -398,7 +398,8 @@ export const DASHBOARD_JS = String.raw`"use strict";
       buffer = lines.pop();
       for (const line of lines) {
         if (line === "") {
-          if (data.length) onEvent(type, data.join("\n"), id);
+          // A block with only an id (the stream's starting point) moves the resume point too.
+          if (data.length || id !== null) onEvent(type, data.join("\n"), id);
           type = "message";
           data = [];
           continue;

@@ -119,6 +119,9 @@ export class EventStreams {
         };
         push(": connected\n\n");
         this.attach(listener, after, live);
+        // The namespace's stream names its starting point at once: a client cut off before the
+        // first event still resumes from here, not from wherever the head is when it returns.
+        if (filter.task_id === null) push(`id: ${listener.cursor}\n\n`);
         if (!listener.ended) {
           this.sse.add(listener);
           this.startKeepAlive();
