@@ -301,3 +301,27 @@ describe("edge-tasks configuration and usage errors", () => {
     expect(unreachable.stderr.text).toContain("http://127.0.0.1:9/v1/tasks/tsk_a");
   });
 });
+
+registerHandler({
+  type: "cli_hostile",
+  run: async (ctx) => {
+    // Escape sequences a hostile processor could send: clear the screen, retitle the window,
+    // write the clipboard (OSC 52), and a line break inside a one-line field.
+    await ctx.progress({ percent: 50, message: "\u001b[2J\u001b]0;owned\u0007\u001b]52;c;ZXZpbA==\u0007two\nlines" });
+    await ctx.log("\u001b[31mred\u001b[0m \u009b2J done");
+    throw new TaskFailure("bad\u001b[1m", "fail \u001b]0;t\u0007", false);
+  },
+});
+
+describe("text from the service", () => {
+  it("is printed without control characters: no escape sequence reaches the terminal", async () => {
+    const t = await tenant();
+    const task = await createTask(t, { task_type: "cli_hostile" });
+    await waitForStatus(t, task.task_id, "failed");
+    const shown = [await run(t, ["get", task.task_id]), await run(t, ["logs", task.task_id]), await run(t, ["list"])];
+    const printed = shown.map((r) => r.stdout.text).join("");
+    expect(printed).toContain("done");
+    expect(printed).toContain("fail");
+    expect(printed).not.toMatch(/[\u001b\u0007\u009b]/);
+  });
+});

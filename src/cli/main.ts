@@ -4,7 +4,7 @@ import type { FetchLike } from "../client/http";
 import type { Task } from "../client/types";
 import { numberFlag, parseArgs, type Parsed, stringFlag, UsageError } from "./args";
 import { type Output, ProgressBoard } from "./board";
-import { describe, ICONS, table } from "./render";
+import { describe, ICONS, plain, table } from "./render";
 
 export interface CliIO {
   env: Record<string, string | undefined>;
@@ -234,7 +234,7 @@ async function logs(ctx: Ctx): Promise<number> {
   const [id = ""] = ids(ctx, 1, 1);
   const follow = ctx.args.flags.has("follow");
   for await (const line of ctx.client.logLines(id, { follow, signal: ctx.io.signal })) {
-    ctx.out(ctx.json ? JSON.stringify(line) : `${line.timestamp} ${line.level.padEnd(5)} [${line.attempt}] ${line.message}`);
+    ctx.out(ctx.json ? JSON.stringify(line) : `${line.timestamp} ${line.level.padEnd(5)} [${line.attempt}] ${plain(line.message)}`);
   }
   return 0;
 }

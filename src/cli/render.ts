@@ -25,11 +25,18 @@ export function shownPercent(task: Task): number | null {
 
 const pct = (percent: number | null): string => (percent === null ? " --%" : `${Math.floor(percent).toString().padStart(3)}%`);
 
+/**
+ * Text a server or processor wrote, made safe to print: control characters (escape sequences
+ * that could move the cursor, retitle the window or write the clipboard; line breaks that would
+ * break a redrawn board) are shown as "�".
+ */
+export const plain = (text: string): string => text.replace(/[\u0000-\u001f\u007f-\u009f]/g, "\ufffd");
+
 /** What a task is doing in words: its error, its progress message, or its counts. */
 export function detail(task: Task): string {
-  if (task.error) return `${task.error.code}: ${task.error.message}`;
+  if (task.error) return plain(`${task.error.code}: ${task.error.message}`);
   const counts = task.progress.processed !== null ? `${task.progress.processed}${task.progress.total !== null ? `/${task.progress.total}` : ""}` : "";
-  return [counts, task.progress.message ?? ""].filter((s) => s !== "").join(" ");
+  return plain([counts, task.progress.message ?? ""].filter((s) => s !== "").join(" "));
 }
 
 /** One line of a progress board. */
@@ -75,7 +82,7 @@ export function describe(task: Task): string {
     const value = task[field];
     if (value) rows.push([field, value]);
   }
-  if (task.error) rows.push(["error", `${task.error.code}: ${task.error.message}${task.error.retryable ? " (retryable)" : ""}`]);
+  if (task.error) rows.push(["error", plain(`${task.error.code}: ${task.error.message}${task.error.retryable ? " (retryable)" : ""}`)]);
   if (Object.keys(task.inputs).length > 0) rows.push(["inputs", JSON.stringify(task.inputs)]);
   if (task.outputs) rows.push(["outputs", JSON.stringify(task.outputs)]);
   return rows.map(([k, v]) => `${k.padEnd(15)}${v}`).join("\n");
