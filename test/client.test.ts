@@ -85,7 +85,7 @@ afterEach(() => {
 });
 
 describe("waitForTask", () => {
-  it("resolves with the completed task and reports every progress step on the way", async () => {
+  it("resolves with the completed task and reports progress on the way (task.progress is at most one a second)", async () => {
     const t = await tenant();
     const { fetch, requests } = recording();
     const client = clientFor(t, fetch);
@@ -95,7 +95,8 @@ describe("waitForTask", () => {
     expect(done.status).toBe("completed");
     expect(done.outputs).toEqual({ steps: 4 });
     const percents = seen.map((s) => s.progress.percent).filter((p) => p !== null);
-    expect(percents.length).toBeGreaterThanOrEqual(1);
+    // The first step's report is an event at once; later ones within that second are coalesced.
+    expect(percents).toContain(25);
     // Never backwards, even though the stream replays the task's history from its start.
     expect(percents).toEqual([...percents].sort((a, b) => (a ?? 0) - (b ?? 0)));
     expect(seen.every((s) => s.status !== "completed")).toBe(true);
