@@ -51,7 +51,7 @@ describe("task lifecycle with a built-in handler", () => {
 
     const done = await waitForStatus(t, created.task_id, "completed");
     expect(done.outputs).toEqual({ echo: { n: 1 } });
-    expect(done.progress).toEqual({ percent: 50, message: "halfway", processed: 1, total: 2 });
+    expect(done.progress).toEqual({ percent: 100, message: "halfway", processed: 1, total: 2 }); // SPEC §5: completed means 100 %
     expect(done.completed_at).not.toBeNull();
     expect(Date.parse(done.expires_at ?? "") - Date.parse(done.completed_at ?? "")).toBe(2592000 * 1000);
     expect(done.timeout_at).toBeNull();

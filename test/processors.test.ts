@@ -86,7 +86,7 @@ describe("dispatch and callbacks", () => {
     expect(logs.status).toBe(200);
     const done = await callback(`${new URL(url).pathname}/complete`, token, { outputs: { vectors: 10 } });
     expect(done.status).toBe(200);
-    expect(done.body).toMatchObject({ status: "completed", outputs: { vectors: 10 }, progress: { percent: 40, message: "working" } });
+    expect(done.body).toMatchObject({ status: "completed", outputs: { vectors: 10 }, progress: { percent: 100, message: "working", processed: 4, total: 10 } }); // SPEC §5: completed means 100 %
 
     const again = await callback(`${new URL(url).pathname}/complete`, token, { outputs: { vectors: 11 } });
     expect(again.status).toBe(409);

@@ -646,7 +646,8 @@ export class NamespaceDO extends DurableObject<Env> {
       const next = this.store.transition(
         row,
         "queued",
-        { attempt: row.attempt + 1, error: errorJson, timeout_at: null, lease_expires_at: null, attempt_started_at: null },
+        // The next attempt starts from nothing (SPEC §5): this attempt's progress is not its own.
+        { attempt: row.attempt + 1, error: errorJson, progress: JSON.stringify(EMPTY_PROGRESS), timeout_at: null, lease_expires_at: null, attempt_started_at: null },
         now,
         `attempt ${row.attempt} failed (${error.code}: ${error.message}); attempt ${row.attempt + 1} in ${(delay / 1000).toFixed(1)} s`,
       );
@@ -659,10 +660,12 @@ export class NamespaceDO extends DurableObject<Env> {
 
   /** A terminal transition: clears the task's timers and gives its slot to the backlog. */
   private finish(row: TaskRow, to: "completed" | "failed" | "cancelled", patch: Partial<TaskRow>, now: number, note?: string): TaskRow {
+    // Completed means 100 %, whatever the handler last reported; the rest of progress stays (SPEC §5).
+    const progress = to === "completed" ? JSON.stringify({ ...(JSON.parse(row.progress) as Progress), percent: 100 }) : row.progress;
     const next = this.store.transition(
       row,
       to,
-      { ...patch, completed_at: now, timeout_at: null, lease_expires_at: null },
+      { ...patch, progress, completed_at: now, timeout_at: null, lease_expires_at: null },
       now,
       note,
     );
@@ -979,8 +982,16 @@ export class NamespaceDO extends DurableObject<Env> {
    * task created before the walk is in D1 when its first page is read.
    */
   async flushNow(): Promise<void> {
+    // A round writes at most a batch of each kind (100 records), so go on until the outbox is
+    // empty. A round moves a batch or throws; the rows there at the start bound the rounds, so
+    // rows that keep arriving meanwhile cannot hold the caller forever.
+    const pending = this.sql.count(
+      "SELECT (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM record_outbox) + (SELECT COUNT(*) FROM delivery_outbox) AS n",
+    );
     try {
-      await this.flush();
+      for (let round = 0; round <= pending; round++) {
+        if (!(await this.flush())) break;
+      }
     } catch (err) {
       console.error("outbox flush on demand failed", err);
     }
