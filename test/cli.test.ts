@@ -325,3 +325,82 @@ describe("text from the service", () => {
     expect(printed).not.toMatch(/[\u001b\u0007\u009b]/);
   });
 });
+
+/** What no print path may emit: C0 controls but tab and line feed, DEL, C1, bidi controls. */
+const ACTIVE_CHARS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/;
+/** The board's own redraw sequences, the only escapes the CLI writes on purpose. */
+const withoutRedraws = (text: string) => text.replace(/\x1b\[(\d+F|2K)/g, "");
+/** C1 CSI and OSC (single characters that start sequences), DEL, a bidi override and isolate. */
+const C1_AND_BIDI = "\u009b2J\u009d0;title\u009c\u007f \u202eevil\u202c \u2067iso\u2069 sep\u2028x";
+
+registerHandler({
+  type: "cli_hostile_c1",
+  run: async (ctx) => {
+    await ctx.progress({ percent: 50, message: `progress ${C1_AND_BIDI}`, processed: 1, total: 2 });
+    await ctx.log(`log ${C1_AND_BIDI}`);
+    throw new TaskFailure("bad_c1", `failure ${C1_AND_BIDI}`, false);
+  },
+});
+
+describe("text from the service, every print path", () => {
+  it("never reaches the terminal with C1 controls, DEL or bidi overrides; --json stays the same value", async () => {
+    const t = await tenant();
+    const task = await createTask(t, { task_type: "cli_hostile_c1", inputs: { note: `input ${C1_AND_BIDI}` } });
+    const failed = await waitForStatus(t, task.task_id, "failed");
+    const runs = {
+      get: await run(t, ["get", task.task_id]),
+      getJson: await run(t, ["get", task.task_id, "--json"]),
+      logs: await run(t, ["logs", task.task_id]),
+      logsJson: await run(t, ["logs", task.task_id, "--json"]),
+      list: await run(t, ["list"]),
+      listJson: await run(t, ["list", "--json"]),
+      watch: await run(t, ["watch", task.task_id]),
+      watchTty: await run(t, ["watch", task.task_id], { tty: true }),
+      watchJson: await run(t, ["watch", task.task_id, "--json"]),
+      cancelJson: await run(t, ["cancel", task.task_id, "--json"]),
+    };
+    for (const [name, result] of Object.entries(runs)) {
+      expect(withoutRedraws(result.stdout.text), `${name} stdout`).not.toMatch(ACTIVE_CHARS);
+      expect(result.stderr.text, `${name} stderr`).not.toMatch(ACTIVE_CHARS);
+    }
+    // The words are still there, and JSON output is the very same value, escaped.
+    expect(runs.get.stdout.text).toContain("failure");
+    expect(runs.get.stdout.text).toContain("input");
+    expect(runs.logs.stdout.text).toContain("log");
+    expect(runs.watch.stderr.text).toContain("failure");
+    expect(parse<Task>(runs.getJson.stdout.text)).toEqual(failed);
+    expect(parse<Task[]>(runs.listJson.stdout.text)[0]?.inputs).toEqual({ note: `input ${C1_AND_BIDI}` });
+    expect(runs.getJson.stdout.text).toContain("\\u009b2J");
+    const lines = runs.logsJson.stdout.lines.map((l) => parse<{ message: string }>(l).message);
+    expect(lines).toContain(`log ${C1_AND_BIDI}`);
+  });
+
+  it("prints an API error's type, message and details without controls, and a network error's cause", async () => {
+    const t = await tenant();
+    const hostileApi: FetchLike = async () =>
+      Response.json(
+        {
+          success: false,
+          status: 400,
+          error: { type: "invalid_json\u001b]0;x\u0007", message: `bad\nline ${C1_AND_BIDI} \u001b[2J`, details: { why: `\u001b]8;;http://evil\u001b\\ ${C1_AND_BIDI}` } },
+        },
+        { status: 400 },
+      );
+    const api = await run(t, ["get", "tsk_a"], { fetch: hostileApi });
+    expect(api.code).toBe(1);
+    expect(api.stderr.text).toContain("(HTTP 400)");
+    expect(api.stderr.text).toContain("details:");
+    expect(api.stderr.text).not.toMatch(ACTIVE_CHARS);
+    // The message is one line: a server cannot forge a line of the CLI's own.
+    expect(api.stderr.lines.filter((l) => l.includes("line"))).toHaveLength(1);
+    expect(api.stderr.lines.find((l) => l.includes("line"))).toContain("bad");
+
+    const hostileNetwork: FetchLike = async () => {
+      throw new TypeError(`refused \u001b[2J ${C1_AND_BIDI}`);
+    };
+    const down = await run(t, ["get", "tsk_a"], { fetch: hostileNetwork });
+    expect(down.code).toBe(1);
+    expect(down.stderr.text).toContain("cannot reach the service");
+    expect(down.stderr.text).not.toMatch(ACTIVE_CHARS);
+  });
+});

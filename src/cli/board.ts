@@ -1,5 +1,5 @@
 import type { Task } from "../client/types";
-import { fit, progressLine, shownPercent } from "./render";
+import { fit, plain, progressLine, shownPercent } from "./render";
 
 /** Where a board writes: a stream-like object. `isTTY` turns on redrawing in place. */
 export interface Output {
@@ -51,7 +51,8 @@ export class ProgressBoard {
     if (this.out.isTTY) {
       const columns = this.out.columns || 100;
       const up = this.drawn > 0 ? `\x1b[${this.drawn}F` : "";
-      const lines = [...this.rows.values()].map((r) => `\x1b[2K${fit(r.text, columns)}\n`);
+      // Row text carries the service's words (notes, messages): one line each, no controls.
+      const lines = [...this.rows.values()].map((r) => `\x1b[2K${fit(plain(r.text), columns)}\n`);
       this.out.write(up + lines.join(""));
       this.drawn = lines.length;
       return;
@@ -61,6 +62,6 @@ export class ProgressBoard {
     const key = row.task ? `${row.task.status}:${Math.floor((shownPercent(row.task) ?? -10) / 10)}:${row.task.error?.code ?? ""}` : (row.milestone ?? row.text);
     if (this.printed.get(changed) === key) return;
     this.printed.set(changed, key);
-    this.out.write(`${row.text}\n`);
+    this.out.write(`${plain(row.text)}\n`);
   }
 }

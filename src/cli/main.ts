@@ -4,7 +4,7 @@ import type { FetchLike } from "../client/http";
 import type { Task } from "../client/types";
 import { numberFlag, parseArgs, type Parsed, stringFlag, UsageError } from "./args";
 import { type Output, ProgressBoard } from "./board";
-import { describe, ICONS, plain, table } from "./render";
+import { describe, ICONS, plain, safeJson, table, terminalSafe } from "./render";
 
 export interface CliIO {
   env: Record<string, string | undefined>;
@@ -75,8 +75,9 @@ interface Ctx {
  * input and output goes through `io`, so it runs the same in a test as in a terminal.
  */
 export async function main(argv: readonly string[], io: CliIO): Promise<number> {
-  const out = (text: string) => void io.stdout.write(`${text}\n`);
-  const err = (text: string) => void io.stderr.write(`${text}\n`);
+  // The last line of defence: whatever a path forgot, nothing the terminal would act on leaves.
+  const out = (text: string) => void io.stdout.write(`${terminalSafe(text)}\n`);
+  const err = (text: string) => void io.stderr.write(`${terminalSafe(text)}\n`);
   const [command, ...rest] = argv;
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
     (command === undefined ? err : out)(USAGE);
@@ -133,16 +134,16 @@ function report(error: unknown, io: CliIO, err: (text: string) => void): number 
     return 2;
   }
   if (error instanceof ApiError) {
-    const details = error.details === undefined ? "" : `\n  details: ${JSON.stringify(error.details)}`;
+    const details = error.details === undefined ? "" : `\n  details: ${plain(safeJson(error.details))}`;
     const hint = error.status === 401 ? "\n  (check EDGE_TASKS_API_KEY)" : "";
-    err(`edge-tasks: ${error.type} (HTTP ${error.status}): ${error.message}${details}${hint}`);
+    err(`edge-tasks: ${plain(error.type)} (HTTP ${error.status}): ${plain(error.message)}${details}${hint}`);
     return 1;
   }
   if (error instanceof NetworkError) {
-    err(`edge-tasks: cannot reach the service: ${error.message}\n  (check EDGE_TASKS_URL)`);
+    err(`edge-tasks: cannot reach the service: ${plain(error.message)}\n  (check EDGE_TASKS_URL)`);
     return 1;
   }
-  err(`edge-tasks: ${error instanceof Error ? error.message : String(error)}`);
+  err(`edge-tasks: ${plain(error instanceof Error ? error.message : String(error))}`);
   return 1;
 }
 
@@ -171,7 +172,7 @@ async function list(ctx: Ctx): Promise<number> {
     if (!all) break;
   }
   if (ctx.json) {
-    ctx.out(JSON.stringify(tasks, null, 2));
+    ctx.out(safeJson(tasks, 2));
   } else if (tasks.length === 0) {
     ctx.err("no tasks");
   } else {
@@ -191,7 +192,7 @@ async function list(ctx: Ctx): Promise<number> {
 async function get(ctx: Ctx): Promise<number> {
   const [id = ""] = ids(ctx, 1, 1);
   const task = await ctx.client.getTask(id, { wait: numberFlag(ctx.args, "wait", 0, 60), signal: ctx.io.signal });
-  ctx.out(ctx.json ? JSON.stringify(task, null, 2) : describe(task));
+  ctx.out(ctx.json ? safeJson(task, 2) : describe(task));
   return 0;
 }
 
@@ -199,7 +200,7 @@ async function watch(ctx: Ctx): Promise<number> {
   const taskIds = [...new Set(ids(ctx, 1))];
   const timeoutSeconds = numberFlag(ctx.args, "timeout", 0.001, 7 * 24 * 3600);
   const board = ctx.json ? null : new ProgressBoard(ctx.io.stdout);
-  const show = (task: Task) => (board ? board.update(task) : ctx.out(JSON.stringify(task)));
+  const show = (task: Task) => (board ? board.update(task) : ctx.out(safeJson(task)));
   for (const id of taskIds) board?.add(id);
   const problems: string[] = [];
   await Promise.all(
@@ -226,7 +227,7 @@ async function watch(ctx: Ctx): Promise<number> {
     }),
   );
   if (ctx.io.signal?.aborted) return 130;
-  for (const problem of problems) ctx.err(problem);
+  for (const problem of problems) ctx.err(plain(problem));
   return problems.length === 0 ? 0 : 1;
 }
 
@@ -234,7 +235,7 @@ async function logs(ctx: Ctx): Promise<number> {
   const [id = ""] = ids(ctx, 1, 1);
   const follow = ctx.args.flags.has("follow");
   for await (const line of ctx.client.logLines(id, { follow, signal: ctx.io.signal })) {
-    ctx.out(ctx.json ? JSON.stringify(line) : `${line.timestamp} ${line.level.padEnd(5)} [${line.attempt}] ${plain(line.message)}`);
+    ctx.out(ctx.json ? safeJson(line) : plain(`${line.timestamp} ${line.level.padEnd(5)} [${line.attempt}] ${line.message}`));
   }
   return 0;
 }
@@ -255,7 +256,7 @@ async function cancel(ctx: Ctx): Promise<number> {
       );
     }
   }
-  if (ctx.json) ctx.out(JSON.stringify(results.length === 1 ? results[0] : results, null, 2));
+  if (ctx.json) ctx.out(safeJson(results.length === 1 ? results[0] : results, 2));
   return 0;
 }
 
@@ -264,7 +265,7 @@ async function stats(ctx: Ctx): Promise<number> {
   const s = await ctx.client.stats({ signal: ctx.io.signal });
   ctx.out(
     ctx.json
-      ? JSON.stringify(s, null, 2)
+      ? safeJson(s, 2)
       : `${ICONS.created} created ${s.created}   ${ICONS.queued} queued ${s.queued}   ${ICONS.processing} processing ${s.processing}   ` +
           `active ${s.queued + s.processing}/${s.max_concurrent_tasks}   timeout ${s.processing_timeout_seconds} s`,
   );

@@ -26,11 +26,32 @@ export function shownPercent(task: Task): number | null {
 const pct = (percent: number | null): string => (percent === null ? " --%" : `${Math.floor(percent).toString().padStart(3)}%`);
 
 /**
- * Text a server or processor wrote, made safe to print: control characters (escape sequences
- * that could move the cursor, retitle the window or write the clipboard; line breaks that would
- * break a redrawn board) are shown as "�".
+ * Characters a terminal acts on rather than shows: C1 controls (U+009B alone starts an escape
+ * sequence), DEL, and the bidirectional overrides and isolates that make a line read other than
+ * it is ("Trojan Source"), with the line and paragraph separators.
  */
-export const plain = (text: string): string => text.replace(/[\u0000-\u001f\u007f-\u009f]/g, "\ufffd");
+const UNSAFE_IN_LINE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
+/** The same, less tab and line feed. */
+const UNSAFE_IN_TEXT = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
+/** What JSON.stringify leaves unescaped of the above. */
+const UNSAFE_IN_JSON = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
+
+/**
+ * Text a server or processor wrote, made safe to print in one line: control characters (escape
+ * sequences that could move the cursor, retitle the window or write the clipboard; line breaks
+ * that would break a redrawn board; bidi overrides) are shown as "�".
+ */
+export const plain = (text: string): string => text.replace(UNSAFE_IN_LINE, "\ufffd");
+
+/** Like `plain`, but keeps line breaks and tabs: for whole messages the CLI writes. */
+export const terminalSafe = (text: string): string => text.replace(UNSAFE_IN_TEXT, "\ufffd");
+
+/**
+ * JSON for a terminal: the same value, with every character a terminal would act on written as
+ * a \u escape (JSON.stringify escapes C0 controls itself but leaves C1, DEL and bidi as they are).
+ */
+export const safeJson = (value: unknown, indent?: number): string =>
+  (JSON.stringify(value, null, indent) ?? "null").replace(UNSAFE_IN_JSON, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
 
 /** What a task is doing in words: its error, its progress message, or its counts. */
 export function detail(task: Task): string {
@@ -42,7 +63,7 @@ export function detail(task: Task): string {
 /** One line of a progress board. */
 export function progressLine(task: Task, width = 24): string {
   const percent = shownPercent(task);
-  return `${ICONS[task.status]} ${bar(percent, width)} ${pct(percent)} ${task.status.padEnd(10)} ${task.task_id} ${task.task_type} ${detail(task)}`.trimEnd();
+  return plain(`${ICONS[task.status]} ${bar(percent, width)} ${pct(percent)} ${task.status.padEnd(10)} ${task.task_id} ${task.task_type} ${detail(task)}`).trimEnd();
 }
 
 /** Terminal columns a string takes, near enough: emoji count two, combining marks none. */
@@ -82,14 +103,16 @@ export function describe(task: Task): string {
     const value = task[field];
     if (value) rows.push([field, value]);
   }
-  if (task.error) rows.push(["error", plain(`${task.error.code}: ${task.error.message}${task.error.retryable ? " (retryable)" : ""}`)]);
-  if (Object.keys(task.inputs).length > 0) rows.push(["inputs", JSON.stringify(task.inputs)]);
-  if (task.outputs) rows.push(["outputs", JSON.stringify(task.outputs)]);
-  return rows.map(([k, v]) => `${k.padEnd(15)}${v}`).join("\n");
+  if (task.error) rows.push(["error", `${task.error.code}: ${task.error.message}${task.error.retryable ? " (retryable)" : ""}`]);
+  if (Object.keys(task.inputs).length > 0) rows.push(["inputs", safeJson(task.inputs)]);
+  if (task.outputs) rows.push(["outputs", safeJson(task.outputs)]);
+  // Every value came from the service: one line each, nothing the terminal would act on.
+  return rows.map(([k, v]) => `${k.padEnd(15)}${plain(v)}`).join("\n");
 }
 
 /** Rows as aligned columns. */
-export function table(header: string[], rows: string[][]): string {
+export function table(header: string[], cells: string[][]): string {
+  const rows = cells.map((row) => row.map(plain));
   const widths = header.map((h, i) => Math.max(displayWidth(h), ...rows.map((r) => displayWidth(r[i] ?? ""))));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c + " ".repeat((widths[i] ?? 0) - displayWidth(c)))).join("  ").trimEnd();
   return [line(header), ...rows.map(line)].join("\n");
