@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from "hono";
-import { claimKey, completeKey, releaseKey } from "../db/idempotency";
+import { claimKey, completeKey, openResponse, releaseKey, sealResponse } from "../db/idempotency";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../ids";
 import type { AppEnv } from "./env";
@@ -9,7 +9,8 @@ const MAX_KEY_LENGTH = 255;
 /**
  * SPEC §3's Idempotency-Key for every creating POST: the same key with the same request within
  * 24 h replays the first response; with a different request, 422; while the first still runs,
- * 409. Keys are scoped to the namespace (the admin API has a scope of its own).
+ * 409. Keys are scoped to the namespace (the admin API has a scope of its own). The stored
+ * response is sealed with a key D1 does not hold (see sealResponse): it may carry a secret.
  */
 export const idempotent: MiddlewareHandler<AppEnv> = async (c, next) => {
   const key = c.req.header("Idempotency-Key");
@@ -26,11 +27,21 @@ export const idempotent: MiddlewareHandler<AppEnv> = async (c, next) => {
       throw new ApiError("validation_error", "this Idempotency-Key was used with a different request", { header: "Idempotency-Key" });
     case "in_flight":
       throw new ApiError("conflict", "a request with this Idempotency-Key is still in progress; retry shortly", { header: "Idempotency-Key" });
-    case "replay":
-      return new Response(claim.body, {
+    case "replay": {
+      const body = await openResponse(serverSecret(c.env), scope, key, claim.status, claim.body);
+      if (body === null) {
+        // Running the request again would create a second resource; say what to do instead.
+        throw new ApiError(
+          "validation_error",
+          "the first response to this Idempotency-Key can no longer be replayed (the server's key changed); check whether the first request took effect, then use a new Idempotency-Key",
+          { header: "Idempotency-Key" },
+        );
+      }
+      return new Response(body, {
         status: claim.status,
         headers: { "content-type": "application/json", "idempotent-replayed": "true" },
       });
+    }
     case "owned":
       break;
   }
@@ -43,5 +54,15 @@ export const idempotent: MiddlewareHandler<AppEnv> = async (c, next) => {
   }
   // Hono turns thrown errors into responses before this point; a 5xx frees the key for a retry.
   if (c.res.status >= 500) await releaseKey(c.env.DB, scope, key);
-  else await completeKey(c.env.DB, scope, key, c.res.status, await c.res.clone().text());
+  else {
+    const sealed = await sealResponse(serverSecret(c.env), scope, key, c.res.status, await c.res.clone().text());
+    await completeKey(c.env.DB, scope, key, c.res.status, sealed);
+  }
 };
+
+/**
+ * The secret stored responses are sealed with: ADMIN_TOKEN, the one secret every deployment
+ * has (a Worker secret, never in D1). Rotating it makes the last 24 h of responses
+ * unreplayable, which a replay reports as such.
+ */
+const serverSecret = (env: Env): string => env.ADMIN_TOKEN ?? "";

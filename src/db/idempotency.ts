@@ -1,3 +1,5 @@
+import { Buffer } from "node:buffer";
+
 /** How long a key is remembered (SPEC §3: 24 h). */
 export const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
 /** A pending key whose request died is taken over by a repeat after this long. */
@@ -62,4 +64,53 @@ export async function purgeKeys(db: D1Database, now: number, limit: number): Pro
     .bind(now, limit)
     .run();
   return result.meta.changes ?? 0;
+}
+
+/**
+ * Stored responses are sealed: a response may carry a secret (a webhook's `whsec_`) and D1 keeps
+ * it for 24 h, so D1 alone must never reveal one. Each body is encrypted with AES-GCM under a
+ * key derived (HKDF-SHA-256) from a server secret that D1 does not hold, bound to the
+ * namespace and the Idempotency-Key, with the status as associated data.
+ */
+const SEALED_PREFIX = "sealed:v1:";
+const encoder = new TextEncoder();
+
+async function responseKey(serverSecret: string, scope: string, key: string): Promise<CryptoKey> {
+  const material = await crypto.subtle.importKey("raw", encoder.encode(serverSecret), "HKDF", false, ["deriveKey"]);
+  return crypto.subtle.deriveKey(
+    { name: "HKDF", hash: "SHA-256", salt: encoder.encode("edge-tasks idempotent response v1"), info: encoder.encode(`${scope}\u0000${key}`) },
+    material,
+    { name: "AES-GCM", length: 256 },
+    false,
+    ["encrypt", "decrypt"],
+  );
+}
+
+export async function sealResponse(serverSecret: string, scope: string, key: string, status: number, body: string): Promise<string> {
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const sealed = await crypto.subtle.encrypt(
+    { name: "AES-GCM", iv, additionalData: encoder.encode(String(status)) },
+    await responseKey(serverSecret, scope, key),
+    encoder.encode(body),
+  );
+  return `${SEALED_PREFIX}${Buffer.from(iv).toString("base64")}:${Buffer.from(sealed).toString("base64")}`;
+}
+
+/**
+ * The body a sealed response held, or null when it cannot be opened (the server secret changed,
+ * or the row was altered). A body stored before responses were sealed is returned as it is.
+ */
+export async function openResponse(serverSecret: string, scope: string, key: string, status: number, stored: string): Promise<string | null> {
+  if (!stored.startsWith(SEALED_PREFIX)) return stored;
+  const [iv = "", data = ""] = stored.slice(SEALED_PREFIX.length).split(":");
+  try {
+    const plain = await crypto.subtle.decrypt(
+      { name: "AES-GCM", iv: Buffer.from(iv, "base64"), additionalData: encoder.encode(String(status)) },
+      await responseKey(serverSecret, scope, key),
+      Buffer.from(data, "base64"),
+    );
+    return new TextDecoder().decode(plain);
+  } catch {
+    return null;
+  }
 }
