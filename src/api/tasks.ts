@@ -7,7 +7,8 @@ import { namespaceOf } from "./auth";
 import { idempotent } from "./idempotency";
 import { newApp } from "./env";
 import { errorResponses, IdempotencyHeader, json, jsonBody, paginated, PaginationQuery, TaskIdParam } from "./schemas";
-import { ListBody, ListPaginationQuery, ListQuery, listFromBody, listFromQuery, listTasks } from "./task-list";
+import { listRoute, PageQuery } from "./list";
+import { ListBody, listFromBody, listFromQuery, listTasks, TaskFilters } from "./task-list";
 
 const security = [{ apiKey: [] }];
 
@@ -41,15 +42,7 @@ app.openapi(
 const TaskList = paginated(TaskSchema, "TaskList");
 
 app.openapi(
-  createRoute({
-    method: "get",
-    path: "/",
-    tags: ["Tasks"],
-    summary: "List tasks, newest first",
-    security,
-    request: { query: ListQuery },
-    responses: { 200: json(TaskList, "A page of tasks"), ...errorResponses },
-  }),
+  listRoute({ path: "/", tag: "Tasks", summary: "List tasks, newest first", security, item: TaskSchema, name: "TaskList", filters: TaskFilters }),
   async (c) => c.json(await listTasks(c, listFromQuery(c.req.valid("query"))), 200),
 );
 
@@ -60,7 +53,7 @@ app.openapi(
     tags: ["Tasks"],
     summary: "List tasks (Mixpeek-compatible: status names, sort)",
     security,
-    request: { query: ListPaginationQuery, body: { required: false, content: { "application/json": { schema: ListBody } } } },
+    request: { query: PageQuery, body: { required: false, content: { "application/json": { schema: ListBody } } } },
     responses: { 200: json(TaskList, "A page of tasks"), ...errorResponses },
   }),
   async (c) => c.json(await listTasks(c, listFromBody(c.req.valid("json") ?? {}, c.req.valid("query"))), 200),
