@@ -1,61 +1,38 @@
 import { type Bucket, type Collection, COLLECTION_COLUMNS, type CollectionRow, type DocumentRow, type ObjectRow, type StoredObject, toCollection, toObject } from "./dataplane";
-import { keysetPage, mapPage, type Page, type PageRequest } from "./keyset";
+import { keysetPage, mapPage, newestFirst, type Page, type PageRequest } from "./keyset";
 
-/** The data plane's lists, newest first, each one keyset query through its index (migration 0004). */
+/** The data plane's lists, newest first, each one keyset query through its index (migrations 0004, 0005). */
 
 type TimeAndId = [string, string];
 type MillisAndId = [number, string];
 
+const BUCKETS = { select: "bucket_id, bucket_name, description, created_at", from: "buckets" };
+const OBJECTS = { select: "object_id, bucket_id, object_key, metadata, created_at, created_ms, task_ids", from: "objects" };
+// The alias is the one COLLECTION_COLUMNS's subquery names.
+const COLLECTIONS = { select: COLLECTION_COLUMNS, from: "collections c" };
+const DOCUMENTS = { select: "document_id, object_id, metadata, vector, cluster_id, taxonomy, created_at, updated_at", from: "documents" };
+const TAXONOMIES = { select: "taxonomy_id, taxonomy_name, nodes, created_at", from: "taxonomies" };
+
 export function listBuckets(db: D1Database, ns: string, req: PageRequest<TimeAndId>): Promise<Page<Bucket, TimeAndId>> {
-  return keysetPage(db, {
-    select: "bucket_id, bucket_name, description, created_at",
-    from: "buckets",
-    where: ["namespace_id = ?"],
-    params: [ns],
-    orderBy: ["created_at", "bucket_id"],
-    direction: "desc",
-    position: (b: Bucket): TimeAndId => [b.created_at, b.bucket_id],
-  }, req);
+  const order = ["created_at", "bucket_id"] as const;
+  return keysetPage(db, newestFirst(BUCKETS, { namespace_id: ns }, order, (b: Bucket): TimeAndId => [b.created_at, b.bucket_id]), req);
 }
 
-/** A bucket's visible objects, without their content. */
+/** A bucket's visible objects (those whose tasks exist), without their content. */
 export async function listObjects(db: D1Database, ns: string, bucketId: string, req: PageRequest<MillisAndId>): Promise<Page<StoredObject, MillisAndId>> {
-  const page = await keysetPage(db, {
-    select: "object_id, bucket_id, object_key, metadata, created_at, created_ms, task_ids",
-    from: "objects",
-    where: ["namespace_id = ?", "bucket_id = ?", "state = 'ready'"],
-    params: [ns, bucketId],
-    orderBy: ["created_ms", "object_id"],
-    direction: "desc",
-    position: (o: ObjectRow & { created_ms: number }): MillisAndId => [o.created_ms, o.object_id],
-  }, req);
-  return mapPage(page, toObject);
+  const visible = { namespace_id: ns, bucket_id: bucketId, state: "ready" };
+  const position = (o: ObjectRow & { created_ms: number }): MillisAndId => [o.created_ms, o.object_id];
+  return mapPage(await keysetPage(db, newestFirst(OBJECTS, visible, ["created_ms", "object_id"], position), req), toObject);
 }
 
 export async function listCollections(db: D1Database, ns: string, req: PageRequest<TimeAndId>): Promise<Page<Collection, TimeAndId>> {
-  const page = await keysetPage(db, {
-    select: COLLECTION_COLUMNS,
-    from: "collections c",
-    where: ["c.namespace_id = ?"],
-    params: [ns],
-    orderBy: ["c.created_at", "c.collection_id"],
-    direction: "desc",
-    position: (r: CollectionRow): TimeAndId => [r.created_at, r.collection_id],
-  }, req);
-  return mapPage(page, toCollection);
+  const list = newestFirst(COLLECTIONS, { "c.namespace_id": ns }, ["c.created_at", "c.collection_id"], (r: CollectionRow): TimeAndId => [r.created_at, r.collection_id]);
+  return mapPage(await keysetPage(db, list, req), toCollection);
 }
 
 /** A collection's documents; the caller has checked that the collection is the namespace's. */
 export function listDocuments(db: D1Database, collectionId: string, req: PageRequest<TimeAndId>): Promise<Page<DocumentRow, TimeAndId>> {
-  return keysetPage(db, {
-    select: "document_id, object_id, metadata, vector, cluster_id, taxonomy, created_at, updated_at",
-    from: "documents",
-    where: ["collection_id = ?"],
-    params: [collectionId],
-    orderBy: ["created_at", "document_id"],
-    direction: "desc",
-    position: (d: DocumentRow): TimeAndId => [d.created_at, d.document_id],
-  }, req);
+  return keysetPage(db, newestFirst(DOCUMENTS, { collection_id: collectionId }, ["created_at", "document_id"], (d: DocumentRow): TimeAndId => [d.created_at, d.document_id]), req);
 }
 
 export interface Taxonomy {
@@ -67,17 +44,10 @@ export interface Taxonomy {
 
 type TaxonomyRow = Omit<Taxonomy, "nodes"> & { nodes: string };
 
+/** The nodes were written by this service as JSON. */
 export const toTaxonomy = (row: TaxonomyRow): Taxonomy => ({ ...row, nodes: JSON.parse(row.nodes) as Taxonomy["nodes"] });
 
 export async function listTaxonomies(db: D1Database, ns: string, req: PageRequest<TimeAndId>): Promise<Page<Taxonomy, TimeAndId>> {
-  const page = await keysetPage(db, {
-    select: "taxonomy_id, taxonomy_name, nodes, created_at",
-    from: "taxonomies",
-    where: ["namespace_id = ?"],
-    params: [ns],
-    orderBy: ["created_at", "taxonomy_id"],
-    direction: "desc",
-    position: (t: TaxonomyRow): TimeAndId => [t.created_at, t.taxonomy_id],
-  }, req);
-  return mapPage(page, toTaxonomy);
+  const byName = newestFirst(TAXONOMIES, { namespace_id: ns }, ["created_at", "taxonomy_id"], (t: TaxonomyRow): TimeAndId => [t.created_at, t.taxonomy_id]);
+  return mapPage(await keysetPage(db, byName, req), toTaxonomy);
 }

@@ -1,5 +1,5 @@
 import type { Delivery, MirroredDelivery } from "../namespace/webhooks";
-import { keysetPage, mapPage, type Page, type PageRequest } from "./keyset";
+import { keysetPage, mapPage, newestFirst, type Page, type PageRequest } from "./keyset";
 
 /** D1 binds at most 100 parameters a statement; a delivery takes 14. */
 const PER_STATEMENT = 7;
@@ -33,18 +33,17 @@ export function deliveryUpserts(db: D1Database, namespaceId: string, rows: { ver
 
 type DeliveryRecord = Delivery & { created_ms: number };
 
+const DELIVERIES = {
+  select: `delivery_id, webhook_id, event_id, event_type, status, attempts, last_status_code, last_error, next_attempt_at,
+    created_at, created_ms, updated_at`,
+  from: "webhook_deliveries",
+};
+
 /** A page of an endpoint's deliveries, newest first, by (created_ms, delivery_id). */
 export async function listDeliveries(db: D1Database, namespaceId: string, webhookId: string, req: PageRequest<[number, string]>): Promise<Page<Delivery, [number, string]>> {
-  const page = await keysetPage(db, {
-    select: `delivery_id, webhook_id, event_id, event_type, status, attempts, last_status_code, last_error, next_attempt_at,
-      created_at, created_ms, updated_at`,
-    from: "webhook_deliveries",
-    where: ["namespace_id = ?", "webhook_id = ?"],
-    params: [namespaceId, webhookId],
-    orderBy: ["created_ms", "delivery_id"],
-    direction: "desc",
-    position: (d: DeliveryRecord): [number, string] => [d.created_ms, d.delivery_id],
-  }, req);
+  const endpoint = { namespace_id: namespaceId, webhook_id: webhookId };
+  const position = (d: DeliveryRecord): [number, string] => [d.created_ms, d.delivery_id];
+  const page = await keysetPage(db, newestFirst(DELIVERIES, endpoint, ["created_ms", "delivery_id"], position), req);
   return mapPage(page, ({ created_ms: _, ...d }): Delivery => d);
 }
 

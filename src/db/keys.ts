@@ -1,5 +1,5 @@
 import { constantTimeEqual, sha256Hex } from "../ids";
-import { keysetPage, type Page, type PageRequest } from "./keyset";
+import { keysetPage, newestFirst, type Page, type PageRequest } from "./keyset";
 
 export interface ApiKey {
   key_id: string;
@@ -31,15 +31,8 @@ export async function insertKey(db: D1Database, namespaceId: string, key: ApiKey
 
 /** A page of a namespace's keys, newest first. */
 export function listKeys(db: D1Database, namespaceId: string, req: PageRequest<[string, string]>): Promise<Page<ApiKey, [string, string]>> {
-  return keysetPage(db, {
-    select: "key_id, name, created_at, revoked_at",
-    from: "api_keys",
-    where: ["namespace_id = ?"],
-    params: [namespaceId],
-    orderBy: ["created_at", "key_id"],
-    direction: "desc",
-    position: (key: ApiKey): [string, string] => [key.created_at, key.key_id],
-  }, req);
+  const keys = { select: "key_id, name, created_at, revoked_at", from: "api_keys" };
+  return keysetPage(db, newestFirst(keys, { namespace_id: namespaceId }, ["created_at", "key_id"], (key: ApiKey): [string, string] => [key.created_at, key.key_id]), req);
 }
 
 /** Revokes a key; false when the namespace has no such key. Idempotent. */

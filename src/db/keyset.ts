@@ -38,6 +38,20 @@ export interface KeysetList<Row, P extends Position> {
   position: (row: Row) => P;
 }
 
+/**
+ * The shape of nearly every list: the rows of one table matching some columns, newest first
+ * by `order` (a time column, then an id). `position` reads the same two columns from a row.
+ */
+export function newestFirst<Row, P extends Position>(
+  table: { select: string; from: string },
+  equal: Record<string, SqlParam>,
+  order: readonly [string, string],
+  position: (row: Row) => P,
+): KeysetList<Row, P> {
+  const columns = Object.keys(equal);
+  return { ...table, where: columns.map((c) => `${c} = ?`), params: columns.map((c) => equal[c] ?? null), orderBy: order, direction: "desc", position };
+}
+
 /** `(a, b) < (?, ?)` (or `>` ascending): the rows strictly after a position. */
 export function afterClause(columns: readonly string[], direction: "asc" | "desc", after: Position): { sql: string; params: KeysetValue[] } {
   if (after.length !== columns.length) throw new Error(`a position of ${after.length} values for ${columns.length} sort columns`);

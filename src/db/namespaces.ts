@@ -1,5 +1,5 @@
 import { DEFAULT_SETTINGS, type Settings } from "../tasks/model";
-import { keysetPage, mapPage, type Page, type PageRequest } from "./keyset";
+import { keysetPage, mapPage, newestFirst, type Page, type PageRequest } from "./keyset";
 
 type TimeAndId = [string, string];
 
@@ -52,16 +52,8 @@ export async function updateNamespaceSettings(db: D1Database, namespaceId: strin
 
 /** A page of namespaces, newest first. */
 export async function listNamespaces(db: D1Database, req: PageRequest<TimeAndId>): Promise<Page<Namespace, TimeAndId>> {
-  const page = await keysetPage(db, {
-    select: "*",
-    from: "namespaces",
-    where: [],
-    params: [],
-    orderBy: ["created_at", "namespace_id"],
-    direction: "desc",
-    position: (row: NamespaceRow): TimeAndId => [row.created_at, row.namespace_id],
-  }, req);
-  return mapPage(page, toNamespace);
+  const position = (row: NamespaceRow): TimeAndId => [row.created_at, row.namespace_id];
+  return mapPage(await keysetPage(db, newestFirst({ select: "*", from: "namespaces" }, {}, ["created_at", "namespace_id"], position), req), toNamespace);
 }
 
 const known = new Set<string>();

@@ -21,7 +21,7 @@ import {
   type TaskStatus,
 } from "../tasks/model";
 import { getDeliveryRecord } from "../db/deliveries";
-import { mapPage, type Page, type PageRequest } from "../db/keyset";
+import { mapPage, newestFirst, type Page, type PageRequest } from "../db/keyset";
 import { getRecord } from "../db/records";
 import { iso } from "../time";
 import { taskEtag } from "../tasks/etag";
@@ -755,16 +755,8 @@ export class NamespaceDO extends DurableObject<Env> {
 
   /** A page of processors, newest first, by keyset in this storage. */
   listProcessors(req: PageRequest<ProcessorPosition>): Page<ProcessorConfig, ProcessorPosition> {
-    const page = sqlPage(this.sql, {
-      select: "*",
-      from: "processors",
-      where: [],
-      params: [],
-      orderBy: ["created_at", "task_type"],
-      direction: "desc",
-      position: (row: ProcessorRow): ProcessorPosition => [row.created_at, row.task_type],
-    }, req);
-    return mapPage(page, (row) => this.toProcessor(row));
+    const list = newestFirst({ select: "*", from: "processors" }, {}, ["created_at", "task_type"], (row: ProcessorRow): ProcessorPosition => [row.created_at, row.task_type]);
+    return mapPage(sqlPage(this.sql, list, req), (row) => this.toProcessor(row));
   }
 
   deleteProcessor(taskType: string): boolean {

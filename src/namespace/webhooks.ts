@@ -2,7 +2,7 @@ import { newId, newSigningSecret } from "../ids";
 import { iso } from "../time";
 import type { AttemptOutcome } from "../webhooks/deliver";
 import { DELIVERY_TIMEOUT_MS, DISABLE_AFTER_MS, MAX_DELIVERY_ATTEMPTS, nextDelayMs } from "../webhooks/schedule";
-import { mapPage, type Page, type PageRequest } from "../db/keyset";
+import { mapPage, newestFirst, type Page, type PageRequest } from "../db/keyset";
 import { type Sql, sqlPage } from "./sql";
 
 /** Where a page of endpoints starts: (created_at in ms, webhook_id). */
@@ -130,16 +130,8 @@ export class WebhookStore {
 
   /** A page of endpoints, newest first. */
   list(req: PageRequest<WebhookPosition>): Page<Webhook, WebhookPosition> {
-    const page = sqlPage(this.sql, {
-      select: "*",
-      from: "webhooks",
-      where: [],
-      params: [],
-      orderBy: ["created_at", "webhook_id"],
-      direction: "desc",
-      position: (row: WebhookRow): WebhookPosition => [row.created_at, row.webhook_id],
-    }, req);
-    return mapPage(page, toWebhook);
+    const position = (row: WebhookRow): WebhookPosition => [row.created_at, row.webhook_id];
+    return mapPage(sqlPage(this.sql, newestFirst({ select: "*", from: "webhooks" }, {}, ["created_at", "webhook_id"], position), req), toWebhook);
   }
 
   create(input: { url: string; event_types: string[]; description: string | null }, now: number): { webhook: Webhook; secret: string } {
