@@ -1,9 +1,9 @@
 import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import { byIsoTime, bySeq, type CursorKind } from "../cursor";
+import { mapPage, type Position } from "../db/keyset";
 import { listRecords, type RecordQuery, type SortField } from "../db/records";
 import { ApiError } from "../errors";
-import { bySeq, byIsoTime, type CursorKind } from "../cursor";
-import { mapPage, type Position } from "../db/keyset";
 import { isTerminal, TASK_STATUSES, TASK_TYPE_PATTERN, type Task, type TaskStatus } from "../tasks/model";
 import { namespaceOf } from "./auth";
 import type { AppEnv } from "./env";
