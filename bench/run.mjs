@@ -276,7 +276,8 @@ try {
   if (RECORDS) {
     // 3. A filtered list page (status=completed, 20 a page) at a random depth, one request at a time.
     console.log("");
-    const cursorAt = (seq) => Buffer.from(JSON.stringify(["created_at", "desc", seq, ""])).toString("base64url");
+    // The cursor format of src/cursor.ts: the list (tasks by creation, newest first) and the seq to start after.
+    const cursorAt = (seq) => Buffer.from(JSON.stringify({ l: "tasks:created_at:desc", p: [seq] })).toString("base64url");
     const listed = {};
     for (const l of LISTS) {
       const latencies = [];

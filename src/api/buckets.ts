@@ -1,6 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { collectionsSourcing, findBucket, getObject, listObjects } from "../db/dataplane";
+import { byIsoTime, byMillis } from "../cursor";
+import { collectionsSourcing, findBucket, getObject } from "../db/dataplane";
+import { listBuckets, listObjects } from "../db/dataplane-lists";
 import { createObject, NewObject } from "../db/objects";
 import { ApiError, createUnique, unwrap } from "../errors";
 import { newId } from "../ids";
@@ -9,10 +11,13 @@ import { isoNow } from "../time";
 import { namespaceOf } from "./auth";
 import { type AppEnv, newApp } from "./env";
 import { idempotent } from "./idempotency";
-import { decodeCursor, encodeCursor, errorResponses, IdempotencyHeader, json, jsonBody, paginated, PaginationQuery } from "./schemas";
+import { listRoute, servePage } from "./list";
+import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 
 const security = [{ apiKey: [] }];
 const app = newApp();
+const BUCKET_CURSOR = byIsoTime("buckets");
+const OBJECT_CURSOR = byMillis("objects");
 
 const BucketSchema = z
   .object({ bucket_id: z.string(), bucket_name: z.string(), description: z.string().nullable(), created_at: z.string() })
@@ -63,29 +68,8 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "get",
-    path: "/",
-    tags: ["Buckets"],
-    summary: "List buckets, newest first",
-    security,
-    request: { query: PaginationQuery },
-    responses: { 200: json(paginated(BucketSchema, "BucketList"), "Buckets"), ...errorResponses },
-  }),
-  async (c) => {
-    const q = c.req.valid("query");
-    const after = decodeCursor(q.cursor);
-    const { results } = await c.env.DB.prepare(
-      `SELECT bucket_id, bucket_name, description, created_at FROM buckets WHERE namespace_id = ?
-       ${after ? "AND (created_at, bucket_id) < (?, ?)" : ""} ORDER BY created_at DESC, bucket_id DESC LIMIT ?`,
-    )
-      .bind(c.get("principal").namespace_id, ...(after ? [after.created_at, after.id] : []), q.limit + 1)
-      .all<z.infer<typeof BucketSchema>>();
-    const page = results.slice(0, q.limit);
-    const last = page[page.length - 1];
-    const next = results.length > q.limit && last ? encodeCursor({ created_at: last.created_at, id: last.bucket_id }) : null;
-    return c.json({ results: page, pagination: { limit: q.limit, next_cursor: next } }, 200);
-  },
+  listRoute({ path: "/", tag: "Buckets", summary: "List buckets, newest first", security, item: BucketSchema, name: "BucketList" }),
+  async (c) => c.json(await servePage(c.req.valid("query"), BUCKET_CURSOR, (req) => listBuckets(c.env.DB, c.get("principal").namespace_id, req)), 200),
 );
 
 app.openapi(
@@ -195,24 +179,10 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "get",
-    path: "/{bucket}/objects",
-    tags: ["Objects"],
-    summary: "List a bucket's objects, newest first (without content)",
-    security,
-    request: { params: BucketParam, query: PaginationQuery },
-    responses: { 200: json(paginated(ObjectSchema, "ObjectList"), "Objects"), ...errorResponses },
-  }),
+  listRoute({ path: "/{bucket}/objects", tag: "Objects", summary: "List a bucket's objects, newest first (without content)", security, item: ObjectSchema, name: "ObjectList", params: BucketParam }),
   async (c) => {
     const bucket = await bucketOf(c, c.req.valid("param").bucket);
-    const q = c.req.valid("query");
-    const cursor = decodeCursor(q.cursor);
-    const after = cursor ? { ms: Number(cursor.created_at), id: cursor.id } : null;
-    if (after && !Number.isSafeInteger(after.ms)) throw new ApiError("validation_error", "invalid cursor", { field: "cursor" });
-    const page = await listObjects(c.env.DB, c.get("principal").namespace_id, bucket.bucket_id, q.limit, after);
-    const next = page.next ? encodeCursor({ created_at: String(page.next.ms), id: page.next.id }) : null;
-    return c.json({ results: page.objects, pagination: { limit: q.limit, next_cursor: next } }, 200);
+    return c.json(await servePage(c.req.valid("query"), OBJECT_CURSOR, (req) => listObjects(c.env.DB, c.get("principal").namespace_id, bucket.bucket_id, req)), 200);
   },
 );
 

@@ -1,6 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { findCollection, findCollectionWithVersion, findTaxonomy, listCollections } from "../db/dataplane";
+import { byIsoTime } from "../cursor";
+import { type DocumentRow, findCollection, findCollectionWithVersion, findTaxonomy } from "../db/dataplane";
+import { listCollections, listDocuments } from "../db/dataplane-lists";
+import { mapPage, type PageRequest } from "../db/keyset";
 import { fromBlob } from "../embed/embedder";
 import { aiBinding, embedQuery, FeatureExtractorSchema, resolveExtractor } from "../embed/extractor";
 import { DimensionMismatch, searchCache } from "../embed/search";
@@ -11,10 +14,13 @@ import { isoNow } from "../time";
 import { namespaceOf } from "./auth";
 import { type AppEnv, newApp } from "./env";
 import { idempotent } from "./idempotency";
-import { decodeCursor, encodeCursor, errorResponses, IdempotencyHeader, json, jsonBody, paginated, PaginationQuery } from "./schemas";
+import { listRoute, servePage } from "./list";
+import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 
 const security = [{ apiKey: [] }];
 const app = newApp();
+const COLLECTION_CURSOR = byIsoTime("collections");
+const DOCUMENT_CURSOR = byIsoTime("documents");
 
 const CollectionSchema = z
   .object({
@@ -104,25 +110,8 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "get",
-    path: "/",
-    tags: ["Collections"],
-    summary: "List collections, newest first",
-    security,
-    request: { query: PaginationQuery },
-    responses: { 200: json(paginated(CollectionSchema, "CollectionList"), "Collections"), ...errorResponses },
-  }),
-  async (c) => {
-    const q = c.req.valid("query");
-    const after = decodeCursor(q.cursor);
-    const all = await listCollections(c.env.DB, c.get("principal").namespace_id);
-    const rest = after ? all.filter((x) => x.created_at < after.created_at || (x.created_at === after.created_at && x.collection_id < after.id)) : all;
-    const page = rest.slice(0, q.limit);
-    const last = page[page.length - 1];
-    const next = rest.length > q.limit && last ? encodeCursor({ created_at: last.created_at, id: last.collection_id }) : null;
-    return c.json({ results: page, pagination: { limit: q.limit, next_cursor: next, ...(q.include_total === "true" ? { total: all.length } : {}) } }, 200);
-  },
+  listRoute({ path: "/", tag: "Collections", summary: "List collections, newest first", security, item: CollectionSchema, name: "CollectionList" }),
+  async (c) => c.json(await servePage(c.req.valid("query"), COLLECTION_CURSOR, (req) => listCollections(c.env.DB, c.get("principal").namespace_id, req)), 200),
 );
 
 app.openapi(
@@ -165,39 +154,33 @@ app.openapi(
   },
 );
 
+const toDocument = (d: DocumentRow, withVector: boolean) => ({
+  document_id: d.document_id,
+  object_id: d.object_id,
+  metadata: JSON.parse(d.metadata) as Record<string, never>,
+  cluster_id: d.cluster_id,
+  taxonomy: d.taxonomy === null ? null : (JSON.parse(d.taxonomy) as { taxonomy_id: string; label: string; score: number }),
+  created_at: d.created_at,
+  updated_at: d.updated_at,
+  ...(withVector ? { vector: Array.from(fromBlob(d.vector)) } : {}),
+});
+
 app.openapi(
-  createRoute({
-    method: "get",
+  listRoute({
     path: "/{collection}/documents",
-    tags: ["Collections"],
+    tag: "Collections",
     summary: "The collection's documents, newest first",
     security,
-    request: { params: CollectionParam, query: PaginationQuery.extend({ include_vectors: z.enum(["true", "false"]).optional() }) },
-    responses: { 200: json(paginated(DocumentSchema, "DocumentList"), "Documents"), ...errorResponses },
+    item: DocumentSchema,
+    name: "DocumentList",
+    params: CollectionParam,
+    filters: { include_vectors: z.enum(["true", "false"]).optional() },
   }),
   async (c) => {
     const col = await collectionOf(c, c.req.valid("param").collection);
     const q = c.req.valid("query");
-    const after = decodeCursor(q.cursor);
-    const { results } = await c.env.DB.prepare(
-      `SELECT document_id, object_id, metadata, vector, cluster_id, taxonomy, created_at, updated_at FROM documents
-       WHERE collection_id = ? ${after ? "AND (created_at, document_id) < (?, ?)" : ""} ORDER BY created_at DESC, document_id DESC LIMIT ?`,
-    )
-      .bind(col.collection_id, ...(after ? [after.created_at, after.id] : []), q.limit + 1)
-      .all<{ document_id: string; object_id: string; metadata: string; vector: ArrayBuffer; cluster_id: number | null; taxonomy: string | null; created_at: string; updated_at: string }>();
-    const page = results.slice(0, q.limit).map((d) => ({
-      document_id: d.document_id,
-      object_id: d.object_id,
-      metadata: JSON.parse(d.metadata) as Record<string, never>,
-      cluster_id: d.cluster_id,
-      taxonomy: d.taxonomy === null ? null : (JSON.parse(d.taxonomy) as { taxonomy_id: string; label: string; score: number }),
-      created_at: d.created_at,
-      updated_at: d.updated_at,
-      ...(q.include_vectors === "true" ? { vector: Array.from(fromBlob(d.vector)) } : {}),
-    }));
-    const last = page[page.length - 1];
-    const next = results.length > q.limit && last ? encodeCursor({ created_at: last.created_at, id: last.document_id }) : null;
-    return c.json({ results: page, pagination: { limit: q.limit, next_cursor: next } }, 200);
+    const read = async (req: PageRequest<[string, string]>) => mapPage(await listDocuments(c.env.DB, col.collection_id, req), (d) => toDocument(d, q.include_vectors === "true"));
+    return c.json(await servePage(q, DOCUMENT_CURSOR, read), 200);
   },
 );
 

@@ -1,6 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import { byIsoTime } from "../cursor";
 import { findCollection, findModel, findTaxonomy } from "../db/dataplane";
+import { listTaxonomies, toTaxonomy } from "../db/dataplane-lists";
 import { embedQuery } from "../embed/extractor";
 import { probabilities, type SoftmaxModel } from "../embed/softmax";
 import { ApiError, createUnique, unwrap } from "../errors";
@@ -10,7 +12,8 @@ import { isoNow } from "../time";
 import { namespaceOf } from "./auth";
 import { type AppEnv, newApp } from "./env";
 import { idempotent } from "./idempotency";
-import { decodeCursor, encodeCursor, errorResponses, IdempotencyHeader, json, jsonBody, paginated, PaginationQuery } from "./schemas";
+import { listRoute, servePage } from "./list";
+import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 
 const security = [{ apiKey: [] }];
 const Name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must be 1–63 lowercase letters, digits, '_' or '-'");
@@ -29,10 +32,7 @@ const TaxonomySchema = z
   .openapi("Taxonomy");
 const TaxonomyParam = z.object({ taxonomy: z.string().max(128).openapi({ param: { name: "taxonomy", in: "path" } }) });
 
-const toTaxonomy = (row: { taxonomy_id: string; taxonomy_name: string; nodes: string; created_at: string }) => ({
-  ...row,
-  nodes: JSON.parse(row.nodes) as { label: string; examples: string[] }[],
-});
+const TAXONOMY_CURSOR = byIsoTime("taxonomies");
 
 taxonomies.openapi(
   createRoute({
@@ -70,29 +70,8 @@ taxonomies.openapi(
 );
 
 taxonomies.openapi(
-  createRoute({
-    method: "get",
-    path: "/",
-    tags: ["Taxonomies"],
-    summary: "List taxonomies",
-    security,
-    request: { query: PaginationQuery },
-    responses: { 200: json(paginated(TaxonomySchema, "TaxonomyList"), "Taxonomies"), ...errorResponses },
-  }),
-  async (c) => {
-    const q = c.req.valid("query");
-    const after = decodeCursor(q.cursor);
-    const { results } = await c.env.DB.prepare(
-      `SELECT taxonomy_id, taxonomy_name, nodes, created_at FROM taxonomies WHERE namespace_id = ?
-       ${after ? "AND (created_at, taxonomy_id) < (?, ?)" : ""} ORDER BY created_at DESC, taxonomy_id DESC LIMIT ?`,
-    )
-      .bind(c.get("principal").namespace_id, ...(after ? [after.created_at, after.id] : []), q.limit + 1)
-      .all<{ taxonomy_id: string; taxonomy_name: string; nodes: string; created_at: string }>();
-    const page = results.slice(0, q.limit);
-    const last = page[page.length - 1];
-    const next = results.length > q.limit && last ? encodeCursor({ created_at: last.created_at, id: last.taxonomy_id }) : null;
-    return c.json({ results: page.map(toTaxonomy), pagination: { limit: q.limit, next_cursor: next } }, 200);
-  },
+  listRoute({ path: "/", tag: "Taxonomies", summary: "List taxonomies, newest first", security, item: TaxonomySchema, name: "TaxonomyList" }),
+  async (c) => c.json(await servePage(c.req.valid("query"), TAXONOMY_CURSOR, (req) => listTaxonomies(c.env.DB, c.get("principal").namespace_id, req)), 200),
 );
 
 async function taxonomyOf(c: Context<AppEnv>, idOrName: string) {

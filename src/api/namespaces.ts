@@ -3,20 +3,21 @@ import type { Context } from "hono";
 import { namespaceStub } from "../consumer/stub";
 import { insertKey, listKeys, revokeKey } from "../db/keys";
 import {
-  countNamespaces,
   findNamespace,
   insertNamespace,
   listNamespaces,
   type Namespace,
   updateNamespaceSettings,
 } from "../db/namespaces";
+import { byIsoTime } from "../cursor";
 import { ApiError, createUnique } from "../errors";
 import { newApiKey, newId } from "../ids";
 import { DEFAULT_SETTINGS, SettingsSchema } from "../tasks/model";
 import { isoNow } from "../time";
 import { type AppEnv, newApp } from "./env";
 import { idempotent } from "./idempotency";
-import { decodeCursor, encodeCursor, errorResponses, IdempotencyHeader, json, jsonBody, paginated, PaginationQuery } from "./schemas";
+import { listRoute, servePage } from "./list";
+import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 
 const NamespaceSchema = z
   .object({
@@ -47,6 +48,8 @@ const NamespaceParam = z.object({ namespace: z.string().max(128).openapi({ param
 const security = [{ adminToken: [] }];
 
 const app = newApp();
+const NAMESPACE_CURSOR = byIsoTime("namespaces");
+const API_KEY_CURSOR = byIsoTime("api_keys");
 
 async function mustFindNamespace(c: Context<AppEnv>, idOrName: string): Promise<Namespace> {
   const ns = await findNamespace(c.env.DB, idOrName);
@@ -84,24 +87,8 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "get",
-    path: "/",
-    tags: ["Admin"],
-    summary: "List namespaces",
-    security,
-    request: { query: PaginationQuery },
-    responses: { 200: json(paginated(NamespaceSchema, "NamespaceList"), "Namespaces, newest first"), ...errorResponses },
-  }),
-  async (c) => {
-    const q = c.req.valid("query");
-    const rows = await listNamespaces(c.env.DB, q.limit + 1, decodeCursor(q.cursor));
-    const page = rows.slice(0, q.limit);
-    const last = page[page.length - 1];
-    const next = rows.length > q.limit && last ? encodeCursor({ created_at: last.created_at, id: last.namespace_id }) : null;
-    const total = q.include_total === "true" ? await countNamespaces(c.env.DB) : undefined;
-    return c.json({ results: page, pagination: { limit: q.limit, next_cursor: next, ...(total === undefined ? {} : { total }) } }, 200);
-  },
+  listRoute({ path: "/", tag: "Admin", summary: "List namespaces, newest first", security, item: NamespaceSchema, name: "NamespaceList" }),
+  async (c) => c.json(await servePage(c.req.valid("query"), NAMESPACE_CURSOR, (req) => listNamespaces(c.env.DB, req)), 200),
 );
 
 app.openapi(
@@ -164,23 +151,10 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "get",
-    path: "/{namespace}/api-keys",
-    tags: ["Admin"],
-    summary: "List a namespace's API keys (no secrets)",
-    security,
-    request: { params: NamespaceParam, query: PaginationQuery },
-    responses: { 200: json(paginated(ApiKeySchema, "ApiKeyList"), "Keys, newest first"), ...errorResponses },
-  }),
+  listRoute({ path: "/{namespace}/api-keys", tag: "Admin", summary: "List a namespace's API keys (no secrets), newest first", security, item: ApiKeySchema, name: "ApiKeyList", params: NamespaceParam }),
   async (c) => {
     const ns = await mustFindNamespace(c, c.req.valid("param").namespace);
-    const q = c.req.valid("query");
-    const rows = await listKeys(c.env.DB, ns.namespace_id, q.limit + 1, decodeCursor(q.cursor));
-    const page = rows.slice(0, q.limit);
-    const last = page[page.length - 1];
-    const next = rows.length > q.limit && last ? encodeCursor({ created_at: last.created_at, id: last.key_id }) : null;
-    return c.json({ results: page, pagination: { limit: q.limit, next_cursor: next } }, 200);
+    return c.json(await servePage(c.req.valid("query"), API_KEY_CURSOR, (req) => listKeys(c.env.DB, ns.namespace_id, req)), 200);
   },
 );
 

@@ -1,13 +1,16 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { byMillis } from "../cursor";
 import { ApiError, unwrap } from "../errors";
 import { TASK_TYPE_PATTERN } from "../tasks/model";
 import { allowPrivateUrls, checkOutboundUrl } from "../webhooks/urls";
 import { namespaceOf } from "./auth";
 import { newApp } from "./env";
-import { decodeCursor, encodeCursor, errorResponses, json, jsonBody, paginated, PaginationQuery } from "./schemas";
+import { listRoute, servePage } from "./list";
+import { errorResponses, json, jsonBody } from "./schemas";
 
 const security = [{ apiKey: [] }];
 const app = newApp();
+const PROCESSOR_CURSOR = byMillis("processors");
 
 const ProcessorSchema = z
   .object({
@@ -54,25 +57,8 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "get",
-    path: "/",
-    tags: ["Processors"],
-    summary: "List processors",
-    security,
-    request: { query: PaginationQuery },
-    responses: { 200: json(paginated(ProcessorSchema, "ProcessorList"), "Processors, newest first"), ...errorResponses },
-  }),
-  async (c) => {
-    const q = c.req.valid("query");
-    const after = decodeCursor(q.cursor);
-    const all = await namespaceOf(c).listProcessors();
-    const rest = after ? all.filter((p) => p.created_at < after.created_at || (p.created_at === after.created_at && p.task_type < after.id)) : all;
-    const page = rest.slice(0, q.limit);
-    const last = page[page.length - 1];
-    const next = rest.length > q.limit && last ? encodeCursor({ created_at: last.created_at, id: last.task_type }) : null;
-    return c.json({ results: page, pagination: { limit: q.limit, next_cursor: next, ...(q.include_total === "true" ? { total: all.length } : {}) } }, 200);
-  },
+  listRoute({ path: "/", tag: "Processors", summary: "List processors, newest first", security, item: ProcessorSchema, name: "ProcessorList" }),
+  async (c) => c.json(await servePage(c.req.valid("query"), PROCESSOR_CURSOR, (req) => namespaceOf(c).listProcessors(req)), 200),
 );
 
 app.openapi(

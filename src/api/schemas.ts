@@ -1,6 +1,4 @@
 import { z } from "@hono/zod-openapi";
-import { ApiError } from "../errors";
-import { base64url } from "../ids";
 
 export const ErrorSchema = z
   .object({
@@ -31,12 +29,6 @@ export const jsonBody = <T extends z.ZodType>(schema: T) => ({
   content: { "application/json": { schema } },
 });
 
-export const PaginationQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: z.string().max(512).optional(),
-  include_total: z.enum(["true", "false"]).optional(),
-});
-
 export const paginated = <T extends z.ZodType>(item: T, name: string) =>
   z
     .object({
@@ -48,30 +40,6 @@ export const paginated = <T extends z.ZodType>(item: T, name: string) =>
       }),
     })
     .openapi(name);
-
-/** A keyset cursor over (created_at, id), opaque to clients. */
-export interface Cursor {
-  created_at: string;
-  id: string;
-}
-
-export function encodeCursor(cursor: Cursor): string {
-  return base64url(new TextEncoder().encode(JSON.stringify([cursor.created_at, cursor.id])));
-}
-
-const CursorTuple = z.tuple([z.string().max(64), z.string().max(64)]);
-
-export function decodeCursor(raw: string | undefined): Cursor | null {
-  if (raw === undefined || raw === "") return null;
-  try {
-    const text = atob(raw.replace(/-/g, "+").replace(/_/g, "/"));
-    const parsed = CursorTuple.safeParse(JSON.parse(text));
-    if (parsed.success) return { created_at: parsed.data[0], id: parsed.data[1] };
-  } catch {
-    // fall through to the error below
-  }
-  throw new ApiError("validation_error", "invalid cursor", { field: "cursor" });
-}
 
 export const TaskIdParam = z.object({
   task_id: z.string().max(128).openapi({ param: { name: "task_id", in: "path" }, example: "tsk_0f3k2m9x8q7w6e5r4t3y" }),

@@ -1,11 +1,13 @@
 import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import { byIsoTime, bySeq, type CursorKind } from "../cursor";
+import { mapPage, type Position } from "../db/keyset";
 import { listRecords, type RecordQuery, type SortField } from "../db/records";
 import { ApiError } from "../errors";
-import { base64url } from "../ids";
 import { isTerminal, TASK_STATUSES, TASK_TYPE_PATTERN, type Task, type TaskStatus } from "../tasks/model";
 import { namespaceOf } from "./auth";
 import type { AppEnv } from "./env";
+import { listBody, PageQuery, type PageQueryInput, pageRequest } from "./list";
 
 /** Status names a filter accepts, ours and Mixpeek's, matched case-insensitively. */
 const STATUS_NAMES: Record<string, TaskStatus> = {
@@ -16,12 +18,14 @@ const STATUS_NAMES: Record<string, TaskStatus> = {
   canceled: "cancelled",
 };
 
+/** The statuses a filter names, each once: `cancelled,CANCELED` is one status, not two. */
 export function parseStatuses(values: string[]): TaskStatus[] {
-  return values.map((raw) => {
+  const statuses = values.map((raw) => {
     const status = STATUS_NAMES[raw.trim().toLowerCase()];
     if (!status) throw new ApiError("validation_error", `unknown status "${raw}"`, { field: "status" });
     return status;
   });
+  return [...new Set(statuses)];
 }
 
 export function parseTaskTypes(values: string[]): string[] {
@@ -29,7 +33,7 @@ export function parseTaskTypes(values: string[]): string[] {
   for (const t of values) {
     if (!TASK_TYPE_PATTERN.test(t)) throw new ApiError("validation_error", `invalid task_type "${t}"`, { field: "task_type" });
   }
-  return values;
+  return [...new Set(values)];
 }
 
 export const csv = (value: string | undefined): string[] | undefined =>
@@ -37,16 +41,15 @@ export const csv = (value: string | undefined): string[] | undefined =>
 
 const Timestamp = z.iso.datetime({ offset: true }).transform((s) => new Date(s).toISOString());
 
-export const ListQuery = z.object({
+/** GET /v1/tasks's filters, next to the page query every list takes. */
+export const TaskFilters = {
   status: z.string().max(200).optional().openapi({ description: "Comma-separated; Mixpeek's names too (PENDING, IN_PROGRESS, …)" }),
   task_type: z.string().max(1400).optional().openapi({ description: "Comma-separated" }),
   parent_task_id: z.string().max(128).optional(),
   created_after: Timestamp.optional(),
   created_before: Timestamp.optional(),
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: z.string().max(512).optional(),
-  include_total: z.enum(["true", "false"]).optional(),
-});
+};
+export const ListQuery = PageQuery.extend(TaskFilters);
 
 const StringOrList = z.union([z.string().max(200), z.array(z.string().max(64)).max(20)]);
 
@@ -65,27 +68,13 @@ export const ListBody = z
   .strict()
   .openapi("ListTasks");
 
-export const ListPaginationQuery = ListQuery.pick({ limit: true, cursor: true, include_total: true });
-
-const CursorSchema = z.tuple([z.enum(["created_at", "updated_at"]), z.enum(["asc", "desc"]), z.union([z.number().int(), z.string().max(64)]), z.string().max(64)]);
-
-function encodeListCursor(sort: RecordQuery["sort"], after: NonNullable<RecordQuery["after"]>): string {
-  return base64url(new TextEncoder().encode(JSON.stringify([sort.field, sort.direction, after.value, after.task_id])));
-}
-
-function decodeListCursor(raw: string | undefined, sort: RecordQuery["sort"]): RecordQuery["after"] {
-  if (raw === undefined || raw === "") return undefined;
-  let parsed: z.infer<typeof CursorSchema> | undefined;
-  try {
-    parsed = CursorSchema.parse(JSON.parse(atob(raw.replace(/-/g, "+").replace(/_/g, "/"))));
-  } catch {
-    parsed = undefined;
-  }
-  if (!parsed) throw new ApiError("validation_error", "invalid cursor", { field: "cursor" });
-  if (parsed[0] !== sort.field || parsed[1] !== sort.direction) {
-    throw new ApiError("validation_error", "the cursor belongs to a list with another sort order", { field: "cursor" });
-  }
-  return { value: parsed[2], task_id: parsed[3] };
+/**
+ * A task cursor names its sort, so a cursor of one order is refused by another: by creation a
+ * position is the namespace's sequence number, by update time (updated_at, task_id).
+ */
+function taskCursor(sort: RecordQuery["sort"]): CursorKind<Position> {
+  const list = `tasks:${sort.field}:${sort.direction}`;
+  return sort.field === "created_at" ? bySeq(list) : byIsoTime(list);
 }
 
 export interface ListRequest {
@@ -107,6 +96,8 @@ export interface ListRequest {
  */
 export async function listTasks(c: Context<AppEnv>, req: ListRequest) {
   const sort = req.sort ?? { field: "created_at" as const, direction: "desc" as const };
+  const cursor = taskCursor(sort);
+  const page = pageRequest({ limit: req.limit, cursor: req.cursor, include_total: req.includeTotal ? "true" : "false" }, cursor);
   const query: RecordQuery = {
     statuses: req.statuses ? parseStatuses(req.statuses) : undefined,
     taskTypes: req.taskTypes ? parseTaskTypes(req.taskTypes) : undefined,
@@ -114,23 +105,14 @@ export async function listTasks(c: Context<AppEnv>, req: ListRequest) {
     createdAfter: req.createdAfter,
     createdBefore: req.createdBefore,
     sort,
-    limit: req.limit,
-    after: decodeListCursor(req.cursor, sort),
-    includeTotal: req.includeTotal,
+    ...page,
   };
   const stub = namespaceOf(c);
   if (!query.after) await stub.flushNow();
-  const page = await listRecords(c.env.DB, c.get("principal").namespace_id, query);
-  const liveIds = page.tasks.filter((t) => !isTerminal(t.status)).map((t) => t.task_id);
+  const records = await listRecords(c.env.DB, c.get("principal").namespace_id, query);
+  const liveIds = records.results.filter((t) => !isTerminal(t.status)).map((t) => t.task_id);
   const live = new Map((liveIds.length > 0 ? await stub.liveTasks(liveIds) : []).map((t): [string, Task] => [t.task_id, t]));
-  return {
-    results: page.tasks.map((t) => live.get(t.task_id) ?? t),
-    pagination: {
-      limit: req.limit,
-      next_cursor: page.next ? encodeListCursor(sort, page.next) : null,
-      ...(page.total === undefined ? {} : { total: page.total }),
-    },
-  };
+  return listBody(req.limit, cursor, mapPage(records, (t) => live.get(t.task_id) ?? t));
 }
 
 export const listFromQuery = (q: z.infer<typeof ListQuery>): ListRequest => ({
@@ -146,7 +128,7 @@ export const listFromQuery = (q: z.infer<typeof ListQuery>): ListRequest => ({
 
 const listOf = (v: string | string[] | undefined) => (v === undefined ? undefined : Array.isArray(v) ? v : csv(v));
 
-export const listFromBody = (b: z.infer<typeof ListBody>, q: z.infer<typeof ListPaginationQuery>): ListRequest => ({
+export const listFromBody = (b: z.infer<typeof ListBody>, q: PageQueryInput): ListRequest => ({
   statuses: listOf(b.status),
   taskTypes: listOf(b.task_type),
   parentTaskId: b.parent_task_id,

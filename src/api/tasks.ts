@@ -1,13 +1,14 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { readLogs } from "../db/logs";
 import { ApiError, unwrap } from "../errors";
 import { taskEtag } from "../tasks/etag";
 import { CreateTaskSchema, jsonBytes, LIMITS, LogLineSchema, StatsSchema, TaskSchema } from "../tasks/model";
 import { namespaceOf } from "./auth";
 import { idempotent } from "./idempotency";
 import { newApp } from "./env";
-import { errorResponses, IdempotencyHeader, json, jsonBody, paginated, PaginationQuery, TaskIdParam } from "./schemas";
-import { ListBody, ListPaginationQuery, ListQuery, listFromBody, listFromQuery, listTasks } from "./task-list";
+import { errorResponses, IdempotencyHeader, json, jsonBody, paginated, TaskIdParam } from "./schemas";
+import { listRoute, PageQuery, servePage } from "./list";
+import { LOG_CURSOR, taskLogPage } from "./task-logs";
+import { ListBody, listFromBody, listFromQuery, listTasks, TaskFilters } from "./task-list";
 
 const security = [{ apiKey: [] }];
 
@@ -41,15 +42,7 @@ app.openapi(
 const TaskList = paginated(TaskSchema, "TaskList");
 
 app.openapi(
-  createRoute({
-    method: "get",
-    path: "/",
-    tags: ["Tasks"],
-    summary: "List tasks, newest first",
-    security,
-    request: { query: ListQuery },
-    responses: { 200: json(TaskList, "A page of tasks"), ...errorResponses },
-  }),
+  listRoute({ path: "/", tag: "Tasks", summary: "List tasks, newest first", security, item: TaskSchema, name: "TaskList", filters: TaskFilters }),
   async (c) => c.json(await listTasks(c, listFromQuery(c.req.valid("query"))), 200),
 );
 
@@ -60,7 +53,7 @@ app.openapi(
     tags: ["Tasks"],
     summary: "List tasks (Mixpeek-compatible: status names, sort)",
     security,
-    request: { query: ListPaginationQuery, body: { required: false, content: { "application/json": { schema: ListBody } } } },
+    request: { query: PageQuery, body: { required: false, content: { "application/json": { schema: ListBody } } } },
     responses: { 200: json(TaskList, "A page of tasks"), ...errorResponses },
   }),
   async (c) => c.json(await listTasks(c, listFromBody(c.req.valid("json") ?? {}, c.req.valid("query"))), 200),
@@ -148,46 +141,11 @@ app.openapi(
   },
 );
 
-const LogsQuery = PaginationQuery.omit({ include_total: true });
-
 app.openapi(
-  createRoute({
-    method: "get",
-    path: "/{task_id}/logs",
-    tags: ["Tasks"],
-    summary: "A task's log lines, oldest first",
-    security,
-    request: { params: TaskIdParam, query: LogsQuery },
-    responses: {
-      200: json(
-        z.object({
-          results: z.array(LogLineSchema),
-          pagination: z.object({ limit: z.number().int(), next_cursor: z.string().nullable() }),
-        }),
-        "Log lines",
-      ),
-      ...errorResponses,
-    },
-  }),
+  listRoute({ path: "/{task_id}/logs", tag: "Tasks", summary: "A task's log lines, oldest first", security, item: LogLineSchema, name: "LogLineList", params: TaskIdParam }),
   async (c) => {
     const { task_id } = c.req.valid("param");
-    const { limit, cursor } = c.req.valid("query");
-    const after = cursor === undefined ? 0 : Number(cursor);
-    if (!Number.isSafeInteger(after) || after < 0) throw new ApiError("validation_error", "invalid cursor", { field: "cursor" });
-    const stub = namespaceOf(c);
-    unwrap(await stub.findTask(task_id));
-    const namespaceId = c.get("principal").namespace_id;
-    const cutoff = Date.now() - Number(c.env.TASK_LOG_RETENTION_SECONDS || 604800) * 1000;
-    // The outbox is read before D1: a flush in between then shows a line twice (merged away
-    // below) rather than not at all, since the outbox flushes in order.
-    const pending = await stub.pendingLogs(task_id, after);
-    const flushed = await readLogs(c.env.DB, namespaceId, task_id, after, limit + 1, cutoff);
-    const bySeq = new Map([...flushed, ...pending].map((line) => [line.seq, line]));
-    const lines = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
-    const page = lines.slice(0, limit);
-    const next = lines.length > limit ? String(page[page.length - 1]?.seq ?? after) : null;
-    const results = page.map(({ timestamp, level, message, attempt }) => ({ timestamp, level, message, attempt }));
-    return c.json({ results, pagination: { limit, next_cursor: next } }, 200);
+    return c.json(await servePage(c.req.valid("query"), LOG_CURSOR, (req) => taskLogPage(c, task_id, req)), 200);
   },
 );
 

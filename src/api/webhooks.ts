@@ -1,15 +1,20 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { byMillis } from "../cursor";
 import { listDeliveries } from "../db/deliveries";
+import type { PageRequest } from "../db/keyset";
 import { ApiError, unwrap } from "../errors";
 import { EVENT_TYPES } from "../namespace/webhooks";
 import { allowPrivateUrls, checkOutboundUrl } from "../webhooks/urls";
 import { namespaceOf } from "./auth";
 import { newApp } from "./env";
 import { idempotent } from "./idempotency";
-import { decodeCursor, encodeCursor, errorResponses, IdempotencyHeader, json, jsonBody, paginated, PaginationQuery } from "./schemas";
+import { listRoute, servePage } from "./list";
+import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 
 const security = [{ apiKey: [] }];
 const app = newApp();
+const WEBHOOK_CURSOR = byMillis("webhooks");
+const DELIVERY_CURSOR = byMillis("webhook_deliveries");
 
 const WebhookSchema = z
   .object({
@@ -91,27 +96,8 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "get",
-    path: "/",
-    tags: ["Webhooks"],
-    summary: "List webhook endpoints, newest first",
-    security,
-    request: { query: PaginationQuery },
-    responses: { 200: json(paginated(WebhookSchema, "WebhookList"), "Endpoints"), ...errorResponses },
-  }),
-  async (c) => {
-    const q = c.req.valid("query");
-    const after = decodeCursor(q.cursor);
-    const all = await namespaceOf(c).listWebhooks();
-    // Newest first by (created_at, webhook_id): the page starts after the cursor's position,
-    // which holds even when the webhook it names has been deleted since.
-    const start = after ? all.findIndex((w) => w.created_at < after.created_at || (w.created_at === after.created_at && w.webhook_id < after.id)) : 0;
-    const page = start < 0 ? [] : all.slice(start, start + q.limit);
-    const last = page[page.length - 1];
-    const next = start >= 0 && start + q.limit < all.length && last ? encodeCursor({ created_at: last.created_at, id: last.webhook_id }) : null;
-    return c.json({ results: page, pagination: { limit: q.limit, next_cursor: next, ...(q.include_total === "true" ? { total: all.length } : {}) } }, 200);
-  },
+  listRoute({ path: "/", tag: "Webhooks", summary: "List webhook endpoints, newest first", security, item: WebhookSchema, name: "WebhookList" }),
+  async (c) => c.json(await servePage(c.req.valid("query"), WEBHOOK_CURSOR, (req) => namespaceOf(c).listWebhooks(req)), 200),
 );
 
 app.openapi(
@@ -192,35 +178,19 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "get",
-    path: "/{webhook_id}/deliveries",
-    tags: ["Webhooks"],
-    summary: "The endpoint's deliveries, newest first",
-    security,
-    request: { params: WebhookParam, query: PaginationQuery.omit({ include_total: true }) },
-    responses: { 200: json(paginated(DeliverySchema, "DeliveryList"), "Deliveries"), ...errorResponses },
-  }),
+  listRoute({ path: "/{webhook_id}/deliveries", tag: "Webhooks", summary: "The endpoint's deliveries, newest first", security, item: DeliverySchema, name: "DeliveryList", params: WebhookParam }),
   async (c) => {
     const { webhook_id } = c.req.valid("param");
-    const q = c.req.valid("query");
     const stub = namespaceOf(c);
     unwrap(await stub.getWebhook(webhook_id));
-    const after = decodeDeliveryCursor(q.cursor);
-    if (!after) await stub.flushNow();
-    const page = await listDeliveries(c.env.DB, c.get("principal").namespace_id, webhook_id, q.limit, after);
-    const next = page.next ? encodeCursor({ created_at: String(page.next.created_ms), id: page.next.id }) : null;
-    return c.json({ results: page.deliveries, pagination: { limit: q.limit, next_cursor: next } }, 200);
+    const read = async (req: PageRequest<[number, string]>) => {
+      // A walk's first page flushes the outbox, so every delivery made before it is listed.
+      if (!req.after) await stub.flushNow();
+      return listDeliveries(c.env.DB, c.get("principal").namespace_id, webhook_id, req);
+    };
+    return c.json(await servePage(c.req.valid("query"), DELIVERY_CURSOR, read), 200);
   },
 );
-
-function decodeDeliveryCursor(raw: string | undefined): { created_ms: number; id: string } | null {
-  const cursor = decodeCursor(raw);
-  if (!cursor) return null;
-  const createdMs = Number(cursor.created_at);
-  if (!Number.isSafeInteger(createdMs)) throw new ApiError("validation_error", "invalid cursor", { field: "cursor" });
-  return { created_ms: createdMs, id: cursor.id };
-}
 
 app.openapi(
   createRoute({

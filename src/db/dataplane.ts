@@ -44,9 +44,9 @@ export async function findBucket(db: D1Database, ns: string, idOrName: string): 
     .first<Bucket>();
 }
 
-type ObjectRow = { object_id: string; bucket_id: string; object_key: string | null; metadata: string; created_at: string; task_ids: string; content?: string };
+export type ObjectRow = { object_id: string; bucket_id: string; object_key: string | null; metadata: string; created_at: string; task_ids: string; content?: string };
 
-const toObject = (r: ObjectRow): StoredObject & { content?: string } => ({
+export const toObject = (r: ObjectRow): StoredObject & { content?: string } => ({
   object_id: r.object_id,
   bucket_id: r.bucket_id,
   key: r.object_key,
@@ -71,23 +71,9 @@ export async function getObjectForWork(db: D1Database, ns: string, objectId: str
   return row ? { content: row.content, metadata: JSON.parse(row.metadata) as JsonObject } : null;
 }
 
-export async function listObjects(db: D1Database, ns: string, bucketId: string, limit: number, after: { ms: number; id: string } | null) {
-  const { results } = await db
-    .prepare(
-      `SELECT object_id, bucket_id, object_key, metadata, created_at, created_ms, task_ids FROM objects
-       WHERE namespace_id = ? AND bucket_id = ? AND state = 'ready' ${after ? "AND (created_ms, object_id) < (?, ?)" : ""}
-       ORDER BY created_ms DESC, object_id DESC LIMIT ?`,
-    )
-    .bind(ns, bucketId, ...(after ? [after.ms, after.id] : []), limit + 1)
-    .all<ObjectRow & { created_ms: number }>();
-  const page = results.slice(0, limit);
-  const last = page[page.length - 1];
-  return { objects: page.map(toObject), next: results.length > limit && last ? { ms: last.created_ms, id: last.object_id } : null };
-}
+export type CollectionRow = { collection_id: string; collection_name: string; feature_extractor: string; created_at: string; sources: string | null; vectors_version: number };
 
-type CollectionRow = { collection_id: string; collection_name: string; feature_extractor: string; created_at: string; sources: string | null; vectors_version: number };
-
-const toCollection = (r: CollectionRow): Collection => ({
+export const toCollection = (r: CollectionRow): Collection => ({
   collection_id: r.collection_id,
   collection_name: r.collection_name,
   source_bucket_ids: r.sources ? r.sources.split(",") : [],
@@ -95,9 +81,9 @@ const toCollection = (r: CollectionRow): Collection => ({
   created_at: r.created_at,
 });
 
-const COLLECTION_SELECT = `SELECT c.collection_id, c.collection_name, c.feature_extractor, c.created_at, c.vectors_version,
-  (SELECT group_concat(bucket_id) FROM collection_sources s WHERE s.collection_id = c.collection_id) AS sources
-  FROM collections c`;
+export const COLLECTION_COLUMNS = `c.collection_id, c.collection_name, c.feature_extractor, c.created_at, c.vectors_version,
+  (SELECT group_concat(bucket_id) FROM collection_sources s WHERE s.collection_id = c.collection_id) AS sources`;
+const COLLECTION_SELECT = `SELECT ${COLLECTION_COLUMNS} FROM collections c`;
 
 export async function findCollection(db: D1Database, ns: string, idOrName: string): Promise<Collection | null> {
   return (await findCollectionWithVersion(db, ns, idOrName))?.collection ?? null;
@@ -110,11 +96,6 @@ export async function findCollectionWithVersion(db: D1Database, ns: string, idOr
     .bind(ns, idOrName)
     .first<CollectionRow>();
   return row ? { collection: toCollection(row), vectorsVersion: row.vectors_version } : null;
-}
-
-export async function listCollections(db: D1Database, ns: string): Promise<Collection[]> {
-  const { results } = await db.prepare(`${COLLECTION_SELECT} WHERE c.namespace_id = ? ORDER BY c.created_at DESC, c.collection_id DESC`).bind(ns).all<CollectionRow>();
-  return results.map(toCollection);
 }
 
 /** The collections whose sources include a bucket: each gets an object_create task per object. */

@@ -1,4 +1,5 @@
 import type { Delivery, MirroredDelivery } from "../namespace/webhooks";
+import { keysetPage, mapPage, newestFirst, type Page, type PageRequest } from "./keyset";
 
 /** D1 binds at most 100 parameters a statement; a delivery takes 14. */
 const PER_STATEMENT = 7;
@@ -32,30 +33,18 @@ export function deliveryUpserts(db: D1Database, namespaceId: string, rows: { ver
 
 type DeliveryRecord = Delivery & { created_ms: number };
 
-/** A page of an endpoint's deliveries, newest first, after the (created_ms, delivery_id) keyset. */
-export async function listDeliveries(
-  db: D1Database,
-  namespaceId: string,
-  webhookId: string,
-  limit: number,
-  after: { created_ms: number; id: string } | null,
-): Promise<{ deliveries: Delivery[]; next: { created_ms: number; id: string } | null }> {
-  const keyset = after ? "AND (created_ms, delivery_id) < (?, ?)" : "";
-  const { results } = await db
-    .prepare(
-      `SELECT delivery_id, webhook_id, event_id, event_type, status, attempts, last_status_code, last_error, next_attempt_at,
-         created_at, created_ms, updated_at
-       FROM webhook_deliveries WHERE namespace_id = ? AND webhook_id = ? ${keyset}
-       ORDER BY created_ms DESC, delivery_id DESC LIMIT ?`,
-    )
-    .bind(namespaceId, webhookId, ...(after ? [after.created_ms, after.id] : []), limit + 1)
-    .all<DeliveryRecord>();
-  const page = results.slice(0, limit);
-  const last = page[page.length - 1];
-  return {
-    deliveries: page.map(({ created_ms: _, ...d }) => d),
-    next: results.length > limit && last ? { created_ms: last.created_ms, id: last.delivery_id } : null,
-  };
+const DELIVERIES = {
+  select: `delivery_id, webhook_id, event_id, event_type, status, attempts, last_status_code, last_error, next_attempt_at,
+    created_at, created_ms, updated_at`,
+  from: "webhook_deliveries",
+};
+
+/** A page of an endpoint's deliveries, newest first, by (created_ms, delivery_id). */
+export async function listDeliveries(db: D1Database, namespaceId: string, webhookId: string, req: PageRequest<[number, string]>): Promise<Page<Delivery, [number, string]>> {
+  const endpoint = { namespace_id: namespaceId, webhook_id: webhookId };
+  const position = (d: DeliveryRecord): [number, string] => [d.created_ms, d.delivery_id];
+  const page = await keysetPage(db, newestFirst(DELIVERIES, endpoint, ["created_ms", "delivery_id"], position), req);
+  return mapPage(page, ({ created_ms: _, ...d }): Delivery => d);
 }
 
 export async function getDeliveryRecord(db: D1Database, namespaceId: string, deliveryId: string): Promise<Delivery | null> {

@@ -1,4 +1,5 @@
 import { constantTimeEqual, sha256Hex } from "../ids";
+import { keysetPage, newestFirst, type Page, type PageRequest } from "./keyset";
 
 export interface ApiKey {
   key_id: string;
@@ -28,18 +29,10 @@ export async function insertKey(db: D1Database, namespaceId: string, key: ApiKey
     .run();
 }
 
-export async function listKeys(db: D1Database, namespaceId: string, limit: number, after: { created_at: string; id: string } | null): Promise<ApiKey[]> {
-  const query = after
-    ? db
-        .prepare(
-          `SELECT key_id, name, created_at, revoked_at FROM api_keys WHERE namespace_id = ? AND (created_at, key_id) < (?, ?)
-           ORDER BY created_at DESC, key_id DESC LIMIT ?`,
-        )
-        .bind(namespaceId, after.created_at, after.id, limit)
-    : db
-        .prepare("SELECT key_id, name, created_at, revoked_at FROM api_keys WHERE namespace_id = ? ORDER BY created_at DESC, key_id DESC LIMIT ?")
-        .bind(namespaceId, limit);
-  return (await query.all<ApiKey>()).results;
+/** A page of a namespace's keys, newest first. */
+export function listKeys(db: D1Database, namespaceId: string, req: PageRequest<[string, string]>): Promise<Page<ApiKey, [string, string]>> {
+  const keys = { select: "key_id, name, created_at, revoked_at", from: "api_keys" };
+  return keysetPage(db, newestFirst(keys, { namespace_id: namespaceId }, ["created_at", "key_id"], (key: ApiKey): [string, string] => [key.created_at, key.key_id]), req);
 }
 
 /** Revokes a key; false when the namespace has no such key. Idempotent. */

@@ -52,3 +52,12 @@ export function logInserts(db: D1Database, namespaceId: string, lines: { task_id
   }
   return statements;
 }
+
+/** How many of a task's lines D1 keeps (not older than `cutoffMs`), and the highest seq among them. */
+export async function countLogs(db: D1Database, namespaceId: string, taskId: string, cutoffMs: number): Promise<{ count: number; lastSeq: number }> {
+  const row = await db
+    .prepare("SELECT COUNT(*) AS n, COALESCE(MAX(seq), 0) AS last_seq FROM task_logs WHERE task_id = ? AND namespace_id = ? AND written_at >= ?")
+    .bind(taskId, namespaceId, cutoffMs)
+    .first<{ n: number; last_seq: number }>();
+  return { count: row?.n ?? 0, lastSeq: row?.last_seq ?? 0 };
+}

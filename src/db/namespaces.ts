@@ -1,4 +1,7 @@
 import { DEFAULT_SETTINGS, type Settings } from "../tasks/model";
+import { keysetPage, mapPage, newestFirst, type Page, type PageRequest } from "./keyset";
+
+type TimeAndId = [string, string];
 
 export interface Namespace {
   namespace_id: string;
@@ -47,26 +50,10 @@ export async function updateNamespaceSettings(db: D1Database, namespaceId: strin
     .run();
 }
 
-/** A page of namespaces, newest first, after the (created_at, namespace_id) cursor. */
-export async function listNamespaces(
-  db: D1Database,
-  limit: number,
-  after: { created_at: string; id: string } | null,
-): Promise<Namespace[]> {
-  const query = after
-    ? db
-        .prepare(
-          `SELECT * FROM namespaces WHERE (created_at, namespace_id) < (?, ?)
-           ORDER BY created_at DESC, namespace_id DESC LIMIT ?`,
-        )
-        .bind(after.created_at, after.id, limit)
-    : db.prepare("SELECT * FROM namespaces ORDER BY created_at DESC, namespace_id DESC LIMIT ?").bind(limit);
-  const { results } = await query.all<NamespaceRow>();
-  return results.map(toNamespace);
-}
-
-export async function countNamespaces(db: D1Database): Promise<number> {
-  return (await db.prepare("SELECT COUNT(*) AS n FROM namespaces").first<number>("n")) ?? 0;
+/** A page of namespaces, newest first. */
+export async function listNamespaces(db: D1Database, req: PageRequest<TimeAndId>): Promise<Page<Namespace, TimeAndId>> {
+  const position = (row: NamespaceRow): TimeAndId => [row.created_at, row.namespace_id];
+  return mapPage(await keysetPage(db, newestFirst({ select: "*", from: "namespaces" }, {}, ["created_at", "namespace_id"], position), req), toNamespace);
 }
 
 const known = new Set<string>();

@@ -1,5 +1,6 @@
 import type { MirroredRecord } from "../namespace/store";
 import { type Task, TaskSchema, type TaskStatus } from "../tasks/model";
+import { afterClause, orderClause, type Page, type Position, toPage } from "./keyset";
 
 /** D1 binds at most 100 parameters a statement; a record takes 11. */
 const RECORDS_PER_STATEMENT = 9;
@@ -59,8 +60,8 @@ export interface RecordQuery {
   createdBefore?: string;
   sort: { field: SortField; direction: "asc" | "desc" };
   limit: number;
-  /** The keyset position after which the page starts. */
-  after?: { value: string | number; task_id: string };
+  /** Where the page starts: after (seq) by creation, after (updated_at, task_id) by update. */
+  after?: Position;
   includeTotal: boolean;
 }
 
@@ -76,11 +77,10 @@ interface ListedRow {
  * merges them, so every query reads at most `limit + 1` rows from an index: a page costs the
  * same at a thousand records as at a million.
  */
-export async function listRecords(db: D1Database, namespaceId: string, q: RecordQuery, now = Date.now()) {
+export async function listRecords(db: D1Database, namespaceId: string, q: RecordQuery, now = Date.now()): Promise<Page<Task>> {
   const bySeq = q.sort.field === "created_at";
   const desc = q.sort.direction === "desc";
-  const cmp = desc ? "<" : ">";
-  const order = desc ? "DESC" : "ASC";
+  const sortColumns = bySeq ? ["seq"] : ["updated_at", "task_id"];
 
   // The equality prefix of each range: one per status (or task type), else the namespace alone.
   const ranges: { column: "status" | "task_type" | null; value: string | null }[] =
@@ -109,12 +109,8 @@ export async function listRecords(db: D1Database, namespaceId: string, q: Record
     commonParams.push(q.createdBefore);
   }
 
-  const keyset = q.after
-    ? bySeq
-      ? { sql: `seq ${cmp} ?`, params: [q.after.value] }
-      : { sql: `(updated_at, task_id) ${cmp} (?, ?)`, params: [q.after.value, q.after.task_id] }
-    : null;
-  const orderBy = bySeq ? `seq ${order}` : `updated_at ${order}, task_id ${order}`;
+  const keyset = q.after ? afterClause(sortColumns, q.sort.direction, q.after) : null;
+  const orderBy = orderClause(sortColumns, q.sort.direction);
 
   const statements = ranges.map((range) => {
     const where = ["namespace_id = ?", ...(range.column ? [`${range.column} = ?`] : []), ...common, ...(keyset ? [keyset.sql] : [])];
@@ -129,9 +125,7 @@ export async function listRecords(db: D1Database, namespaceId: string, q: Record
     const c = bySeq ? a.seq - b.seq : a.updated_at < b.updated_at ? -1 : a.updated_at > b.updated_at ? 1 : a.task_id < b.task_id ? -1 : a.task_id > b.task_id ? 1 : 0;
     return desc ? -c : c;
   });
-  const page = rows.slice(0, q.limit);
-  const last = page[page.length - 1];
-  const next = rows.length > q.limit && last ? { value: bySeq ? last.seq : last.updated_at, task_id: last.task_id } : null;
+  const page = toPage(rows, q.limit, (r): Position => (bySeq ? [r.seq] : [r.updated_at, r.task_id]));
 
   let total: number | undefined;
   if (q.includeTotal) {
@@ -147,5 +141,5 @@ export async function listRecords(db: D1Database, namespaceId: string, q: Record
     }
     total = (await db.prepare(`SELECT COUNT(*) AS n FROM task_records WHERE ${where.join(" AND ")}`).bind(...params).first<number>("n")) ?? 0;
   }
-  return { tasks: page.map((r) => parseRecord(r.record)), next, total };
+  return { results: page.results.map((r) => parseRecord(r.record)), next: page.next, ...(total === undefined ? {} : { total }) };
 }

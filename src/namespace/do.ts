@@ -21,6 +21,7 @@ import {
   type TaskStatus,
 } from "../tasks/model";
 import { getDeliveryRecord } from "../db/deliveries";
+import { mapPage, newestFirst, type Page, type PageRequest } from "../db/keyset";
 import { getRecord } from "../db/records";
 import { iso } from "../time";
 import { taskEtag } from "../tasks/etag";
@@ -30,8 +31,8 @@ import { Clock } from "./clock";
 import type { TaskMessage } from "./messages";
 import { flushOutbox, type LogPayload } from "./outbox";
 import { migrate } from "./schema";
-import { type Delivery, type DeliveryRow, toDelivery, toWebhook, type Webhook, WebhookStore } from "./webhooks";
-import { Sql } from "./sql";
+import { type Delivery, type DeliveryRow, toDelivery, toWebhook, type Webhook, type WebhookPosition, WebhookStore } from "./webhooks";
+import { Sql, sqlPage } from "./sql";
 import { EventStreams, type StreamFilter } from "./streams";
 import { EMPTY_PROGRESS, InvalidTransition, NAMESPACE_TIMER, TaskStore, type TaskRow, type TimerRow } from "./store";
 
@@ -62,6 +63,9 @@ type ProcessorRow = {
   created_at: number;
   updated_at: number;
 };
+
+/** Where a page of processors starts: (created_at in ms, task_type). */
+export type ProcessorPosition = [number, string];
 
 export type ClaimResult =
   | {
@@ -752,8 +756,10 @@ export class NamespaceDO extends DurableObject<Env> {
     return row ? ok(this.toProcessor(row)) : fail("not_found", `no processor for task_type "${taskType}"`);
   }
 
-  listProcessors(): ProcessorConfig[] {
-    return this.sql.all<ProcessorRow>("SELECT * FROM processors ORDER BY created_at DESC, task_type DESC").map((r) => this.toProcessor(r));
+  /** A page of processors, newest first, by keyset in this storage. */
+  listProcessors(req: PageRequest<ProcessorPosition>): Page<ProcessorConfig, ProcessorPosition> {
+    const list = newestFirst({ select: "*", from: "processors" }, {}, ["created_at", "task_type"], (row: ProcessorRow): ProcessorPosition => [row.created_at, row.task_type]);
+    return mapPage(sqlPage(this.sql, list, req), (row) => this.toProcessor(row));
   }
 
   deleteProcessor(taskType: string): boolean {
@@ -768,8 +774,9 @@ export class NamespaceDO extends DurableObject<Env> {
     return this.webhooks.create(input, this.clock.now());
   }
 
-  listWebhooks(): Webhook[] {
-    return this.webhooks.list();
+  /** A page of webhook endpoints, newest first, by keyset in this storage. */
+  listWebhooks(req: PageRequest<WebhookPosition>): Page<Webhook, WebhookPosition> {
+    return this.webhooks.list(req);
   }
 
   getWebhook(webhookId: string): Result<Webhook> {

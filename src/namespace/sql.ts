@@ -1,3 +1,5 @@
+import { type KeysetList, keysetQueries, type Page, type PageRequest, type Position, toPage } from "../db/keyset";
+
 export type Row = Record<string, SqlStorageValue>;
 
 /**
@@ -39,4 +41,11 @@ export class Sql {
 function queryError(err: unknown, query: string): Error {
   const reason = err instanceof Error ? err.message : String(err);
   return new Error(`${reason} (in SQL: ${query.replace(/\s+/g, " ").trim().slice(0, 120)})`);
+}
+
+/** One page of a list kept in this storage, by the same keyset rules as D1's lists (db/keyset). */
+export function sqlPage<R extends Row, P extends Position>(sql: Sql, list: KeysetList<R, P>, req: PageRequest<P>): Page<R, P> {
+  const q = keysetQueries(list, req);
+  const page = toPage(sql.all<R>(q.page.sql, ...q.page.params), req.limit, list.position);
+  return req.includeTotal ? { ...page, total: sql.count(q.count.sql, ...q.count.params) } : page;
 }

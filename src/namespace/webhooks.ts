@@ -2,7 +2,11 @@ import { newId, newSigningSecret } from "../ids";
 import { iso } from "../time";
 import type { AttemptOutcome } from "../webhooks/deliver";
 import { DELIVERY_TIMEOUT_MS, DISABLE_AFTER_MS, MAX_DELIVERY_ATTEMPTS, nextDelayMs } from "../webhooks/schedule";
-import type { Sql } from "./sql";
+import { mapPage, newestFirst, type Page, type PageRequest } from "../db/keyset";
+import { type Sql, sqlPage } from "./sql";
+
+/** Where a page of endpoints starts: (created_at in ms, webhook_id). */
+export type WebhookPosition = [number, string];
 
 export const EVENT_TYPES = [
   "task.created",
@@ -124,8 +128,10 @@ export class WebhookStore {
     return this.sql.one<WebhookRow>("SELECT * FROM webhooks WHERE webhook_id = ?", webhookId);
   }
 
-  list(): Webhook[] {
-    return this.sql.all<WebhookRow>("SELECT * FROM webhooks ORDER BY created_at DESC, webhook_id DESC").map(toWebhook);
+  /** A page of endpoints, newest first. */
+  list(req: PageRequest<WebhookPosition>): Page<Webhook, WebhookPosition> {
+    const position = (row: WebhookRow): WebhookPosition => [row.created_at, row.webhook_id];
+    return mapPage(sqlPage(this.sql, newestFirst({ select: "*", from: "webhooks" }, {}, ["created_at", "webhook_id"], position), req), toWebhook);
   }
 
   create(input: { url: string; event_types: string[]; description: string | null }, now: number): { webhook: Webhook; secret: string } {
