@@ -9,8 +9,8 @@ const LIMIT = 6;
 const WATCHDOG_MS = 3000;
 /** Longer than the setup takes, so that the stalled first attempt is still current at the kill. */
 const LEASE_SECONDS = 60;
-/** How long after the restart every task must have finished: a few watchdog and lease periods. */
-const FINISH_WITHIN_MS = 90_000;
+/** How long after the restart every task must have finished (about 30 s here on a loaded machine). */
+const FINISH_WITHIN_MS = 120_000;
 
 type Json = Record<string, unknown>;
 
@@ -71,9 +71,10 @@ function stallingProcessor() {
 
 /**
  * SPEC §5 Durability and Delivery watchdog: the whole runtime killed with SIGKILL while tasks are
- * in flight loses and duplicates nothing, and no task stays stuck afterwards. A message the local
- * queue held in memory dies with the process while its task is `queued`; without the watchdog
- * that task holds its slot forever, and with 6 slots the namespace would never run again.
+ * in flight loses and duplicates nothing, and no task stays stuck afterwards. The local queue
+ * keeps messages in memory, so the five sent while the consumer waited on the first dispatch die
+ * with the process while their tasks are `queued`: without the watchdog they stay queued forever
+ * and hold five of the six slots (all six, had the first one been lost too).
  */
 describe("a hard crash with tasks in flight", { timeout: 300_000 }, () => {
   let dev: DevServer;
@@ -128,7 +129,7 @@ describe("a hard crash with tasks in flight", { timeout: 300_000 }, () => {
     const accepted: string[] = [];
     const create = async (count: number) => {
       const wave = await Promise.all(
-        Array.from({ length: count }, () => call("POST", "/v1/tasks", apiKey, { task_type: "crash_job", inputs: { n: accepted.length } })),
+        Array.from({ length: count }, () => call("POST", "/v1/tasks", apiKey, { task_type: "crash_job" })),
       );
       for (const created of wave) {
         expect(created.status, JSON.stringify(created.json)).toBe(201);
