@@ -39,6 +39,12 @@ import { EMPTY_PROGRESS, InvalidTransition, NAMESPACE_TIMER, TaskStore, type Tas
 /** Lease of a built-in handler's attempt; the consumer renews it well before it runs out. */
 export const BUILTIN_LEASE_SECONDS = 60;
 const SEND_BATCH = 100;
+/**
+ * SPEC §5's delivery watchdog: a queued task that no consumer has claimed this long after its
+ * message went out is sent again, so a message the queue lost cannot hold a slot forever.
+ * `QUEUE_WATCHDOG_MS` overrides it (the crash test shortens it).
+ */
+export const DELIVERY_WATCHDOG_MS = 5 * 60_000;
 /** Delivery attempts one alarm starts at most; the rest start in the next, at once. */
 const DELIVERY_BATCH = 100;
 const ALARM_BATCH = 1000;
@@ -130,6 +136,7 @@ export class NamespaceDO extends DurableObject<Env> {
   /** Long-polls waiting for a task to change, by task id: the version they saw, and their wake-up. */
   private readonly waiters = new Map<string, Set<{ version: number; wake: () => void }>>();
   private wakeScheduled = false;
+  private readonly watchdogMs: number;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -141,6 +148,7 @@ export class NamespaceDO extends DurableObject<Env> {
       this.wakeWaiters();
     });
     const keepAliveMs = Number((env as { STREAM_KEEPALIVE_MS?: string }).STREAM_KEEPALIVE_MS) || undefined;
+    this.watchdogMs = watchdogMs(env);
     this.streams = new EventStreams(this.sql, ctx, keepAliveMs);
     // Clients may ping an idle socket; the runtime answers without waking the object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
@@ -952,8 +960,15 @@ export class NamespaceDO extends DurableObject<Env> {
   }
 
   /**
-   * Puts admitted tasks on the queue. A timer is removed only after its send succeeded, so a
-   * failed send is retried by a later alarm and no task is ever left queued without a message.
+   * Puts admitted tasks on the queue. A timer moves only after its send succeeded, so a failed
+   * send is retried by a later alarm and no task is ever left queued without a message.
+   *
+   * After a successful send, a queued task's send timer stays as its delivery watchdog, due
+   * `watchdogMs` later: if it fires, no consumer has claimed that attempt, so the message is sent
+   * again (the duplicate, if the first one was only slow, is refused by the claim). It always
+   * belongs to the current attempt: a claim and every other way out of `queued` remove it, and a
+   * retry replaces it. A continuation's timer is dropped instead: a processing attempt whose
+   * message is lost ends by its lease.
    */
   private async sendMessages(timers: TimerRow[]): Promise<void> {
     const pending: { timer: TimerRow; body: TaskMessage }[] = [];
@@ -969,9 +984,18 @@ export class NamespaceDO extends DurableObject<Env> {
       const chunk = pending.slice(i, i + SEND_BATCH);
       try {
         await this.io.sendBatch(chunk.map((p) => ({ body: p.body, contentType: "json" as const })));
+        const watchdogAt = this.clock.now() + this.watchdogMs;
+        // Guarded by due_at: a claim or retry that came while the send was out has its say.
         this.ctx.storage.transactionSync(() => {
-          for (const { timer } of chunk) {
-            this.sql.run("DELETE FROM timers WHERE task_id = ? AND kind = 'send' AND due_at = ?", timer.task_id, timer.due_at);
+          for (const { timer, body } of chunk) {
+            if (body.slice === undefined) {
+              this.sql.run(
+                "UPDATE timers SET due_at = ?, tries = 0 WHERE task_id = ? AND kind = 'send' AND due_at = ?",
+                watchdogAt, timer.task_id, timer.due_at,
+              );
+            } else {
+              this.sql.run("DELETE FROM timers WHERE task_id = ? AND kind = 'send' AND due_at = ?", timer.task_id, timer.due_at);
+            }
           }
         });
       } catch (err) {
@@ -1071,6 +1095,12 @@ const readCheckpoint = (row: TaskRow): SavedCheckpoint | null =>
 export function notFoundMessage(taskId: string, env: Env): string {
   const days = Math.round(Number(env.TASK_RECORD_RETENTION_SECONDS || 2592000) / 86400);
   return `task ${taskId} not found; finished tasks are kept for ${days} days after they end, then their records expire`;
+}
+
+/** The delivery watchdog's delay: `QUEUE_WATCHDOG_MS` when it is a positive number, else 5 min. */
+function watchdogMs(env: Env): number {
+  const configured = Number((env as { QUEUE_WATCHDOG_MS?: string }).QUEUE_WATCHDOG_MS);
+  return Number.isFinite(configured) && configured > 0 ? configured : DELIVERY_WATCHDOG_MS;
 }
 
 /** Backoff for internal retries (queue sends, D1 flushes): 1 s doubling to 60 s. */

@@ -28,6 +28,11 @@ export interface DevServer {
   restart(): Promise<void>;
   /** Stops the service; `start()` brings it back. */
   stop(): Promise<void>;
+  /**
+   * Kills wrangler's whole process group with SIGKILL, as a crash or power loss would: nothing
+   * gets to finish or flush. `start()` brings it back on the same state.
+   */
+  kill(): Promise<void>;
   start(): Promise<void>;
   /** Stops the service and removes its state. */
   dispose(): Promise<void>;
@@ -37,7 +42,7 @@ export interface DevServer {
  * The real service under `wrangler dev` on a free port, with its own state directory
  * (D1 migrated first), ALLOW_PRIVATE_URLS on and the given ADMIN_TOKEN.
  */
-export async function startDevServer(options: { adminToken: string }): Promise<DevServer> {
+export async function startDevServer(options: { adminToken: string; vars?: Record<string, string> }): Promise<DevServer> {
   const state = mkdtempSync(path.join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "edge-tasks-dev-"));
   await promisify(execFile)(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: root, env: quietEnv });
   const port = await freePort();
@@ -53,6 +58,7 @@ export async function startDevServer(options: { adminToken: string }): Promise<D
         "dev", "--port", String(port), "--ip", "127.0.0.1", "--inspector-port", String(inspectorPort),
         "--persist-to", state, "--log-level", "warn", "--show-interactive-dev-session=false",
         "--var", `ADMIN_TOKEN:${options.adminToken}`, "--var", "ALLOW_PRIVATE_URLS:true",
+        ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
       ],
       // Its own process group, so that stopping it also stops workerd under it.
       { cwd: root, env: quietEnv, stdio: ["ignore", "pipe", "pipe"], detached: true },
@@ -77,7 +83,8 @@ export async function startDevServer(options: { adminToken: string }): Promise<D
     }
   };
 
-  const stop = async (): Promise<void> => {
+  /** Stops the process group: SIGTERM first unless `hard`, SIGKILL if it lingers (or at once when `hard`). */
+  const halt = async (hard: boolean): Promise<void> => {
     const proc = child;
     child = null;
     const pid = proc?.pid;
@@ -90,8 +97,8 @@ export async function startDevServer(options: { adminToken: string }): Promise<D
         // already gone
       }
     };
-    signal("SIGTERM");
-    const killed = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
+    if (!hard) signal("SIGTERM");
+    const killed = !hard && (await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]));
     if (!killed) {
       signal("SIGKILL");
       await exited;
@@ -107,6 +114,7 @@ export async function startDevServer(options: { adminToken: string }): Promise<D
       await new Promise((r) => setTimeout(r, 100));
     }
   };
+  const stop = (): Promise<void> => halt(false);
 
   try {
     await start();
@@ -123,6 +131,7 @@ export async function startDevServer(options: { adminToken: string }): Promise<D
       await start();
     },
     stop,
+    kill: () => halt(true),
     start,
     dispose: async () => {
       await stop();
