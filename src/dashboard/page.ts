@@ -36,8 +36,8 @@ export const DASHBOARD_HTML = `<!doctype html>
       <figure><figcaption>Queue depth <span class="hint">against the limit</span></figcaption><div id="chart-depth" class="chart-box"></div></figure>
       <figure><figcaption>Failures <span class="hint">by error code</span></figcaption><div id="chart-failures" class="chart-box"></div></figure>
       <figure><figcaption>Task types <span class="hint">tasks shown</span></figcaption><div id="chart-types" class="chart-box"></div></figure>
-      <p class="hint charts-note">Counted from the event stream since <time id="charts-since"></time>.</p>
     </section>
+    <p class="hint charts-note">Charts: from the event stream since <time id="charts-since"></time>.</p>
     <form id="filters">
       <label>Status
         <select id="status-filter">

@@ -51,21 +51,21 @@ input, select { font: inherit; padding: .25rem .4rem; border: 1px solid var(--li
 @media (prefers-reduced-motion: reduce) { .icon-processing { animation: none; } }
 
 /* Charts */
-#charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(15rem, 1fr)); gap: .8rem; margin-bottom: 1rem; }
+#charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(17rem, 1fr)); gap: .8rem; }
 #charts figure { margin: 0; padding: .5rem .7rem .6rem; border: 1px solid var(--line); border-radius: 8px; min-width: 0; }
 #charts figcaption { font-weight: 600; font-size: .85rem; margin-bottom: .25rem; }
-.charts-note { grid-column: 1 / -1; margin: -.3rem 0 0; font-size: .8rem; }
+.charts-note { margin: .3rem 0 1rem; font-size: .8rem; }
 .chart { display: block; width: 100%; height: auto; overflow: visible; }
 .chart-box .hint { margin: .4rem 0; font-size: .85rem; }
 .chart .grid { stroke: var(--line); stroke-width: 1; }
-.chart .tick { fill: var(--muted); font-size: 10px; }
+.chart .tick { fill: var(--muted); font-size: 11px; }
 .chart .series { fill: none; stroke-width: 2; stroke-linejoin: round; }
 .series-created, .series-active { stroke: var(--accent); }
 .series-completed { stroke: var(--ok); }
 .series-failed { stroke: var(--bad); }
 .series-waiting { stroke: var(--warn); }
 .chart .series-limit { stroke: var(--muted); stroke-width: 1.5; stroke-dasharray: 5 3; }
-.chart .bar-label, .chart .bar-count { fill: var(--fg); font-size: 11px; }
+.chart .bar-label, .chart .bar-count { fill: var(--fg); font-size: 12px; }
 .bar-active { fill: var(--accent); }
 .bar-waiting { fill: var(--warn); }
 .bar-completed { fill: var(--ok); }
@@ -98,10 +98,11 @@ td.status { white-space: nowrap; }
 .task-type { font-weight: 600; }
 .task-id, code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: .8rem; }
 .task-id { color: var(--muted); }
-progress { width: calc(100% - 3rem); max-width: 12rem; vertical-align: middle; accent-color: var(--accent); }
+.bar-line { display: flex; align-items: center; gap: .4rem; }
+progress { flex: 1 1 auto; min-width: 3rem; max-width: 12rem; accent-color: var(--accent); }
 tr[data-status="failed"] progress { accent-color: var(--bad); }
 tr[data-status="completed"] progress { accent-color: var(--ok); }
-.percent { margin-left: .4rem; font-variant-numeric: tabular-nums; }
+.percent { flex: none; font-variant-numeric: tabular-nums; }
 .queue-position { color: var(--warn); font-size: .85rem; }
 .queue-position:empty, .message:empty, .task-error:empty { display: none; }
 .message { color: var(--muted); font-size: .85rem; }

@@ -8,7 +8,7 @@ import { state } from "./state.js";
  * refuse). Each has a fixed viewBox and scales to its box; colours come from the stylesheet.
  */
 
-const W = 320;
+const W = 300;
 const H = 132;
 const LEFT = 32;
 const RIGHT = 8;
@@ -17,7 +17,7 @@ const BOTTOM = 18;
 const PLOT_W = W - LEFT - RIGHT;
 const PLOT_H = H - TOP - BOTTOM;
 const BAR_ROW = 22;
-const LABEL_W = 118;
+const LABEL_W = 112;
 const MAX_BARS = 8;
 
 /** The smallest "round" number ≥ n (and ≥ 2), so that the ticks at 0, ½ and 1 are whole. */
@@ -98,8 +98,11 @@ function drawDepth(now: number): void {
   const root = frame(yMax, clock(start), "now", "Slots in use and tasks waiting, against the namespace's limit");
   const x = (at: number) => LEFT + (PLOT_W * (at - start)) / span;
   const y = (v: number) => TOP + PLOT_H * (1 - v / yMax);
+  // The limit is a setting, older than the page: its line spans the whole window.
+  const first = samples[0];
+  const limits = first ? [{ ...first, at: start }, ...samples.slice(1)] : [];
   for (const [name, value] of [["limit", (s: DepthSample) => s.limit], ["waiting", (s: DepthSample) => s.waiting], ["active", (s: DepthSample) => s.active]] as const) {
-    const d = stepPath(samples, value, x, y, now);
+    const d = stepPath(name === "limit" ? limits : samples, value, x, y, now);
     if (d) root.append(svg("path", { d, class: `series series-${name}` }));
   }
   ui.charts.depth.replaceChildren(
@@ -123,18 +126,19 @@ function bars(rows: { label: string; segments: Segment[] }[], label: string): SV
   const room = W - LABEL_W - 40;
   rows.forEach((row, i) => {
     const y = 2 + i * BAR_ROW;
-    const title = svg("title", {}, row.label);
-    const text = svg("text", { x: LABEL_W - 6, y: y + 14, class: "bar-label", "text-anchor": "end" }, clip(row.label, 18));
-    text.append(title);
-    root.append(text);
+    // The title shows the whole label (and the numbers) on hover, where the label is clipped.
+    const detail = row.segments.filter(([, v]) => v > 0).map(([name, v]) => `${v} ${name}`).join(", ");
+    const group = svg("g", { class: "bar-row" });
+    group.append(svg("title", {}, `${row.label}: ${detail}`), svg("text", { x: LABEL_W - 6, y: y + 14, class: "bar-label", "text-anchor": "end" }, clip(row.label, 18)));
     let x = LABEL_W;
     for (const [name, value] of row.segments) {
       if (value <= 0) continue;
       const width = Math.max(2, (room * value) / max);
-      root.append(svg("rect", { x: x.toFixed(1), y: y + 3, width: width.toFixed(1), height: BAR_ROW - 8, rx: 2, class: `bar bar-${name}` }));
+      group.append(svg("rect", { x: x.toFixed(1), y: y + 3, width: width.toFixed(1), height: BAR_ROW - 8, rx: 2, class: `bar bar-${name}` }));
       x += width;
     }
-    root.append(svg("text", { x: x + 5, y: y + 14, class: "bar-count" }, String(total(row.segments))));
+    group.append(svg("text", { x: x + 5, y: y + 14, class: "bar-count" }, String(total(row.segments))));
+    root.append(group);
   });
   return root;
 }

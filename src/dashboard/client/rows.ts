@@ -15,6 +15,12 @@ const matches = (task: Task): boolean =>
 /** Newest first, as the API lists them. */
 const newer = (a: Task, b: Task): boolean => (a.created_at === b.created_at ? a.task_id > b.task_id : a.created_at > b.created_at);
 
+function lineOf(...children: Node[]): HTMLDivElement {
+  const line = el("div", "bar-line");
+  line.append(...children);
+  return line;
+}
+
 function buildRow(taskId: string): { row: HTMLTableRowElement; cells: RowCells } {
   const row = el("tr");
   row.dataset.taskId = taskId;
@@ -35,7 +41,7 @@ function buildRow(taskId: string): { row: HTMLTableRowElement; cells: RowCells }
   row.append(
     cell("status", cells.icon, cells.status),
     cell("task", cells.type, el("div", "task-id", taskId)),
-    cell("progress", cells.bar, cells.percent, cells.position, cells.message, cells.error),
+    cell("progress", lineOf(cells.bar, cells.percent), cells.position, cells.message, cells.error),
     cell("inputs", cells.inputs),
     cell("created", cells.created),
     cell("actions", cells.cancel),
