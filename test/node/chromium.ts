@@ -23,7 +23,7 @@ const UNSAFE_ARGS = new Set(["--disable-web-security", "--allow-running-insecure
  * headless Chromium that the @sparticuz/chromium package ships compressed in its npm archive:
  * `npm ci` is all a fresh machine needs, no apt-get and no browser download.
  */
-export async function chooseChromium(env: NodeJS.ProcessEnv = process.env, exists: (path: string) => boolean = existsSync): Promise<ChromiumChoice> {
+export async function chooseChromium(env: Record<string, string | undefined> = process.env, exists: (path: string) => boolean = existsSync): Promise<ChromiumChoice> {
   const wanted = env.CHROMIUM_PATH;
   if (wanted && exists(wanted)) return { source: "CHROMIUM_PATH", executablePath: wanted, args: SYSTEM_ARGS };
   if (exists(SYSTEM_CHROMIUM)) return { source: "system", executablePath: SYSTEM_CHROMIUM, args: SYSTEM_ARGS };
