@@ -282,6 +282,9 @@ describe("the dashboard, in Chromium against wrangler dev", { timeout: 90_000 },
     await expect.poll(() => bar(completedId).getAttribute("value"), WAIT).toBe("7");
     await report(done, "complete", { outputs: { clusters: 5 } });
     await expect.poll(() => icon(completedId), WAIT).toBe("completed");
+    // The freed slot went to the first in line; the second moves up without an event of its own.
+    await expect.poll(() => icon(waitingIds[0]!), WAIT).toMatch(/^(queued|processing)$/);
+    await expect.poll(() => row(waitingIds[1]!).locator(".queue-position").textContent(), WAIT).toBe("#1 in queue");
     expect(await bar(completedId).getAttribute("value")).toBe("100");
     expect(await row(completedId).locator(".percent").textContent()).toBe("100%");
     expect(await row(completedId).locator(".message").textContent()).toBe("writing cluster ids · 7/50");

@@ -50,10 +50,31 @@ function loadFirstPage(mine: number): void {
   });
 }
 
+/**
+ * A waiting task's place changes when others are admitted or cancelled, with no event of its
+ * own: after the counts change, the waiting tasks the page shows are read again.
+ */
+async function refreshPositions(mine: number): Promise<void> {
+  if (![...state.tasks.values()].some((entry) => entry.task.status === "created")) return;
+  const params = new URLSearchParams({ status: "created", limit: "100" });
+  if (state.filter.types.length) params.set("task_type", state.filter.types.join(","));
+  const page = pageOf(await api(`/v1/tasks?${params}`), isTask);
+  if (mine !== state.session) return;
+  // Only tasks the page already holds: this is a refresh, not a second list.
+  for (const task of page.results) if (state.tasks.has(task.task_id)) upsert(task, 0);
+}
+
+let lastCounts = "";
+
 async function loadStats(mine: number): Promise<void> {
   const stats = await api("/v1/tasks/stats");
   if (mine !== state.session || !isStats(stats)) return;
   recordStats(stats);
+  const counts = `${stats.created}/${stats.queued}/${stats.processing}/${stats.max_concurrent_tasks}`;
+  if (counts !== lastCounts) {
+    lastCounts = counts;
+    refreshPositions(mine).catch(showNotice);
+  }
   const active = stats.queued + stats.processing;
   const part = (name: string, value: number, label: string) => {
     const count = el("b", "", String(value));
