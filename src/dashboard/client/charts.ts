@@ -1,6 +1,6 @@
 import type { Stats, Task, TaskStatus } from "../../client/types.js";
 import { el, svg, throttle, ui } from "./dom.js";
-import { countEvent, type DepthSample, metrics, MINUTE_MS, resetMetrics, sampleDepth, type Throughput, throughputSeries, WINDOW_MINUTES } from "./metrics.js";
+import { countEvent, type DepthSample, metrics, MINUTE_MS, niceMax, resetMetrics, sampleDepth, type Throughput, throughputSeries, WINDOW_MINUTES } from "./metrics.js";
 import { state } from "./state.js";
 
 /*
@@ -19,14 +19,6 @@ const PLOT_H = H - TOP - BOTTOM;
 const BAR_ROW = 22;
 const LABEL_W = 112;
 const MAX_BARS = 8;
-
-/** The smallest "round" number ≥ n (and ≥ 2), so that the ticks at 0, ½ and 1 are whole. */
-export function niceMax(n: number): number {
-  if (n <= 2) return 2;
-  const step = 10 ** Math.floor(Math.log10(n));
-  for (const m of [1, 2, 4, 5, 10]) if (m * step >= n) return m * step;
-  return 10 * step;
-}
 
 const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 const clock = (at: number) => new Date(at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });

@@ -71,7 +71,7 @@ export function sampleDepth(stats: Stats, at = Date.now()): void {
 
 /** Drops what fell out of the window; the last depth sample before it still gives its start. */
 function prune(now: number): void {
-  const firstMinute = Math.floor(now / MINUTE_MS) - WINDOW_MINUTES;
+  const firstMinute = Math.floor(now / MINUTE_MS) - WINDOW_MINUTES + 1;
   for (const minute of metrics.perMinute.keys()) if (minute < firstMinute) metrics.perMinute.delete(minute);
   const start = now - WINDOW_MINUTES * MINUTE_MS;
   while (metrics.depth.length > 1 && (metrics.depth[1]?.at ?? now) <= start) metrics.depth.shift();
@@ -85,4 +85,12 @@ export function throughputSeries(now: number): Throughput[] {
     series.push(metrics.perMinute.get(minute) ?? { created: 0, completed: 0, failed: 0 });
   }
   return series;
+}
+
+/** The smallest "round" number ≥ n (and ≥ 2), so that a chart's ticks at 0, ½ and 1 are whole. */
+export function niceMax(n: number): number {
+  if (n <= 2) return 2;
+  const step = 10 ** Math.floor(Math.log10(n));
+  for (const m of [1, 2, 4, 5, 10]) if (m * step >= n) return m * step;
+  return 10 * step;
 }
