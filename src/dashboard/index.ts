@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { etag } from "hono/etag";
 import type { AppEnv } from "../api/env";
 import { DASHBOARD_HTML, FAVICON_SVG } from "./page";
-import { DASHBOARD_JS } from "./script";
+import { DASHBOARD_JS } from "./app.generated";
 import { DASHBOARD_CSS } from "./style";
 
 /**

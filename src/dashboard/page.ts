@@ -31,17 +31,24 @@ export const DASHBOARD_HTML = `<!doctype html>
     <p id="key-error" class="error" role="alert"></p>
   </form>
   <section id="board" hidden>
+    <section id="charts" aria-label="Activity">
+      <figure><figcaption>Throughput <span class="hint">per minute</span></figcaption><div id="chart-throughput" class="chart-box"></div></figure>
+      <figure><figcaption>Queue depth <span class="hint">against the limit</span></figcaption><div id="chart-depth" class="chart-box"></div></figure>
+      <figure><figcaption>Failures <span class="hint">by error code</span></figcaption><div id="chart-failures" class="chart-box"></div></figure>
+      <figure><figcaption>Task types <span class="hint">tasks shown</span></figcaption><div id="chart-types" class="chart-box"></div></figure>
+    </section>
+    <p class="hint charts-note">Charts: from the event stream since <time id="charts-since"></time>.</p>
     <form id="filters">
       <label>Status
         <select id="status-filter">
           <option value="">all</option>
           <option value="created,queued,processing">unfinished</option>
-          <option value="created">🟢 created</option>
-          <option value="queued">⏱️ queued</option>
-          <option value="processing">⚙️ processing</option>
-          <option value="completed">✅ completed</option>
-          <option value="failed">❌ failed</option>
-          <option value="cancelled">🚫 cancelled</option>
+          <option value="created">created</option>
+          <option value="queued">queued</option>
+          <option value="processing">processing</option>
+          <option value="completed">completed</option>
+          <option value="failed">failed</option>
+          <option value="cancelled">cancelled</option>
         </select>
       </label>
       <label>Task type
@@ -51,7 +58,7 @@ export const DASHBOARD_HTML = `<!doctype html>
     </form>
     <p id="notice" class="error" role="alert"></p>
     <table id="tasks">
-      <thead><tr><th>Status</th><th>Task</th><th>Progress</th><th>Inputs</th><th>Created</th><th></th></tr></thead>
+      <thead><tr><th class="status">Status</th><th class="task">Task</th><th class="progress">Progress</th><th class="inputs">Inputs</th><th class="created">Created</th><th class="actions"><span class="visually-hidden">Actions</span></th></tr></thead>
       <tbody id="rows"></tbody>
     </table>
     <p id="empty" class="hint">No tasks yet.</p>
@@ -59,7 +66,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   </section>
   <aside id="detail" hidden aria-labelledby="detail-title">
     <button id="detail-close" type="button" aria-label="Close">×</button>
-    <h2 id="detail-title"></h2>
+    <h2><span id="detail-icon"></span><span id="detail-title"></span></h2>
     <pre id="detail-task"></pre>
     <h3>Logs</h3>
     <ol id="logs"></ol>

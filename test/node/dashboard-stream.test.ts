@@ -1,15 +1,10 @@
-import { existsSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import dashboard from "../../src/dashboard";
+import { launchChromium } from "./chromium";
 import { freePort } from "./dev-server";
 
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
 const KEY = "sk_scripted_key";
 const WAIT = { timeout: 20_000 };
 
@@ -70,14 +65,13 @@ describe("the dashboard's stream handling, against a scripted server", { timeout
   const row = (taskId: string) => page.locator(`tr[data-task-id="${taskId}"]`);
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (as .ci/run does), or set CHROMIUM_PATH`);
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
     server = createServer((req, res) => {
       serve(req, res).catch((err: unknown) => res.writeHead(500).end(String(err)));
     });
     await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     page = await browser.newPage();
     page.on("pageerror", (err) => pageErrors.push(String(err)));
   }, 60_000);

@@ -1,16 +1,13 @@
-import { existsSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchChromium } from "./chromium";
 import { freePort, startDevServer, type DevServer } from "./dev-server";
+import { checkLayout } from "./dashboard-layout";
 
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const ADMIN = "dashboard-test-admin";
-// Without the background-networking flags Chromium waits on services it cannot reach offline.
-const CHROMIUM_ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
+/** Where the layout checks leave their screenshots, for a person to look at. */
+const SCREENSHOTS = process.env.DASHBOARD_SCREENSHOTS ?? "/tmp";
 // Generous: under the full suite the two cores are shared with the Workers project.
 const WAIT = { timeout: 20_000 };
 const HOSTILE = `<img src=x onerror="window.__pwned=1">`;
@@ -56,6 +53,7 @@ describe("the dashboard, in Chromium against wrangler dev", { timeout: 90_000 },
   let apiKey = "";
   const pageErrors: string[] = [];
   const policyViolations: string[] = [];
+  let pagesLoaded = 0;
 
   async function call(method: string, path: string, token: string, body?: unknown) {
     const res = await fetch(`${dev.url}${path}`, {
@@ -73,7 +71,7 @@ describe("the dashboard, in Chromium against wrangler dev", { timeout: 90_000 },
     return res.json.task_id as string;
   }
 
-  async function report(cb: Callback, kind: "progress" | "logs", body: unknown) {
+  async function report(cb: Callback, kind: "progress" | "logs" | "complete" | "fail", body: unknown) {
     const res = await fetch(`${cb.url}/${kind}`, {
       method: "POST",
       headers: { authorization: `Bearer ${cb.token}`, "content-type": "application/json" },
@@ -85,15 +83,13 @@ describe("the dashboard, in Chromium against wrangler dev", { timeout: 90_000 },
   const row = (taskId: string) => page.locator(`tr[data-task-id="${taskId}"]`);
   const bar = (taskId: string) => row(taskId).locator("progress");
   const connection = () => page.locator("#connection").getAttribute("data-state");
+  const icon = (taskId: string) => row(taskId).locator(".icon").getAttribute("data-status");
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: the dashboard test needs Debian's chromium (apt-get install -y chromium, as .ci/run does; or set CHROMIUM_PATH)`);
-    }
     [dev, processor, browser] = await Promise.all([
       startDevServer({ adminToken: ADMIN }),
       startProcessor(),
-      chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS }),
+      launchChromium(),
     ]);
     const ns = await call("POST", "/v1/namespaces", ADMIN, { namespace_name: "dashboard", settings: { max_concurrent_tasks: 7 } });
     expect(ns.status, ns.text).toBe(201);
@@ -106,6 +102,7 @@ describe("the dashboard, in Chromium against wrangler dev", { timeout: 90_000 },
     context = await browser.newContext();
     page = await context.newPage();
     page.on("pageerror", (err) => pageErrors.push(String(err)));
+    page.on("load", () => pagesLoaded++);
     page.on("console", (msg) => {
       if (/Content Security Policy|Trusted Type/i.test(msg.text())) policyViolations.push(msg.text());
     });
@@ -163,7 +160,7 @@ describe("the dashboard, in Chromium against wrangler dev", { timeout: 90_000 },
     expect(await row(taskId).locator(".inputs").textContent()).toContain("s3://corpus/part-1");
     callback = await processor.dispatched(taskId);
     await expect.poll(() => row(taskId).getAttribute("data-status"), WAIT).toBe("processing");
-    expect(await row(taskId).locator(".icon").textContent()).toBe("⚙️");
+    expect(await icon(taskId)).toBe("processing");
     await expect.poll(() => page.locator('#counts [data-count="processing"]').textContent(), WAIT).toBe("1");
 
     await report(callback, "progress", { percent: 20, message: "a fifth done" });
@@ -208,7 +205,7 @@ describe("the dashboard, in Chromium against wrangler dev", { timeout: 90_000 },
   it("cancels a task from the page", async () => {
     await row(taskId).locator("button.cancel").click();
     await expect.poll(async () => (await call("GET", `/v1/tasks/${taskId}`, apiKey)).json.status, WAIT).toBe("cancelled");
-    await expect.poll(() => row(taskId).locator(".icon").textContent(), WAIT).toBe("🚫");
+    await expect.poll(() => icon(taskId), WAIT).toBe("cancelled");
     expect(await row(taskId).locator(".status-name").textContent()).toBe("cancelled");
     expect(await row(taskId).locator("button.cancel").isVisible()).toBe(false);
     await expect.poll(() => page.locator('#counts [data-count="processing"]').textContent(), WAIT).toBe("0");
@@ -260,8 +257,91 @@ describe("the dashboard, in Chromium against wrangler dev", { timeout: 90_000 },
     expect(await page.locator("#key-form").isVisible()).toBe(true);
   });
 
-  it("ran without a script error or a policy violation", () => {
+  let waitingIds: string[] = [];
+  let completedId = "";
+  let failedId = "";
+
+  it("shows a waiting task's place in the queue, a completed task's bar whole, and draws the charts from live events", async () => {
+    await page.locator("#key").fill(apiKey);
+    await page.locator("#key-form button[type=submit]").click();
+    await expect.poll(connection, WAIT).toBe("live");
+    // One task is processing (the hostile one): 8 more fill the other 6 slots, and 2 wait.
+    const ids: string[] = [];
+    for (let part = 0; part < 8; part++) ids.push(await createTask("dash_work", { part }));
+    waitingIds = ids.slice(6);
+    for (const [index, id] of waitingIds.entries()) {
+      await expect.poll(() => row(id).locator(".queue-position").textContent(), WAIT).toBe(`#${index + 1} in queue`);
+      expect(await icon(id)).toBe("created");
+    }
+    await page.screenshot({ path: `${SCREENSHOTS}/dashboard-queue.png`, fullPage: true, animations: "disabled" });
+
+    // A clustering run's last report was 7 %: completed still means a whole bar.
+    completedId = ids[0]!;
+    const done = await processor.dispatched(completedId);
+    await report(done, "progress", { percent: 7, message: "writing cluster ids", processed: 7, total: 50 });
+    await expect.poll(() => bar(completedId).getAttribute("value"), WAIT).toBe("7");
+    await report(done, "complete", { outputs: { clusters: 5 } });
+    await expect.poll(() => icon(completedId), WAIT).toBe("completed");
+    // The freed slot went to the first in line; the second moves up without an event of its own.
+    await expect.poll(() => icon(waitingIds[0]!), WAIT).toMatch(/^(queued|processing)$/);
+    await expect.poll(() => row(waitingIds[1]!).locator(".queue-position").textContent(), WAIT).toBe("#1 in queue");
+    expect(await bar(completedId).getAttribute("value")).toBe("100");
+    expect(await row(completedId).locator(".percent").textContent()).toBe("100%");
+    expect(await row(completedId).locator(".message").textContent()).toBe("writing cluster ids · 7/50");
+
+    failedId = ids[1]!;
+    const failing = await processor.dispatched(failedId);
+    await report(failing, "fail", { error: { code: "bad_input", message: "row 3 is not JSON" }, retryable: false });
+    await expect.poll(() => icon(failedId), WAIT).toBe("failed");
+
+    // The charts, from the events since the page opened.
+    const ys = async (selector: string) => {
+      const d = (await page.locator(selector).getAttribute("d")) ?? "";
+      return [...d.matchAll(/[ML][\d.]+ ([\d.]+)/g)].map((m) => Number(m[1]));
+    };
+    await expect.poll(async () => new Set(await ys("#chart-throughput path.series-created")).size, WAIT).toBeGreaterThan(1);
+    await expect.poll(async () => new Set(await ys("#chart-throughput path.series-completed")).size, WAIT).toBeGreaterThan(1);
+    await expect.poll(async () => new Set(await ys("#chart-throughput path.series-failed")).size, WAIT).toBeGreaterThan(1);
+    await expect.poll(() => page.locator("#chart-failures rect.bar-failed").count(), WAIT).toBe(1);
+    expect(await page.locator("#chart-failures .bar-label").textContent()).toBe("bad_input");
+    expect(await page.locator("#chart-failures .bar-count").textContent()).toBe("1");
+    await expect.poll(() => page.locator("#chart-depth path.series-limit").getAttribute("d"), WAIT).toMatch(/^M[\d.]+ [\d.]+H/);
+    expect(await page.locator("#chart-depth path.series-active").getAttribute("d")).toMatch(/V/);
+    await expect.poll(() => page.locator("#chart-depth .legend").textContent(), WAIT).toContain("of 7 slots in use");
+    expect(await page.locator("#chart-types .bar-label").allTextContents()).toEqual(["dash_work"]);
+    expect(await page.locator("#chart-types rect.bar").count()).toBeGreaterThanOrEqual(3);
+  });
+
+  it("fits a 390 px phone and a 1400 px screen with the detail panel open, Cancel always on screen", async () => {
+    const phone = await checkLayout(page, 390, 844, `${SCREENSHOTS}/dashboard-390.png`);
+    expect(phone.scrollWidth).toBeLessThanOrEqual(phone.innerWidth);
+    expect(phone.cancels.length).toBeGreaterThanOrEqual(5);
+    for (const box of phone.cancels) expect(box).toMatchObject({ hit: true });
+    for (const box of phone.cancels) expect(box.right).toBeLessThanOrEqual(phone.innerWidth);
+
+    await row(waitingIds[0]!).click();
+    await expect.poll(() => page.locator("#detail").isVisible()).toBe(true);
+    const phonePanel = await checkLayout(page, 390, 844, `${SCREENSHOTS}/dashboard-390-panel.png`);
+    expect(phonePanel.scrollWidth).toBeLessThanOrEqual(phonePanel.innerWidth);
+
+    const wide = await checkLayout(page, 1400, 900, `${SCREENSHOTS}/dashboard-1400-panel.png`);
+    expect(await page.locator("#detail").isVisible()).toBe(true);
+    expect(wide.scrollWidth).toBeLessThanOrEqual(wide.innerWidth);
+    expect(wide.cancels.length).toBeGreaterThanOrEqual(5);
+    for (const box of wide.cancels) expect(box).toMatchObject({ hit: true });
+    for (const box of wide.cancels) expect(box.right).toBeLessThanOrEqual(wide.innerWidth);
+    await page.locator("#detail-close").click();
+    const wideClosed = await checkLayout(page, 1400, 900, `${SCREENSHOTS}/dashboard-1400.png`);
+    expect(wideClosed.scrollWidth).toBeLessThanOrEqual(wideClosed.innerWidth);
+  });
+
+  it("ran without a script error or a policy violation", async () => {
+    // Only worth anything if the page was there: loaded, and its script ran to the end.
+    expect(pagesLoaded).toBeGreaterThan(0);
+    expect(await page.evaluate("document.documentElement.dataset.dashboard")).toBe("ready");
     expect(pageErrors).toEqual([]);
     expect(policyViolations).toEqual([]);
+    // And the policy is there to be violated: markup through innerHTML is refused.
+    expect(await page.evaluate(`(() => { try { document.body.innerHTML = "<b>x</b>"; return "assigned"; } catch (err) { return err.name; } })()`)).toBe("TypeError");
   });
 });
