@@ -126,6 +126,13 @@ describe("a hostile batch import", () => {
     expect(stolen.body.results).toEqual([]);
     expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM objects WHERE namespace_id = ?").bind(b.namespaceId).first("n")).toBe(0);
     expect(await stagedRows(stagingOf(victim))).toBe(1);
+    // Nor staging of A's that no task holds yet (a request between staging and creating its task).
+    await env.DB.prepare("INSERT INTO batch_staging (namespace_id, task_id, staging_id, chunk, first_index, payload, created_ms) VALUES (?, NULL, 'stg_isounbound', 0, 0, ?, ?)")
+      .bind(a.namespaceId, JSON.stringify([{ content: "a's unbound text" }]), Date.now())
+      .run();
+    const adoption = await craft(b, "batch_import", { bucket_id: bucketB.bucket_id, staging_id: "stg_isounbound", count: 1 });
+    expect((await waitForStatus(b, adoption.task_id, "failed", "completed")).error).toMatchObject({ code: "staging_missing" });
+    expect(await env.DB.prepare("SELECT namespace_id, task_id FROM batch_staging WHERE staging_id = 'stg_isounbound'").first()).toEqual({ namespace_id: a.namespaceId, task_id: null });
 
     await release();
     const done = await waitForStatus(a, victim.task_id, "completed", "failed");
