@@ -49,11 +49,6 @@ export async function embedForTask(env: Env, extractor: FeatureExtractor, texts:
     return vectors;
   } catch (err) {
     if (!(err instanceof EmbeddingError)) throw err;
-    // The binding's own error text is not ours to show a client: it is logged, and named only.
-    if (err.code === "ai_failed") {
-      console.error("Workers AI failed for a task", err.message);
-      throw new TaskFailure(err.code, `Workers AI ${extractor.type === "workers_ai" ? extractor.model : ""} failed`, err.retryable);
-    }
     throw new TaskFailure(err.code, err.message, err.retryable);
   }
 }
