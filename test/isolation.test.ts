@@ -292,13 +292,13 @@ describe("the runner never waits on a stuck handler", () => {
   it("gives the attempt up once the handler overruns its slice, heartbeat or not", async () => {
     const t = await tenant();
     const captured = await captureSends(t);
-    const task = await createTask(t, { task_type: "iso_stuck", max_attempts: 1 });
+    const task = await createTask(t, { task_type: "iso_stuck" });
     const claim = await claimCaptured(t, captured, task.task_id);
     const stubFor = (): NamespaceStub => namespaceStub(env, t.namespaceId);
     // A lease of 0.3 s renewed every 0.1 s: the heartbeat alone would keep it alive forever.
     await runBuiltin(stubFor, claim, env, 0.3, 100, 300);
     const failed = await waitForStatus(t, task.task_id, "failed");
-    expect(failed.error).toMatchObject({ code: "slice_overrun" });
+    expect(failed.error).toMatchObject({ code: "slice_overrun", retryable: false });
   });
 
   it("returns as soon as the heartbeat learns the task was cancelled", async () => {

@@ -69,8 +69,9 @@ export async function runBuiltin(
     shouldYield: () => Date.now() >= sliceEnds,
     yield: (state) => new Yielded(state),
   };
+  // Not retried: every handler yields within its slice, so one that did not would do it again.
   const overrun = setTimeout(() => {
-    controller.abort(new TaskFailure("slice_overrun", `the handler did not yield within ${Math.round((sliceMs + overrunMs) / 1000)} s`, true));
+    controller.abort(new TaskFailure("slice_overrun", `the handler did not yield within ${Math.round((sliceMs + overrunMs) / 1000)} s`, false));
   }, sliceMs + overrunMs);
   const stopped = new Promise<never>((_, reject) => {
     controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true });
