@@ -4,9 +4,10 @@ import { byIsoTime, byMillis } from "../cursor";
 import { collectionsSourcing, findBucket, getObject } from "../db/dataplane";
 import { listBuckets, listObjects } from "../db/dataplane-lists";
 import { createObject, NewObject } from "../db/objects";
+import { bindStaging, dropUnboundStaging, stagingInserts } from "../db/staging";
 import { ApiError, createUnique, unwrap } from "../errors";
 import { newId } from "../ids";
-import { jsonBytes, JsonObjectSchema, TaskSchema } from "../tasks/model";
+import { JsonObjectSchema, TaskSchema } from "../tasks/model";
 import { isoNow } from "../time";
 import { namespaceOf } from "./auth";
 import { type AppEnv, newApp } from "./env";
@@ -128,9 +129,6 @@ app.openapi(
   },
 );
 
-/** Staged chunks stay well under D1's 2 MB row limit. */
-const STAGING_CHUNK_BYTES = 900 * 1024;
-
 app.openapi(
   createRoute({
     method: "post",
@@ -145,35 +143,19 @@ app.openapi(
   async (c) => {
     const bucket = await bucketOf(c, c.req.valid("param").bucket);
     const { objects } = c.req.valid("json");
+    const ns = c.get("principal").namespace_id;
     const stagingId = newId("obj").replace("obj_", "stg_");
-    const statements: D1PreparedStatement[] = [];
-    let chunk: typeof objects = [];
-    let bytes = 0;
-    let first = 0;
-    const flush = () => {
-      statements.push(
-        c.env.DB.prepare("INSERT INTO batch_staging (staging_id, chunk, first_index, payload, created_ms) VALUES (?, ?, ?, ?, ?)")
-          .bind(stagingId, statements.length, first, JSON.stringify(chunk), Date.now()),
-      );
-      first += chunk.length;
-      chunk = [];
-      bytes = 0;
-    };
-    for (const object of objects) {
-      const size = jsonBytes(object);
-      if (chunk.length > 0 && bytes + size > STAGING_CHUNK_BYTES) flush();
-      chunk.push(object);
-      bytes += size;
-    }
-    if (chunk.length > 0) flush();
-    // Staged before the task exists: the task never runs without its payload.
-    await c.env.DB.batch(statements);
-    const task = unwrap(
-      await namespaceOf(c).createTask(
-        { task_type: "batch_import", inputs: { bucket_id: bucket.bucket_id, staging_id: stagingId, count: objects.length } },
-        new URL(c.req.url).origin,
-      ),
+    // Staged before the task exists, so the task never runs without its payload; bound to the
+    // task once it does (the task binds it itself should this request die first).
+    await c.env.DB.batch(stagingInserts(c.env.DB, ns, stagingId, objects));
+    const created = await namespaceOf(c).createTask(
+      { task_type: "batch_import", inputs: { bucket_id: bucket.bucket_id, staging_id: stagingId, count: objects.length } },
+      new URL(c.req.url).origin,
     );
+    // Only a refusal proves no task exists; after a failed call one may, and it adopts the rows.
+    if (!created.ok) await dropUnboundStaging(c.env.DB, ns, stagingId);
+    const task = unwrap(created);
+    await bindStaging(c.env.DB, ns, stagingId, task.task_id);
     return c.json({ task }, 202);
   },
 );

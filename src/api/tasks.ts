@@ -1,5 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import type { NamespaceStub } from "../consumer/stub";
 import { ApiError, unwrap } from "../errors";
+import { dataPlaneOperation } from "../handlers/operations";
 import { taskEtag } from "../tasks/etag";
 import { CreateTaskSchema, jsonBytes, LIMITS, LogLineSchema, StatsSchema, TaskSchema } from "../tasks/model";
 import { namespaceOf } from "./auth";
@@ -11,6 +13,17 @@ import { LOG_CURSOR, taskLogPage } from "./task-logs";
 import { ListBody, listFromBody, listFromQuery, listTasks, TaskFilters } from "./task-list";
 
 const security = [{ apiKey: [] }];
+
+/**
+ * The data-plane types are created by their own operations, which check what the task will
+ * touch (SPEC §5); a generic create naming one gets 422 naming that operation, unless the
+ * namespace runs the type on its own processor. Every generic create path calls this.
+ */
+export async function refuseDataPlaneType(stub: Pick<NamespaceStub, "getProcessor">, taskType: string): Promise<void> {
+  const operation = dataPlaneOperation(taskType);
+  if (operation === undefined || (await stub.getProcessor(taskType)).ok) return;
+  throw new ApiError("validation_error", `task_type "${taskType}" is created by ${operation}, not by a generic task create`, { field: "task_type", operation });
+}
 
 const WaitQuery = z.object({
   wait: z.coerce
@@ -75,6 +88,7 @@ app.openapi(
     if (input.inputs !== undefined && jsonBytes(input.inputs) > LIMITS.inputsBytes) {
       throw new ApiError("payload_too_large", `inputs exceed ${LIMITS.inputsBytes} bytes of JSON`, { field: "inputs" });
     }
+    await refuseDataPlaneType(namespaceOf(c), input.task_type);
     const task = unwrap(await namespaceOf(c).createTask(input, new URL(c.req.url).origin, c.get("idempotency")));
     return c.json(task, 201);
   },

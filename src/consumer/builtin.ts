@@ -13,10 +13,21 @@ const HEARTBEAT_SHARE = 1 / 3;
  * never holds a consumer (or, locally, the one queue) for long; long enough to amortise a hop.
  */
 export const SLICE_MS = 10_000;
+/**
+ * How long past its slice an invocation waits for a handler before it gives the attempt up. The
+ * heartbeat renews the lease while a handler runs, so without this bound a handler that never
+ * returned would hold its consumer, and its lease, until the task's processing timeout.
+ */
+export const SLICE_OVERRUN_MS = 60_000;
+/** What a client sees of an error our code did not expect; the detail goes to the log. */
+export const UNEXPECTED_ERROR_MESSAGE = "the handler failed unexpectedly";
 
 /**
  * Runs a claimed attempt with its built-in handler. The handler's context renews the lease
- * while it runs, and aborts its signal as soon as the attempt has ended elsewhere.
+ * while it runs, and aborts its signal as soon as the attempt has ended elsewhere. The
+ * invocation stops waiting for the handler once its signal is aborted (the attempt ended, or the
+ * handler overran its slice by `overrunMs`), so a handler that ignores its signal cannot hold
+ * the consumer.
  */
 export async function runBuiltin(
   stubFor: () => NamespaceStub,
@@ -24,6 +35,7 @@ export async function runBuiltin(
   env: Env,
   leaseSeconds: number,
   sliceMs = SLICE_MS,
+  overrunMs = SLICE_OVERRUN_MS,
 ): Promise<void> {
   const sliceEnds = Date.now() + sliceMs;
   const taskId = claim.task.task_id;
@@ -57,8 +69,18 @@ export async function runBuiltin(
     shouldYield: () => Date.now() >= sliceEnds,
     yield: (state) => new Yielded(state),
   };
+  // Not retried: every handler yields within its slice, so one that did not would do it again.
+  const overrun = setTimeout(() => {
+    controller.abort(new TaskFailure("slice_overrun", `the handler did not yield within ${Math.round((sliceMs + overrunMs) / 1000)} s`, false));
+  }, sliceMs + overrunMs);
+  const stopped = new Promise<never>((_, reject) => {
+    controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true });
+  });
+  const running = handler.run(ctx);
+  // Once abandoned, whatever the handler still throws has nowhere to go.
+  running.catch(() => undefined);
   try {
-    const result = (await handler.run(ctx)) ?? {};
+    const result = (await Promise.race([running, stopped])) ?? {};
     if (ended || controller.signal.aborted) return;
     if (result instanceof Yielded) {
       await finalReport(send, { kind: "checkpoint", state: result.state });
@@ -72,13 +94,17 @@ export async function runBuiltin(
     }
   } catch (err) {
     if (err instanceof TaskEnded || ended) return;
+    if (!(err instanceof TaskFailure)) console.error(`task ${taskId} (${claim.task.task_type}): handler error`, err);
+    // Only a TaskFailure's message is written for clients; anything else (a D1 error with its
+    // SQL, a stack) may carry internal text, so it is reported as a generic failure.
     const failure =
       err instanceof TaskFailure
         ? { kind: "fail" as const, error: { code: err.code, message: err.message }, retryable: err.retryable }
-        : { kind: "fail" as const, error: { code: "handler_error", message: err instanceof Error ? err.message : String(err) }, retryable: true };
+        : { kind: "fail" as const, error: { code: "handler_error", message: UNEXPECTED_ERROR_MESSAGE }, retryable: true };
     await finalReport(send, failure);
   } finally {
     clearInterval(heartbeat);
+    clearTimeout(overrun);
   }
 }
 

@@ -107,16 +107,16 @@ export async function collectionsSourcing(db: D1Database, ns: string, bucketId: 
   return results.map((r) => r.collection_id);
 }
 
-/** Every vector of a collection, in a stable order. */
-export async function collectionVectors(db: D1Database, collectionId: string): Promise<{ ids: string[]; vectors: Float32Array[]; metadata: JsonObject[] }> {
+/** Every vector of a namespace's collection, in a stable order. */
+export async function collectionVectors(db: D1Database, namespaceId: string, collectionId: string): Promise<{ ids: string[]; vectors: Float32Array[]; metadata: JsonObject[] }> {
   const ids: string[] = [];
   const vectors: Float32Array[] = [];
   const metadata: JsonObject[] = [];
   let after = "";
   for (;;) {
     const { results } = await db
-      .prepare("SELECT document_id, vector, metadata FROM documents WHERE collection_id = ? AND document_id > ? ORDER BY document_id LIMIT 5000")
-      .bind(collectionId, after)
+      .prepare("SELECT document_id, vector, metadata FROM documents WHERE namespace_id = ? AND collection_id = ? AND document_id > ? ORDER BY document_id LIMIT 5000")
+      .bind(namespaceId, collectionId, after)
       .all<{ document_id: string; vector: ArrayBuffer; metadata: string }>();
     for (const r of results) {
       ids.push(r.document_id);

@@ -75,7 +75,7 @@ export async function createObjects(
     ),
   );
   const made = objects.map((object, i) => ({ ...object, task_ids: taskIds.slice(i * collections.length, (i + 1) * collections.length) }));
-  await env.DB.batch(made.map((m) => env.DB.prepare("UPDATE objects SET state = 'ready', task_ids = ? WHERE object_id = ?").bind(JSON.stringify(m.task_ids), m.object_id)));
+  await env.DB.batch(made.map((m) => env.DB.prepare("UPDATE objects SET state = 'ready', task_ids = ? WHERE namespace_id = ? AND object_id = ?").bind(JSON.stringify(m.task_ids), namespaceId, m.object_id)));
   return made;
 }
 
@@ -95,10 +95,12 @@ export async function sweepPendingObjects(env: Env, now: number, limit = 500): P
   for (const row of results) {
     const made = await namespaceStub(env, row.namespace_id).tasksByKeyPrefix(`obj:${row.object_id}:`);
     if (made.length > 0) {
-      await env.DB.prepare("UPDATE objects SET state = 'ready', task_ids = ? WHERE object_id = ?").bind(JSON.stringify(made.map((m) => m.task_id)), row.object_id).run();
+      await env.DB.prepare("UPDATE objects SET state = 'ready', task_ids = ? WHERE namespace_id = ? AND object_id = ?")
+        .bind(JSON.stringify(made.map((m) => m.task_id)), row.namespace_id, row.object_id)
+        .run();
       shown++;
     } else {
-      await env.DB.prepare("DELETE FROM objects WHERE object_id = ? AND state = 'pending'").bind(row.object_id).run();
+      await env.DB.prepare("DELETE FROM objects WHERE namespace_id = ? AND object_id = ? AND state = 'pending'").bind(row.namespace_id, row.object_id).run();
       removed++;
     }
   }

@@ -1,6 +1,7 @@
 import { purgeDeliveries } from "./deliveries";
 import { purgeKeys } from "./idempotency";
 import { purgeLogs } from "./logs";
+import { purgeStaging } from "./staging";
 
 export interface PurgeLimits {
   /** Rows one DELETE statement removes at most. */
@@ -17,6 +18,8 @@ export interface PurgeResult {
   logs: number;
   idempotency_keys: number;
   deliveries: number;
+  /** Staged batch-import rows left behind by a finished or long-dead import. */
+  staging: number;
   /** False when the run stopped at its limit with rows left for the next run. */
   complete: boolean;
 }
@@ -25,16 +28,18 @@ export interface PurgeResult {
  * The cron's retention purge: task records past their `expires_at` (set only once a task is
  * terminal, so a live task is never purged), log lines older than TASK_LOG_RETENTION_SECONDS,
  * expired idempotency keys, and webhook delivery records as old as purged log lines. Bounded per run; what is left waits for the next run.
+ * Then the staging of batch imports that has outlived its task (the outbox flush removes it as
+ * the task ends; this catches what that missed), in one batch of its own.
  */
 export async function runRetention(env: Env, now: number, limits: PurgeLimits = DEFAULT_PURGE_LIMITS): Promise<PurgeResult> {
   const logCutoff = now - Number(env.TASK_LOG_RETENTION_SECONDS || 604800) * 1000;
-  const tables: { name: keyof Omit<PurgeResult, "complete">; purge: () => Promise<number> }[] = [
+  const tables: { name: keyof Omit<PurgeResult, "complete" | "staging">; purge: () => Promise<number> }[] = [
     { name: "records", purge: () => purgeRecords(env.DB, now, limits.batch) },
     { name: "logs", purge: () => purgeLogs(env.DB, logCutoff, limits.batch) },
     { name: "idempotency_keys", purge: () => purgeKeys(env.DB, now, limits.batch) },
     { name: "deliveries", purge: () => purgeDeliveries(env.DB, logCutoff, limits.batch) },
   ];
-  const result: PurgeResult = { records: 0, logs: 0, idempotency_keys: 0, deliveries: 0, complete: true };
+  const result: PurgeResult = { records: 0, logs: 0, idempotency_keys: 0, deliveries: 0, staging: 0, complete: true };
   // Every table gets at least one statement a run, so no table can starve behind the others.
   const budget = Math.max(limits.statements, tables.length);
   let statements = 0;
@@ -49,6 +54,10 @@ export async function runRetention(env: Env, now: number, limits: PurgeLimits = 
     }
     if (!done) result.complete = false;
   }
+  const recordCutoff = now - Number(env.TASK_RECORD_RETENTION_SECONDS || 2592000) * 1000;
+  const staging = await purgeStaging(env.DB, recordCutoff, limits.batch);
+  result.staging = staging.removed;
+  if (!staging.complete) result.complete = false;
   return result;
 }
 

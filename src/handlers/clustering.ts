@@ -2,7 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { collectionVectors } from "../db/dataplane";
 import { lloydStep, prng, seedCentroids } from "../embed/kmeans";
 import { collectionExists, inBatches } from "./documents";
-import { registerHandler, TaskFailure } from "./registry";
+import { parseInputs, registerHandler, TaskFailure } from "./registry";
 
 const Inputs = z
   .object({
@@ -38,18 +38,19 @@ registerHandler({
   type: "clustering",
   inputs: Inputs,
   async run(ctx) {
-    const input = Inputs.parse(ctx.task.inputs);
+    const input = parseInputs(Inputs, ctx.task.inputs);
     const maxIterations = input.max_iterations ?? 50;
     const db = ctx.env.DB;
     if (!(await collectionExists(db, ctx.task.namespace_id, input.collection_id))) {
       throw new TaskFailure("collection_not_found", `collection ${input.collection_id} no longer exists`, false);
     }
-    const { ids, vectors } = await collectionVectors(db, input.collection_id);
+    const { ids, vectors } = await collectionVectors(db, ctx.task.namespace_id, input.collection_id);
     if (vectors.length < input.k) throw new TaskFailure("too_few_documents", `k = ${input.k} needs at least ${input.k} documents; the collection has ${vectors.length}`, false);
     let state = ctx.checkpoint === null ? { iteration: 0, centres: bestSeeding(vectors, input.k, input.seed ?? 0), inertia: 0, converged: false } : State.parse(ctx.checkpoint);
     let centres: Float32Array[] = state.centres.map((c) => Float32Array.from(c));
     const labels = new Int32Array(vectors.length).fill(-1);
     while (!state.converged && state.iteration < maxIterations) {
+      ctx.signal.throwIfAborted();
       const step = lloydStep(vectors, centres, labels);
       // Converged when a step leaves every centre where it was: decided from the centres alone,
       // which the checkpoint keeps, so a run that yields and resumes stops at the same iteration.
@@ -65,7 +66,7 @@ registerHandler({
     const final = lloydStep(vectors, centres, labels);
     const sizes = new Array<number>(input.k).fill(0);
     labels.forEach((l) => (sizes[l] = (sizes[l] ?? 0) + 1));
-    await inBatches(db, ids.map((id, i) => db.prepare("UPDATE documents SET cluster_id = ? WHERE document_id = ?").bind(labels[i] ?? null, id)));
+    await inBatches(db, ids.map((id, i) => db.prepare("UPDATE documents SET cluster_id = ? WHERE namespace_id = ? AND document_id = ?").bind(labels[i] ?? null, ctx.task.namespace_id, id)));
     await ctx.log(`k-means: ${state.iteration} iterations, inertia ${final.inertia.toFixed(4)}, clusters ${sizes.join("/")}`);
     return { k: input.k, iterations: state.iteration, inertia: final.inertia, cluster_sizes: sizes };
   },

@@ -48,8 +48,8 @@ export async function embedForTask(env: Env, extractor: FeatureExtractor, texts:
     if (odd) throw new EmbeddingError("ai_invalid_answer", `the extractor gave ${odd.length} dimensions; the collection's documents have ${dimensions}`, true);
     return vectors;
   } catch (err) {
-    if (err instanceof EmbeddingError) throw new TaskFailure(err.code, err.message, err.retryable);
-    throw err;
+    if (!(err instanceof EmbeddingError)) throw err;
+    throw new TaskFailure(err.code, err.message, err.retryable);
   }
 }
 
@@ -59,9 +59,12 @@ export async function collectionExtractor(db: D1Database, namespaceId: string, c
   return row ? parseExtractor(row.feature_extractor) : null;
 }
 
-/** The dimensions of a collection's documents, or null while it has none. */
-export async function collectionDimensions(db: D1Database, collectionId: string): Promise<number | null> {
-  const bytes = await db.prepare("SELECT length(vector) AS n FROM documents WHERE collection_id = ? LIMIT 1").bind(collectionId).first<number>("n");
+/** The dimensions of a namespace's collection's documents, or null while it has none. */
+export async function collectionDimensions(db: D1Database, namespaceId: string, collectionId: string): Promise<number | null> {
+  const bytes = await db
+    .prepare("SELECT length(vector) AS n FROM documents WHERE namespace_id = ? AND collection_id = ? LIMIT 1")
+    .bind(namespaceId, collectionId)
+    .first<number>("n");
   return bytes === null ? null : bytes / 4;
 }
 

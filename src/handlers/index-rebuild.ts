@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { collectionDimensions, collectionExtractor, embedForTask, upsertDocuments } from "./documents";
 import type { JsonObject } from "../tasks/model";
-import { registerHandler, TaskFailure } from "./registry";
+import { parseInputs, registerHandler, TaskFailure } from "./registry";
 
 const Inputs = z.object({ collection_id: z.string().min(1).max(64) }).strict();
 const State = z.object({ after_ms: z.number(), after_id: z.string(), indexed: z.number().int() });
@@ -11,27 +11,32 @@ registerHandler({
   type: "index_rebuild",
   inputs: Inputs,
   async run(ctx) {
-    const { collection_id } = Inputs.parse(ctx.task.inputs);
+    const { collection_id } = parseInputs(Inputs, ctx.task.inputs);
     const ns = ctx.task.namespace_id;
     const db = ctx.env.DB;
     const extractor = await collectionExtractor(db, ns, collection_id);
     if (!extractor) throw new TaskFailure("collection_not_found", `collection ${collection_id} no longer exists`, false);
     const total = (await db
-      .prepare("SELECT COUNT(*) AS n FROM objects o JOIN collection_sources s ON s.bucket_id = o.bucket_id WHERE s.collection_id = ? AND o.state = 'ready'")
-      .bind(collection_id)
+      .prepare(
+        `SELECT COUNT(*) AS n FROM objects o JOIN collection_sources s ON s.bucket_id = o.bucket_id
+         WHERE s.namespace_id = ?1 AND s.collection_id = ?2 AND o.namespace_id = ?1 AND o.state = 'ready'`,
+      )
+      .bind(ns, collection_id)
       .first<number>("n")) ?? 0;
     let state = ctx.checkpoint === null ? { after_ms: 0, after_id: "", indexed: 0 } : State.parse(ctx.checkpoint);
+    // Each page starts strictly after the last object of the one before, so the loop ends.
     for (;;) {
+      ctx.signal.throwIfAborted();
       const { results } = await db
         .prepare(
           `SELECT o.object_id, o.content, o.metadata, o.created_ms FROM objects o JOIN collection_sources s ON s.bucket_id = o.bucket_id
-           WHERE s.collection_id = ? AND o.namespace_id = ? AND o.state = 'ready' AND (o.created_ms, o.object_id) > (?, ?)
-           ORDER BY o.created_ms, o.object_id LIMIT ?`,
+           WHERE s.namespace_id = ?1 AND s.collection_id = ?2 AND o.namespace_id = ?1 AND o.state = 'ready' AND (o.created_ms, o.object_id) > (?3, ?4)
+           ORDER BY o.created_ms, o.object_id LIMIT ?5`,
         )
-        .bind(collection_id, ns, state.after_ms, state.after_id, PAGE)
+        .bind(ns, collection_id, state.after_ms, state.after_id, PAGE)
         .all<{ object_id: string; content: string; metadata: string; created_ms: number }>();
       // One extractor call per page (Workers AI batches of 100 within it), one D1 batch of upserts.
-      const vectors = await embedForTask(ctx.env, extractor, results.map((o) => o.content), await collectionDimensions(db, collection_id));
+      const vectors = await embedForTask(ctx.env, extractor, results.map((o) => o.content), await collectionDimensions(db, ns, collection_id));
       await upsertDocuments(
         db,
         ns,
@@ -47,11 +52,12 @@ registerHandler({
     // Counted from RETURNING: D1's `changes` also counts the rows the delete trigger writes.
     const { results: removed } = await db
       .prepare(
-        `DELETE FROM documents WHERE collection_id = ? AND object_id NOT IN
-           (SELECT o.object_id FROM objects o JOIN collection_sources s ON s.bucket_id = o.bucket_id WHERE s.collection_id = ?)
+        `DELETE FROM documents WHERE namespace_id = ?1 AND collection_id = ?2 AND object_id NOT IN
+           (SELECT o.object_id FROM objects o JOIN collection_sources s ON s.bucket_id = o.bucket_id
+            WHERE s.namespace_id = ?1 AND s.collection_id = ?2 AND o.namespace_id = ?1)
          RETURNING document_id`,
       )
-      .bind(collection_id, collection_id)
+      .bind(ns, collection_id)
       .all<{ document_id: string }>();
     const documentsRemoved = removed.length;
     await ctx.log(`re-embedded ${state.indexed} objects, removed ${documentsRemoved} documents whose object is gone`);

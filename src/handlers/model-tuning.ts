@@ -3,7 +3,7 @@ import { collectionVectors } from "../db/dataplane";
 import { prng } from "../embed/kmeans";
 import { accuracy, newModel, type SoftmaxModel, trainEpoch } from "../embed/softmax";
 import { isoNow } from "../time";
-import { registerHandler, TaskFailure } from "./registry";
+import { parseInputs, registerHandler, TaskFailure } from "./registry";
 
 const Inputs = z
   .object({
@@ -21,7 +21,7 @@ registerHandler({
   type: "model_tuning",
   inputs: Inputs,
   async run(ctx) {
-    const input = Inputs.parse(ctx.task.inputs);
+    const input = parseInputs(Inputs, ctx.task.inputs);
     const epochs = input.epochs ?? 20;
     const db = ctx.env.DB;
     const model = await db
@@ -29,7 +29,7 @@ registerHandler({
       .bind(ctx.task.namespace_id, input.model_id)
       .first<{ model_id: string; collection_id: string; label_field: string; version: number }>();
     if (!model) throw new TaskFailure("model_not_found", `model ${input.model_id} no longer exists`, false);
-    const data = await collectionVectors(db, model.collection_id);
+    const data = await collectionVectors(db, ctx.task.namespace_id, model.collection_id);
     const examples = data.vectors
       .map((x, i) => ({ x, label: data.metadata[i]?.[model.label_field] }))
       .filter((e): e is { x: Float32Array; label: string | number } => typeof e.label === "string" || typeof e.label === "number")
@@ -53,6 +53,7 @@ registerHandler({
     const xs = train.map((e) => e.x);
     const ys = train.map((e) => labels.indexOf(e.label));
     while (state.epoch < epochs) {
+      ctx.signal.throwIfAborted();
       const loss = trainEpoch(classifier, xs, ys, input.learning_rate ?? 2);
       state = { epoch: state.epoch + 1, weights: classifier.weights, losses: [...state.losses, loss] };
       await ctx.progress({ processed: state.epoch, total: epochs, percent: (100 * state.epoch) / epochs, message: `epoch ${state.epoch}: loss ${loss.toFixed(4)}` });
@@ -62,8 +63,8 @@ registerHandler({
     const holdoutAccuracy = accuracy(classifier, holdout.map((e) => e.x), holdout.map((e) => labels.indexOf(e.label)));
     const metrics = { labels, train_accuracy: trainAccuracy, holdout_accuracy: holdoutAccuracy, loss_curve: state.losses };
     await db
-      .prepare("UPDATE models SET version = version + 1, weights = ?, metrics = ?, trained_at = ? WHERE model_id = ?")
-      .bind(JSON.stringify(classifier), JSON.stringify(metrics), isoNow(), model.model_id)
+      .prepare("UPDATE models SET version = version + 1, weights = ?, metrics = ?, trained_at = ? WHERE namespace_id = ? AND model_id = ?")
+      .bind(JSON.stringify(classifier), JSON.stringify(metrics), isoNow(), ctx.task.namespace_id, model.model_id)
       .run();
     await ctx.log(`trained on ${train.length}, held out ${holdout.length}: accuracy ${trainAccuracy.toFixed(3)} / ${holdoutAccuracy.toFixed(3)}`);
     return metrics;

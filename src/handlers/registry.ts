@@ -64,3 +64,10 @@ export function unregisterHandler(type: string): void {
 }
 
 export const getHandler = (type: string): HandlerDefinition | undefined => handlers.get(type);
+
+/** A task's inputs parsed for its handler; inputs that do not fit fail the task for good. */
+export function parseInputs<T extends z.ZodType>(schema: T, inputs: unknown): z.infer<T> {
+  const parsed = schema.safeParse(inputs);
+  if (!parsed.success) throw new TaskFailure("invalid_inputs", "the task's inputs do not fit its type", false);
+  return parsed.data;
+}

@@ -2,7 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { collectionVectors } from "../db/dataplane";
 import { dot, normalize } from "../embed/embedder";
 import { collectionDimensions, collectionExtractor, embedForTask, inBatches } from "./documents";
-import { registerHandler, TaskFailure } from "./registry";
+import { parseInputs, registerHandler, TaskFailure } from "./registry";
 
 const Inputs = z.object({ collection_id: z.string().min(1).max(64), taxonomy_id: z.string().min(1).max(64), min_score: z.number().min(-1).max(1).optional() }).strict();
 const Nodes = z.array(z.object({ label: z.string(), examples: z.array(z.string()) }));
@@ -12,7 +12,7 @@ registerHandler({
   type: "taxonomy_apply",
   inputs: Inputs,
   async run(ctx) {
-    const input = Inputs.parse(ctx.task.inputs);
+    const input = parseInputs(Inputs, ctx.task.inputs);
     const db = ctx.env.DB;
     const ns = ctx.task.namespace_id;
     const extractor = await collectionExtractor(db, ns, input.collection_id);
@@ -21,14 +21,14 @@ registerHandler({
     if (!taxonomy) throw new TaskFailure("taxonomy_not_found", `taxonomy ${input.taxonomy_id} no longer exists`, false);
     const nodes = Nodes.parse(JSON.parse(taxonomy.nodes));
     // The examples of every node embedded together, with the collection's own extractor.
-    const examples = await embedForTask(ctx.env, extractor, nodes.flatMap((n) => n.examples), await collectionDimensions(db, input.collection_id));
+    const examples = await embedForTask(ctx.env, extractor, nodes.flatMap((n) => n.examples), await collectionDimensions(db, ns, input.collection_id));
     let next = 0;
     const centroids = nodes.map((node) => {
       const sum = new Float32Array(examples[0]?.length ?? 0);
       for (const vector of examples.slice(next, (next += node.examples.length))) vector.forEach((v, i) => (sum[i] = (sum[i] ?? 0) + v));
       return normalize(sum);
     });
-    const { ids, vectors } = await collectionVectors(db, input.collection_id);
+    const { ids, vectors } = await collectionVectors(db, ns, input.collection_id);
     const minScore = input.min_score ?? 0;
     const counts: Record<string, number> = Object.fromEntries(nodes.map((n) => [n.label, 0]));
     let unlabeled = 0;
@@ -46,7 +46,9 @@ registerHandler({
       const label = node && bestScore >= minScore ? { taxonomy_id: input.taxonomy_id, label: node.label, score: bestScore } : null;
       if (label) counts[label.label] = (counts[label.label] ?? 0) + 1;
       else unlabeled++;
-      return db.prepare("UPDATE documents SET taxonomy = ?, updated_at = ? WHERE document_id = ?").bind(label ? JSON.stringify(label) : null, new Date().toISOString(), ids[i] ?? "");
+      return db
+        .prepare("UPDATE documents SET taxonomy = ?, updated_at = ? WHERE namespace_id = ? AND document_id = ?")
+        .bind(label ? JSON.stringify(label) : null, new Date().toISOString(), ns, ids[i] ?? "");
     });
     await ctx.progress({ percent: 50, message: `labelled ${vectors.length} documents`, processed: vectors.length, total: vectors.length });
     await inBatches(db, updates);

@@ -1,6 +1,7 @@
 import { deliveryUpserts } from "../db/deliveries";
 import { logInserts } from "../db/logs";
 import { recordUpserts } from "../db/records";
+import { stagingRemovalsFor } from "../db/staging";
 import { isTerminal, type LogLevel } from "../tasks/model";
 import type { Sql } from "./sql";
 import type { MirroredRecord } from "./store";
@@ -63,6 +64,8 @@ export async function flushOutbox(host: OutboxHost): Promise<boolean> {
     ...recordUpserts(host.db, host.namespaceId, parsed),
     ...logInserts(host.db, host.namespaceId, lines),
     ...deliveryUpserts(host.db, host.namespaceId, deliveries.map((d) => ({ version: d.version, mirrored: JSON.parse(d.payload) as MirroredDelivery }))),
+    // In the batch that records a batch import as finished: its staging goes with it.
+    ...stagingRemovalsFor(host.db, host.namespaceId, parsed.map((r) => r.record.task)),
   ];
   await host.d1Batch(statements);
 
