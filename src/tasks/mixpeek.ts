@@ -55,6 +55,13 @@ export function toMixpeekTaskType(taskType: string): MixpeekTaskType {
 export function fromMixpeekTaskType(value: string): string[] {
   const name = value.trim();
   if (!TASK_TYPE_PATTERN.test(name)) throw new ApiError("validation_error", `invalid task_type "${value}"`, { field: "task_type" });
+  // Every processor type is shown as plugin_custom; no index selects "all of them", and an empty
+  // answer would be wrong, so the caller is told to name the type.
+  if (name === "plugin_custom") {
+    throw new ApiError("validation_error", "plugin_custom stands for every processor type here: filter by the type's own name (additional_data.task_type)", {
+      field: "task_type",
+    });
+  }
   const builtins = Object.entries(BUILTIN_TO_MIXPEEK).filter(([, mixpeek]) => mixpeek === name).map(([native]) => native);
   return [...new Set([name, ...builtins])];
 }
