@@ -6,6 +6,7 @@ import docs from "../docs";
 import { ApiError, errorBody } from "../errors";
 import { LIMITS } from "../tasks/model";
 import { authenticate } from "./auth";
+import { emptyJsonIsEmptyObject } from "./json-body";
 import callbacks from "./callbacks";
 import events from "./events";
 import { newApp } from "./env";
@@ -50,6 +51,7 @@ export function createApp() {
   const batchLimit = limit(LIMITS.batchBodyBytes);
   app.use("/v1/*", (c, next) => (/^\/v1\/buckets\/[^/]+\/objects\/batch$/.test(c.req.path) ? batchLimit(c, next) : ordinaryLimit(c, next)));
   app.use("/v1/*", requireJson);
+  app.use("/v1/*", emptyJsonIsEmptyObject);
   app.use("/v1/*", authenticate);
 
   app.route("/v1/namespaces", namespaces);
