@@ -36,11 +36,14 @@ const PAGE = `<!doctype html>
 </html>
 `;
 
-// No CDN fonts (withDefaultFonts), no telemetry, no proxy: the page talks to this origin only.
+// No CDN fonts, no telemetry, none of Scalar's hosted tools (its AI agent, developer tools):
+// the page talks to this origin only.
 const INIT = `Scalar.createApiReference("#app", {
   url: "/openapi.json",
   withDefaultFonts: false,
   telemetry: false,
+  showDeveloperTools: "never",
+  agent: { disabled: true },
 });
 `;
 
