@@ -104,6 +104,24 @@ function validationError(issues: readonly Issue[], location: "query" | "body"): 
   });
 }
 
+const QUERY_FIELDS = new Set(["limit", "offset", "cursor", "include_total"]);
+
+/** FastAPI's `detail` list of a validation error: where each problem is (`["query", "limit"]`) and what it is. */
+function fastApiDetail(message: string, details: unknown): { loc: string[]; msg: string; type: string }[] {
+  const record = typeof details === "object" && details !== null ? (details as Record<string, unknown>) : {};
+  if (Array.isArray(record.issues) && (record.location === "query" || record.location === "body")) {
+    const location = record.location;
+    return record.issues.map((issue: { path?: unknown; message?: unknown }) => ({
+      loc: [location, ...String(issue.path ?? "").split(".").filter((p) => p !== "")],
+      msg: String(issue.message ?? message),
+      type: "value_error",
+    }));
+  }
+  const field = typeof record.field === "string" ? record.field : "";
+  const location = QUERY_FIELDS.has(field) ? "query" : "body";
+  return [{ loc: [location, ...field.split(".").filter((p) => p !== "")], msg: message, type: "value_error" }];
+}
+
 /**
  * Errors in Mixpeek's ErrorResponse shape (ours, with `details` always an object or null); a
  * 422 also carries FastAPI's `detail` list, which Mixpeek's document gives that status.
@@ -115,10 +133,7 @@ mixpeek.onError((err, c) => {
     const details = err.details;
     const objectDetails = details === undefined || (typeof details === "object" && details !== null && !Array.isArray(details)) ? details : { value: details };
     body = errorBody(err.type, err.message, objectDetails);
-    if (err.type === "validation_error") {
-      const field = typeof objectDetails === "object" && objectDetails !== null && "field" in objectDetails ? String(objectDetails.field) : "";
-      body.detail = [{ loc: field === "" ? ["body"] : ["body", ...field.split(".")], msg: err.message, type: "value_error" }];
-    }
+    if (err.type === "validation_error") body.detail = fastApiDetail(err.message, objectDetails);
     return c.json(body, err.status);
   }
   if (err instanceof HTTPException && err.status === 400) return c.json(errorBody("invalid_json", "the request body is not valid JSON"), 400);

@@ -10,7 +10,10 @@ export const MIXPEEK_MAX_PAGE = 100;
 /** Mixpeek's document bounds `offset` to 0–10 000. */
 export const MIXPEEK_MAX_OFFSET = 10_000;
 
-const Bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
+// The spellings FastAPI (Mixpeek's server) accepts for a boolean query parameter.
+const Bool = z
+  .enum(["true", "false", "1", "0", "yes", "no", "on", "off"])
+  .transform((v) => v === "true" || v === "1" || v === "yes" || v === "on");
 const Nullish = <T extends z.ZodType>(schema: T) => schema.nullish();
 
 export const MixpeekListQuery = z.object({

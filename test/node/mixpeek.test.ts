@@ -231,10 +231,20 @@ describe("the Mixpeek dialect, against wrangler dev, answers as Mixpeek's docume
     expect((missing.json.error as Json).type).toBe("not_found");
     const unknownKill = await mixpeek("DELETE", "/v1/tasks/{task_id}", "/v1/tasks/tsk_doesnotexist000000000000");
     expect(unknownKill.status).toBe(200);
-    for (const [query, body] of [["?limit=0", undefined], ["?offset=0&cursor=abc", undefined], ["", { search: "x" }], ["", { status: "NOPE" }], ["", { extra: 1 }], ["?cursor=garbage", undefined]] as const) {
+    const refused = [
+      ["?limit=0", undefined, ["query", "limit"]],
+      ["?offset=10001", undefined, ["query", "offset"]],
+      ["?offset=0&cursor=abc", undefined, ["query", "offset"]],
+      ["?cursor=garbage", undefined, ["query", "cursor"]],
+      ["", { search: "x" }, ["body", "search"]],
+      ["", { status: "NOPE" }, ["body", "status"]],
+      ["", { sort: { field: "priority" } }, ["body", "sort", "field"]],
+      ["", { extra: 1 }, ["body"]],
+    ] as const;
+    for (const [query, body, loc] of refused) {
       const res = await list(query, body);
       expect(res.status, `${query} ${JSON.stringify(body)}`).toBe(422);
-      expect((res.json.detail as Json[])[0]).toMatchObject({ type: "value_error" });
+      expect((res.json.detail as Json[])[0], `${query} ${JSON.stringify(body)}`).toMatchObject({ loc, type: "value_error" });
       expect((res.json.error as Json).type).toBe("validation_error");
     }
     const malformed = await mixpeek("POST", "/v1/tasks/list", "/v1/tasks/list", { rawBody: "{not json", headers: { "content-type": "application/json" } });
