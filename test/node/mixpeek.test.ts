@@ -249,5 +249,7 @@ describe("the Mixpeek dialect, against wrangler dev, answers as Mixpeek's docume
     }
     const malformed = await mixpeek("POST", "/v1/tasks/list", "/v1/tasks/list", { rawBody: "{not json", headers: { "content-type": "application/json" } });
     expect(malformed.status).toBe(400);
+    const notJson = await mixpeek("POST", "/v1/tasks/list", "/v1/tasks/list", { rawBody: '{"status":"DRAFT"}', headers: { "content-type": "text/plain" } });
+    expect(notJson.status).toBe(400);
   });
 });
