@@ -1,11 +1,12 @@
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
-import { Scalar } from "@scalar/hono-api-reference";
 import dashboard from "../dashboard";
+import docs from "../docs";
 import { ApiError, errorBody } from "../errors";
 import { LIMITS } from "../tasks/model";
 import { authenticate } from "./auth";
+import { emptyJsonIsEmptyObject } from "./json-body";
 import callbacks from "./callbacks";
 import events from "./events";
 import { newApp } from "./env";
@@ -16,6 +17,8 @@ import webhooks from "./webhooks";
 import buckets from "./buckets";
 import collections from "./collections";
 import { models, taxonomies } from "./models";
+import mixpeek from "./mixpeek";
+import { describeDocument } from "./openapi-meta";
 
 /** A request with a body must send JSON: anything else would be validated as an empty object. */
 const requireJson: MiddlewareHandler = async (c, next) => {
@@ -48,6 +51,7 @@ export function createApp() {
   const batchLimit = limit(LIMITS.batchBodyBytes);
   app.use("/v1/*", (c, next) => (/^\/v1\/buckets\/[^/]+\/objects\/batch$/.test(c.req.path) ? batchLimit(c, next) : ordinaryLimit(c, next)));
   app.use("/v1/*", requireJson);
+  app.use("/v1/*", emptyJsonIsEmptyObject);
   app.use("/v1/*", authenticate);
 
   app.route("/v1/namespaces", namespaces);
@@ -61,18 +65,23 @@ export function createApp() {
   app.route("/v1/taxonomies", taxonomies);
   app.route("/v1/models", models);
 
+  // SPEC §11: the task endpoints in Mixpeek's dialect, behind the same API keys.
+  app.use("/mixpeek/*", ordinaryLimit, authenticate);
+  app.route("/mixpeek", mixpeek);
+
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", { type: "http", scheme: "bearer", description: "sk_... API key" });
   app.openAPIRegistry.registerComponent("securitySchemes", "adminToken", { type: "http", scheme: "bearer", description: "ADMIN_TOKEN" });
   app.openAPIRegistry.registerComponent("securitySchemes", "callbackToken", { type: "http", scheme: "bearer", description: "callback.token of the attempt" });
-  app.doc31("/openapi.json", {
+  const openapi = {
     openapi: "3.1.0",
     info: {
       title: "edge-tasks",
       version: "0.1.0",
       description: "Tasks for data pipelines on Cloudflare Workers: create, follow, cancel, and hand work to processors.",
     },
-  });
-  app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "edge-tasks API" }));
+  };
+  app.get("/openapi.json", (c) => c.json(describeDocument(app.getOpenAPI31Document(openapi), c.env?.PUBLIC_URL || new URL(c.req.url).origin)));
+  app.route("/", docs);
 
   app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
 
