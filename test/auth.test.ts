@@ -16,7 +16,17 @@ describe("admin API", () => {
     const res = await call("/v1/namespaces", { token: ADMIN, body: { namespace_name: "acme-prod" } });
     expect(res.status).toBe(201);
     expect(res.body.namespace_id).toMatch(/^ns_[a-z0-9]{20}$/);
-    expect(res.body.settings).toEqual({ max_concurrent_tasks: 100, processing_timeout_seconds: 1800 });
+    expect(res.body.settings).toEqual({
+      max_concurrent_tasks: 100,
+      processing_timeout_seconds: 1800,
+      requests_per_second: 100,
+      max_concurrent_per_key: null,
+      max_webhooks: 20,
+      max_processors: 100,
+      max_open_streams: 1000,
+      max_unfinished_tasks: 1_000_000,
+      max_collections: 100,
+    });
     const again = await call("/v1/namespaces", { token: ADMIN, body: { namespace_name: "acme-prod" } });
     expect(again.status).toBe(409);
     const byName = await call("/v1/namespaces/acme-prod", { token: ADMIN });
