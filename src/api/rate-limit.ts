@@ -15,6 +15,8 @@ const MAX_LEASES = 10_000;
  * The tokens this isolate holds for one namespace. Each refill asks the NamespaceDO for a grant
  * that doubles while grants are used up in time and falls back to one token when some expire
  * unused, so a busy isolate pays one round trip for many requests and an idle one wastes little.
+ * Requests share only these numbers, never a pending refill: a promise of one request's I/O
+ * cannot be awaited safely by another in the Workers runtime.
  */
 interface Lease {
   tokens: number;
@@ -25,7 +27,6 @@ interface Lease {
   lastAt: number;
   /** No whole token exists in the bucket before this time (from the last refused refill). */
   refusedUntil: number;
-  refill: Promise<void> | null;
 }
 
 const leases = new Map<string, Lease>();
@@ -34,24 +35,10 @@ function leaseOf(namespaceId: string): Lease {
   let lease = leases.get(namespaceId);
   if (!lease) {
     if (leases.size >= MAX_LEASES) leases.clear();
-    lease = { tokens: 0, expiresAt: 0, grantSize: 1, last: null, lastAt: 0, refusedUntil: 0, refill: null };
+    lease = { tokens: 0, expiresAt: 0, grantSize: 1, last: null, lastAt: 0, refusedUntil: 0 };
     leases.set(namespaceId, lease);
   }
   return lease;
-}
-
-async function refill(env: Env, namespaceId: string, lease: Lease): Promise<void> {
-  const now = Date.now();
-  const unused = lease.tokens > 0;
-  const ceiling = lease.last ? Math.max(1, Math.floor(lease.last.limit / 20)) : 1;
-  lease.grantSize = unused ? 1 : Math.min(ceiling, lease.grantSize * 2);
-  const grant = await namespaceStub(env, namespaceId).takeRequestTokens(lease.grantSize);
-  const at = Date.now();
-  lease.tokens = grant.granted;
-  lease.expiresAt = at + LEASE_MS;
-  lease.last = grant;
-  lease.lastAt = at;
-  lease.refusedUntil = grant.granted === 0 ? now + grant.nextTokenMs : 0;
 }
 
 const seconds = (ms: number): number => Math.max(0, Math.ceil(ms / 1000));
@@ -59,14 +46,18 @@ const seconds = (ms: number): number => Math.max(0, Math.ceil(ms / 1000));
 function headers(lease: Lease, refused: boolean): Record<string, string> {
   const last = lease.last;
   if (!last) return {};
-  const elapsed = Date.now() - lease.lastAt;
+  const now = Date.now();
   const out: Record<string, string> = {
     "RateLimit-Limit": String(last.limit),
     "RateLimit-Remaining": String(refused ? 0 : last.remaining + lease.tokens),
-    "RateLimit-Reset": String(seconds(last.fullMs - elapsed)),
+    "RateLimit-Reset": String(seconds(last.fullMs - (now - lease.lastAt))),
   };
-  if (refused) out["Retry-After"] = String(Math.max(1, seconds(lease.refusedUntil - Date.now())));
+  if (refused) out["Retry-After"] = String(Math.max(1, seconds(lease.refusedUntil - now)));
   return out;
+}
+
+function refuse(lease: Lease): never {
+  throw new ApiError("rate_limited", `the namespace is limited to ${(lease.last?.limit ?? 0) / 2} requests a second`, undefined, headers(lease, true));
 }
 
 /**
@@ -75,31 +66,32 @@ function headers(lease: Lease, refused: boolean): Record<string, string> {
  */
 export async function spendRequestToken(c: Context<AppEnv>, namespaceId: string): Promise<void> {
   const lease = leaseOf(namespaceId);
-  // Every round either returns or waits for a refill that found tokens, which some request spends.
-  for (;;) {
-    const now = Date.now();
-    if (lease.tokens > 0 && now < lease.expiresAt) {
-      lease.tokens--;
-      for (const [name, value] of Object.entries(headers(lease, false))) c.header(name, value);
-      return;
-    }
-    if (now < lease.refusedUntil) {
-      throw new ApiError("rate_limited", `the namespace is limited to ${(lease.last?.limit ?? 0) / 2} requests a second`, undefined, headers(lease, true));
-    }
-    if (!lease.refill) {
-      lease.refill = refill(c.env, namespaceId, lease).finally(() => {
-        lease.refill = null;
-      });
-    }
+  const now = Date.now();
+  if (lease.tokens > 0 && now < lease.expiresAt) {
+    lease.tokens--;
+  } else {
+    if (now < lease.refusedUntil) refuse(lease);
+    const ceiling = lease.last ? Math.max(1, Math.floor(lease.last.limit / 20)) : 1;
+    lease.grantSize = lease.tokens > 0 ? 1 : Math.min(ceiling, lease.grantSize * 2);
+    let grant: RequestGrant;
     try {
-      await lease.refill;
+      grant = await namespaceStub(c.env, namespaceId).takeRequestTokens(lease.grantSize);
     } catch (err) {
       // The limit protects the service; it is not worth failing a request the namespace may serve.
       console.error(`request tokens of ${namespaceId} could not be taken; the request goes unlimited`, err);
       return;
     }
-    if (lease.last?.granted === 0) {
-      throw new ApiError("rate_limited", `the namespace is limited to ${lease.last.limit / 2} requests a second`, undefined, headers(lease, true));
+    const at = Date.now();
+    lease.last = grant;
+    lease.lastAt = at;
+    if (grant.granted === 0) {
+      lease.refusedUntil = now + grant.nextTokenMs;
+      refuse(lease);
     }
+    // Concurrent refills add up; tokens of an expired lease are dropped.
+    lease.tokens = (at < lease.expiresAt ? lease.tokens : 0) + grant.granted - 1;
+    lease.expiresAt = at + LEASE_MS;
+    lease.refusedUntil = 0;
   }
+  for (const [name, value] of Object.entries(headers(lease, false))) c.header(name, value);
 }
