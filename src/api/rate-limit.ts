@@ -27,6 +27,8 @@ interface Lease {
   lastAt: number;
   /** No whole token exists in the bucket before this time (from the last refused refill). */
   refusedUntil: number;
+  /** Refills out right now. */
+  refilling: number;
 }
 
 const leases = new Map<string, Lease>();
@@ -35,7 +37,7 @@ function leaseOf(namespaceId: string): Lease {
   let lease = leases.get(namespaceId);
   if (!lease) {
     if (leases.size >= MAX_LEASES) leases.clear();
-    lease = { tokens: 0, expiresAt: 0, grantSize: 1, last: null, lastAt: 0, refusedUntil: 0 };
+    lease = { tokens: 0, expiresAt: 0, grantSize: 1, last: null, lastAt: 0, refusedUntil: 0, refilling: 0 };
     leases.set(namespaceId, lease);
   }
   return lease;
@@ -72,26 +74,35 @@ export async function spendRequestToken(c: Context<AppEnv>, namespaceId: string)
   } else {
     if (now < lease.refusedUntil) refuse(lease);
     const ceiling = lease.last ? Math.max(1, Math.floor(lease.last.limit / 20)) : 1;
-    lease.grantSize = lease.tokens > 0 ? 1 : Math.min(ceiling, lease.grantSize * 2);
+    // Requests that find the lease empty while a refill is out ask for their own token only, so
+    // that a burst of them cannot take the whole bucket into one isolate.
+    const want = lease.refilling > 0 ? 1 : (lease.grantSize = lease.tokens > 0 ? 1 : Math.min(ceiling, lease.grantSize * 2));
     let grant: RequestGrant;
+    lease.refilling++;
     try {
-      grant = await namespaceStub(c.env, namespaceId).takeRequestTokens(lease.grantSize);
+      grant = await namespaceStub(c.env, namespaceId).takeRequestTokens(want);
     } catch (err) {
       // The limit protects the service; it is not worth failing a request the namespace may serve.
       console.error(`request tokens of ${namespaceId} could not be taken; the request goes unlimited`, err);
       return;
+    } finally {
+      lease.refilling--;
     }
     const at = Date.now();
     lease.last = grant;
     lease.lastAt = at;
-    if (grant.granted === 0) {
+    // Concurrent refills add up; tokens of an expired lease are dropped.
+    const held = (at < lease.expiresAt ? lease.tokens : 0) + grant.granted;
+    if (held === 0) {
       lease.refusedUntil = now + grant.nextTokenMs;
       refuse(lease);
     }
-    // Concurrent refills add up; tokens of an expired lease are dropped.
-    lease.tokens = (at < lease.expiresAt ? lease.tokens : 0) + grant.granted - 1;
-    lease.expiresAt = at + LEASE_MS;
-    lease.refusedUntil = 0;
+    // A refill that found the bucket empty may still spend what a concurrent one brought.
+    lease.tokens = held - 1;
+    if (grant.granted > 0) {
+      lease.expiresAt = at + LEASE_MS;
+      lease.refusedUntil = 0;
+    }
   }
   for (const [name, value] of Object.entries(headers(lease, false))) c.header(name, value);
 }
