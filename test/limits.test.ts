@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { keyLookups } from "../src/api/auth";
 import { registerHandler } from "../src/handlers/registry";
 import type { NamespaceDO } from "../src/namespace/do";
+import { RequestBucket, UnfinishedTasks } from "../src/namespace/limits";
 import { ADMIN, call, type ApiResponse, Latch, stub, tenant, type Tenant } from "./helpers";
 import { allEvents } from "./inspect";
 
@@ -241,5 +242,46 @@ describe("limit settings", () => {
     expect(unset.body.settings.max_concurrent_per_key).toBeNull();
     const created = await call("/v1/namespaces", { token: ADMIN, body: { namespace_name: `lim${Date.now().toString(36)}`, settings: { max_webhooks: 201 } } });
     expect(created.status).toBe(422);
+  });
+});
+
+describe("the limits' bookkeeping", () => {
+  it("counts unfinished tasks once, follows creates and finishes, and recounts at most once a second while refusing", () => {
+    let truth = 3;
+    let counts = 0;
+    let now = 0;
+    const unfinished = new UnfinishedTasks(() => (counts++, truth), () => now);
+    expect(unfinished.fits(1, 5)).toBe(true);
+    unfinished.added(1);
+    truth++;
+    expect(unfinished.fits(1, 5)).toBe(true);
+    unfinished.added(1);
+    truth++;
+    expect(counts).toBe(1);
+    expect(unfinished.fits(1, 5)).toBe(false);
+    now += 1000;
+    expect(unfinished.fits(1, 5)).toBe(false);
+    expect(unfinished.fits(1, 5)).toBe(false);
+    expect(counts).toBe(2);
+    unfinished.finished();
+    truth--;
+    expect(unfinished.fits(1, 5)).toBe(true);
+    // A drifted bound (a task finished unseen) is corrected by a recount a second later.
+    unfinished.added(1);
+    truth = 2;
+    expect(unfinished.fits(1, 5)).toBe(false);
+    now += 1000;
+    expect(unfinished.fits(1, 5)).toBe(true);
+    expect(counts).toBe(3);
+  });
+
+  it("holds twice the rate, refills at the rate, and says when the next token comes", () => {
+    let now = 0;
+    const bucket = new RequestBucket(() => now);
+    expect(bucket.take(25, 10)).toMatchObject({ granted: 20, limit: 20, remaining: 0, nextTokenMs: 100, fullMs: 2000 });
+    now += 250;
+    expect(bucket.take(5, 10)).toMatchObject({ granted: 2, remaining: 0, nextTokenMs: 50 });
+    now += 10_000;
+    expect(bucket.take(1, 10)).toMatchObject({ granted: 1, remaining: 19, nextTokenMs: 0, fullMs: 100 });
   });
 });

@@ -129,8 +129,9 @@ export class NamespaceDO extends DurableObject<Env> {
   private wakeScheduled = false;
   /** SPEC §3's request bucket of the namespace; Workers take tokens from it in small grants. */
   private readonly requests = new RequestBucket(() => this.clock.now());
-  private readonly unfinished = new UnfinishedTasks(() =>
-    this.sql.count("SELECT COUNT(*) AS n FROM tasks WHERE status IN ('created', 'queued', 'processing')"),
+  private readonly unfinished = new UnfinishedTasks(
+    () => this.sql.count("SELECT COUNT(*) AS n FROM tasks WHERE status IN ('created', 'queued', 'processing')"),
+    () => this.clock.now(),
   );
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -138,6 +139,7 @@ export class NamespaceDO extends DurableObject<Env> {
     this.sql = new Sql(ctx.storage.sql);
     const retentionMs = Number(env.TASK_RECORD_RETENTION_SECONDS || 2592000) * 1000;
     this.store = new TaskStore(this.sql, () => this.namespaceId, retentionMs, (eventId, type, at) => {
+      if (type === "task.completed" || type === "task.failed" || type === "task.cancelled") this.unfinished.finished();
       this.webhooks.fanOut(eventId, type, at);
       this.streams.notify();
       this.wakeWaiters();
@@ -166,6 +168,7 @@ export class NamespaceDO extends DurableObject<Env> {
       const next = { ...this.settings, ...settings };
       const timeoutChanged = next.processing_timeout_seconds !== this.settings.processing_timeout_seconds;
       this.settings = next;
+      this.unfinished.reset();
       this.sql.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('namespace_id', ?)", namespaceId);
       this.sql.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('settings', ?)", JSON.stringify(next));
       if (timeoutChanged) this.retimeProcessing();

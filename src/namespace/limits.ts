@@ -47,19 +47,27 @@ export class RequestBucket {
 }
 
 /**
- * An upper bound on the namespace's unfinished tasks, so that a create need not count them.
- * Tasks become unfinished only by being created, so the last count plus the tasks created since
- * never falls short of the truth; the tasks are counted again only when that bound would pass
- * the quota.
+ * The namespace's unfinished tasks, kept up to date so that a create need not count them: the
+ * last count, plus the tasks created since, less those that finished since. Should it ever drift
+ * (a transaction rolled back after its event), the tasks are counted again whenever the bound
+ * would pass the quota, at most once a second while creates are refused (a count at a quota of
+ * millions is not free, and a refused client may retry at once).
  */
 export class UnfinishedTasks {
   private bound: number | null = null;
+  private countedAt = -Infinity;
 
-  constructor(private readonly count: () => number) {}
+  constructor(
+    private readonly count: () => number,
+    private readonly now: () => number,
+  ) {}
 
   /** Whether `adding` more tasks keep the namespace within `limit` unfinished tasks. */
   fits(adding: number, limit: number): boolean {
-    if (this.bound === null || this.bound + adding > limit) this.bound = this.count();
+    if (this.bound === null || (this.bound + adding > limit && this.now() - this.countedAt >= RECOUNT_MS)) {
+      this.bound = this.count();
+      this.countedAt = this.now();
+    }
     return this.bound + adding <= limit;
   }
 
@@ -67,7 +75,19 @@ export class UnfinishedTasks {
   added(n: number): void {
     if (this.bound !== null) this.bound += n;
   }
+
+  /** Records a task that reached a terminal status. */
+  finished(): void {
+    if (this.bound !== null && this.bound > 0) this.bound--;
+  }
+
+  /** Forgets the count, so that the next create counts again (after a change of the quota). */
+  reset(): void {
+    this.bound = null;
+  }
 }
+
+const RECOUNT_MS = 1000;
 
 /** SPEC §4's answer to a create beyond a quota. */
 export const quotaExceeded = (quota: QuotaName, limit: number, what: string) =>
