@@ -179,5 +179,7 @@ describe("credentials before the body", () => {
     expect(await withEndlessBody("/v1/namespaces", { Authorization: "Bearer not-the-admin-token" })).toBe(401);
     expect(await withEndlessBody("/v1/tasks/tsk_x/callback/progress", {})).toBe(401);
     expect(await withEndlessBody("/v1/tasks/tsk_x/callback/progress", { Authorization: "Bearer not-a-callback-token" })).toBe(401);
+    const t = await tenant();
+    expect(await withEndlessBody("/v1/tasks/tsk_x/callback/progress", { Authorization: `Bearer ${t.namespaceId}.${"f".repeat(43)}` })).toBe(401);
   });
 });

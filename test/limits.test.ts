@@ -1,6 +1,6 @@
 import { runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { keyLookups } from "../src/api/auth";
+import { credentialLookups } from "../src/api/auth";
 import { registerHandler } from "../src/handlers/registry";
 import type { NamespaceDO } from "../src/namespace/do";
 import { RequestBucket, UnfinishedTasks } from "../src/namespace/limits";
@@ -105,21 +105,40 @@ describe("the per-namespace rate limit", () => {
 
   it("counts processor callbacks against their namespace", async () => {
     const t = await tenant({ requests_per_second: 1 });
+    const token = await attemptToken(t, "tsk_limitscallback");
     await freezeClock(t);
     expect((await call("/v1/tasks/stats", { token: t.key })).status).toBe(200);
-    const token = `${t.namespaceId}.${"a".repeat(43)}`;
-    // A well-formed token of the namespace spends its token before the Durable Object rejects it.
-    expect((await call("/v1/tasks/tsk_x/callback/progress", { token, body: {} })).status).toBe(401);
-    const limited = await call("/v1/tasks/tsk_x/callback/progress", { token, body: {} });
+    // The token is the attempt's; the attempt has ended, so the report is a conflict, but it counts.
+    expect((await call("/v1/tasks/tsk_limitscallback/callback/progress", { token, body: {} })).status).toBe(409);
+    const limited = await call("/v1/tasks/tsk_limitscallback/callback/progress", { token, body: {} });
     expect(limited.status).toBe(429);
+    expect(limited.headers.get("Retry-After")).not.toBeNull();
     expect((await call("/v1/tasks/stats", { token: t.key })).status).toBe(429);
   });
+
+  it("does not charge a namespace for callbacks with a forged token", async () => {
+    const t = await tenant({ requests_per_second: 1 });
+    await freezeClock(t);
+    const forged = `${t.namespaceId}.${"a".repeat(43)}`;
+    for (let i = 0; i < 3; i++) expect((await call("/v1/tasks/tsk_x/callback/progress", { token: forged, body: {} })).status).toBe(401);
+    expect((await call("/v1/tasks/stats", { token: t.key })).status).toBe(200);
+  });
 });
+
+/** A callback token of an ended attempt of `taskId`, written straight into the namespace's object. */
+async function attemptToken(t: Tenant, taskId: string): Promise<string> {
+  const token = `${t.namespaceId}.${"c".repeat(43)}`;
+  const hash = [...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token)))].map((b) => b.toString(16).padStart(2, "0")).join("");
+  await runInDurableObject(stub(t), (_instance: NamespaceDO, state) => {
+    state.storage.sql.exec("INSERT INTO attempts (task_id, attempt, token_hash, lease_seconds, started_at, final_status) VALUES (?, 1, ?, 60, 0, 'completed')", taskId, hash);
+  });
+  return token;
+}
 
 describe("unknown credentials", () => {
   it("are limited per client address before any D1 lookup", async () => {
     const address = `198.51.100.${Math.floor(Math.random() * 250) + 1}`;
-    const before = keyLookups.count;
+    const before = credentialLookups.count;
     const responses: ApiResponse[] = [];
     for (let i = 0; i < 250; i++) {
       const key = `sk_${crypto.randomUUID().replaceAll("-", "")}`;
@@ -129,7 +148,7 @@ describe("unknown credentials", () => {
     expect(counts[429]).toBeGreaterThanOrEqual(50);
     expect((counts[401] ?? 0) + (counts[429] ?? 0)).toBe(250);
     // Each 401 cost one lookup; each 429 none.
-    expect(keyLookups.count - before).toBe(counts[401]);
+    expect(credentialLookups.count - before).toBe(counts[401]);
     const refused = responses.find((r) => r.status === 429);
     expect(refused?.body).toMatchObject({ error: { type: "rate_limited" } });
     expect(Number(refused?.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
@@ -137,9 +156,28 @@ describe("unknown credentials", () => {
     expect((await call("/v1/tasks/stats", { token: "sk_unknown", headers: { "CF-Connecting-IP": "203.0.113.9" } })).status).toBe(401);
   });
 
+  it("guessed callback tokens of a real namespace are limited per address before they reach its object", async () => {
+    const t = await tenant();
+    const address = `203.0.113.${Math.floor(Math.random() * 250) + 1}`;
+    // On the prototype: RPC calls only methods of the class, not an instance's own properties.
+    const asked = await runInDurableObject(stub(t), (instance: NamespaceDO) => vi.spyOn(Object.getPrototypeOf(instance) as NamespaceDO, "isCallbackToken"));
+    const statuses: number[] = [];
+    for (let i = 0; i < 250; i++) {
+      const guess = `${t.namespaceId}.${crypto.randomUUID().replaceAll("-", "").padEnd(43, "x")}`;
+      statuses.push((await call("/v1/tasks/tsk_x/callback/progress", { token: guess, body: {}, headers: { "CF-Connecting-IP": address } })).status);
+    }
+    const refused = statuses.filter((s) => s === 429).length;
+    expect(refused).toBeGreaterThanOrEqual(50);
+    // Each 401 asked the object once; of the 429s only the guess that crossed the limit did (one
+    // per window of the limiter; the guesses span at most two).
+    const unauthorized = statuses.filter((s) => s === 401).length;
+    expect(asked.mock.calls.length).toBeGreaterThanOrEqual(unauthorized + 1);
+    expect(asked.mock.calls.length).toBeLessThanOrEqual(unauthorized + 2);
+  });
+
   it("guessed callback tokens of unknown namespaces are limited per address too", async () => {
     const address = `192.0.2.${Math.floor(Math.random() * 250) + 1}`;
-    const before = keyLookups.count;
+    const before = credentialLookups.count;
     const statuses: number[] = [];
     for (let i = 0; i < 250; i++) {
       const ns = `ns_${crypto.randomUUID().replaceAll("-", "").slice(0, 20)}`;
@@ -148,7 +186,7 @@ describe("unknown credentials", () => {
     }
     const refused = statuses.filter((s) => s === 429).length;
     expect(refused).toBeGreaterThanOrEqual(50);
-    expect(keyLookups.count - before).toBe(statuses.filter((s) => s === 401).length);
+    expect(credentialLookups.count - before).toBe(statuses.filter((s) => s === 401).length);
   });
 });
 

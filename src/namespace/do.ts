@@ -626,6 +626,14 @@ export class NamespaceDO extends DurableObject<Env> {
     return result;
   }
 
+  /**
+   * Whether `token` is the callback token of an attempt of `taskId`, ended or not: the Worker
+   * asks before it reads a callback's body. `report` decides what the token may still do.
+   */
+  isCallbackToken(taskId: string, token: string): boolean {
+    return this.sql.one<{ task_id: string }>("SELECT task_id FROM attempts WHERE token_hash = ?", sha256(token))?.task_id === taskId;
+  }
+
   private applyReport(row: TaskRow, leaseSeconds: number, report: Report, now: number): TaskRow {
     switch (report.kind) {
       case "heartbeat":
