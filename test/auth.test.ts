@@ -1,5 +1,6 @@
+import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ADMIN, call, tenant } from "./helpers";
+import { ADMIN, call, ORIGIN, tenant } from "./helpers";
 import { registerHandler } from "../src/handlers/registry";
 
 registerHandler({ type: "auth_noop", run: async () => ({ ok: true }) });
@@ -16,7 +17,17 @@ describe("admin API", () => {
     const res = await call("/v1/namespaces", { token: ADMIN, body: { namespace_name: "acme-prod" } });
     expect(res.status).toBe(201);
     expect(res.body.namespace_id).toMatch(/^ns_[a-z0-9]{20}$/);
-    expect(res.body.settings).toEqual({ max_concurrent_tasks: 100, processing_timeout_seconds: 1800 });
+    expect(res.body.settings).toEqual({
+      max_concurrent_tasks: 100,
+      processing_timeout_seconds: 1800,
+      requests_per_second: 100,
+      max_concurrent_per_key: null,
+      max_webhooks: 20,
+      max_processors: 100,
+      max_open_streams: 1000,
+      max_unfinished_tasks: 1_000_000,
+      max_collections: 100,
+    });
     const again = await call("/v1/namespaces", { token: ADMIN, body: { namespace_name: "acme-prod" } });
     expect(again.status).toBe(409);
     const byName = await call("/v1/namespaces/acme-prod", { token: ADMIN });
@@ -138,5 +149,37 @@ describe("request hygiene", () => {
     const root = await call("/nope");
     expect(root.status).toBe(404);
     expect(root.body.error.type).toBe("not_found");
+  });
+});
+
+describe("credentials before the body", () => {
+  /** Sends a request whose body gives one chunk and then neither more nor an end. */
+  async function withEndlessBody(path: string, headers: Record<string, string>): Promise<number | "no answer"> {
+    let chunks = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (chunks++ === 0) {
+          controller.enqueue(new TextEncoder().encode('{"task_type":"auth_noop","inputs":{"blob":"'));
+          return;
+        }
+        return new Promise<void>(() => {});
+      },
+    });
+    const request = new Request(`${ORIGIN}${path}`, { method: "POST", body, headers: { "Content-Type": "application/json", ...headers }, duplex: "half" } as RequestInit);
+    // A server that waits for the body never answers: the guard turns that hang into a failure.
+    const guard = new Promise<"no answer">((resolve) => setTimeout(() => resolve("no answer"), 5000));
+    const answer = await Promise.race([exports.default.fetch(request).then((r) => r.status), guard]);
+    return answer;
+  }
+
+  it("answers 401 to missing or unknown credentials while the body is still being sent", async () => {
+    expect(await withEndlessBody("/v1/tasks", {})).toBe(401);
+    expect(await withEndlessBody("/v1/tasks", { Authorization: "Bearer sk_unknown0000000000000000" })).toBe(401);
+    expect(await withEndlessBody("/v1/buckets/any/objects/batch", { Authorization: "Bearer sk_unknown0000000000000000" })).toBe(401);
+    expect(await withEndlessBody("/v1/namespaces", { Authorization: "Bearer not-the-admin-token" })).toBe(401);
+    expect(await withEndlessBody("/v1/tasks/tsk_x/callback/progress", {})).toBe(401);
+    expect(await withEndlessBody("/v1/tasks/tsk_x/callback/progress", { Authorization: "Bearer not-a-callback-token" })).toBe(401);
+    const t = await tenant();
+    expect(await withEndlessBody("/v1/tasks/tsk_x/callback/progress", { Authorization: `Bearer ${t.namespaceId}.${"f".repeat(43)}` })).toBe(401);
   });
 });

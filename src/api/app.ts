@@ -49,10 +49,12 @@ export function createApp() {
     });
   const ordinaryLimit = limit(LIMITS.bodyBytes);
   const batchLimit = limit(LIMITS.batchBodyBytes);
+  // Authentication and the rate limit read headers only, so that a request without valid
+  // credentials, or beyond its namespace's limit, is answered before its body is read.
+  app.use("/v1/*", authenticate);
   app.use("/v1/*", (c, next) => (/^\/v1\/buckets\/[^/]+\/objects\/batch$/.test(c.req.path) ? batchLimit(c, next) : ordinaryLimit(c, next)));
   app.use("/v1/*", requireJson);
   app.use("/v1/*", emptyJsonIsEmptyObject);
-  app.use("/v1/*", authenticate);
 
   app.route("/v1/namespaces", namespaces);
   app.route("/v1/tasks", callbacks);
@@ -66,7 +68,7 @@ export function createApp() {
   app.route("/v1/models", models);
 
   // SPEC §11: the task endpoints in Mixpeek's dialect, behind the same API keys.
-  app.use("/mixpeek/*", ordinaryLimit, authenticate);
+  app.use("/mixpeek/*", authenticate, ordinaryLimit);
   app.route("/mixpeek", mixpeek);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", { type: "http", scheme: "bearer", description: "sk_... API key" });

@@ -9,7 +9,7 @@ import { aiBinding, embedQuery, FeatureExtractorSchema, resolveExtractor } from 
 import { DimensionMismatch, searchCache } from "../embed/search";
 import { ApiError, createUnique, unwrap } from "../errors";
 import { newId } from "../ids";
-import { type JsonObject, JsonObjectSchema, TaskSchema } from "../tasks/model";
+import { type JsonObject, JsonObjectSchema, QUOTA_DEFAULTS, TaskSchema } from "../tasks/model";
 import { isoNow } from "../time";
 import { namespaceOf } from "./auth";
 import { type AppEnv, newApp } from "./env";
@@ -44,6 +44,9 @@ const DocumentSchema = z
     vector: z.array(z.number()).optional(),
   })
   .openapi("Document");
+
+/** SPEC §4's max_collections of the namespace ?2, from the copy of its settings in D1. */
+const COLLECTION_QUOTA = `SELECT COALESCE(json_extract(settings, '$.max_collections'), ${QUOTA_DEFAULTS.max_collections}) FROM namespaces WHERE namespace_id = ?2`;
 
 const CollectionParam = z.object({ collection: z.string().max(128).openapi({ param: { name: "collection", in: "path" } }) });
 const TaskResponse = z.object({ task: TaskSchema }).openapi("TaskCreated");
@@ -97,14 +100,25 @@ app.openapi(
       feature_extractor: extractor,
       created_at: isoNow(),
     };
-    await createUnique(
+    // The quota is checked in the insert itself, so that concurrent creates cannot pass it together.
+    const [inserted] = await createUnique(
       c.env.DB.batch([
-        c.env.DB.prepare("INSERT INTO collections (collection_id, namespace_id, collection_name, feature_extractor, created_at) VALUES (?, ?, ?, ?, ?)")
-          .bind(collection.collection_id, ns, collection.collection_name, JSON.stringify(collection.feature_extractor), collection.created_at),
-        ...buckets.map((b) => c.env.DB.prepare("INSERT INTO collection_sources (collection_id, bucket_id, namespace_id) VALUES (?, ?, ?)").bind(collection.collection_id, b, ns)),
+        c.env.DB.prepare(
+          `INSERT INTO collections (collection_id, namespace_id, collection_name, feature_extractor, created_at)
+           SELECT ?1, ?2, ?3, ?4, ?5 WHERE (SELECT COUNT(*) FROM collections WHERE namespace_id = ?2) < (${COLLECTION_QUOTA})`,
+        ).bind(collection.collection_id, ns, collection.collection_name, JSON.stringify(collection.feature_extractor), collection.created_at),
+        ...buckets.map((b) =>
+          c.env.DB.prepare(
+            "INSERT INTO collection_sources (collection_id, bucket_id, namespace_id) SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM collections WHERE collection_id = ?1)",
+          ).bind(collection.collection_id, b, ns),
+        ),
       ]),
       `collection ${body.collection_name}`,
     );
+    if (!inserted || inserted.meta.changes === 0) {
+      const limit = (await c.env.DB.prepare(`SELECT (${COLLECTION_QUOTA}) AS n`).bind(collection.collection_id, ns).first<number>("n")) ?? QUOTA_DEFAULTS.max_collections;
+      throw new ApiError("conflict", `the namespace has reached its quota of ${limit} collections (settings.max_collections)`, { quota: "max_collections", limit });
+    }
     return c.json(collection, 201);
   },
 );

@@ -12,7 +12,7 @@ import {
 import { byIsoTime } from "../cursor";
 import { ApiError, createUnique } from "../errors";
 import { newApiKey, newId } from "../ids";
-import { DEFAULT_SETTINGS, SettingsSchema } from "../tasks/model";
+import { DEFAULT_SETTINGS, SettingsOutputSchema, SettingsSchema } from "../tasks/model";
 import { isoNow } from "../time";
 import { type AppEnv, newApp } from "./env";
 import { idempotent } from "./idempotency";
@@ -23,7 +23,7 @@ const NamespaceSchema = z
   .object({
     namespace_id: z.string(),
     namespace_name: z.string(),
-    settings: z.object({ max_concurrent_tasks: z.number().int(), processing_timeout_seconds: z.number().int() }),
+    settings: SettingsOutputSchema,
     created_at: z.string(),
     updated_at: z.string(),
   })

@@ -51,7 +51,7 @@ app.openapi(
     const body = c.req.valid("json");
     const verdict = checkOutboundUrl(body.url, allowPrivateUrls(c.env));
     if (!verdict.ok) throw new ApiError("validation_error", `url ${verdict.reason}`, { field: "url" });
-    const { processor, secret } = await namespaceOf(c).putProcessor(task_type, verdict.url.toString(), body.lease_seconds ?? 300);
+    const { processor, secret } = unwrap(await namespaceOf(c).putProcessor(task_type, verdict.url.toString(), body.lease_seconds ?? 300));
     return secret ? c.json({ ...processor, secret }, 201) : c.json(processor, 200);
   },
 );

@@ -17,6 +17,7 @@ export const errorResponses = {
   409: { description: "Conflict", content: { "application/json": { schema: ErrorSchema } } },
   413: { description: "Body too large", content: { "application/json": { schema: ErrorSchema } } },
   422: { description: "Validation error", content: { "application/json": { schema: ErrorSchema } } },
+  429: { description: "Rate limited: see Retry-After and the RateLimit headers", content: { "application/json": { schema: ErrorSchema } } },
 } as const;
 
 export const json = <T extends z.ZodType>(schema: T, description: string) => ({

@@ -90,7 +90,7 @@ app.openapi(
   async (c) => {
     const body = c.req.valid("json");
     const url = checkUrl(body.url, c.env);
-    const { webhook, secret } = await namespaceOf(c).createWebhook({ url, event_types: body.event_types, description: body.description ?? null });
+    const { webhook, secret } = unwrap(await namespaceOf(c).createWebhook({ url, event_types: body.event_types, description: body.description ?? null }));
     return c.json({ ...webhook, secret }, 201);
   },
 );

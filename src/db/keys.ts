@@ -45,12 +45,16 @@ export async function revokeKey(db: D1Database, namespaceId: string, keyId: stri
   return row !== null;
 }
 
-/** Resolves a secret key to its namespace, or null for an unknown or revoked key. */
-export async function authenticateKey(db: D1Database, secret: string, now = Date.now()): Promise<KeyPrincipal | null> {
+/**
+ * Resolves a secret key to its namespace, or null for an unknown or revoked key. `beforeLookup`
+ * runs before the key is looked up in D1 (not when the cache answers) and may refuse by throwing.
+ */
+export async function authenticateKey(db: D1Database, secret: string, now = Date.now(), beforeLookup?: () => Promise<void>): Promise<KeyPrincipal | null> {
   const hash = await sha256Hex(secret);
   const cached = cache.get(hash);
   if (cached && cached.expires > now) return cached.principal;
   cache.delete(hash);
+  await beforeLookup?.();
   const row = await db
     .prepare(
       `SELECT k.key_id, k.key_hash, k.namespace_id, n.namespace_name FROM api_keys k

@@ -28,6 +28,7 @@ import { taskEtag } from "../tasks/etag";
 import { attemptDelivery } from "../webhooks/deliver";
 import { allowPrivateUrls } from "../webhooks/urls";
 import { Clock } from "./clock";
+import { quotaExceeded, RequestBucket, type RequestGrant, UnfinishedTasks } from "./limits";
 import type { TaskMessage } from "./messages";
 import { flushOutbox, type LogPayload } from "./outbox";
 import { migrate } from "./schema";
@@ -137,12 +138,19 @@ export class NamespaceDO extends DurableObject<Env> {
   private readonly waiters = new Map<string, Set<{ version: number; wake: () => void }>>();
   private wakeScheduled = false;
   private readonly watchdogMs: number;
+  /** SPEC §3's request bucket of the namespace; Workers take tokens from it in small grants. */
+  private readonly requests = new RequestBucket(() => this.clock.now());
+  private readonly unfinished = new UnfinishedTasks(
+    () => this.sql.count("SELECT COUNT(*) AS n FROM tasks WHERE status IN ('created', 'queued', 'processing')"),
+    () => this.clock.now(),
+  );
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = new Sql(ctx.storage.sql);
     const retentionMs = Number(env.TASK_RECORD_RETENTION_SECONDS || 2592000) * 1000;
     this.store = new TaskStore(this.sql, () => this.namespaceId, retentionMs, (eventId, type, at) => {
+      if (type === "task.completed" || type === "task.failed" || type === "task.cancelled") this.unfinished.finished();
       this.webhooks.fanOut(eventId, type, at);
       this.streams.notify();
       this.wakeWaiters();
@@ -172,6 +180,7 @@ export class NamespaceDO extends DurableObject<Env> {
       const next = { ...this.settings, ...settings };
       const timeoutChanged = next.processing_timeout_seconds !== this.settings.processing_timeout_seconds;
       this.settings = next;
+      this.unfinished.reset();
       this.sql.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('namespace_id', ?)", namespaceId);
       this.sql.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('settings', ?)", JSON.stringify(next));
       if (timeoutChanged) this.retimeProcessing();
@@ -183,6 +192,14 @@ export class NamespaceDO extends DurableObject<Env> {
 
   getSettings(): Settings {
     return this.settings;
+  }
+
+  /**
+   * Takes up to `want` tokens from the namespace's request bucket for a Worker to spend on API
+   * requests; a grant of 0 means the request at hand is beyond the rate limit.
+   */
+  takeRequestTokens(want: number): RequestGrant {
+    return this.requests.take(Math.max(1, Math.min(want, this.settings.requests_per_second)), this.settings.requests_per_second);
   }
 
   /** A new processing timeout applies to running attempts too, measured from their start. */
@@ -227,6 +244,9 @@ export class NamespaceDO extends DurableObject<Env> {
     if (input.parent_task_id !== undefined && !(await this.findTask(input.parent_task_id)).ok) {
       return fail("validation_error", `parent task ${input.parent_task_id} not found`, { field: "parent_task_id" });
     }
+    if (!this.unfinished.fits(1, this.settings.max_unfinished_tasks)) {
+      return quotaExceeded("max_unfinished_tasks", this.settings.max_unfinished_tasks, "unfinished tasks");
+    }
     const now = this.clock.now();
     const row = this.ctx.storage.transactionSync(() => {
       const taskId = this.insertTask(input, origin, now);
@@ -245,6 +265,7 @@ export class NamespaceDO extends DurableObject<Env> {
 
   private insertTask(input: CreateTaskInput, origin: string, now: number): string {
     const taskId = newId("tsk");
+    this.unfinished.added(1);
     this.store.insert({
       task_id: taskId,
       task_type: input.task_type,
@@ -285,6 +306,10 @@ export class NamespaceDO extends DurableObject<Env> {
       if (!getHandler(input.task_type) && !this.processorRow(input.task_type)) {
         return fail("validation_error", `no handler or processor for task_type "${input.task_type}"`);
       }
+    }
+    const fresh = specs.filter(({ key }) => this.sql.one("SELECT 1 AS seen FROM idempotency WHERE key = ?", key) === null).length;
+    if (fresh > 0 && !this.unfinished.fits(fresh, this.settings.max_unfinished_tasks)) {
+      return quotaExceeded("max_unfinished_tasks", this.settings.max_unfinished_tasks, "unfinished tasks");
     }
     const now = this.clock.now();
     const ids = this.ctx.storage.transactionSync(() => {
@@ -467,7 +492,8 @@ export class NamespaceDO extends DurableObject<Env> {
       created: this.store.countByStatus("created"),
       queued: this.store.countByStatus("queued"),
       processing: this.store.countByStatus("processing"),
-      ...this.settings,
+      max_concurrent_tasks: this.settings.max_concurrent_tasks,
+      processing_timeout_seconds: this.settings.processing_timeout_seconds,
     };
   }
 
@@ -612,6 +638,14 @@ export class NamespaceDO extends DurableObject<Env> {
     return result;
   }
 
+  /**
+   * Whether `token` is the callback token of an attempt of `taskId`, ended or not: the Worker
+   * asks before it reads a callback's body. `report` decides what the token may still do.
+   */
+  isCallbackToken(taskId: string, token: string): boolean {
+    return this.sql.one<{ task_id: string }>("SELECT task_id FROM attempts WHERE token_hash = ?", sha256(token))?.task_id === taskId;
+  }
+
   private applyReport(row: TaskRow, leaseSeconds: number, report: Report, now: number): TaskRow {
     switch (report.kind) {
       case "heartbeat":
@@ -738,11 +772,13 @@ export class NamespaceDO extends DurableObject<Env> {
   }
 
   /** Creates or replaces a processor; its secret is made once and returned only then. */
-  putProcessor(taskType: string, url: string, leaseSeconds: number): { processor: ProcessorConfig; secret: string | null } {
+  putProcessor(taskType: string, url: string, leaseSeconds: number): Result<{ processor: ProcessorConfig; secret: string | null }> {
     const now = this.clock.now();
     this.processorCache.clear();
     return this.ctx.storage.transactionSync(() => {
       const existing = this.processorRow(taskType);
+      const quota = this.settings.max_processors;
+      if (!existing && this.sql.count("SELECT COUNT(*) AS n FROM processors") >= quota) return quotaExceeded("max_processors", quota, "processors");
       const secret = existing ? null : newSigningSecret();
       if (existing) {
         this.sql.run("UPDATE processors SET url = ?, lease_seconds = ?, updated_at = ? WHERE task_type = ?", url, leaseSeconds, now, taskType);
@@ -755,7 +791,7 @@ export class NamespaceDO extends DurableObject<Env> {
       this.processorCache.clear();
       const row = this.processorRow(taskType);
       if (!row) throw new Error("processor vanished after write");
-      return { processor: this.toProcessor(row), secret };
+      return ok({ processor: this.toProcessor(row), secret });
     });
   }
 
@@ -778,8 +814,10 @@ export class NamespaceDO extends DurableObject<Env> {
   // --- webhooks ------------------------------------------------------------------------------
 
   /** Registers an endpoint; its secret is returned only here and on rotation. */
-  async createWebhook(input: { url: string; event_types: string[]; description: string | null }): Promise<{ webhook: Webhook; secret: string }> {
-    return this.webhooks.create(input, this.clock.now());
+  async createWebhook(input: { url: string; event_types: string[]; description: string | null }): Promise<Result<{ webhook: Webhook; secret: string }>> {
+    const quota = this.settings.max_webhooks;
+    if (this.sql.count("SELECT COUNT(*) AS n FROM webhooks") >= quota) return quotaExceeded("max_webhooks", quota, "webhooks");
+    return ok(this.webhooks.create(input, this.clock.now()));
   }
 
   /** A page of webhook endpoints, newest first, by keyset in this storage. */

@@ -36,20 +36,69 @@ export const LIMITS = {
   errorMessageChars: 4096,
 } as const;
 
-export const DEFAULT_SETTINGS = { max_concurrent_tasks: 100, processing_timeout_seconds: 1800 } as const;
+/** SPEC §4's quotas per namespace and their defaults; each may be set up to 10× its default. */
+export const QUOTA_DEFAULTS = {
+  max_webhooks: 20,
+  max_processors: 100,
+  max_open_streams: 1000,
+  max_unfinished_tasks: 1_000_000,
+  max_collections: 100,
+} as const;
+export type QuotaName = keyof typeof QUOTA_DEFAULTS;
+
+export interface Settings {
+  max_concurrent_tasks: number;
+  processing_timeout_seconds: number;
+  /** The namespace's token bucket: this many API requests a second, bursts of twice that. */
+  requests_per_second: number;
+  /** At most this many tasks of one API key are queued or processing at once; null: no limit. */
+  max_concurrent_per_key: number | null;
+  max_webhooks: number;
+  max_processors: number;
+  max_open_streams: number;
+  max_unfinished_tasks: number;
+  max_collections: number;
+}
+
+export const DEFAULT_SETTINGS: Readonly<Settings> = {
+  max_concurrent_tasks: 100,
+  processing_timeout_seconds: 1800,
+  requests_per_second: 100,
+  max_concurrent_per_key: null,
+  ...QUOTA_DEFAULTS,
+};
+
+const quota = (name: QuotaName) => z.number().int().min(0).max(10 * QUOTA_DEFAULTS[name]).optional();
 
 export const SettingsSchema = z
   .object({
     max_concurrent_tasks: z.number().int().min(1).max(1000).optional(),
     processing_timeout_seconds: z.number().int().min(1).max(86400).optional(),
+    requests_per_second: z.number().int().min(1).max(10_000).optional(),
+    max_concurrent_per_key: z.number().int().min(1).max(1000).nullable().optional(),
+    max_webhooks: quota("max_webhooks"),
+    max_processors: quota("max_processors"),
+    max_open_streams: quota("max_open_streams"),
+    max_unfinished_tasks: quota("max_unfinished_tasks"),
+    max_collections: quota("max_collections"),
   })
   .strict()
   .openapi("NamespaceSettingsInput");
 
-export interface Settings {
-  max_concurrent_tasks: number;
-  processing_timeout_seconds: number;
-}
+/** The settings a namespace has, every one of them set (defaults filled in). */
+export const SettingsOutputSchema = z
+  .object({
+    max_concurrent_tasks: z.number().int(),
+    processing_timeout_seconds: z.number().int(),
+    requests_per_second: z.number().int(),
+    max_concurrent_per_key: z.number().int().nullable(),
+    max_webhooks: z.number().int(),
+    max_processors: z.number().int(),
+    max_open_streams: z.number().int(),
+    max_unfinished_tasks: z.number().int(),
+    max_collections: z.number().int(),
+  })
+  .openapi("NamespaceSettings");
 
 export const ProgressSchema = z
   .object({

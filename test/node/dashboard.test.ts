@@ -91,7 +91,7 @@ describe("the dashboard, in Chromium against wrangler dev", { timeout: 90_000 },
       startProcessor(),
       launchChromium(),
     ]);
-    const ns = await call("POST", "/v1/namespaces", ADMIN, { namespace_name: "dashboard", settings: { max_concurrent_tasks: 7 } });
+    const ns = await call("POST", "/v1/namespaces", ADMIN, { namespace_name: "dashboard", settings: { max_concurrent_tasks: 7, requests_per_second: 10_000 } });
     expect(ns.status, ns.text).toBe(201);
     const key = await call("POST", "/v1/namespaces/dashboard/api-keys", ADMIN, { name: "dashboard test" });
     expect(key.status, key.text).toBe(201);
