@@ -119,7 +119,7 @@ describe("a hard crash with tasks in flight", { timeout: 300_000 }, () => {
   }, 60_000);
 
   it("keeps every accepted task once and finishes them all after SIGKILL and a restart", async () => {
-    const ns = await call("POST", "/v1/namespaces", ADMIN, { namespace_name: "crash", settings: { max_concurrent_tasks: LIMIT } });
+    const ns = await call("POST", "/v1/namespaces", ADMIN, { namespace_name: "crash", settings: { max_concurrent_tasks: LIMIT, requests_per_second: 10_000 } });
     expect(ns.status, JSON.stringify(ns.json)).toBe(201);
     const key = await call("POST", "/v1/namespaces/crash/api-keys", ADMIN, { name: "crash test" });
     apiKey = key.json.api_key as string;

@@ -96,7 +96,7 @@ describe("the Mixpeek dialect, against wrangler dev, answers as Mixpeek's docume
 
   beforeAll(async () => {
     [dev, processor] = await Promise.all([startDevServer({ adminToken: ADMIN }), startProcessor()]);
-    const ns = await call("POST", "/v1/namespaces", { token: ADMIN, body: { namespace_name: "mixpeek", settings: { max_concurrent_tasks: 2 } } });
+    const ns = await call("POST", "/v1/namespaces", { token: ADMIN, body: { namespace_name: "mixpeek", settings: { max_concurrent_tasks: 2, requests_per_second: 10_000 } } });
     expect(ns.status, ns.text).toBe(201);
     const key = await call("POST", "/v1/namespaces/mixpeek/api-keys", { token: ADMIN, body: { name: "mixpeek test" } });
     expect(key.status, key.text).toBe(201);
