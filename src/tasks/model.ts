@@ -49,6 +49,8 @@ export const SettingsSchema = z
 export interface Settings {
   max_concurrent_tasks: number;
   processing_timeout_seconds: number;
+  /** SSE + WebSocket streams + long-polls open at once; read as `?? 1000` (SPEC §4). */
+  max_open_streams?: number;
 }
 
 export const ProgressSchema = z
