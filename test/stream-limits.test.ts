@@ -21,8 +21,8 @@ afterEach(async () => {
   for (const ws of sockets.splice(0)) ws.close();
 });
 
-async function sse(path: string, key: string): Promise<SseReader> {
-  const reader = await SseReader.open(path, key);
+async function sse(path: string, key: string, headers: Record<string, string> = {}): Promise<SseReader> {
+  const reader = await SseReader.open(path, key, headers);
   readers.push(reader);
   return reader;
 }
@@ -213,5 +213,23 @@ describe("a WebSocket's backlog", () => {
       return eventually(async () => (frames.length === EVENTS ? frames : undefined));
     });
     expect(client).toEqual(Array.from({ length: EVENTS }, (_, i) => `evt_page${i}`));
+  });
+});
+
+describe("Last-Event-ID", () => {
+  it("beyond the newest event gets 422, also once old events are pruned; the newest itself resumes", async () => {
+    const t = await tenant();
+    await emitEvent(t.key);
+    const newest = await runInDurableObject(stub(t), (_i: NamespaceDO, state) => state.storage.sql.exec<{ n: number }>("SELECT MAX(seq) AS n FROM events").one().n);
+    const beyond = await call("/v1/events", { token: t.key, headers: { "Last-Event-ID": String(newest + 1000) } });
+    expect(beyond.status).toBe(422);
+    expect(beyond.body).toMatchObject({ success: false, status: 422, error: { type: "validation_error", details: { field: "last_event_id" } } });
+    expect((await socket(`/v1/events?last_event_id=${newest + 1000}`, t.key)).response.status).toBe(422);
+    const atHead = await sse("/v1/events", t.key, { "Last-Event-ID": String(newest) });
+    expect(atHead.response.status).toBe(200);
+    await atHead.close();
+    // Pruned events leave the numbering where it was: a cursor from before is still valid.
+    await runInDurableObject(stub(t), (_i: NamespaceDO, state) => void state.storage.sql.exec("DELETE FROM events"));
+    expect((await sse("/v1/events", t.key, { "Last-Event-ID": String(newest) })).response.status).toBe(200);
   });
 });

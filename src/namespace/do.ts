@@ -425,6 +425,10 @@ export class NamespaceDO extends DurableObject<Env> {
     if (this.revokedKeys.has(keyId)) {
       return Response.json(errorBody("unauthorized", "invalid or revoked API key"), { status: 401 });
     }
+    if (after !== null && after > this.streams.lastIssued()) {
+      // A cursor from another namespace, or from before a reset: resuming from it would skip silently.
+      return Response.json(errorBody("validation_error", "Last-Event-ID is beyond the newest event", { field: "last_event_id" }), { status: 422 });
+    }
     const refused = this.streamQuotaExceeded();
     if (refused) {
       return Response.json(errorBody(refused.type, refused.message, refused.details), {

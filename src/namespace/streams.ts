@@ -84,6 +84,14 @@ export class EventStreams {
     return this.sql.count("SELECT COALESCE(MAX(seq), 0) AS n FROM events");
   }
 
+  /**
+   * The newest sequence number ever given, kept by SQLite even once old events are pruned: a
+   * Last-Event-ID beyond it names an event that never existed.
+   */
+  lastIssued(): number {
+    return this.sql.count("SELECT COALESCE(MAX(seq), 0) AS n FROM sqlite_sequence WHERE name = 'events'");
+  }
+
   /** Opens a Server-Sent Events stream; it holds at most MAX_UNSENT_BYTES unsent. */
   openSse(opening: StreamOpening): ReadableStream<Uint8Array> {
     let listener: Listener | null = null;
