@@ -439,8 +439,13 @@ export class NamespaceDO extends DurableObject<Env> {
     // Streams end within a minute of their key's revocation even when the revoking call never
     // reached this object: the alarm checks their keys against D1 while any is open.
     if (this.keyCheckAt === null) {
-      this.keyCheckAt = now + KEY_CHECK_MS;
-      await this.armAlarm();
+      // After an eviction the check's time is forgotten but its alarm may be pending: an alarm
+      // that comes sooner runs the check (which is due when unknown); a later one is brought forward.
+      const pending = await this.ctx.storage.getAlarm();
+      if (pending === null || pending > this.clock.toWall(now + KEY_CHECK_MS)) {
+        this.keyCheckAt = now + KEY_CHECK_MS;
+        await this.armAlarm();
+      }
     }
     const opening = { filter, after, live, keyId };
     if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") {
