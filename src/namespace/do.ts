@@ -419,9 +419,19 @@ export class NamespaceDO extends DurableObject<Env> {
     const afterParam = params.get("after");
     const after = afterParam === null ? null : Number(afterParam);
     const keyId = params.get("key_id") ?? "";
-    const row = filter.task_id === null ? null : this.store.get(filter.task_id);
-    const live = filter.task_id === null || (row !== null && !isTerminal(row.status));
     const now = this.clock.now();
+    // Streams end within a minute of their key's revocation even when the revoking call never
+    // reached this object: the alarm checks their keys against D1 while any is open.
+    if (this.keyCheckAt === null) {
+      // After an eviction the check's time is forgotten but its alarm may be pending: an alarm
+      // that comes sooner runs the check (which is due when unknown); a later one is brought forward.
+      const pending = await this.ctx.storage.getAlarm();
+      if (pending === null || pending > this.clock.toWall(now + KEY_CHECK_MS)) {
+        this.keyCheckAt = now + KEY_CHECK_MS;
+        await this.armAlarm();
+      }
+    }
+    // From here to the open, no await: the quota cannot be overrun by opens in between.
     if (this.revokedKeys.has(keyId)) {
       return Response.json(errorBody("unauthorized", "invalid or revoked API key"), { status: 401 });
     }
@@ -436,17 +446,8 @@ export class NamespaceDO extends DurableObject<Env> {
         headers: { "Retry-After": String(STREAM_RETRY_AFTER_SECONDS) },
       });
     }
-    // Streams end within a minute of their key's revocation even when the revoking call never
-    // reached this object: the alarm checks their keys against D1 while any is open.
-    if (this.keyCheckAt === null) {
-      // After an eviction the check's time is forgotten but its alarm may be pending: an alarm
-      // that comes sooner runs the check (which is due when unknown); a later one is brought forward.
-      const pending = await this.ctx.storage.getAlarm();
-      if (pending === null || pending > this.clock.toWall(now + KEY_CHECK_MS)) {
-        this.keyCheckAt = now + KEY_CHECK_MS;
-        await this.armAlarm();
-      }
-    }
+    const row = filter.task_id === null ? null : this.store.get(filter.task_id);
+    const live = filter.task_id === null || (row !== null && !isTerminal(row.status));
     const opening = { filter, after, live, keyId };
     if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") {
       const pair = new WebSocketPair();
