@@ -192,6 +192,8 @@ describe("a WebSocket's backlog", () => {
     const t = await tenant();
     const EVENTS = 30;
     const padding = "y".repeat(60 * 1024);
+    // A valid key: the object's check of its streams' keys would close a socket of an unknown one.
+    const { firstKeyId } = await secondKey(t);
     const client = await runInDurableObject(stub(t), (instance: NamespaceDO, state) => {
       for (let i = 0; i < EVENTS; i++) {
         const body = { id: `evt_page${i}`, type: "task.progress", data: { task: { task_id: "tsk_page", task_type: "paged", status: "processing", padding } } };
@@ -202,7 +204,7 @@ describe("a WebSocket's backlog", () => {
       }
       const pair = new WebSocketPair();
       const streams = (instance as unknown as { streams: { openSocket(s: WebSocket, o: unknown): void } }).streams;
-      streams.openSocket(pair[1], { filter: { task_id: null, task_types: null, statuses: null }, after: 0, live: true, keyId: "key_page" });
+      streams.openSocket(pair[1], { filter: { task_id: null, task_types: null, statuses: null }, after: 0, live: true, keyId: firstKeyId });
       // Right after the open only the first page has gone out; the rest follows on later turns.
       const cursor = readSocketState(pair[1])!.cursor;
       expect(cursor).toBeGreaterThan(0);

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { NamespaceDO } from "../src/namespace/do";
 import type { Task } from "../src/tasks/model";
 import { fakeProcessor, PROCESSOR_URL } from "./fake-processor";
-import { call, createTask as createAnyTask, eventually, ORIGIN, sleep, stub, tenant, type Tenant } from "./helpers";
+import { ADMIN, call, createTask as createAnyTask, eventually, ORIGIN, sleep, stub, tenant, type Tenant } from "./helpers";
 import { allEvents, query } from "./inspect";
 import { SseReader } from "./sse";
 
@@ -195,9 +195,12 @@ describe("the namespace's event stream", () => {
     await createTask(t, { task_type: "slow_reader" });
     const padding = "x".repeat(60 * 1024);
     const EVENTS = 40;
+    // The stream's key must be valid: the object's check of its streams' keys ends the others.
+    const keys = await call<{ results: { key_id: string }[] }>(`/v1/namespaces/${t.name}/api-keys`, { token: ADMIN });
+    const keyId = keys.body.results[0]!.key_id;
     const seen = await runInDurableObject(stub(t), async (instance: NamespaceDO, state) => {
       // A stream nobody reads: what it is sent stays queued inside the object.
-      const response = await instance.fetch(new Request("https://namespace/streams?key_id=key_slow"));
+      const response = await instance.fetch(new Request(`https://namespace/streams?key_id=${keyId}`));
       for (let i = 0; i < EVENTS; i++) {
         const body = { id: `evt_slow${i}`, type: "task.progress", data: { task: { task_id: "tsk_slow", task_type: "slow_reader", status: "processing", padding } } };
         state.storage.sql.exec(
