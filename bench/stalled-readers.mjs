@@ -4,7 +4,7 @@
 // ~60 KiB inputs (each of their events carries the task, inputs included), and reports the
 // resident memory of the runtime's workerd process before the streams opened and after the
 // events went out.
-//   node bench/stalled-readers.mjs [root]   (root: the checkout to run, default this one)
+//   npx node bench/stalled-readers.mjs [root]   (node 22 from node_modules; root: the checkout to run, default this one)
 // Options (env): READERS (10), TASKS (200), INPUT_KIB (60), SETTLE_SECONDS (10).
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -44,7 +44,12 @@ function runtimeRss(group) {
 async function main() {
   const state = mkdtempSync("/dev/shm/edge-tasks-stalled-");
   const wrangler = path.join(root, "node_modules/.bin/wrangler");
-  execFileSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: root, env: quietEnv, stdio: "ignore" });
+  try {
+    execFileSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: root, env: quietEnv, stdio: "ignore" });
+  } catch (err) {
+    rmSync(state, { recursive: true, force: true });
+    throw err;
+  }
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const proc = spawn(
