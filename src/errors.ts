@@ -20,6 +20,8 @@ export interface ErrorInfo {
   type: ErrorType;
   message: string;
   details?: unknown;
+  /** For `rate_limited`: the Retry-After to answer with, in whole seconds. */
+  retry_after_seconds?: number;
 }
 
 /** An error that is answered with its own status and body; anything else becomes a 500. */
@@ -40,7 +42,9 @@ export class ApiError extends Error {
   }
 
   static from(info: ErrorInfo): ApiError {
-    return new ApiError(info.type, info.message, info.details);
+    // SPEC §3: every 429 says when to come back; a Durable Object's refusal carries no headers.
+    const headers: Record<string, string> = info.type === "rate_limited" ? { "Retry-After": String(info.retry_after_seconds ?? 1) } : {};
+    return new ApiError(info.type, info.message, info.details, headers);
   }
 
   toBody(): ErrorBody {

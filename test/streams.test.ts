@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { NamespaceDO } from "../src/namespace/do";
 import type { Task } from "../src/tasks/model";
 import { fakeProcessor, PROCESSOR_URL } from "./fake-processor";
-import { call, createTask as createAnyTask, eventually, ORIGIN, sleep, stub, tenant, type Tenant } from "./helpers";
+import { ADMIN, call, createTask as createAnyTask, eventually, ORIGIN, sleep, stub, tenant, type Tenant } from "./helpers";
 import { allEvents, query } from "./inspect";
 import { SseReader } from "./sse";
 
@@ -190,31 +190,49 @@ describe("the namespace's event stream", () => {
     expect(new Set(seen.map((m) => m.id)).size).toBe(seen.length);
   });
 
-  it("cuts off a reader that stops reading, so a stalled client cannot grow the object's memory", async () => {
+  it("cuts off a reader that stops reading once 1 MiB is unsent, and it resumes by Last-Event-ID without a gap", async () => {
     const t = await tenant();
     await createTask(t, { task_type: "slow_reader" });
+    const padding = "x".repeat(60 * 1024);
+    const EVENTS = 40;
+    // The stream's key must be valid: the object's check of its streams' keys ends the others.
+    const keys = await call<{ results: { key_id: string }[] }>(`/v1/namespaces/${t.name}/api-keys`, { token: ADMIN });
+    const keyId = keys.body.results[0]!.key_id;
     const seen = await runInDurableObject(stub(t), async (instance: NamespaceDO, state) => {
-      // A stream nobody reads: every message stays queued inside the object.
-      const response = await instance.fetch(new Request("https://namespace/streams"));
-      for (let i = 0; i < 2500; i++) {
-        const body = { id: `evt_slow${i}`, type: "task.progress", data: { task: { task_id: "tsk_slow", task_type: "slow_reader", status: "processing" } } };
+      // A stream nobody reads: what it is sent stays queued inside the object.
+      const response = await instance.fetch(new Request(`https://namespace/streams?key_id=${keyId}`));
+      for (let i = 0; i < EVENTS; i++) {
+        const body = { id: `evt_slow${i}`, type: "task.progress", data: { task: { task_id: "tsk_slow", task_type: "slow_reader", status: "processing", padding } } };
         state.storage.sql.exec(
-          "INSERT INTO events (event_id, event_type, task_id, created_at, data) VALUES (?, 'task.progress', 'tsk_slow', 0, ?)",
+          "INSERT INTO events (event_id, event_type, task_id, created_at, data) VALUES (?, 'task.progress', 'tsk_slow', ?, ?)",
           body.id,
+          Date.now(),
           JSON.stringify(body),
         );
       }
-      (instance as unknown as { streams: { pump(): void } }).streams.pump();
-      const open = instance.streamCounts().sse;
-      // The stream has ended (else this read would never finish), holding what was queued.
+      (instance as unknown as { streams: { notify(): void } }).streams.notify();
+      // Pages go out turn after turn while nobody reads, until the stream is cut.
+      await eventually(async () => (instance.streamCounts().sse === 0 ? true : undefined));
       const text = await response.text();
-      return { open, ids: [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1])) };
+      return {
+        bytes: new TextEncoder().encode(text).byteLength,
+        ids: [...text.matchAll(/^id: (\d+)\nevent/gm)].map((m) => Number(m[1])),
+        eventIds: [...text.matchAll(/^data: \{"id":"(evt_\w+)"/gm)].map((m) => m[1]!),
+      };
     });
-    expect(seen.open).toBe(0);
-    expect(seen.ids.length).toBeGreaterThan(1900);
-    expect(seen.ids.length).toBeLessThan(2500);
+    // At most 1 MiB was held, and close to it: a stalled reader is cut by bytes, not by count.
+    expect(seen.bytes).toBeLessThanOrEqual(1024 * 1024);
+    expect(seen.bytes).toBeGreaterThan(1024 * 1024 - 62 * 1024);
+    expect(seen.ids.length).toBeLessThan(EVENTS);
     // What it got is a gapless prefix: resuming from its last id misses nothing.
     expect(seen.ids).toEqual(seen.ids.map((_, i) => seen.ids[0]! + i));
+    const resumed = await open("/v1/events", t, { "Last-Event-ID": String(seen.ids.at(-1)) });
+    const lastSlow = `evt_slow${EVENTS - 1}`;
+    await eventually(async () => (resumed.messages.some((m) => m.data.id === lastSlow) ? true : undefined));
+    const rest = resumed.messages;
+    expect(rest.map((m) => m.id)).toEqual(rest.map((_, i) => seen.ids.at(-1)! + 1 + i));
+    const slowIds = [...seen.eventIds, ...rest.map((m) => m.data.id)].filter((id: string) => id.startsWith("evt_slow"));
+    expect(slowIds).toEqual(Array.from({ length: EVENTS }, (_, i) => `evt_slow${i}`));
   });
 
   it("refuses bad requests in the contract's shape", async () => {

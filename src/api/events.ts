@@ -45,6 +45,8 @@ function openStream(c: Context<AppEnv>, filter: Record<string, string | undefine
   const url = new URL("https://namespace/streams");
   for (const [name, value] of Object.entries(filter)) if (value) url.searchParams.set(name, value);
   if (after !== null) url.searchParams.set("after", String(after));
+  // The object remembers the key each stream was opened with, to end its streams on revocation.
+  url.searchParams.set("key_id", c.get("principal").key_id);
   const headers = new Headers();
   const upgrade = c.req.header("Upgrade");
   if (upgrade?.toLowerCase() === "websocket") {

@@ -163,7 +163,7 @@ app.openapi(
     method: "delete",
     path: "/{namespace}/api-keys/{key_id}",
     tags: ["Admin"],
-    summary: "Revoke an API key (refused everywhere within 60 s)",
+    summary: "Revoke an API key (refused everywhere within 60 s; its event streams end at once)",
     security,
     request: { params: NamespaceParam.extend({ key_id: z.string().max(128) }) },
     responses: { 200: json(z.object({ success: z.literal(true), message: z.string() }), "Revoked"), ...errorResponses },
@@ -172,6 +172,12 @@ app.openapi(
     const { namespace, key_id } = c.req.valid("param");
     const ns = await mustFindNamespace(c, namespace);
     if (!(await revokeKey(c.env.DB, ns.namespace_id, key_id, isoNow()))) throw new ApiError("not_found", `API key ${key_id} not found`);
+    try {
+      await namespaceStub(c.env, ns.namespace_id).endStreamsOf(key_id);
+    } catch (err) {
+      // The revocation is committed; the object's own check of its streams' keys ends them within 60 s.
+      console.error(`streams of revoked key ${key_id} could not be ended at once`, err);
+    }
     return c.json({ success: true as const, message: `API key ${key_id} revoked` }, 200);
   },
 );

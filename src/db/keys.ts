@@ -46,6 +46,18 @@ export async function revokeKey(db: D1Database, namespaceId: string, keyId: stri
 }
 
 /**
+ * Which of `keyIds` are valid keys of the namespace (not revoked), in one query however many:
+ * the Durable Object ends the streams of the others.
+ */
+export async function liveKeyIds(db: D1Database, namespaceId: string, keyIds: string[]): Promise<Set<string>> {
+  const { results } = await db
+    .prepare("SELECT key_id FROM api_keys WHERE namespace_id = ? AND revoked_at IS NULL AND key_id IN (SELECT value FROM json_each(?))")
+    .bind(namespaceId, JSON.stringify(keyIds))
+    .all<{ key_id: string }>();
+  return new Set(results.map((r) => r.key_id));
+}
+
+/**
  * Resolves a secret key to its namespace, or null for an unknown or revoked key. `beforeLookup`
  * runs before the key is looked up in D1 (not when the cache answers) and may refuse by throwing.
  */

@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { createHash } from "node:crypto";
-import { fail, ok, type Result } from "../errors";
+import { errorBody, fail, ok, type Result } from "../errors";
 import { getHandler } from "../handlers/registry";
 import { base64url, newId, newSigningSecret, randomBytes } from "../ids";
 import {
@@ -22,6 +22,7 @@ import {
 } from "../tasks/model";
 import { getDeliveryRecord } from "../db/deliveries";
 import { mapPage, newestFirst, type Page, type PageRequest } from "../db/keyset";
+import { liveKeyIds } from "../db/keys";
 import { getRecord } from "../db/records";
 import { iso } from "../time";
 import { taskEtag } from "../tasks/etag";
@@ -34,7 +35,7 @@ import { flushOutbox, type LogPayload } from "./outbox";
 import { migrate } from "./schema";
 import { type Delivery, type DeliveryRow, toDelivery, toWebhook, type Webhook, type WebhookPosition, WebhookStore } from "./webhooks";
 import { Sql, sqlPage } from "./sql";
-import { EventStreams, type StreamFilter } from "./streams";
+import { DEFAULT_MAX_OPEN_STREAMS, EventStreams, KEY_CHECK_MS, STREAM_RETRY_AFTER_SECONDS, type StreamFilter } from "./streams";
 import { EMPTY_PROGRESS, InvalidTransition, NAMESPACE_TIMER, TaskStore, type TaskRow, type TimerRow } from "./store";
 
 /** Lease of a built-in handler's attempt; the consumer renews it well before it runs out. */
@@ -53,6 +54,8 @@ const EVENT_RETENTION_MS = 72 * 3600_000;
 /** Longer than any attempt can run (the timeout is at most 24 h), so late reports still get 409. */
 const ATTEMPT_RETENTION_MS = 7 * 24 * 3600_000;
 const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
+/** Longer than any Worker caches a key (KEY_CACHE_TTL_MS), so a cached revoked key opens nothing. */
+const REVOKED_KEY_MEMORY_MS = 60_000;
 
 export interface ProcessorConfig {
   task_type: string;
@@ -144,6 +147,10 @@ export class NamespaceDO extends DurableObject<Env> {
     () => this.sql.count("SELECT COUNT(*) AS n FROM tasks WHERE status IN ('created', 'queued', 'processing')"),
     () => this.clock.now(),
   );
+  /** When the open streams' keys are next checked against D1 (clock time); null while none is open. */
+  private keyCheckAt: number | null = null;
+  /** Keys revoked through this object lately, until when they are refused here. */
+  private readonly revokedKeys = new Map<string, number>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -399,6 +406,8 @@ export class NamespaceDO extends DurableObject<Env> {
     if (!row) return this.findTask(taskId);
     const task = this.store.toTask(row);
     if (waitMs <= 0 || isTerminal(task.status) || (etag !== null && taskEtag(task) !== etag)) return ok(task);
+    const refused = this.streamQuotaExceeded();
+    if (refused) return { ok: false, error: refused };
     await new Promise<void>((resolve) => {
       let waiters = this.waiters.get(taskId);
       if (!waiters) this.waiters.set(taskId, (waiters = new Set()));
@@ -446,17 +455,46 @@ export class NamespaceDO extends DurableObject<Env> {
     const filter: StreamFilter = { task_id: params.get("task_id"), task_types: list("task_types"), statuses: list("statuses") };
     const afterParam = params.get("after");
     const after = afterParam === null ? null : Number(afterParam);
+    const keyId = params.get("key_id") ?? "";
+    const now = this.clock.now();
+    // Streams end within a minute of their key's revocation even when the revoking call never
+    // reached this object: the alarm checks their keys against D1 while any is open.
+    if (this.keyCheckAt === null) {
+      // After an eviction the check's time is forgotten but its alarm may be pending: an alarm
+      // that comes sooner runs the check (which is due when unknown); a later one is brought forward.
+      const pending = await this.ctx.storage.getAlarm();
+      if (pending === null || pending > this.clock.toWall(now + KEY_CHECK_MS)) {
+        this.keyCheckAt = now + KEY_CHECK_MS;
+        await this.armAlarm();
+      }
+    }
+    // From here to the open, no await: the quota cannot be overrun by opens in between.
+    if (this.revokedKeys.has(keyId)) {
+      return Response.json(errorBody("unauthorized", "invalid or revoked API key"), { status: 401 });
+    }
+    if (after !== null && after > this.streams.lastIssued()) {
+      // A cursor from another namespace, or from before a reset: resuming from it would skip silently.
+      return Response.json(errorBody("validation_error", "Last-Event-ID is beyond the newest event", { field: "last_event_id" }), { status: 422 });
+    }
+    const refused = this.streamQuotaExceeded();
+    if (refused) {
+      return Response.json(errorBody(refused.type, refused.message, refused.details), {
+        status: 429,
+        headers: { "Retry-After": String(STREAM_RETRY_AFTER_SECONDS) },
+      });
+    }
     const row = filter.task_id === null ? null : this.store.get(filter.task_id);
     const live = filter.task_id === null || (row !== null && !isTerminal(row.status));
+    const opening = { filter, after, live, keyId };
     if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") {
       const pair = new WebSocketPair();
       const [client, server] = [pair[0], pair[1]];
-      this.streams.openSocket(server, filter, after, live);
+      this.streams.openSocket(server, opening);
       const protocols = request.headers.get("Sec-WebSocket-Protocol")?.split(",").map((p) => p.trim()) ?? [];
       const headers = protocols.includes("edge-tasks") ? { "Sec-WebSocket-Protocol": "edge-tasks" } : undefined;
       return new Response(null, { status: 101, webSocket: client, headers });
     }
-    return new Response(this.streams.openSse(filter, after, live), {
+    return new Response(this.streams.openSse(opening), {
       headers: {
         "Content-Type": "text/event-stream; charset=utf-8",
         "Cache-Control": "no-cache, no-transform",
@@ -483,8 +521,59 @@ export class NamespaceDO extends DurableObject<Env> {
   }
 
   /** How many streams are open (for the benchmark and tests). */
-  streamCounts(): { sse: number; websocket: number } {
-    return this.streams.counts();
+  streamCounts(): { sse: number; websocket: number; long_polls: number } {
+    return { ...this.streams.counts(), long_polls: this.longPolls() };
+  }
+
+  /**
+   * The key was revoked (in D1, before this call): its streams end now, SSE and WebSocket,
+   * hibernated sockets too, and for a minute no new stream opens with it, since other Workers
+   * may still accept the key from their cache for that long. Returns how many streams ended.
+   */
+  endStreamsOf(keyId: string): number {
+    const now = this.clock.now();
+    for (const [key, until] of this.revokedKeys) if (until <= now) this.revokedKeys.delete(key);
+    this.revokedKeys.set(keyId, now + REVOKED_KEY_MEMORY_MS);
+    return this.streams.endKey(keyId);
+  }
+
+  /** Long-polls waiting now. */
+  private longPolls(): number {
+    let count = 0;
+    for (const waiters of this.waiters.values()) count += waiters.size;
+    return count;
+  }
+
+  /** The `max_open_streams` quota: SSE, WebSocket and long-polls together; an error once it is reached. */
+  private streamQuotaExceeded(): { type: "rate_limited"; message: string; details: { quota: string; limit: number }; retry_after_seconds: number } | null {
+    const limit = this.settings.max_open_streams ?? DEFAULT_MAX_OPEN_STREAMS;
+    const { sse, websocket, long_polls } = this.streamCounts();
+    if (sse + websocket + long_polls < limit) return null;
+    return {
+      type: "rate_limited",
+      message: `the namespace has ${limit} open streams and long-polls, its max_open_streams; retry when one has ended`,
+      details: { quota: "max_open_streams", limit },
+      retry_after_seconds: STREAM_RETRY_AFTER_SECONDS,
+    };
+  }
+
+  /**
+   * The fallback for a revocation whose call to this object failed: asks D1 once which of the
+   * open streams' keys are still valid and ends the streams of the others. Due every
+   * KEY_CHECK_MS while streams are open; after an eviction, at the first alarm.
+   */
+  private async recheckStreamKeys(now: number): Promise<void> {
+    if (this.keyCheckAt !== null && this.keyCheckAt > now) return;
+    const keyIds = this.streams.keyIds();
+    const { sse, websocket } = this.streams.counts();
+    this.keyCheckAt = sse + websocket > 0 ? now + KEY_CHECK_MS : null;
+    if (keyIds.length === 0) return;
+    try {
+      const live = await liveKeyIds(this.env.DB, this.namespaceId, keyIds);
+      for (const keyId of keyIds) if (!live.has(keyId)) this.streams.endKey(keyId);
+    } catch (err) {
+      console.error("the keys of open streams could not be checked; next try in the next check", err);
+    }
   }
 
   stats(): Stats {
@@ -889,7 +978,8 @@ export class NamespaceDO extends DurableObject<Env> {
 
   /** Sets the alarm to the earliest due timer unless an earlier alarm is already pending. */
   private async armAlarm(): Promise<void> {
-    const next = this.store.nextDue();
+    const due = this.store.nextDue();
+    const next = due === null ? this.keyCheckAt : this.keyCheckAt === null ? due : Math.min(due, this.keyCheckAt);
     if (next === null || (this.alarmAt !== null && this.alarmAt <= next)) return;
     this.alarmAt = next;
     await this.ctx.storage.setAlarm(this.clock.toWall(next));
@@ -917,6 +1007,7 @@ export class NamespaceDO extends DurableObject<Env> {
     if (sends.length > 0) await this.sendMessages(sends);
     if (flush) await this.flushTimer();
     this.prune(now);
+    await this.recheckStreamKeys(now);
     if (due.length === ALARM_BATCH) this.store.setTimerIfLater(NAMESPACE_TIMER, "flush", now);
     await this.armAlarm();
   }

@@ -1,69 +1,66 @@
 import type { Sql } from "./sql";
+import {
+  type Listener,
+  readSocketState,
+  saveSocketState,
+  socketListener,
+  sseListener,
+  type StreamEvent,
+  type StreamFilter,
+  type StreamState,
+  unsentBytesStrategy,
+} from "./stream-sinks";
 
-/** What a stream follows: one task, or the namespace's task events narrowed by type and status. */
-export interface StreamFilter {
-  task_id: string | null;
-  task_types: string[] | null;
-  statuses: string[] | null;
-}
+export type { StreamFilter } from "./stream-sinks";
 
-/** A stored event as streams read it. */
-type StreamEvent = {
-  seq: number;
-  event_type: string;
-  task_id: string;
-  data: string;
-  task_type: string;
-  status: string;
-};
-
-/** A WebSocket's state, kept in its attachment so that it survives hibernation. */
-interface SocketState {
+/** How a new stream starts. */
+export interface StreamOpening {
   filter: StreamFilter;
-  cursor: number;
-  ended: boolean;
-}
-
-/** One open stream: where it has got to and how it receives events. */
-interface Listener {
-  filter: StreamFilter;
-  cursor: number;
-  send(event: StreamEvent): void;
-  /** The task's stream is over: its terminal event has been sent. */
-  end(): void;
-  /** A keep-alive comment, for streams that need one. */
-  ping(): void;
-  ended: boolean;
+  /** Resume after this sequence number; null: a task's whole retained history, or the namespace's head. */
+  after: number | null;
+  /** Whether the task can still change here; a task's stream over a finished task ends after its replay. */
+  live: boolean;
+  /** The API key the stream was opened with. */
+  keyId: string;
 }
 
 const TERMINAL_EVENTS = new Set(["task.completed", "task.failed", "task.cancelled"]);
 const PAGE = 500;
-/** Chunks an SSE reader may leave unread before its stream is cut; it resumes by Last-Event-ID. */
-const MAX_QUEUED_CHUNKS = 2000;
+/**
+ * Bytes one stream is sent in one turn. A longer backlog (a replay, a burst) goes out a page per
+ * turn, so the runtime can pass what was sent on to the client in between rather than hold it all.
+ */
+const TURN_BYTES = 256 * 1024;
+/** The pause between two pages of a backlog. */
+const NEXT_PAGE_MS = 20;
 const DEFAULT_KEEPALIVE_MS = 15_000;
-const encoder = new TextEncoder();
+/** The `max_open_streams` quota when the namespace's settings do not set one (SPEC §4). */
+export const DEFAULT_MAX_OPEN_STREAMS = 1000;
+/** What a stream refused by the quota is told to wait: streams end at their clients' pace. */
+export const STREAM_RETRY_AFTER_SECONDS = 5;
+/**
+ * How often the keys of open streams are checked against D1. A revoked key may open a stream
+ * until the key caches expire (KEY_CACHE_TTL_MS, 30 s); checked within 25 s more, every stream
+ * of it ends within the 60 s of SPEC §4 even when the revoking call never reached the object.
+ */
+export const KEY_CHECK_MS = 25_000;
 
 const matches = (filter: StreamFilter, event: StreamEvent): boolean =>
   (filter.task_id === null || filter.task_id === event.task_id) &&
   (filter.task_types === null || filter.task_types.includes(event.task_type)) &&
   (filter.statuses === null || filter.statuses.includes(event.status));
 
-/** `id:`, `event:` and `data:` of one Server-Sent Event; the body is one line of JSON. */
-const sseMessage = (event: StreamEvent): string => `id: ${event.seq}\nevent: ${event.event_type}\ndata: ${event.data}\n\n`;
-
-/** A WebSocket frame: the same three fields as JSON. */
-const socketMessage = (event: StreamEvent): string =>
-  `{"id":"${event.seq}","event":${JSON.stringify(event.event_type)},"data":${event.data}}`;
-
 /**
  * The namespace's live event streams, Server-Sent Events and hibernatable WebSockets alike.
  * Every stream keeps a cursor on the per-namespace event sequence; whenever events are stored,
  * one read from the smallest cursor feeds them all, so a stream resumed with Last-Event-ID
- * replays exactly what it missed and then goes live without a gap or a repeat.
+ * replays exactly what it missed and then goes live without a gap or a repeat. The events stay
+ * in storage, so a stream that is behind costs its cursor, not a copy of what it has to catch up.
  */
 export class EventStreams {
   private readonly sse = new Set<Listener>();
   private scheduled = false;
+  private nextPage: ReturnType<typeof setTimeout> | null = null;
   private keepAlive: ReturnType<typeof setInterval> | null = null;
 
   constructor(
@@ -88,73 +85,58 @@ export class EventStreams {
   }
 
   /**
-   * Opens a Server-Sent Events stream after `after` (null: a task's stream replays the task's
-   * whole retained history, the namespace's stream starts live). `live` tells whether the task
-   * can still change here; a task's stream over a finished task ends after its replay.
+   * The newest sequence number ever given, kept by SQLite even once old events are pruned: a
+   * Last-Event-ID beyond it names an event that never existed.
    */
-  openSse(filter: StreamFilter, after: number | null, live: boolean): ReadableStream<Uint8Array> {
+  lastIssued(): number {
+    return this.sql.count("SELECT COALESCE(MAX(seq), 0) AS n FROM sqlite_sequence WHERE name = 'events'");
+  }
+
+  /** Opens a Server-Sent Events stream; it holds at most MAX_UNSENT_BYTES unsent. */
+  openSse(opening: StreamOpening): ReadableStream<Uint8Array> {
     let listener: Listener | null = null;
-    return new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        const push = (text: string): void => {
-          if (listener?.ended) return;
-          if ((controller.desiredSize ?? 0) < -MAX_QUEUED_CHUNKS) {
-            // A reader this far behind is cut off; it resumes from its Last-Event-ID.
-            this.drop(listener);
-            controller.close();
-            return;
-          }
-          controller.enqueue(encoder.encode(text));
-        };
-        listener = {
-          filter,
-          cursor: 0,
-          ended: false,
-          send: (event) => push(sseMessage(event)),
-          ping: () => push(": keep-alive\n\n"),
-          end: () => {
-            this.drop(listener);
-            controller.close();
-          },
-        };
-        push(": connected\n\n");
-        this.attach(listener, after, live);
-        // The namespace's stream names its starting point at once: a client cut off before the
-        // first event still resumes from here, not from wherever the head is when it returns.
-        if (filter.task_id === null) push(`id: ${listener.cursor}\n\n`);
-        if (!listener.ended) {
+    return new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          listener = sseListener(this.initialState(opening), controller, () => this.drop(listener));
+          // The namespace's stream names its starting point at once: a client cut off before the
+          // first event still resumes from here, not from wherever the head is when it returns.
+          if (opening.filter.task_id === null) controller.enqueue(new TextEncoder().encode(`id: ${listener.cursor}\n\n`));
           this.sse.add(listener);
           this.startKeepAlive();
-          // The replay may have been cut short at a page boundary: the shared read finishes it.
           this.pump();
-        }
+        },
+        cancel: () => this.drop(listener),
       },
-      cancel: () => this.drop(listener),
-    });
+      unsentBytesStrategy,
+    );
   }
 
   /** Accepts a WebSocket for the same stream, through the hibernation API. */
-  openSocket(socket: WebSocket, filter: StreamFilter, after: number | null, live: boolean): void {
+  openSocket(socket: WebSocket, opening: StreamOpening): void {
     this.ctx.acceptWebSocket(socket);
-    const listener = this.socketListener(socket, { filter, cursor: 0, ended: false });
-    this.attach(listener, after, live);
-    this.saveSocket(socket, listener);
-    if (!listener.ended) this.pump();
+    saveSocketState(socket, this.initialState(opening));
+    this.pump();
   }
 
-  /** Sends every stream the events past its cursor that it follows. */
+  /**
+   * Sends every stream what it follows past its cursor, up to a page each; streams left behind
+   * get the next page on a later turn. Runs without an await, so no event slips between reads.
+   */
   pump(): void {
     const listeners: Listener[] = [...this.sse];
     const sockets: [WebSocket, Listener][] = [];
     for (const socket of this.ctx.getWebSockets()) {
-      const state = socket.deserializeAttachment() as SocketState | null;
+      const state = readSocketState(socket);
       if (!state || state.ended) continue;
-      const listener = this.socketListener(socket, state);
+      const listener = socketListener(socket, state);
       sockets.push([socket, listener]);
       listeners.push(listener);
     }
+    for (const listener of listeners) listener.budget = TURN_BYTES;
+    for (const listener of listeners) if (listener.replay && !listener.ended) this.replayTask(listener);
     for (;;) {
-      const open = listeners.filter((l) => !l.ended);
+      const open = listeners.filter((l) => !l.ended && l.replay === null && l.budget > 0);
       if (open.length === 0) break;
       const from = Math.min(...open.map((l) => l.cursor));
       const events = this.read("seq > ?", [from]);
@@ -163,58 +145,102 @@ export class EventStreams {
       for (const listener of open) this.deliver(listener, events, last);
       if (events.length < PAGE) break;
     }
-    for (const [socket, listener] of sockets) this.saveSocket(socket, listener);
+    for (const [socket, listener] of sockets) saveSocketState(socket, listener);
+    if (listeners.some((l) => !l.ended && l.budget <= 0)) this.pumpLater();
     if (this.sse.size === 0) this.stopKeepAlive();
   }
 
   /** A socket closed or failed: it is forgotten. */
   closeSocket(socket: WebSocket): void {
-    const state = socket.deserializeAttachment() as SocketState | null;
-    if (state) socket.serializeAttachment({ ...state, ended: true });
+    const state = readSocketState(socket);
+    if (state) saveSocketState(socket, { ...state, ended: true });
   }
 
   /** How many streams are open: Server-Sent Events here, and sockets, hibernated or not. */
   counts(): { sse: number; websocket: number } {
-    return { sse: this.sse.size, websocket: this.ctx.getWebSockets().length };
+    let websocket = 0;
+    for (const socket of this.ctx.getWebSockets()) if (readSocketState(socket)?.ended === false) websocket++;
+    return { sse: this.sse.size, websocket };
   }
 
-  /**
-   * Positions a new stream: a task's stream replays the task's events through the index on
-   * (task_id, seq) and then joins at the head; a namespace stream starts after `after`, or at
-   * the head. Runs without an await, so no event can slip in between replay and cursor.
-   */
-  private attach(listener: Listener, after: number | null, live: boolean): void {
-    const head = this.head();
+  /** The distinct API keys open streams were opened with. */
+  keyIds(): string[] {
+    const keys = new Set<string>();
+    for (const listener of this.sse) if (listener.key_id !== null) keys.add(listener.key_id);
+    for (const socket of this.ctx.getWebSockets()) {
+      const state = readSocketState(socket);
+      if (state && !state.ended && state.key_id !== null) keys.add(state.key_id);
+    }
+    return [...keys];
+  }
+
+  /** Ends every stream opened with `keyId`, hibernated sockets included; returns how many. */
+  endKey(keyId: string): number {
+    let ended = 0;
+    for (const listener of [...this.sse]) {
+      if (listener.key_id !== keyId) continue;
+      listener.end("key_revoked");
+      ended++;
+    }
+    for (const socket of this.ctx.getWebSockets()) {
+      const state = readSocketState(socket);
+      if (!state || state.ended || state.key_id !== keyId) continue;
+      const listener = socketListener(socket, state);
+      listener.end("key_revoked");
+      saveSocketState(socket, listener);
+      ended++;
+    }
+    return ended;
+  }
+
+  private initialState(opening: StreamOpening): StreamState {
+    const { filter, after, live, keyId } = opening;
+    // A namespace stream starts after `after` or at the head; a task's stream first replays the
+    // task's events through the index on (task_id, seq).
+    if (filter.task_id === null) return { filter, cursor: after ?? this.head(), ended: false, key_id: keyId, replay: null };
+    return { filter, cursor: after ?? 0, ended: false, key_id: keyId, replay: { live } };
+  }
+
+  /** Continues a task's replay from its cursor; once caught up it joins the shared read at the head, or ends. */
+  private replayTask(listener: Listener): void {
     const taskId = listener.filter.task_id;
-    if (taskId === null) {
-      listener.cursor = after ?? head;
-      return;
-    }
-    let cursor = after ?? 0;
-    for (;;) {
-      const events = this.read("task_id = ? AND seq > ?", [taskId, cursor]);
-      this.deliver(listener, events, cursor);
-      if (listener.ended || events.length < PAGE) break;
-      cursor = events[events.length - 1]!.seq;
-    }
-    if (listener.ended) return;
-    if (!live) listener.end();
-    else listener.cursor = Math.max(after ?? 0, head);
-  }
-
-  /** Sends `events` past the listener's cursor that it follows; ends a task's stream at its end. */
-  private deliver(listener: Listener, events: StreamEvent[], upTo: number): void {
-    for (const event of events) {
-      if (event.seq <= listener.cursor) continue;
-      listener.cursor = event.seq;
-      if (!matches(listener.filter, event)) continue;
-      listener.send(event);
-      if (listener.filter.task_id !== null && TERMINAL_EVENTS.has(event.event_type)) {
-        listener.end();
+    const replay = listener.replay;
+    if (taskId === null || replay === null) return;
+    while (!listener.ended && listener.budget > 0) {
+      const events = this.read("task_id = ? AND seq > ?", [taskId, listener.cursor]);
+      const finished = this.deliver(listener, events, events.at(-1)?.seq ?? listener.cursor);
+      if (listener.ended || !finished) return;
+      if (events.length < PAGE) {
+        listener.replay = null;
+        if (!replay.live) listener.end("task_ended");
+        else listener.cursor = Math.max(listener.cursor, this.head());
         return;
       }
     }
+  }
+
+  /**
+   * Sends `events` past the listener's cursor that it follows, while its budget lasts; ends a
+   * task's stream at its terminal event. Returns false when the budget ran out first: the
+   * cursor then stays on the last event sent, and the rest goes on a later turn.
+   */
+  private deliver(listener: Listener, events: StreamEvent[], upTo: number): boolean {
+    for (const event of events) {
+      if (event.seq <= listener.cursor) continue;
+      if (matches(listener.filter, event)) {
+        if (listener.budget <= 0) return false;
+        const sent = listener.send(event);
+        if (sent === null) return true;
+        listener.budget -= sent;
+      }
+      listener.cursor = event.seq;
+      if (listener.filter.task_id !== null && TERMINAL_EVENTS.has(event.event_type) && matches(listener.filter, event)) {
+        listener.end("task_ended");
+        return true;
+      }
+    }
     listener.cursor = Math.max(listener.cursor, upTo);
+    return true;
   }
 
   private read(where: string, params: SqlStorageValue[]): StreamEvent[] {
@@ -227,38 +253,12 @@ export class EventStreams {
     );
   }
 
-  private socketListener(socket: WebSocket, state: SocketState): Listener {
-    const listener: Listener = {
-      filter: state.filter,
-      cursor: state.cursor,
-      ended: state.ended,
-      ping: () => undefined,
-      send: (event) => {
-        try {
-          socket.send(socketMessage(event));
-        } catch {
-          listener.ended = true;
-        }
-      },
-      end: () => {
-        listener.ended = true;
-        try {
-          socket.close(1000, "task ended");
-        } catch {
-          // Already closed by the client.
-        }
-      },
-    };
-    return listener;
-  }
-
-  private saveSocket(socket: WebSocket, listener: Listener): void {
-    const state: SocketState = { filter: listener.filter, cursor: listener.cursor, ended: listener.ended };
-    try {
-      socket.serializeAttachment(state);
-    } catch {
-      // The socket is gone; nothing to keep.
-    }
+  private pumpLater(): void {
+    if (this.nextPage !== null) return;
+    this.nextPage = setTimeout(() => {
+      this.nextPage = null;
+      this.pump();
+    }, NEXT_PAGE_MS);
   }
 
   private drop(listener: Listener | null): void {

@@ -51,7 +51,7 @@ export interface Settings {
   processing_timeout_seconds: number;
   /** The namespace's token bucket: this many API requests a second, bursts of twice that. */
   requests_per_second: number;
-  /** At most this many tasks of one API key are queued or processing at once; null: no limit. */
+  /** At most this many tasks of one concurrency_key are queued or processing at once; null: no limit. */
   max_concurrent_per_key: number | null;
   max_webhooks: number;
   max_processors: number;
