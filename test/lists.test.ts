@@ -223,7 +223,7 @@ describe("every list", () => {
       for (const id of shown) expect(theirItems.ids, `${name} leaked ${id}`).not.toContain(id);
       expect(myItems.ids).toEqual(expect.arrayContaining(shown));
       // The total is the caller's own, whatever the cursor.
-      expect(res.body.pagination.total).toBe(3);
+      expect(res.body.pagination.total, name).toBe(3);
     }
   });
 });

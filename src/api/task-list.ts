@@ -108,7 +108,8 @@ export async function listTasks(c: Context<AppEnv>, req: ListRequest) {
     ...page,
   };
   const stub = namespaceOf(c);
-  if (!query.after) await stub.flushNow();
+  // A walk's first page, and every count, sees each task created before it: the outbox is flushed.
+  if (!query.after || req.includeTotal) await stub.flushNow();
   const records = await listRecords(c.env.DB, c.get("principal").namespace_id, query);
   const liveIds = records.results.filter((t) => !isTerminal(t.status)).map((t) => t.task_id);
   const live = new Map((liveIds.length > 0 ? await stub.liveTasks(liveIds) : []).map((t): [string, Task] => [t.task_id, t]));
