@@ -4,7 +4,7 @@ import { defineConfig } from "vitest/config";
 
 /** Test files that each run in a project of their own, with the bindings they need. */
 const CHECKPOINT_TESTS = ["test/checkpoints.test.ts"];
-const SCALE_TESTS = ["test/dataplane-scale.test.ts"];
+const SCALE_TESTS = ["test/dataplane-scale.test.ts", "test/webhooks-scale.test.ts"];
 
 /**
  * Built-in handlers normally run 10 s before they should yield (src/consumer/builtin.ts). Tests
