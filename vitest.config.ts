@@ -2,33 +2,54 @@ import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
+/** Test files that each run in a project of their own, with the bindings they need. */
+const CHECKPOINT_TESTS = ["test/checkpoints.test.ts"];
+const SCALE_TESTS = ["test/dataplane-scale.test.ts", "test/webhooks-scale.test.ts"];
+
+/**
+ * Built-in handlers normally run 10 s before they should yield (src/consumer/builtin.ts). Tests
+ * of yielding and resuming want many slices quickly, so their projects bind a 300 ms slice;
+ * every other test runs with the real one.
+ */
+const SHORT_SLICE = { HANDLER_SLICE_MS: "300" };
+
 export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
+
+  /** A project in the Workers runtime: HTTP in, the Durable Object, Queue and D1 behind it. */
+  const workersProject = (name: string, include: string[], exclude: string[], extraBindings: Record<string, string> = {}) => ({
+    plugins: [
+      cloudflareTest({
+        wrangler: { configPath: "./wrangler.toml" },
+        miniflare: {
+          bindings: { TEST_MIGRATIONS: migrations, ADMIN_TOKEN: "test-admin-token", ALLOW_PRIVATE_URLS: "true", STREAM_KEEPALIVE_MS: "200", ...extraBindings },
+          // A deterministic stand-in for Workers AI (test/fake-ai.mjs), bound as AI.
+          serviceBindings: { AI: { name: "fake-ai", entrypoint: "FakeAi" } },
+          workers: [{ name: "fake-ai", modules: true, scriptPath: "./test/fake-ai.mjs", compatibilityDate: "2026-11-01" }],
+        },
+      }),
+    ],
+    test: {
+      name,
+      include,
+      exclude,
+      setupFiles: ["./test/setup.ts"],
+      testTimeout: 30_000,
+      hookTimeout: 30_000,
+    },
+  });
+
   return {
     test: {
       projects: [
         {
-          // Everything that needs the Workers runtime: HTTP in, Durable Object, Queue and D1 behind it.
-          plugins: [
-            cloudflareTest({
-              wrangler: { configPath: "./wrangler.toml" },
-              miniflare: {
-                // Handlers yield every 300 ms here, so that every test exercises checkpoints.
-                bindings: { TEST_MIGRATIONS: migrations, ADMIN_TOKEN: "test-admin-token", ALLOW_PRIVATE_URLS: "true", HANDLER_SLICE_MS: "300", STREAM_KEEPALIVE_MS: "200" },
-                // A deterministic stand-in for Workers AI (test/fake-ai.mjs), bound as AI.
-                serviceBindings: { AI: { name: "fake-ai", entrypoint: "FakeAi" } },
-                workers: [{ name: "fake-ai", modules: true, scriptPath: "./test/fake-ai.mjs", compatibilityDate: "2026-11-01" }],
-              },
-            }),
-          ],
-          test: {
-            name: "workers",
-            include: ["test/*.test.ts"],
-            setupFiles: ["./test/setup.ts"],
-            testTimeout: 30_000,
-            hookTimeout: 30_000,
-          },
+          // Pure logic in plain Node: no Worker, no bindings; seconds for the whole tier.
+          test: { name: "unit", include: ["test/unit/**/*.test.ts"], environment: "node" },
         },
+        workersProject("workers", ["test/*.test.ts"], [...CHECKPOINT_TESTS, ...SCALE_TESTS]),
+        workersProject("checkpoints", CHECKPOINT_TESTS, [], SHORT_SLICE),
+        // The slow tests (10 000-object import), apart so the run shows what they cost.
+        workersProject("scale", SCALE_TESTS, [], SHORT_SLICE),
         {
           // Checks with Node-only tools (the OpenAPI validator compiles schemas at run time).
           test: { name: "node", include: ["test/node/*.test.ts"], environment: "node" },

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { registerHandler } from "../src/handlers/registry";
 import type { JsonValue } from "../src/tasks/model";
-import { call, createTask, eventually, Latch, tenant, waitForStatus } from "./helpers";
+import { call, createTask, eventually, Latch, sleep, tenant, waitForStatus } from "./helpers";
 import { advance, query, taskEvents } from "./inspect";
 
 const invocations = new Map<string, { attempt: number; checkpoint: JsonValue | null }[]>();
@@ -25,7 +25,40 @@ registerHandler({
   },
 });
 
+/** Checkpoints (steps done so far) with which each invocation of a `ckpt_slices` task started. */
+const sliceStarts = new Map<string, number[]>();
+const SLICED_STEPS = 20;
+
+// Works in 50 ms steps until its time slice is used up, then yields; about 1 s of work in all.
+registerHandler({
+  type: "ckpt_slices",
+  run: async (ctx) => {
+    let steps = typeof ctx.checkpoint === "number" ? ctx.checkpoint : 0;
+    sliceStarts.set(ctx.task.task_id, [...(sliceStarts.get(ctx.task.task_id) ?? []), steps]);
+    while (steps < SLICED_STEPS) {
+      await sleep(50);
+      steps++;
+      if (steps < SLICED_STEPS && ctx.shouldYield()) return ctx.yield(steps);
+    }
+    return { steps, attempt: ctx.attempt };
+  },
+});
+
 describe("checkpoints", () => {
+  // This project binds HANDLER_SLICE_MS=300 (vitest.config.ts); with the real 10 s slice the work
+  // would fit in one invocation.
+  it("tells a handler to yield once its time slice is used, and goes on from the checkpoint", async () => {
+    const t = await tenant();
+    const task = await createTask(t, { task_type: "ckpt_slices" });
+    const done = await waitForStatus(t, task.task_id, "completed");
+    expect(done.outputs).toEqual({ steps: SLICED_STEPS, attempt: 1 });
+    const starts = sliceStarts.get(task.task_id) ?? [];
+    expect(starts.length).toBeGreaterThan(1);
+    expect(starts[0]).toBe(0);
+    // Every invocation starts where the one before it stopped: strictly later, never redoing a step.
+    for (let i = 1; i < starts.length; i++) expect(starts[i]).toBeGreaterThan(starts[i - 1] ?? 0);
+  });
+
   it("continues an attempt in new invocations from its checkpoint, under the same attempt", async () => {
     const t = await tenant();
     const task = await createTask(t, { task_type: "ckpt_count" });

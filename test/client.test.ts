@@ -6,7 +6,6 @@ import {
   createClient,
   type FetchLike,
   NetworkError,
-  SseParser,
   type Task,
   TaskCancelledError,
   TaskFailedError,
@@ -444,26 +443,5 @@ describe("verifyWebhook", () => {
     const old = String(Number(plain["webhook-timestamp"]) - 600);
     expect(() => verifyWebhook(secret, delivery.raw, { ...plain, "webhook-timestamp": old })).toThrow(WebhookVerificationError);
     expect(() => verifyWebhook(secret, delivery.raw, { ...plain, "webhook-signature": "" })).toThrow(WebhookVerificationError);
-  });
-});
-
-describe("SseParser", () => {
-  it("handles CRLF split across chunks, multi-line data, comments, retry and ids carried over", () => {
-    const parser = new SseParser();
-    const out = [
-      ...parser.push(": connected\r"),
-      ...parser.push("\n\r\nid: 7\r"),
-      ...parser.push("\nevent: task.queued\ndata: {\"a\":\ndata: 1}\n\n: keep-alive\n\nretry: 1500\nevent: task.progress\ndata: x"),
-      ...parser.push("\n\nid: bad\0id\ndata: y\n\n"),
-    ];
-    expect(out).toEqual([
-      { id: "7", event: "task.queued", data: '{"a":\n1}', retry: undefined },
-      { id: "7", event: "task.progress", data: "x", retry: 1500 },
-      { id: "7", event: "message", data: "y", retry: 1500 },
-    ]);
-    expect(parser.lastEventId).toBe("7");
-    // A message is dispatched only at its blank line.
-    expect(parser.push("id: 9\ndata: z\n")).toEqual([]);
-    expect(parser.push("\n")).toEqual([{ id: "9", event: "message", data: "z", retry: 1500 }]);
   });
 });

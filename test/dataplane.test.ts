@@ -1,11 +1,12 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { dot, embed, normalize, toBlob } from "../src/embed/embedder";
+import { normalize, toBlob } from "../src/embed/embedder";
 import { SearchCache } from "../src/embed/search";
 import { VectorIndex } from "../src/embed/vector-index";
 import type { Task } from "../src/tasks/model";
 import { call, eventually, tenant, type Tenant, waitForStatus } from "./helpers";
 import { seeded } from "./fake-endpoint";
+import { bruteForce, randomUnit } from "./vectors";
 
 const TOPICS: Record<string, string[]> = {
   sports: ["football", "goal", "striker", "league", "match", "referee", "stadium", "penalty", "coach", "season", "tennis", "serve"],
@@ -54,18 +55,6 @@ async function allDone(t: Tenant) {
     "every task to finish",
   );
 }
-
-describe("the embedder", () => {
-  it("is deterministic, unit length, and closer for related texts", () => {
-    const a = embed("the striker scored a late goal in the league match");
-    expect(Array.from(embed("the striker scored a late goal in the league match"))).toEqual(Array.from(a));
-    expect(dot(a, a)).toBeCloseTo(1, 5);
-    const sports = embed("football match with a penalty and a goal");
-    const cooking = embed("simmer the garlic sauce and bake the dough");
-    expect(dot(a, sports)).toBeGreaterThan(dot(a, cooking));
-    expect(Array.from(embed("...")).every((v) => v === 0)).toBe(true);
-  });
-});
 
 describe("objects and their tasks", () => {
   it("creates one object_create task per collection sourcing the bucket, and none without one", async () => {
@@ -247,69 +236,6 @@ describe("search, clustering, taxonomy and tuning on topic data", () => {
     const final = (await call(`/v1/tasks/${batch.task_id}`, { token: t.key })).body;
     expect(final).toMatchObject({ status: "cancelled", outputs: null });
   }, 60_000);
-});
-
-/** A random unit vector with `nonzero` non-zero dimensions (hashed text vectors are sparse). */
-function randomUnit(random: () => number, dims: number, nonzero = dims): Float32Array {
-  const v = new Float32Array(dims);
-  for (let i = 0; i < nonzero; i++) v[Math.floor(random() * dims)] = random() * 2 - 1;
-  return normalize(v);
-}
-
-/** Exact top k by brute force: score descending, then id. */
-function bruteForce(docs: Map<string, Float32Array>, query: Float32Array, k: number): { id: string; score: number }[] {
-  return [...docs]
-    .map(([id, v]) => ({ id, score: dot(query, v) }))
-    .sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : 1))
-    .slice(0, k);
-}
-
-describe("the search index", () => {
-  it("keeps every possible top-k document among its candidates, through updates and removals", () => {
-    const random = seeded(11);
-    const index = new VectorIndex(64, 16);
-    const docs = new Map<string, Float32Array>();
-    for (let i = 0; i < 3000; i++) {
-      const id = `doc_${String(i).padStart(5, "0")}`;
-      // Every tenth vector twice: exact ties must all be candidates.
-      const v = i % 10 === 1 ? (docs.get(`doc_${String(i - 1).padStart(5, "0")}`) ?? randomUnit(random, 64, 12)) : randomUnit(random, 64, 12);
-      docs.set(id, v);
-      expect(index.upsert(id, v)).toBe(true);
-    }
-    expect(index.upsert("doc_odd", new Float32Array(32))).toBe(false);
-    for (let i = 0; i < 3000; i += 7) {
-      const id = `doc_${String(i).padStart(5, "0")}`;
-      if (i % 2) {
-        index.remove(id);
-        docs.delete(id);
-      } else {
-        const v = randomUnit(random, 64, 20);
-        index.upsert(id, v);
-        docs.set(id, v);
-      }
-    }
-    expect(index.count).toBe(docs.size);
-    let total = 0;
-    for (let q = 0; q < 60; q++) {
-      // Half the queries are stored vectors, so the best match scores 1 and ties are common.
-      const query = q % 2 ? randomUnit(random, 64, 8) : ([...docs.values()][q * 37] ?? randomUnit(random, 64));
-      const ranked = index.candidates(query, 10);
-      const candidates = new Set(ranked.flatMap((c) => c.ids));
-      // Highest bound first, every bound really an upper bound, and a group is one vector.
-      ranked.forEach((c, i) => {
-        const first = docs.get(c.ids[0] ?? "") ?? new Float32Array();
-        expect(c.upper).toBeGreaterThanOrEqual(dot(query, first));
-        for (const id of c.ids) expect(Array.from(docs.get(id) ?? [])).toEqual(Array.from(first));
-        if (i > 0) expect(c.upper).toBeLessThanOrEqual(ranked[i - 1]?.upper ?? Infinity);
-      });
-      total += candidates.size;
-      for (const hit of bruteForce(docs, query, 10)) expect(candidates.has(hit.id), `query ${q}: ${hit.id} (${hit.score})`).toBe(true);
-    }
-    // A bound that let everything through would be correct and useless.
-    expect(total / 60).toBeLessThan(100);
-    // A query of zeros scores everything 0: the smallest ids, and only k of them.
-    expect(index.candidates(new Float32Array(64), 3).flatMap((c) => c.ids)).toEqual(bruteForce(docs, new Float32Array(64), 3).map((h) => h.id));
-  });
 });
 
 describe("search at scale, from the cache", () => {

@@ -6,7 +6,7 @@ import { registerHandler } from "../src/handlers/registry";
 import type { NamespaceDO } from "../src/namespace/do";
 import type { TaskMessage } from "../src/namespace/messages";
 import { TASK_STATUSES, type TaskStatus } from "../src/tasks/model";
-import { call, createTask, eventually, Latch, sleep, stub, tenant, type Tenant, waitForStatus } from "./helpers";
+import { type ApiResponse, call, createTask, eventually, Latch, sleep, stub, tenant, type Tenant, waitForStatus } from "./helpers";
 import { advance, query, taskEvents } from "./inspect";
 import { fakeProcessor, PROCESSOR_URL } from "./fake-processor";
 
@@ -108,29 +108,41 @@ describe("races and duplicates", () => {
     const t = await tenant();
     processor = fakeProcessor();
     await call("/v1/processors/race_job", { token: t.key, method: "PUT", body: { url: PROCESSOR_URL } });
-    const outcomes = new Set<string>();
-    for (let i = 0; i < 8; i++) {
+    /** Cancels and completes one task, at once or one after the other; checks it ended once. */
+    const cancelAndComplete = async (i: number, order: "race" | "complete first" | "cancel first"): Promise<string> => {
       const task = await createTask(t, { task_type: "race_job" });
       const { token } = (await eventually(async () => processor?.last(task.task_id))).body.callback;
-      const [cancel, complete] = await Promise.all([
-        call(`/v1/tasks/${task.task_id}/cancel`, { token: t.key, method: "POST" }),
-        call(`/v1/tasks/${task.task_id}/callback/complete`, { token, body: { outputs: { i } } }),
-      ]);
-      expect(cancel.status).toBe(200);
-      const final = (await call(`/v1/tasks/${task.task_id}`, { token: t.key })).body;
-      if (complete.status === 200) {
-        expect(final.status).toBe("completed");
-        expect(cancel.body.status).toBe("completed");
+      const cancel = () => call(`/v1/tasks/${task.task_id}/cancel`, { token: t.key, method: "POST" });
+      const complete = () => call(`/v1/tasks/${task.task_id}/callback/complete`, { token, body: { outputs: { i } } });
+      let cancelled: ApiResponse<{ status: string }>;
+      let completed: ApiResponse;
+      if (order === "race") {
+        [cancelled, completed] = await Promise.all([cancel(), complete()]);
+      } else if (order === "complete first") {
+        completed = await complete();
+        cancelled = await cancel();
       } else {
-        expect(complete.status).toBe(409);
-        expect(final.status).toBe("cancelled");
-        expect(final.outputs).toBeNull();
+        cancelled = await cancel();
+        completed = await complete();
       }
-      outcomes.add(final.status);
+      expect(cancelled.status, order).toBe(200);
+      const final = (await call(`/v1/tasks/${task.task_id}`, { token: t.key })).body;
+      if (completed.status === 200) {
+        expect(final.status, order).toBe("completed");
+        expect(cancelled.body.status, order).toBe("completed");
+      } else {
+        expect(completed.status, order).toBe(409);
+        expect(final.status, order).toBe("cancelled");
+        expect(final.outputs, order).toBeNull();
+      }
       const terminal = (await taskEvents(t, task.task_id)).filter((e) => ["task.completed", "task.cancelled", "task.failed"].includes(e.event_type));
-      expect(terminal).toHaveLength(1);
-    }
-    expect(outcomes.size).toBeGreaterThanOrEqual(1);
+      expect(terminal, order).toHaveLength(1);
+      return final.status;
+    };
+    for (let i = 0; i < 8; i++) await cancelAndComplete(i, "race");
+    // A race may go the same way every time; each order once makes sure both outcomes are checked.
+    expect(await cancelAndComplete(8, "complete first")).toBe("completed");
+    expect(await cancelAndComplete(9, "cancel first")).toBe("cancelled");
   });
 
   it("the same queue message delivered 5 times, 2 at once, is claimed and completed once", async () => {

@@ -3,7 +3,10 @@ import { DEFAULT_RETRY, type FetchLike, isRecord, type RetryPolicy, seg, send } 
 import { openEvents, type EventsOptions } from "./events.js";
 import { waitForTask, type WaitOptions } from "./wait.js";
 import { followLogs, type LogLinesOptions } from "./logs.js";
+import type { ClientPort, GetTaskOptions, QueryValue, VersionedTask } from "./port.js";
 import type { CreateTaskInput, EventFilters, ListFilters, LogLine, Page, Stats, Task, TaskEvent } from "./types.js";
+
+export type { GetTaskOptions, QueryValue, VersionedTask } from "./port.js";
 
 export interface ClientOptions {
   /** The service's origin, e.g. `https://tasks.example.com` or `http://127.0.0.1:8787`. */
@@ -22,28 +25,12 @@ export interface ClientOptions {
   namespace?: string;
 }
 
-export type QueryValue = string | number | boolean | undefined | null | readonly string[];
-
 export interface RequestOptions {
   body?: unknown;
   query?: Record<string, QueryValue>;
   headers?: Record<string, string>;
   /** For POSTs; one is generated when absent, and kept across the retries of the call. */
   idempotencyKey?: string;
-  signal?: AbortSignal;
-}
-
-export interface VersionedTask {
-  task: Task;
-  /** The `ETag` of the answer: pass it as `ifNoneMatch` to long-poll for the next change. */
-  etag: string | null;
-}
-
-export interface GetTaskOptions {
-  /** Long-poll: answer when the task changes or is terminal, else after this many seconds (0–60). */
-  wait?: number;
-  /** With `wait`: an ETag from an earlier answer; the server answers at once if the task moved on since. */
-  ifNoneMatch?: string | null;
   signal?: AbortSignal;
 }
 
@@ -65,7 +52,7 @@ const csv = (value: string | readonly string[] | undefined): string | undefined 
  * backoff and jitter (honouring `Retry-After`), never other 4xx, and throws `ApiError` with the
  * server's status, type and details once it gives up.
  */
-export class EdgeTasksClient {
+export class EdgeTasksClient implements ClientPort {
   readonly baseUrl: string;
   readonly retry: RetryPolicy;
   readonly fetch: FetchLike;

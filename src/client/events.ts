@@ -1,6 +1,6 @@
-import type { EdgeTasksClient } from "./client.js";
 import { ApiError, EdgeTasksError, NetworkError } from "./errors.js";
 import { apiErrorOf, backoffMs, isAbort, isRecord, isRetryableStatus, seg, sleep } from "./http.js";
+import type { ClientPort } from "./port.js";
 import { SseParser } from "./sse.js";
 import { type EventFilters, isTerminalStatus, type TaskEvent, type TaskEventType } from "./types.js";
 
@@ -54,7 +54,7 @@ function linked(parent?: AbortSignal): { controller: AbortController; unlink: ()
  * stream closes with no event at all, the task is looked up, and an ended task ends the
  * iterator (its events may have expired).
  */
-export async function* openEvents(client: EdgeTasksClient, target: string | EventFilters, options: EventsOptions): AsyncGenerator<TaskEvent> {
+export async function* openEvents(client: ClientPort, target: string | EventFilters, options: EventsOptions): AsyncGenerator<TaskEvent> {
   const taskId = typeof target === "string" ? target : undefined;
   const url =
     typeof target === "string"

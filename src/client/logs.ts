@@ -1,5 +1,5 @@
-import type { EdgeTasksClient } from "./client.js";
 import { sleep } from "./http.js";
+import type { ClientPort } from "./port.js";
 import { isTerminalStatus, type LogLine } from "./types.js";
 
 export interface LogLinesOptions {
@@ -18,7 +18,7 @@ export interface LogLinesOptions {
  * re-reads from there. In follow mode the task's state is read before each pass: once a pass
  * that began with the task ended is drained, every line is out and the walk ends.
  */
-export async function* followLogs(client: EdgeTasksClient, taskId: string, options: LogLinesOptions): AsyncGenerator<LogLine> {
+export async function* followLogs(client: ClientPort, taskId: string, options: LogLinesOptions): AsyncGenerator<LogLine> {
   const { signal, follow = false } = options;
   const pageSize = options.pageSize ?? 100;
   const interval = options.pollIntervalMs ?? 1000;

@@ -1,8 +1,8 @@
-import type { EdgeTasksClient } from "./client.js";
 import { ApiError, TaskCancelledError, TaskFailedError, TaskTimeoutError } from "./errors.js";
+import { openEvents } from "./events.js";
 import { backoffMs, isRetryableStatus, sleep } from "./http.js";
+import type { ClientPort, VersionedTask } from "./port.js";
 import { isTerminalStatus, type Task } from "./types.js";
-import type { VersionedTask } from "./client.js";
 
 export interface WaitOptions {
   /** Give up after this long with `TaskTimeoutError`; the task is left running. Default: no limit. */
@@ -37,7 +37,7 @@ function settle(task: Task): Task {
   return task;
 }
 
-export async function waitForTask(client: EdgeTasksClient, taskId: string, options: WaitOptions): Promise<Task> {
+export async function waitForTask(client: ClientPort, taskId: string, options: WaitOptions): Promise<Task> {
   const controller = new AbortController();
   const signal = controller.signal;
   const onAbort = () => controller.abort(options.signal?.reason);
@@ -68,7 +68,7 @@ export async function waitForTask(client: EdgeTasksClient, taskId: string, optio
     // the stream's start is missed.
     let ended: Task | undefined;
     try {
-      for await (const event of client.events(taskId, { lastEventId: "0", signal, maxFailures: STREAM_FAILURES, idleTimeoutMs: options.streamIdleTimeoutMs })) {
+      for await (const event of openEvents(client, taskId, { lastEventId: "0", signal, maxFailures: STREAM_FAILURES, idleTimeoutMs: options.streamIdleTimeoutMs })) {
         ended = observe(event.data.task);
         if (ended) break;
       }

@@ -1,14 +1,17 @@
 import { BUILTIN_LEASE_SECONDS } from "../namespace/do";
 import { TaskMessageSchema } from "../namespace/messages";
 import { runBuiltin, SLICE_MS } from "./builtin";
+import { dispatchToProcessor } from "./processor";
+import { namespaceStub } from "./stub";
 
-/** HANDLER_SLICE_MS overrides how long a built-in handler runs before it should yield. */
+/**
+ * HANDLER_SLICE_MS overrides how long a built-in handler runs before it should yield. Only the
+ * test projects that exercise yielding bind it (vitest.config.ts: checkpoints, scale).
+ */
 const sliceMs = (env: Env): number => {
   const configured = Number((env as { HANDLER_SLICE_MS?: string }).HANDLER_SLICE_MS);
   return Number.isFinite(configured) && configured > 0 ? configured : SLICE_MS;
 };
-import { dispatchToProcessor } from "./processor";
-import { namespaceStub } from "./stub";
 
 /**
  * The `tasks` queue consumer. Each message names one attempt of one task; the NamespaceDO's
