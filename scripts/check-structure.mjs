@@ -25,7 +25,7 @@ const LEAVES = ["errors", "ids", "time", "cursor", "config"];
  */
 const ALLOWED = {
   index: ["*"],
-  api: ["namespace/contract", "namespace/stub", "namespace/messages", "dataplane", "db", "tasks", "webhooks", "dashboard"],
+  api: ["namespace/contract", "namespace/stub", "namespace/messages", "dataplane", "db", "tasks", "webhooks", "dashboard", "docs"],
   consumer: ["namespace/contract", "namespace/stub", "namespace/messages", "handlers", "tasks", "db"],
   handlers: ["dataplane", "db", "embed", "tasks"],
   namespace: ["db", "tasks", "webhooks", "embed"],
@@ -38,8 +38,10 @@ const ALLOWED = {
   // The client and the CLI run outside the Worker: only the task model's types, nothing else.
   client: ["type:tasks"],
   cli: ["client", "type:tasks"],
-  // As it is today: the page reads the Worker's Env type.
-  dashboard: ["tasks", "type:api/env"],
+  // The page's script shares the client's SSE parser, backoff and types; the page reads the Worker's Env type.
+  dashboard: ["tasks", "client", "type:api/env"],
+  // The API reference page and its script.
+  docs: [],
 };
 for (const leaf of LEAVES) ALLOWED[leaf] = [];
 

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { NamespaceStub } from "../consumer/stub";
 import { ApiError, unwrap } from "../errors";
-import { dataPlaneOperation } from "../handlers/operations";
+import { dataPlaneOperation } from "../tasks/operations";
 import { taskEtag } from "../tasks/etag";
 import { CreateTaskSchema, jsonBytes, LIMITS, LogLineSchema, StatsSchema, TaskSchema } from "../tasks/model";
 import { namespaceOf } from "./auth";
