@@ -12,7 +12,11 @@ import { createServer } from "node:net";
 import path from "node:path";
 
 const root = path.resolve(import.meta.dirname, "..");
-const wrangler = path.join(root, "node_modules", ".bin", "wrangler");
+const bin = path.join(root, "node_modules", ".bin");
+const wrangler = path.join(bin, "wrangler");
+// wrangler needs Node.js 22, which the `node` devDependency puts in node_modules/.bin: first on
+// PATH, as under `npm start`, also when this script is run with a system Node.js 20.
+const env = { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ""}` };
 const DEFAULT_PORT = 8787;
 const HEALTH_DEADLINE_MS = 120_000;
 
@@ -71,7 +75,7 @@ function portIsFree(port) {
 /** Runs wrangler with its output captured; resolves to {code, output}. */
 function runCaptured(args) {
   return new Promise((resolve) => {
-    const child = spawn(wrangler, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(wrangler, args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk));
     child.stderr.on("data", (chunk) => (output += chunk));
@@ -122,7 +126,7 @@ async function main() {
     return migrated.code;
   }
 
-  const child = spawn(wrangler, devArgs, { cwd: root, stdio: "inherit" });
+  const child = spawn(wrangler, devArgs, { cwd: root, env, stdio: "inherit" });
   // Ctrl-C reaches wrangler through the terminal; a SIGTERM sent to this script alone is passed on.
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
     process.on(signal, () => {
