@@ -150,7 +150,8 @@ async function main() {
     process.stdout.write(
       `\nedge-tasks   ${url}  (dashboard at /, API reference at /docs; Ctrl-C stops it)\n` +
         `admin token  ${tokenLine}\n` +
-        `cron         does not run locally; run it once with: curl ${url}/cdn-cgi/local/scheduled\n\n`,
+        `cron         does not run locally; run it once with: curl ${url}/cdn-cgi/local/scheduled` +
+        (given.includes("--test-scheduled") ? ` (or ${url}/__scheduled)\n\n` : "\n\n"),
     );
   } else if (child.exitCode === null && child.signalCode === null) {
     process.stderr.write(`npm start: ${url}/health did not answer within ${HEALTH_DEADLINE_MS / 1000} s; wrangler is still running.\n`);
