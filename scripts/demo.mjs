@@ -2,17 +2,25 @@
 // `npm run demo`: the whole product in one run against the local service (`npm start`). It makes
 // a namespace and an API key, a bucket and a collection, batch-imports examples/corpus.jsonl
 // (300 short texts on five topics), clusters the documents, and shows the tasks' progress live
-// from the event stream until they finish; then prints the cluster sizes and what is in them.
+// from the event stream until they finish; then prints the cluster sizes and what is in them,
+// and whether every topic got a cluster of its own (exit code 1 if not).
 //
 //   EDGE_TASKS_URL          the service (default http://localhost:8787)
 //   EDGE_TASKS_ADMIN_TOKEN  its ADMIN_TOKEN (default dev-admin-token, as in .dev.vars)
 import { readFile } from "node:fs/promises";
+import { pathToFileURL } from "node:url";
 import { ApiError, createClient, NetworkError } from "../dist/client.mjs";
 import { bar, ProgressBoard } from "../dist/cli.mjs";
 
 const baseUrl = process.env.EDGE_TASKS_URL || "http://localhost:8787";
 const adminToken = process.env.EDGE_TASKS_ADMIN_TOKEN || "dev-admin-token";
 const CLUSTERS = 5;
+// k-means stops in a local optimum that depends on its seed and on the documents' order, and the
+// order changes from run to run (document ids are random): one seed alone merged two of the five
+// topics in about one run of five. The demo clusters with each of these seeds and keeps the
+// lowest inertia, a choice that never looks at the topics; that separated all five in 300 of 300
+// simulated orders (one seed: 238 to 256 of 300).
+const SEEDS = [1, 2, 3, 4];
 const out = process.stdout;
 const say = (text = "") => out.write(`${text}\n`);
 
@@ -49,13 +57,26 @@ async function main() {
   board.update(imported);
   await children.done(imported.outputs?.tasks_created ?? objects.length);
 
-  const { task: clusterTask } = await client.request("POST", `/v1/collections/${collection.collection_id}/cluster`, { body: { k: CLUSTERS, seed: 3 } });
-  board.update(clusterTask);
-  const clustered = await client.waitForTask(clusterTask.task_id, { onProgress: (t) => board.update(t) });
-  board.update(clustered);
+  const cluster = async (seed) => {
+    const { task } = await client.request("POST", `/v1/collections/${collection.collection_id}/cluster`, { body: { k: CLUSTERS, seed } });
+    board.update(task);
+    const done = await client.waitForTask(task.task_id, { onProgress: (t) => board.update(t) });
+    board.update(done);
+    return { seed, outputs: done.outputs };
+  };
+  let best = null;
+  let last = null;
+  for (const seed of SEEDS) {
+    last = await cluster(seed);
+    if (best === null || last.outputs.inertia < best.outputs.inertia) best = last;
+  }
+  // The documents hold the last run's clusters: run the best seed again (the same result, as the
+  // collection's documents and their order have not changed).
+  if (best.seed !== last.seed) last = await cluster(best.seed);
   say();
+  say(`seeds ${SEEDS.join(", ")} tried; seed ${best.seed} has the lowest inertia`);
 
-  await printClusters(client, collection.collection_id, clustered.outputs);
+  if (!(await printClusters(client, collection.collection_id, last.outputs))) process.exitCode = 1;
 }
 
 /**
@@ -129,9 +150,48 @@ async function printClusters(client, collectionId, outputs) {
     const mix = topics.map(([topic, n]) => `${topic} ${n}`).join(", ");
     say(`${String(id).padStart(7)}  ${String(sizes[id]).padStart(4)}  ${bar((sizes[id] / Math.max(...Object.values(sizes))) * 100, 16)}  ${mix}`);
   }
+  say();
+  const verdict = topicSeparation(byCluster);
+  say(verdict.line);
+  return verdict.separated;
 }
 
-main().catch((error) => {
+/**
+ * Whether k-means found the corpus's topics: each topic is the majority of exactly one cluster.
+ * Two topics sharing a cluster (and one topic split over two) is the failure a bad seeding causes.
+ */
+export function topicSeparation(byCluster) {
+  const allTopics = new Set();
+  const owner = new Map(); // topic → the clusters where it is the majority
+  let total = 0;
+  let inMajority = 0;
+  for (const [cluster, topics] of byCluster) {
+    const ranked = [...topics.entries()].sort((a, b) => b[1] - a[1]);
+    for (const [topic, n] of ranked) {
+      allTopics.add(topic);
+      total += n;
+    }
+    const [topic, n] = ranked[0] ?? [];
+    if (topic === undefined) continue;
+    inMajority += n;
+    owner.set(topic, [...(owner.get(topic) ?? []), cluster]);
+  }
+  const orphans = [...allTopics].filter((topic) => !owner.has(topic));
+  const split = [...owner.entries()].filter(([, clusters]) => clusters.length > 1);
+  const elsewhere = total - inMajority;
+  const purity = total === 0 ? 0 : (100 * inMajority) / total;
+  if (orphans.length === 0 && split.length === 0) {
+    return { separated: true, line: `✅ all ${allTopics.size} topics separated: each is the majority of its own cluster (purity ${purity.toFixed(1)} %, ${elsewhere} of ${total} texts elsewhere)` };
+  }
+  const problems = [
+    ...orphans.map((topic) => `${topic} leads no cluster`),
+    ...split.map(([topic, clusters]) => `${topic} leads clusters ${clusters.join(" and ")}`),
+  ];
+  return { separated: false, line: `❌ topics not separated: ${problems.join("; ")} (purity ${purity.toFixed(1)} %)` };
+}
+
+// Run only as a script: test/node/readme.test.ts imports topicSeparation.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) main().catch((error) => {
   if (error?.name === "TimeoutError") {
     process.stderr.write(`demo: ${baseUrl} did not answer within 15 s; is the service healthy?\n`);
   } else if (error instanceof NetworkError) {
