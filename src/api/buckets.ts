@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { byIsoTime, byMillis } from "../cursor";
+import { deleteBucket, deleteObject, insertBucket } from "../db/catalog";
 import { collectionsSourcing, findBucket, getObject } from "../db/dataplane";
 import { listBuckets, listObjects } from "../db/dataplane-lists";
 import { createObject, NewObject } from "../db/objects";
@@ -58,12 +59,7 @@ app.openapi(
   async (c) => {
     const body = c.req.valid("json");
     const bucket = { bucket_id: newId("bkt"), bucket_name: body.bucket_name, description: body.description ?? null, created_at: isoNow() };
-    await createUnique(
-      c.env.DB.prepare("INSERT INTO buckets (bucket_id, namespace_id, bucket_name, description, created_at) VALUES (?, ?, ?, ?, ?)")
-        .bind(bucket.bucket_id, c.get("principal").namespace_id, bucket.bucket_name, bucket.description, bucket.created_at)
-        .run(),
-      `bucket ${body.bucket_name}`,
-    );
+    await createUnique(insertBucket(c.env.DB, c.get("principal").namespace_id, bucket), `bucket ${body.bucket_name}`);
     return c.json(bucket, 201);
   },
 );
@@ -103,10 +99,7 @@ app.openapi(
     if (sourcing.length > 0) {
       throw new ApiError("conflict", "collections still use this bucket as a source; delete them first", { collection_ids: sourcing });
     }
-    await c.env.DB.batch([
-      c.env.DB.prepare("DELETE FROM objects WHERE namespace_id = ? AND bucket_id = ?").bind(ns, bucket.bucket_id),
-      c.env.DB.prepare("DELETE FROM buckets WHERE namespace_id = ? AND bucket_id = ?").bind(ns, bucket.bucket_id),
-    ]);
+    await deleteBucket(c.env.DB, ns, bucket.bucket_id);
     return c.json({ success: true as const, message: `bucket ${bucket.bucket_name} deleted` }, 200);
   },
 );
@@ -205,10 +198,7 @@ app.openapi(
     const b = await bucketOf(c, bucket);
     const object = await getObject(c.env.DB, ns, object_id);
     if (!object || object.bucket_id !== b.bucket_id) throw new ApiError("not_found", `object ${object_id} not found`);
-    await c.env.DB.batch([
-      c.env.DB.prepare("DELETE FROM documents WHERE namespace_id = ? AND object_id = ?").bind(ns, object_id),
-      c.env.DB.prepare("DELETE FROM objects WHERE namespace_id = ? AND object_id = ?").bind(ns, object_id),
-    ]);
+    await deleteObject(c.env.DB, ns, object_id);
     return c.json({ success: true as const, message: `object ${object_id} deleted` }, 200);
   },
 );

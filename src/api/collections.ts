@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { byIsoTime } from "../cursor";
+import { bucketExists, deleteCollection, insertCollection } from "../db/catalog";
 import { type DocumentRow, findCollection, findCollectionWithVersion, findTaxonomy } from "../db/dataplane";
 import { listCollections, listDocuments } from "../db/dataplane-lists";
 import { mapPage, type PageRequest } from "../db/keyset";
@@ -9,7 +10,7 @@ import { aiBinding, embedQuery, FeatureExtractorSchema, resolveExtractor } from 
 import { DimensionMismatch, searchCache } from "../embed/search";
 import { ApiError, createUnique, unwrap } from "../errors";
 import { newId } from "../ids";
-import { type JsonObject, JsonObjectSchema, QUOTA_DEFAULTS, TaskSchema } from "../tasks/model";
+import { type JsonObject, JsonObjectSchema, TaskSchema } from "../tasks/model";
 import { isoNow } from "../time";
 import { namespaceOf } from "./auth";
 import { type AppEnv, newApp } from "./env";
@@ -44,9 +45,6 @@ const DocumentSchema = z
     vector: z.array(z.number()).optional(),
   })
   .openapi("Document");
-
-/** SPEC §4's max_collections of the namespace ?2, from the copy of its settings in D1. */
-const COLLECTION_QUOTA = `SELECT COALESCE(json_extract(settings, '$.max_collections'), ${QUOTA_DEFAULTS.max_collections}) FROM namespaces WHERE namespace_id = ?2`;
 
 const CollectionParam = z.object({ collection: z.string().max(128).openapi({ param: { name: "collection", in: "path" } }) });
 const TaskResponse = z.object({ task: TaskSchema }).openapi("TaskCreated");
@@ -90,8 +88,7 @@ app.openapi(
     }
     const buckets = [...new Set(body.source_bucket_ids)];
     for (const id of buckets) {
-      const found = await c.env.DB.prepare("SELECT 1 AS x FROM buckets WHERE namespace_id = ? AND bucket_id = ?").bind(ns, id).first("x");
-      if (found === null) throw new ApiError("validation_error", `bucket ${id} not found`, { field: "source_bucket_ids" });
+      if (!(await bucketExists(c.env.DB, ns, id))) throw new ApiError("validation_error", `bucket ${id} not found`, { field: "source_bucket_ids" });
     }
     const collection = {
       collection_id: newId("col"),
@@ -100,23 +97,9 @@ app.openapi(
       feature_extractor: extractor,
       created_at: isoNow(),
     };
-    // The quota is checked in the insert itself, so that concurrent creates cannot pass it together.
-    const [inserted] = await createUnique(
-      c.env.DB.batch([
-        c.env.DB.prepare(
-          `INSERT INTO collections (collection_id, namespace_id, collection_name, feature_extractor, created_at)
-           SELECT ?1, ?2, ?3, ?4, ?5 WHERE (SELECT COUNT(*) FROM collections WHERE namespace_id = ?2) < (${COLLECTION_QUOTA})`,
-        ).bind(collection.collection_id, ns, collection.collection_name, JSON.stringify(collection.feature_extractor), collection.created_at),
-        ...buckets.map((b) =>
-          c.env.DB.prepare(
-            "INSERT INTO collection_sources (collection_id, bucket_id, namespace_id) SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM collections WHERE collection_id = ?1)",
-          ).bind(collection.collection_id, b, ns),
-        ),
-      ]),
-      `collection ${body.collection_name}`,
-    );
-    if (!inserted || inserted.meta.changes === 0) {
-      const limit = (await c.env.DB.prepare(`SELECT (${COLLECTION_QUOTA}) AS n`).bind(collection.collection_id, ns).first<number>("n")) ?? QUOTA_DEFAULTS.max_collections;
+    const refused = await createUnique(insertCollection(c.env.DB, ns, collection), `collection ${body.collection_name}`);
+    if (refused) {
+      const limit = refused.quota;
       throw new ApiError("conflict", `the namespace has reached its quota of ${limit} collections (settings.max_collections)`, { quota: "max_collections", limit });
     }
     return c.json(collection, 201);
@@ -155,14 +138,7 @@ app.openapi(
     const ns = c.get("principal").namespace_id;
     const col = await collectionOf(c, c.req.valid("param").collection);
     const cancelled = await namespaceOf(c).cancelWhereInput("collection_id", col.collection_id);
-    // The collection row goes first: its documents then leave no tombstones (migration 0005).
-    await c.env.DB.batch([
-      c.env.DB.prepare("DELETE FROM collections WHERE collection_id = ?").bind(col.collection_id),
-      c.env.DB.prepare("DELETE FROM documents WHERE collection_id = ?").bind(col.collection_id),
-      c.env.DB.prepare("DELETE FROM document_tombstones WHERE collection_id = ?").bind(col.collection_id),
-      c.env.DB.prepare("DELETE FROM collection_sources WHERE collection_id = ?").bind(col.collection_id),
-      c.env.DB.prepare("DELETE FROM models WHERE namespace_id = ? AND collection_id = ?").bind(ns, col.collection_id),
-    ]);
+    await deleteCollection(c.env.DB, ns, col.collection_id);
     searchCache.drop(col.collection_id);
     return c.json({ success: true as const, message: `collection ${col.collection_name} deleted; ${cancelled} unfinished tasks cancelled` }, 200);
   },

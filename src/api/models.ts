@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { byIsoTime } from "../cursor";
+import { deleteTaxonomy, insertModel, insertTaxonomy } from "../db/catalog";
 import { findCollection, findModel, findTaxonomy } from "../db/dataplane";
 import { listTaxonomies, toTaxonomy } from "../db/dataplane-lists";
 import { embedQuery } from "../embed/extractor";
@@ -59,12 +60,7 @@ taxonomies.openapi(
   async (c) => {
     const body = c.req.valid("json");
     const taxonomy = { taxonomy_id: newId("tax"), taxonomy_name: body.taxonomy_name, nodes: body.nodes, created_at: isoNow() };
-    await createUnique(
-      c.env.DB.prepare("INSERT INTO taxonomies (taxonomy_id, namespace_id, taxonomy_name, nodes, created_at) VALUES (?, ?, ?, ?, ?)")
-        .bind(taxonomy.taxonomy_id, c.get("principal").namespace_id, taxonomy.taxonomy_name, JSON.stringify(taxonomy.nodes), taxonomy.created_at)
-        .run(),
-      `taxonomy ${body.taxonomy_name}`,
-    );
+    await createUnique(insertTaxonomy(c.env.DB, c.get("principal").namespace_id, taxonomy), `taxonomy ${body.taxonomy_name}`);
     return c.json(taxonomy, 201);
   },
 );
@@ -98,10 +94,7 @@ taxonomies.openapi(
   async (c) => {
     const ns = c.get("principal").namespace_id;
     const row = await taxonomyOf(c, c.req.valid("param").taxonomy);
-    await c.env.DB.batch([
-      c.env.DB.prepare("UPDATE documents SET taxonomy = NULL WHERE namespace_id = ? AND json_extract(taxonomy, '$.taxonomy_id') = ?").bind(ns, row.taxonomy_id),
-      c.env.DB.prepare("DELETE FROM taxonomies WHERE taxonomy_id = ?").bind(row.taxonomy_id),
-    ]);
+    await deleteTaxonomy(c.env.DB, ns, row.taxonomy_id);
     return c.json({ success: true as const, message: `taxonomy ${row.taxonomy_name} deleted` }, 200);
   },
 );
@@ -150,12 +143,7 @@ models.openapi(
     const collection = await findCollection(c.env.DB, ns, body.collection_id);
     if (!collection) throw new ApiError("validation_error", `collection ${body.collection_id} not found`, { field: "collection_id" });
     const row: ModelRow = { model_id: newId("mdl"), model_name: body.model_name, collection_id: collection.collection_id, label_field: body.label_field, version: 0, weights: null, metrics: null, trained_at: null, created_at: isoNow() };
-    await createUnique(
-      c.env.DB.prepare("INSERT INTO models (model_id, namespace_id, model_name, collection_id, label_field, created_at) VALUES (?, ?, ?, ?, ?, ?)")
-        .bind(row.model_id, ns, row.model_name, row.collection_id, row.label_field, row.created_at)
-        .run(),
-      `model ${body.model_name}`,
-    );
+    await createUnique(insertModel(c.env.DB, ns, row), `model ${body.model_name}`);
     return c.json(toModel(row), 201);
   },
 );
