@@ -1,4 +1,4 @@
-import { BUILTIN_LEASE_SECONDS } from "../namespace/do";
+import { BUILTIN_LEASE_SECONDS } from "../namespace/contract";
 import { TaskMessageSchema } from "../namespace/messages";
 import { runBuiltin, SLICE_MS } from "./builtin";
 
@@ -8,7 +8,7 @@ const sliceMs = (env: Env): number => {
   return Number.isFinite(configured) && configured > 0 ? configured : SLICE_MS;
 };
 import { dispatchToProcessor } from "./processor";
-import { namespaceStub } from "./stub";
+import { namespaceStub } from "../namespace/stub";
 
 /**
  * The `tasks` queue consumer. Each message names one attempt of one task; the NamespaceDO's

@@ -24,22 +24,33 @@ import { getDeliveryRecord } from "../db/deliveries";
 import { mapPage, newestFirst, type Page, type PageRequest } from "../db/keyset";
 import { liveKeyIds } from "../db/keys";
 import { getRecord } from "../db/records";
+import type { LogPayload, NumberedLogLine } from "../db/types";
 import { iso } from "../time";
 import { taskEtag } from "../tasks/etag";
 import { attemptDelivery } from "../webhooks/deliver";
 import { allowPrivateUrls } from "../webhooks/urls";
 import { Clock } from "./clock";
+import {
+  BUILTIN_LEASE_SECONDS,
+  type ClaimResult,
+  type Delivery,
+  type NamespaceRpc,
+  type ProcessorConfig,
+  type ProcessorPosition,
+  type Report,
+  type ReportAck,
+  type Webhook,
+  type WebhookPosition,
+} from "./contract";
 import { quotaExceeded, RequestBucket, type RequestGrant, UnfinishedTasks } from "./limits";
 import type { TaskMessage } from "./messages";
-import { flushOutbox, type LogPayload } from "./outbox";
+import { flushOutbox } from "./outbox";
 import { migrate } from "./schema";
-import { type Delivery, type DeliveryRow, toDelivery, toWebhook, type Webhook, type WebhookPosition, WebhookStore } from "./webhooks";
+import { type DeliveryRow, toDelivery, toWebhook, WebhookStore } from "./webhooks";
 import { Sql, sqlPage } from "./sql";
 import { DEFAULT_MAX_OPEN_STREAMS, EventStreams, KEY_CHECK_MS, STREAM_RETRY_AFTER_SECONDS, type StreamFilter } from "./streams";
 import { EMPTY_PROGRESS, InvalidTransition, NAMESPACE_TIMER, TaskStore, type TaskRow, type TimerRow } from "./store";
 
-/** Lease of a built-in handler's attempt; the consumer renews it well before it runs out. */
-export const BUILTIN_LEASE_SECONDS = 60;
 const SEND_BATCH = 100;
 /**
  * SPEC §5's delivery watchdog: a queued task that no consumer has claimed this long after its
@@ -57,14 +68,6 @@ const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
 /** Longer than any Worker caches a key (KEY_CACHE_TTL_MS), so a cached revoked key opens nothing. */
 const REVOKED_KEY_MEMORY_MS = 60_000;
 
-export interface ProcessorConfig {
-  task_type: string;
-  url: string;
-  lease_seconds: number;
-  created_at: string;
-  updated_at: string;
-}
-
 type ProcessorRow = {
   task_type: string;
   url: string;
@@ -74,50 +77,13 @@ type ProcessorRow = {
   updated_at: number;
 };
 
-/** Where a page of processors starts: (created_at in ms, task_type). */
-export type ProcessorPosition = [number, string];
-
-export type ClaimResult =
-  | {
-      claimed: true;
-      task: Task;
-      token: string;
-      lease_expires_at: string;
-      timeout_at: string;
-      processor: { url: string; secret: string } | null;
-      /** Base URL for processor callbacks when PUBLIC_URL is not configured. */
-      origin: string;
-      /** The state a built-in handler saved before it yielded, when this claim continues it. */
-      checkpoint: JsonValue | null;
-    }
-  | { claimed: false; reason: string };
-
-/** What an attempt reports: from a processor's callbacks or a built-in handler's context. */
-export type Report =
-  | { kind: "heartbeat" }
-  | { kind: "progress"; progress: ProgressInput }
-  | { kind: "logs"; lines: LogLineInput[] }
-  | { kind: "complete"; outputs: Record<string, unknown> }
-  | { kind: "fail"; error: { code: string; message: string }; retryable: boolean }
-  /** A built-in handler yields: its state is kept and the attempt continues in a new invocation. */
-  | { kind: "checkpoint"; state: JsonValue };
-
-export interface ReportAck {
-  status: TaskStatus;
-  lease_expires_at: string | null;
-  task: Task;
-}
-
-/** A log line with its per-task sequence number, as stored in D1. */
-export type NumberedLogLine = LogLine & { seq: number };
-
 const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
 
 /**
  * The single authority over one namespace's tasks: the state machine, admission under the
  * concurrency limit, leases, timeouts, retries, and the one alarm that multiplexes every timer.
  */
-export class NamespaceDO extends DurableObject<Env> {
+export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
   readonly clock = new Clock();
   private readonly sql: Sql;
   private readonly store: TaskStore;

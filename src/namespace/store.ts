@@ -9,6 +9,7 @@ import {
   type TaskError,
   type TaskStatus,
 } from "../tasks/model";
+import type { MirroredRecord } from "../db/types";
 import { iso } from "../time";
 import type { Sql } from "./sql";
 
@@ -72,14 +73,6 @@ export type TimerRow = {
  * one per line. Reads merge the outbox, so the delay is never visible to clients.
  */
 const FLUSH_DELAY_MS = 500;
-
-/** What the outbox carries to D1 for one task version. */
-export interface MirroredRecord {
-  seq: number;
-  /** When the record may be purged (ms), once the task is terminal. */
-  expires_at: number | null;
-  task: Task;
-}
 
 /** The namespace-wide timers use this task id. */
 export const NAMESPACE_TIMER = "";
