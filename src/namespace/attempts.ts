@@ -7,7 +7,8 @@ import { BUILTIN_LEASE_SECONDS, type ClaimResult, type Report, type ReportAck } 
 import type { TaskMessage } from "./messages";
 import type { ProcessorStore } from "./processors";
 import type { Sql } from "./sql";
-import { EMPTY_PROGRESS, type TaskRow, type TaskStore, type TimerRow } from "./store";
+import type { TaskStore } from "./store";
+import { EMPTY_PROGRESS, type TaskRow, type TimerRow } from "./task-row";
 
 /** What attempts need of their namespace: its storage, settings, processors and admission. */
 export interface AttemptsHost {

@@ -25,7 +25,7 @@ import type { TaskMessage } from "./messages";
 import { Scheduler } from "./scheduler";
 import { StreamGate } from "./stream-gate";
 import type { EventStreams } from "./streams";
-import { InvalidTransition } from "./store";
+import { InvalidTransition } from "./task-row";
 import { TaskOps } from "./tasks";
 import { toWebhook } from "./webhooks";
 

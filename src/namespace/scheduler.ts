@@ -7,7 +7,8 @@ import type { TaskMessage } from "./messages";
 import { flushOutbox } from "./outbox";
 import type { Sql } from "./sql";
 import type { StreamGate } from "./stream-gate";
-import { NAMESPACE_TIMER, type TaskStore, type TimerRow } from "./store";
+import type { TaskStore } from "./store";
+import { NAMESPACE_TIMER, type TimerRow } from "./task-row";
 import type { WebhookStore } from "./webhooks";
 
 const SEND_BATCH = 100;

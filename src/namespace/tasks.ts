@@ -8,7 +8,8 @@ import type { Clock } from "./clock";
 import type { NamespaceCore } from "./core";
 import { quotaExceeded, type UnfinishedTasks } from "./limits";
 import type { Sql } from "./sql";
-import { EMPTY_PROGRESS, type TaskRow, type TaskStore } from "./store";
+import type { TaskStore } from "./store";
+import { EMPTY_PROGRESS, type TaskRow } from "./task-row";
 
 const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
 

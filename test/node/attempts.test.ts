@@ -3,7 +3,8 @@ import { Attempts, sha256 } from "../../src/namespace/attempts";
 import { ProcessorStore } from "../../src/namespace/processors";
 import { migrate } from "../../src/namespace/schema";
 import { Sql } from "../../src/namespace/sql";
-import { EMPTY_PROGRESS, TaskStore, type TaskRow } from "../../src/namespace/store";
+import { TaskStore } from "../../src/namespace/store";
+import { EMPTY_PROGRESS, type TaskRow } from "../../src/namespace/task-row";
 import { DEFAULT_SETTINGS, type Settings } from "../../src/tasks/model";
 import { nodeStorage } from "./sqlite-storage";
 
