@@ -3,10 +3,8 @@ import type { Delivery } from "../db/types";
 import { fail, ok, type Result } from "../errors";
 import { attemptDelivery } from "../webhooks/deliver";
 import { allowPrivateUrls } from "../webhooks/urls";
-import type { Clock } from "./clock";
-import type { NamespaceCore } from "./core";
-import type { TaskStore } from "./store";
-import { type DeliveryRow, toDelivery, type WebhookStore } from "./webhooks";
+import { NamespacePart } from "./part";
+import { type DeliveryRow, toDelivery } from "./webhooks";
 
 /** Delivery attempts one alarm starts at most; the rest start in the next, at once. */
 const DELIVERY_BATCH = 100;
@@ -16,39 +14,9 @@ const DELIVERY_BATCH = 100;
  * goes, run without the alarm waiting on it), records their outcome, and makes the deliveries
  * a client asks for (a test event, a redelivery).
  */
-export class Deliveries {
+export class Deliveries extends NamespacePart {
   /** Deliveries whose attempt is out right now, so that no alarm starts a second one. */
   private readonly inFlight = new Set<string>();
-
-  constructor(private readonly core: NamespaceCore) {}
-
-  private get ctx(): DurableObjectState {
-    return this.core.ctx;
-  }
-
-  private get env(): Env {
-    return this.core.env;
-  }
-
-  private get clock(): Clock {
-    return this.core.clock;
-  }
-
-  private get store(): TaskStore {
-    return this.core.store;
-  }
-
-  private get webhooks(): WebhookStore {
-    return this.core.webhooks;
-  }
-
-  private get namespaceId(): string {
-    return this.core.namespaceId;
-  }
-
-  private armAlarm(): Promise<void> {
-    return this.core.armAlarm();
-  }
 
   /** Sends a `webhook.test` event to this endpoint alone, through the usual delivery path. */
   async testWebhook(webhookId: string): Promise<Result<Delivery>> {

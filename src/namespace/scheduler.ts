@@ -1,15 +1,12 @@
 import { isTerminal } from "../tasks/model";
 import type { Attempts } from "./attempts";
-import type { Clock } from "./clock";
 import { backoffMs, type NamespaceCore } from "./core";
+import { NamespacePart } from "./part";
 import type { Deliveries } from "./deliveries";
 import type { TaskMessage } from "./messages";
 import { flushOutbox } from "./outbox";
-import type { Sql } from "./sql";
 import type { StreamGate } from "./stream-gate";
-import type { TaskStore } from "./store";
 import { NAMESPACE_TIMER, type TimerRow } from "./task-row";
-import type { WebhookStore } from "./webhooks";
 
 const SEND_BATCH = 100;
 const ALARM_BATCH = 1000;
@@ -23,40 +20,14 @@ const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
  * leases and timeouts, progress events, outbox flushes), then webhook deliveries start, kept
  * rows are pruned, open streams' keys are checked, and the alarm is armed for what is next.
  */
-export class Scheduler {
+export class Scheduler extends NamespacePart {
   constructor(
-    private readonly core: NamespaceCore,
+    core: NamespaceCore,
     private readonly attempts: Attempts,
     private readonly deliveries: Deliveries,
     private readonly gate: StreamGate,
-  ) {}
-
-  private get ctx(): DurableObjectState {
-    return this.core.ctx;
-  }
-
-  private get env(): Env {
-    return this.core.env;
-  }
-
-  private get clock(): Clock {
-    return this.core.clock;
-  }
-
-  private get sql(): Sql {
-    return this.core.sql;
-  }
-
-  private get store(): TaskStore {
-    return this.core.store;
-  }
-
-  private get webhooks(): WebhookStore {
-    return this.core.webhooks;
-  }
-
-  private get namespaceId(): string {
-    return this.core.namespaceId;
+  ) {
+    super(core);
   }
 
   private get watchdogMs(): number {
@@ -65,10 +36,6 @@ export class Scheduler {
 
   private get io(): NamespaceCore["io"] {
     return this.core.io;
-  }
-
-  private armAlarm(): Promise<void> {
-    return this.core.armAlarm();
   }
 
   private expire(timer: TimerRow, now: number): void {

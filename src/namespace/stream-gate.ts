@@ -1,12 +1,9 @@
 import { errorBody, ok, type Result } from "../errors";
 import { liveKeyIds } from "../db/keys";
-import { isTerminal, type Settings, type Task } from "../tasks/model";
+import { isTerminal, type Task } from "../tasks/model";
 import { taskEtag } from "../tasks/etag";
-import type { Clock } from "./clock";
-import type { NamespaceCore } from "./core";
-import { DEFAULT_MAX_OPEN_STREAMS, type EventStreams, KEY_CHECK_MS, STREAM_RETRY_AFTER_SECONDS, type StreamFilter } from "./streams";
-import type { TaskStore } from "./store";
-import type { Waiters } from "./waiters";
+import { NamespacePart } from "./part";
+import { DEFAULT_MAX_OPEN_STREAMS, KEY_CHECK_MS, STREAM_RETRY_AFTER_SECONDS, type StreamFilter } from "./streams";
 
 /** Longer than any Worker caches a key (KEY_CACHE_TTL_MS), so a cached revoked key opens nothing. */
 const REVOKED_KEY_MEMORY_MS = 60_000;
@@ -16,43 +13,9 @@ const REVOKED_KEY_MEMORY_MS = 60_000;
  * and long-polls under the `max_open_streams` quota, and ends the streams of revoked keys, at
  * once when told and by a periodic check against D1 otherwise.
  */
-export class StreamGate {
+export class StreamGate extends NamespacePart {
   /** Keys revoked through this object lately, until when they are refused here. */
   private readonly revokedKeys = new Map<string, number>();
-
-  constructor(private readonly core: NamespaceCore) {}
-
-  private get ctx(): DurableObjectState {
-    return this.core.ctx;
-  }
-
-  private get env(): Env {
-    return this.core.env;
-  }
-
-  private get clock(): Clock {
-    return this.core.clock;
-  }
-
-  private get store(): TaskStore {
-    return this.core.store;
-  }
-
-  private get streams(): EventStreams {
-    return this.core.streams;
-  }
-
-  private get waiters(): Waiters {
-    return this.core.waiters;
-  }
-
-  private get settings(): Settings {
-    return this.core.settings;
-  }
-
-  private get namespaceId(): string {
-    return this.core.namespaceId;
-  }
 
   private get keyCheckAt(): number | null {
     return this.core.keyCheckAt;
@@ -60,14 +23,6 @@ export class StreamGate {
 
   private set keyCheckAt(at: number | null) {
     this.core.keyCheckAt = at;
-  }
-
-  private armAlarm(): Promise<void> {
-    return this.core.armAlarm();
-  }
-
-  private findTask(taskId: string): Promise<Result<Task>> {
-    return this.core.findTask(taskId);
   }
 
   /**

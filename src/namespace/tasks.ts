@@ -4,11 +4,8 @@ import { newId } from "../ids";
 import type { NumberedLogLine, LogPayload } from "../db/types";
 import { type CreateTaskInput, isTerminal, type Settings, type Stats, type Task } from "../tasks/model";
 import { iso } from "../time";
-import type { Clock } from "./clock";
-import type { NamespaceCore } from "./core";
-import { quotaExceeded, type UnfinishedTasks } from "./limits";
-import type { Sql } from "./sql";
-import type { TaskStore } from "./store";
+import { NamespacePart } from "./part";
+import { quotaExceeded } from "./limits";
 import { EMPTY_PROGRESS, type TaskRow } from "./task-row";
 
 const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
@@ -17,57 +14,7 @@ const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
  * The namespace's task operations: its settings, creating tasks (one, or many under keys),
  * cancelling them, and reading them. Each change runs in one transaction and then arms the alarm.
  */
-export class TaskOps {
-  constructor(private readonly core: NamespaceCore) {}
-
-  private get ctx(): DurableObjectState {
-    return this.core.ctx;
-  }
-
-  private get clock(): Clock {
-    return this.core.clock;
-  }
-
-  private get sql(): Sql {
-    return this.core.sql;
-  }
-
-  private get store(): TaskStore {
-    return this.core.store;
-  }
-
-  private get unfinished(): UnfinishedTasks {
-    return this.core.unfinished;
-  }
-
-  private get settings(): Settings {
-    return this.core.settings;
-  }
-
-  private set settings(settings: Settings) {
-    this.core.settings = settings;
-  }
-
-  private get namespaceId(): string {
-    return this.core.namespaceId;
-  }
-
-  private set namespaceId(namespaceId: string) {
-    this.core.namespaceId = namespaceId;
-  }
-
-  private admit(now: number): void {
-    this.core.admit(now);
-  }
-
-  private armAlarm(): Promise<void> {
-    return this.core.armAlarm();
-  }
-
-  private findTask(taskId: string): Promise<Result<Task>> {
-    return this.core.findTask(taskId);
-  }
-
+export class TaskOps extends NamespacePart {
   private processorRow(taskType: string) {
     return this.core.processors.processorRow(taskType);
   }
