@@ -28,16 +28,15 @@ export const sha256 = (text: string): string => createHash("sha256").update(text
  * transaction and arms the alarm after, and a unit test runs it over any SQLite.
  */
 export class Attempts {
-  constructor(private readonly host: AttemptsHost) {}
+  private readonly sql: Sql;
+  private readonly store: TaskStore;
 
-  private get sql(): Sql {
-    return this.host.sql;
+  constructor(private readonly host: AttemptsHost) {
+    this.sql = host.sql;
+    this.store = host.store;
   }
 
-  private get store(): TaskStore {
-    return this.host.store;
-  }
-
+  /** Read at each use: the settings change when the namespace is configured. */
   private get settings(): Settings {
     return this.host.settings;
   }

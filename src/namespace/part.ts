@@ -14,44 +14,29 @@ import type { WebhookStore } from "./webhooks";
  * state under the names the object's own methods always used, so code moves between parts as is.
  */
 export abstract class NamespacePart {
-  constructor(protected readonly core: NamespaceCore) {}
+  protected readonly ctx: DurableObjectState;
+  protected readonly env: Env;
+  protected readonly clock: Clock;
+  protected readonly sql: Sql;
+  protected readonly store: TaskStore;
+  protected readonly webhooks: WebhookStore;
+  protected readonly streams: EventStreams;
+  protected readonly waiters: Waiters;
+  protected readonly unfinished: UnfinishedTasks;
 
-  protected get ctx(): DurableObjectState {
-    return this.core.ctx;
+  constructor(protected readonly core: NamespaceCore) {
+    this.ctx = core.ctx;
+    this.env = core.env;
+    this.clock = core.clock;
+    this.sql = core.sql;
+    this.store = core.store;
+    this.webhooks = core.webhooks;
+    this.streams = core.streams;
+    this.waiters = core.waiters;
+    this.unfinished = core.unfinished;
   }
 
-  protected get env(): Env {
-    return this.core.env;
-  }
-
-  protected get clock(): Clock {
-    return this.core.clock;
-  }
-
-  protected get sql(): Sql {
-    return this.core.sql;
-  }
-
-  protected get store(): TaskStore {
-    return this.core.store;
-  }
-
-  protected get webhooks(): WebhookStore {
-    return this.core.webhooks;
-  }
-
-  protected get streams(): EventStreams {
-    return this.core.streams;
-  }
-
-  protected get waiters(): Waiters {
-    return this.core.waiters;
-  }
-
-  protected get unfinished(): UnfinishedTasks {
-    return this.core.unfinished;
-  }
-
+  /** Settings and the namespace id change (configure), so they are read from the core each time. */
   protected get settings(): Settings {
     return this.core.settings;
   }
