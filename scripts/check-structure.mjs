@@ -26,10 +26,12 @@ const LEAVES = ["errors", "ids", "time", "cursor", "config"];
 const ALLOWED = {
   index: ["*"],
   api: ["namespace/contract", "namespace/stub", "namespace/messages", "dataplane", "db", "tasks", "webhooks", "dashboard", "docs"],
-  consumer: ["namespace/contract", "namespace/stub", "namespace/messages", "handlers", "tasks", "db"],
+  // Processor dispatch signs like a webhook and obeys the same URL rules (SPEC §6).
+  consumer: ["namespace/contract", "namespace/stub", "namespace/messages", "handlers", "tasks", "db", "webhooks"],
   handlers: ["dataplane", "db", "embed", "tasks"],
   namespace: ["db", "tasks", "webhooks", "embed"],
-  dataplane: ["db", "embed", "tasks"],
+  // What spans D1 and the Durable Object: object creation and the tasks it causes.
+  dataplane: ["db", "embed", "tasks", "namespace/contract", "namespace/stub", "namespace/messages"],
   db: ["tasks"],
   webhooks: ["tasks"],
   // The search cache reads documents from D1; db must not import embed back.

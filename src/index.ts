@@ -1,7 +1,7 @@
 import "./handlers";
 import { createApp } from "./api/app";
 import { consumeDeadLetters, consumeTasks } from "./consumer";
-import { sweepPendingObjects } from "./db/objects";
+import { sweepPendingObjects } from "./dataplane/objects";
 import { runRetention } from "./db/retention";
 
 export { NamespaceDO } from "./namespace/do";

@@ -2,7 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll, describe, expect, it } from "vitest";
 import { runBuiltin, UNEXPECTED_ERROR_MESSAGE } from "../src/consumer/builtin";
-import { type NamespaceStub, namespaceStub } from "../src/consumer/stub";
+import { type NamespaceStub, namespaceStub } from "../src/namespace/stub";
 import { runRetention } from "../src/db/retention";
 import { registerHandler } from "../src/handlers/registry";
 import type { NamespaceDO } from "../src/namespace/do";

@@ -1,7 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { createObject, sweepPendingObjects } from "../src/db/objects";
+import { createObject, sweepPendingObjects } from "../src/dataplane/objects";
 import type { NamespaceDO } from "../src/namespace/do";
 import { call, stub, tenant, type Tenant, waitForStatus } from "./helpers";
 import { query } from "./inspect";

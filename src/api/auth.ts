@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from "hono";
-import { namespaceStub, type NamespaceStub } from "../consumer/stub";
+import { namespaceStub, type NamespaceStub } from "../namespace/stub";
 import { authenticateKey, type KeyPrincipal } from "../db/keys";
 import { namespaceExists } from "../db/namespaces";
 import { ApiError } from "../errors";

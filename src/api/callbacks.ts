@@ -1,9 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { namespaceStub } from "../consumer/stub";
+import { namespaceStub } from "../namespace/stub";
 import { namespaceExists } from "../db/namespaces";
 import { ApiError, unwrap } from "../errors";
-import type { Report } from "../namespace/do";
+import type { Report } from "../namespace/contract";
 import { jsonBytes, LIMITS, LOG_LEVELS, ProgressInputSchema, TaskSchema } from "../tasks/model";
 import { bearerToken } from "./auth";
 import { type AppEnv, newApp } from "./env";

@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { namespaceStub } from "../consumer/stub";
+import { namespaceStub } from "../namespace/stub";
 import { insertKey, listKeys, revokeKey } from "../db/keys";
 import {
   findNamespace,

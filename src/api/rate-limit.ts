@@ -1,7 +1,7 @@
 import type { Context } from "hono";
-import { namespaceStub } from "../consumer/stub";
+import { namespaceStub } from "../namespace/stub";
 import { ApiError } from "../errors";
-import type { RequestGrant } from "../namespace/limits";
+import type { RequestGrant } from "../namespace/contract";
 import type { AppEnv } from "./env";
 
 /**

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { NamespaceStub } from "../consumer/stub";
+import type { NamespaceStub } from "../namespace/stub";
 import { ApiError, unwrap } from "../errors";
 import { dataPlaneOperation } from "../tasks/operations";
 import { taskEtag } from "../tasks/etag";

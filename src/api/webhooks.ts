@@ -3,7 +3,7 @@ import { byMillis } from "../cursor";
 import { listDeliveries } from "../db/deliveries";
 import type { PageRequest } from "../db/keyset";
 import { ApiError, unwrap } from "../errors";
-import { EVENT_TYPES } from "../namespace/webhooks";
+import { EVENT_TYPES } from "../webhooks/events";
 import { allowPrivateUrls, checkOutboundUrl } from "../webhooks/urls";
 import { namespaceOf } from "./auth";
 import { newApp } from "./env";

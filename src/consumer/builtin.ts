@@ -1,8 +1,8 @@
 import type { Result } from "../errors";
 import { getHandler, type HandlerContext, TaskEnded, TaskFailure, Yielded } from "../handlers/registry";
-import type { ClaimResult, Report, ReportAck } from "../namespace/do";
+import type { ClaimResult, Report, ReportAck } from "../namespace/contract";
 import { jsonBytes, LIMITS } from "../tasks/model";
-import { type NamespaceStub, reporter } from "./stub";
+import { type NamespaceStub, reporter } from "../namespace/stub";
 
 type Claimed = Extract<ClaimResult, { claimed: true }>;
 

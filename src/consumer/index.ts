@@ -1,8 +1,8 @@
-import { BUILTIN_LEASE_SECONDS } from "../namespace/do";
+import { BUILTIN_LEASE_SECONDS } from "../namespace/contract";
 import { TaskMessageSchema } from "../namespace/messages";
+import { namespaceStub } from "../namespace/stub";
 import { runBuiltin, SLICE_MS } from "./builtin";
 import { dispatchToProcessor } from "./processor";
-import { namespaceStub } from "./stub";
 
 /**
  * HANDLER_SLICE_MS overrides how long a built-in handler runs before it should yield. Only the

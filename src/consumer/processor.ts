@@ -1,8 +1,8 @@
-import type { ClaimResult, Report } from "../namespace/do";
+import type { ClaimResult, Report } from "../namespace/contract";
 import { signedHeaders } from "../webhooks/signing";
 import { withTimeout } from "../webhooks/timeout";
 import { allowPrivateUrls, checkOutboundUrl } from "../webhooks/urls";
-import { type NamespaceStub, reporter } from "./stub";
+import { type NamespaceStub, reporter } from "../namespace/stub";
 
 type Claimed = Extract<ClaimResult, { claimed: true }>;
 

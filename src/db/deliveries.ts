@@ -1,5 +1,5 @@
-import type { Delivery, MirroredDelivery } from "../namespace/webhooks";
 import { keysetPage, mapPage, newestFirst, type Page, type PageRequest } from "./keyset";
+import type { Delivery, MirroredDelivery } from "./types";
 
 /** D1 binds at most 100 parameters a statement; a delivery takes 14. */
 const PER_STATEMENT = 7;

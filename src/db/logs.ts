@@ -1,7 +1,6 @@
-import type { NumberedLogLine } from "../namespace/do";
-import type { LogPayload } from "../namespace/outbox";
 import { iso } from "../time";
 import type { LogLevel } from "../tasks/model";
+import type { LogPayload, NumberedLogLine } from "./types";
 
 /** A task's log lines after `afterSeq` and not older than `cutoffMs`, oldest first. */
 export async function readLogs(

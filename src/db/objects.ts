@@ -1,10 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { namespaceStub } from "../consumer/stub";
-import { unwrap } from "../errors";
-import { newId } from "../ids";
 import { jsonBytes, JsonObjectSchema } from "../tasks/model";
-import { isoNow } from "../time";
-import { collectionsSourcing } from "./dataplane";
 
 const CONTENT_BYTES = 256 * 1024;
 const METADATA_BYTES = 16 * 1024;
@@ -19,90 +14,39 @@ export const NewObject = z
   .openapi("NewObject");
 export type NewObjectInput = z.infer<typeof NewObject>;
 
-/**
- * Creates an object and the object_create task of every collection sourcing its bucket. The
- * object is stored hidden ('pending'), its tasks are made in one atomic step keyed by the object,
- * and only then is it shown: nobody sees an object without its tasks, and no task is made for an
- * object that is not stored. A repeat with the same `objectId` (a resumed batch import) creates
- * nothing twice. A request that dies half-way leaves a hidden object that the cron sweep either
- * completes (its tasks exist) or removes (they do not).
- */
-export async function createObject(
-  env: Env,
+/** Stores objects hidden ('pending'): nobody sees one until its tasks exist (dataplane/objects). */
+export async function insertPendingObjects(
+  db: D1Database,
   namespaceId: string,
-  origin: string,
-  bucketId: string,
-  input: NewObjectInput,
-  objectId = newId("obj"),
-  parentTaskId?: string,
-) {
-  const [made] = await createObjects(env, namespaceId, origin, bucketId, [{ objectId, input }], parentTaskId);
-  if (!made) throw new Error("object creation returned nothing");
-  return made;
-}
-
-/** createObject for many objects at once: three round trips for the lot instead of three each. */
-export async function createObjects(
-  env: Env,
-  namespaceId: string,
-  origin: string,
   bucketId: string,
   items: { objectId: string; input: NewObjectInput }[],
-  parentTaskId?: string,
-) {
-  const createdAt = isoNow();
-  const createdMs = Date.parse(createdAt);
-  await env.DB.batch(
+  createdAt: string,
+  createdMs: number,
+): Promise<void> {
+  await db.batch(
     items.map(({ objectId, input }) =>
-      env.DB.prepare(
+      db.prepare(
         `INSERT OR IGNORE INTO objects (object_id, namespace_id, bucket_id, object_key, content, metadata, state, created_at, created_ms)
          VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
       ).bind(objectId, namespaceId, bucketId, input.key ?? null, input.content, JSON.stringify(input.metadata ?? {}), createdAt, createdMs),
     ),
   );
-  const collections = await collectionsSourcing(env.DB, namespaceId, bucketId);
-  const objects = items.map(({ objectId, input }) => ({ object_id: objectId, bucket_id: bucketId, key: input.key ?? null, metadata: input.metadata ?? {}, created_at: createdAt }));
-  const taskIds = unwrap(
-    await namespaceStub(env, namespaceId).createTasks(
-      objects.flatMap((object) =>
-        collections.map((collectionId) => ({
-          key: `obj:${object.object_id}:${collectionId}`,
-          input: { task_type: "object_create", inputs: { object_id: object.object_id, collection_id: collectionId }, ...(parentTaskId ? { parent_task_id: parentTaskId } : {}) },
-        })),
-      ),
-      origin,
-      objects.map((object) => ({ type: "object.created", data: { object } })),
-    ),
-  );
-  const made = objects.map((object, i) => ({ ...object, task_ids: taskIds.slice(i * collections.length, (i + 1) * collections.length) }));
-  await env.DB.batch(made.map((m) => env.DB.prepare("UPDATE objects SET state = 'ready', task_ids = ? WHERE namespace_id = ? AND object_id = ?").bind(JSON.stringify(m.task_ids), namespaceId, m.object_id)));
-  return made;
 }
 
-/** Pending objects older than this are swept: their request has long ended one way or another. */
-const SWEEP_AGE_MS = 5 * 60_000;
+/** Shows objects whose tasks exist, with those tasks' ids. */
+export async function showObjects(db: D1Database, namespaceId: string, made: { object_id: string; task_ids: string[] }[]): Promise<void> {
+  await db.batch(made.map((m) => db.prepare("UPDATE objects SET state = 'ready', task_ids = ? WHERE namespace_id = ? AND object_id = ?").bind(JSON.stringify(m.task_ids), namespaceId, m.object_id)));
+}
 
-/**
- * The cron's repair of objects whose creating request died between storing the object and
- * showing it: if its tasks were made, it is shown; if not, it is removed (its client got an error).
- */
-export async function sweepPendingObjects(env: Env, now: number, limit = 500): Promise<{ shown: number; removed: number }> {
-  const { results } = await env.DB.prepare("SELECT object_id, namespace_id FROM objects WHERE state = 'pending' AND created_ms < ? LIMIT ?")
-    .bind(now - SWEEP_AGE_MS, limit)
+/** Objects still hidden that were stored before `beforeMs`. */
+export async function pendingObjects(db: D1Database, beforeMs: number, limit: number): Promise<{ object_id: string; namespace_id: string }[]> {
+  const { results } = await db.prepare("SELECT object_id, namespace_id FROM objects WHERE state = 'pending' AND created_ms < ? LIMIT ?")
+    .bind(beforeMs, limit)
     .all<{ object_id: string; namespace_id: string }>();
-  let shown = 0;
-  let removed = 0;
-  for (const row of results) {
-    const made = await namespaceStub(env, row.namespace_id).tasksByKeyPrefix(`obj:${row.object_id}:`);
-    if (made.length > 0) {
-      await env.DB.prepare("UPDATE objects SET state = 'ready', task_ids = ? WHERE namespace_id = ? AND object_id = ?")
-        .bind(JSON.stringify(made.map((m) => m.task_id)), row.namespace_id, row.object_id)
-        .run();
-      shown++;
-    } else {
-      await env.DB.prepare("DELETE FROM objects WHERE namespace_id = ? AND object_id = ? AND state = 'pending'").bind(row.namespace_id, row.object_id).run();
-      removed++;
-    }
-  }
-  return { shown, removed };
+  return results;
+}
+
+/** Removes a hidden object (its tasks were never made). */
+export async function removePendingObject(db: D1Database, namespaceId: string, objectId: string): Promise<void> {
+  await db.prepare("DELETE FROM objects WHERE namespace_id = ? AND object_id = ? AND state = 'pending'").bind(namespaceId, objectId).run();
 }

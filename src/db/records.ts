@@ -1,6 +1,6 @@
-import type { MirroredRecord } from "../namespace/store";
 import { type Task, TaskSchema, type TaskStatus } from "../tasks/model";
 import { afterClause, orderClause, type Page, type Position, toPage } from "./keyset";
+import type { MirroredRecord } from "./types";
 
 /** D1 binds at most 100 parameters a statement; a record takes 11. */
 const RECORDS_PER_STATEMENT = 9;

@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { createObjects } from "../db/objects";
+import { createObjects } from "../dataplane/objects";
 import { bindStaging, StagingCorrupt, stagedChunk, stagingRemoval } from "../db/staging";
 import { sha256Hex } from "../ids";
 import { parseInputs, registerHandler, TaskFailure } from "./registry";

@@ -2,24 +2,15 @@ import { deliveryUpserts } from "../db/deliveries";
 import { logInserts } from "../db/logs";
 import { recordUpserts } from "../db/records";
 import { stagingRemovalsFor } from "../db/staging";
-import { isTerminal, type LogLevel } from "../tasks/model";
+import type { LogPayload, MirroredDelivery, MirroredRecord } from "../db/types";
+import { isTerminal } from "../tasks/model";
 import type { Sql } from "./sql";
-import type { MirroredRecord } from "./store";
-import type { MirroredDelivery } from "./webhooks";
 
 const LOG_BATCH = 300;
 const RECORD_BATCH = 100;
 const DELIVERY_BATCH = 200;
 /** D1 takes at most a few MB a batch; record snapshots can reach 1 MiB of outputs each. */
 const RECORD_BATCH_BYTES = 4 * 1024 * 1024;
-
-export interface LogPayload {
-  seq: number;
-  attempt: number;
-  level: LogLevel;
-  message: string;
-  at: number;
-}
 
 /** What a flush needs of its Durable Object. */
 export interface OutboxHost {

@@ -9,91 +9,19 @@ import {
   type TaskError,
   type TaskStatus,
 } from "../tasks/model";
+import type { MirroredRecord } from "../db/types";
 import { iso } from "../time";
 import type { Sql } from "./sql";
+import { InvalidTransition, NAMESPACE_TIMER, type TaskPatch, type TaskRow, type TimerKind, type TimerRow, truncateUtf8 } from "./task-row";
 
-export type TaskRow = {
-  task_id: string;
-  seq: number;
-  task_type: string;
-  status: TaskStatus;
-  inputs: string;
-  outputs: string | null;
-  progress: string;
-  error: string | null;
-  attempt: number;
-  max_attempts: number;
-  priority: number;
-  parent_task_id: string | null;
-  origin: string;
-  created_at: number;
-  queued_at: number | null;
-  started_at: number | null;
-  attempt_started_at: number | null;
-  completed_at: number | null;
-  updated_at: number;
-  timeout_at: number | null;
-  lease_expires_at: number | null;
-  log_count: number;
-  version: number;
-  progress_event_at: number | null;
-  checkpoint: string | null;
-  continuation: number;
-};
-
-/** Columns a transition may change besides status and updated_at. */
-export type TaskPatch = Partial<
-  Pick<
-    TaskRow,
-    | "outputs"
-    | "progress"
-    | "error"
-    | "attempt"
-    | "queued_at"
-    | "started_at"
-    | "attempt_started_at"
-    | "completed_at"
-    | "timeout_at"
-    | "lease_expires_at"
-  >
->;
-
-export type TimerKind = "send" | "lease" | "timeout" | "flush" | "progress";
-
-export type TimerRow = {
-  task_id: string;
-  kind: TimerKind;
-  due_at: number;
-  tries: number;
-};
+// The row types live in ./task-row; they are exported here too, where callers have always found them.
+export { EMPTY_PROGRESS, InvalidTransition, NAMESPACE_TIMER, type TaskPatch, type TaskRow, type TimerKind, type TimerRow, truncateUtf8 } from "./task-row";
 
 /**
  * How long log lines gather in the outbox before a flush to D1: one batched write instead of
  * one per line. Reads merge the outbox, so the delay is never visible to clients.
  */
 const FLUSH_DELAY_MS = 500;
-
-/** What the outbox carries to D1 for one task version. */
-export interface MirroredRecord {
-  seq: number;
-  /** When the record may be purged (ms), once the task is terminal. */
-  expires_at: number | null;
-  task: Task;
-}
-
-/** The namespace-wide timers use this task id. */
-export const NAMESPACE_TIMER = "";
-
-export class InvalidTransition extends Error {
-  constructor(
-    readonly from: TaskStatus,
-    readonly to: TaskStatus,
-  ) {
-    super(`transition ${from} → ${to} is not allowed`);
-  }
-}
-
-export const EMPTY_PROGRESS: Progress = { percent: null, message: null, processed: null, total: null };
 
 /**
  * Synchronous task state over the Durable Object's SQLite: rows, the state machine, events,
@@ -370,14 +298,4 @@ export class TaskStore {
     );
     return row?.due === null || row?.due === undefined ? null : Number(row.due);
   }
-}
-
-/** Cuts a string to at most `maxBytes` of UTF-8 without splitting a character. */
-export function truncateUtf8(text: string, maxBytes: number): string {
-  const bytes = new TextEncoder().encode(text);
-  if (bytes.byteLength <= maxBytes) return text;
-  const marker = " …[truncated]";
-  let cut = maxBytes - new TextEncoder().encode(marker).byteLength;
-  while (cut > 0 && ((bytes[cut] ?? 0) & 0xc0) === 0x80) cut--;
-  return new TextDecoder().decode(bytes.slice(0, cut)) + marker;
 }

@@ -3,52 +3,14 @@ import { iso } from "../time";
 import type { AttemptOutcome } from "../webhooks/deliver";
 import { DELIVERY_TIMEOUT_MS, DISABLE_AFTER_MS, MAX_DELIVERY_ATTEMPTS, nextDelayMs } from "../webhooks/schedule";
 import { mapPage, newestFirst, type Page, type PageRequest } from "../db/keyset";
+import type { Delivery, MirroredDelivery } from "../db/types";
+import type { Webhook, WebhookPosition } from "./contract";
 import { type Sql, sqlPage } from "./sql";
-
-/** Where a page of endpoints starts: (created_at in ms, webhook_id). */
-export type WebhookPosition = [number, string];
-
-export const EVENT_TYPES = [
-  "task.created",
-  "task.queued",
-  "task.processing",
-  "task.progress",
-  "task.completed",
-  "task.failed",
-  "task.cancelled",
-  "object.created",
-  "webhook.test",
-] as const;
 
 /** During a rotation the old secret keeps signing, beside the new one, for this long. */
 export const ROTATION_OVERLAP_MS = 24 * 3600_000;
 /** Settled deliveries stay here as long as their events, so they can be redelivered. */
 const SETTLED_RETENTION_MS = 72 * 3600_000;
-
-export interface Webhook {
-  webhook_id: string;
-  url: string;
-  event_types: string[];
-  description: string | null;
-  is_active: boolean;
-  disabled_reason: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface Delivery {
-  delivery_id: string;
-  webhook_id: string;
-  event_id: string;
-  event_type: string;
-  status: "pending" | "succeeded" | "failed";
-  attempts: number;
-  last_status_code: number | null;
-  last_error: string | null;
-  next_attempt_at: string | null;
-  created_at: string;
-  updated_at: string;
-}
 
 export type WebhookRow = {
   webhook_id: string;
@@ -79,12 +41,6 @@ export type DeliveryRow = {
   updated_at: number;
   version: number;
 };
-
-/** What the outbox carries to D1 for one delivery version. */
-export interface MirroredDelivery {
-  delivery: Delivery;
-  created_ms: number;
-}
 
 export const toWebhook = (row: WebhookRow): Webhook => ({
   webhook_id: row.webhook_id,

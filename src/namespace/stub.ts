@@ -1,17 +1,16 @@
-import type { DurableObject } from "cloudflare:workers";
 import type { Result } from "../errors";
-import type { NamespaceDO, Report, ReportAck } from "../namespace/do";
+import type { NamespaceRpc, Report, ReportAck } from "./contract";
 
 type Remote<T> = {
   [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never;
 };
 
 /**
- * The NamespaceDO as its callers see it: each public method, answered asynchronously. Every
+ * The NamespaceDO as its callers see it: each RPC method, answered asynchronously. Every
  * value crossing it is plain JSON-shaped data, so it is typed directly rather than through the
  * runtime's generic RPC mapping, which cannot follow the recursive JSON types.
  */
-export type NamespaceStub = Remote<Omit<NamespaceDO, keyof DurableObject | "clock" | "io">>;
+export type NamespaceStub = Remote<NamespaceRpc>;
 
 export const namespaceStub = (env: Env, namespaceId: string): NamespaceStub =>
   env.NAMESPACE.getByName(namespaceId) as unknown as NamespaceStub;

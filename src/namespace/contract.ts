@@ -1,0 +1,126 @@
+import type { Page, PageRequest } from "../db/keyset";
+import type { Delivery, NumberedLogLine } from "../db/types";
+import type { Result } from "../errors";
+import type { CreateTaskInput, JsonValue, LogLineInput, ProgressInput, Settings, Stats, Task, TaskStatus } from "../tasks/model";
+import type { RequestGrant } from "./limits";
+import type { TaskMessage } from "./messages";
+
+/**
+ * The NamespaceDO's RPC contract: what the Worker, the consumer and the data plane may call, and
+ * the values that cross it. The Durable Object implements it; callers import this file and
+ * ./stub, never the class, so that nothing outside src/namespace depends on its internals.
+ */
+
+export type { Delivery, NumberedLogLine, RequestGrant };
+
+/** Lease of a built-in handler's attempt; the consumer renews it well before it runs out. */
+export const BUILTIN_LEASE_SECONDS = 60;
+
+export interface ProcessorConfig {
+  task_type: string;
+  url: string;
+  lease_seconds: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Where a page of processors starts: (created_at in ms, task_type). */
+export type ProcessorPosition = [number, string];
+
+export interface Webhook {
+  webhook_id: string;
+  url: string;
+  event_types: string[];
+  description: string | null;
+  is_active: boolean;
+  disabled_reason: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Where a page of endpoints starts: (created_at in ms, webhook_id). */
+export type WebhookPosition = [number, string];
+
+export type ClaimResult =
+  | {
+      claimed: true;
+      task: Task;
+      token: string;
+      lease_expires_at: string;
+      timeout_at: string;
+      processor: { url: string; secret: string } | null;
+      /** Base URL for processor callbacks when PUBLIC_URL is not configured. */
+      origin: string;
+      /** The state a built-in handler saved before it yielded, when this claim continues it. */
+      checkpoint: JsonValue | null;
+    }
+  | { claimed: false; reason: string };
+
+/** What an attempt reports: from a processor's callbacks or a built-in handler's context. */
+export type Report =
+  | { kind: "heartbeat" }
+  | { kind: "progress"; progress: ProgressInput }
+  | { kind: "logs"; lines: LogLineInput[] }
+  | { kind: "complete"; outputs: Record<string, unknown> }
+  | { kind: "fail"; error: { code: string; message: string }; retryable: boolean }
+  /** A built-in handler yields: its state is kept and the attempt continues in a new invocation. */
+  | { kind: "checkpoint"; state: JsonValue };
+
+export interface ReportAck {
+  status: TaskStatus;
+  lease_expires_at: string | null;
+  task: Task;
+}
+
+export type WebhookPatch = { url?: string; event_types?: string[]; description?: string | null; is_active?: boolean };
+
+/**
+ * Every RPC method of the NamespaceDO, as the object answers it (a stub answers each one
+ * asynchronously). A new RPC method is added here and in the class, which `implements` this.
+ */
+export interface NamespaceRpc {
+  configure(namespaceId: string, settings: Partial<Settings>): Promise<Settings>;
+  getSettings(): Settings;
+  takeRequestTokens(want: number): RequestGrant;
+
+  createTask(input: CreateTaskInput, origin: string, idempotency?: { key: string; requestHash: string }): Promise<Result<Task>>;
+  createTasks(
+    specs: { key: string; input: CreateTaskInput }[],
+    origin: string,
+    events?: { type: string; data: Record<string, unknown> }[],
+  ): Promise<Result<string[]>>;
+  tasksByKeyPrefix(prefix: string): { key: string; task_id: string }[];
+  cancelWhereInput(field: string, value: string): Promise<number>;
+  findTask(taskId: string): Promise<Result<Task>>;
+  liveTasks(taskIds: string[]): Task[];
+  cancelTask(taskId: string): Promise<Result<Task>>;
+  waitForTask(taskId: string, waitMs: number, etag: string | null): Promise<Result<Task>>;
+  stats(): Stats;
+  pendingLogs(taskId: string, afterSeq: number): NumberedLogLine[];
+
+  streamCounts(): { sse: number; websocket: number; long_polls: number };
+  endStreamsOf(keyId: string): number;
+
+  claim(message: Pick<TaskMessage, "task_id" | "attempt" | "slice">): Promise<ClaimResult>;
+  report(taskId: string, token: string, report: Report): Promise<Result<ReportAck>>;
+  isCallbackToken(taskId: string, token: string): boolean;
+  deadLetter(message: Pick<TaskMessage, "task_id" | "attempt">): Promise<void>;
+  forceTransition(taskId: string, to: TaskStatus): Result<Task>;
+
+  putProcessor(taskType: string, url: string, leaseSeconds: number): Result<{ processor: ProcessorConfig; secret: string | null }>;
+  getProcessor(taskType: string): Result<ProcessorConfig>;
+  listProcessors(req: PageRequest<ProcessorPosition>): Page<ProcessorConfig, ProcessorPosition>;
+  deleteProcessor(taskType: string): boolean;
+
+  createWebhook(input: { url: string; event_types: string[]; description: string | null }): Promise<Result<{ webhook: Webhook; secret: string }>>;
+  listWebhooks(req: PageRequest<WebhookPosition>): Page<Webhook, WebhookPosition>;
+  getWebhook(webhookId: string): Result<Webhook>;
+  updateWebhook(webhookId: string, patch: WebhookPatch): Promise<Result<Webhook>>;
+  deleteWebhook(webhookId: string): Promise<boolean>;
+  rotateWebhookSecret(webhookId: string): Promise<Result<{ webhook: Webhook; secret: string }>>;
+  testWebhook(webhookId: string): Promise<Result<Delivery>>;
+  redeliver(webhookId: string, deliveryId: string): Promise<Result<Delivery>>;
+  deliveriesInFlight(): number;
+
+  flushNow(): Promise<void>;
+}

@@ -1,0 +1,132 @@
+import { fail, ok, type Result } from "../errors";
+import { getRecord } from "../db/records";
+import { DEFAULT_SETTINGS, type Settings, type Task } from "../tasks/model";
+import { Clock } from "./clock";
+import { RequestBucket, UnfinishedTasks } from "./limits";
+import type { TaskMessage } from "./messages";
+import { ProcessorStore } from "./processors";
+import { migrate } from "./schema";
+import { Sql } from "./sql";
+import { EventStreams } from "./streams";
+import { TaskStore } from "./store";
+import { Waiters } from "./waiters";
+import { WebhookStore } from "./webhooks";
+
+/**
+ * SPEC §5's delivery watchdog: a queued task that no consumer has claimed this long after its
+ * message went out is sent again, so a message the queue lost cannot hold a slot forever.
+ * `QUEUE_WATCHDOG_MS` overrides it (the crash test shortens it).
+ */
+export const DELIVERY_WATCHDOG_MS = 5 * 60_000;
+
+/**
+ * What every part of one namespace's Durable Object shares: its storage and the stores over it,
+ * the clock, the outbound I/O, the settings, and the one alarm. The parts (tasks, attempts,
+ * scheduler, deliveries, stream gate) each take this and do one job; NamespaceDO only answers RPC.
+ */
+export class NamespaceCore {
+  readonly clock = new Clock();
+  readonly sql: Sql;
+  readonly store: TaskStore;
+  readonly webhooks: WebhookStore;
+  readonly processors: ProcessorStore;
+  readonly streams: EventStreams;
+  readonly waiters = new Waiters();
+  namespaceId = "";
+  settings: Settings = { ...DEFAULT_SETTINGS };
+  /**
+   * The Durable Object's outbound I/O, in one place so that tests can make it fail: a queue
+   * send or a D1 write that throws must never lose what it was carrying.
+   */
+  readonly io = {
+    sendBatch: (messages: MessageSendRequest<TaskMessage>[]): Promise<unknown> => this.env.TASKS_QUEUE.sendBatch(messages),
+    d1Batch: (statements: D1PreparedStatement[]): Promise<unknown> => this.env.DB.batch(statements),
+  };
+  /** The alarm time last set (on the clock's time line), null when none is pending. */
+  private alarmAt: number | null = null;
+  /** When the open streams' keys are next checked against D1 (clock time); null while none is open. */
+  keyCheckAt: number | null = null;
+  readonly watchdogMs: number;
+  /** SPEC §3's request bucket of the namespace; Workers take tokens from it in small grants. */
+  readonly requests = new RequestBucket(() => this.clock.now());
+  readonly unfinished = new UnfinishedTasks(
+    () => this.sql.count("SELECT COUNT(*) AS n FROM tasks WHERE status IN ('created', 'queued', 'processing')"),
+    () => this.clock.now(),
+  );
+
+  constructor(
+    readonly ctx: DurableObjectState,
+    readonly env: Env,
+  ) {
+    this.sql = new Sql(ctx.storage.sql);
+    const retentionMs = Number(env.TASK_RECORD_RETENTION_SECONDS || 2592000) * 1000;
+    this.store = new TaskStore(this.sql, () => this.namespaceId, retentionMs, (eventId, type, at) => {
+      if (type === "task.completed" || type === "task.failed" || type === "task.cancelled") this.unfinished.finished();
+      this.webhooks.fanOut(eventId, type, at);
+      this.streams.notify();
+      this.waiters.wake((taskId) => this.store.get(taskId)?.version ?? Infinity);
+    });
+    const keepAliveMs = Number((env as { STREAM_KEEPALIVE_MS?: string }).STREAM_KEEPALIVE_MS) || undefined;
+    this.watchdogMs = watchdogMs(env);
+    this.streams = new EventStreams(this.sql, ctx, keepAliveMs);
+    this.webhooks = new WebhookStore(this.sql, (at) => this.store.scheduleFlush(at));
+    this.processors = new ProcessorStore(this.sql);
+    void ctx.blockConcurrencyWhile(async () => {
+      migrate(this.sql, ctx.storage);
+      const meta = new Map(this.sql.all<{ key: string; value: string }>("SELECT key, value FROM meta").map((r) => [r.key, r.value]));
+      this.namespaceId = meta.get("namespace_id") ?? ctx.id.name ?? "";
+      const saved = meta.get("settings");
+      if (saved) this.settings = { ...DEFAULT_SETTINGS, ...(JSON.parse(saved) as Partial<Settings>) };
+    });
+  }
+
+  /** Sets the alarm to the earliest due timer unless an earlier alarm is already pending. */
+  async armAlarm(): Promise<void> {
+    const due = this.store.nextDue();
+    const next = due === null ? this.keyCheckAt : this.keyCheckAt === null ? due : Math.min(due, this.keyCheckAt);
+    if (next === null || (this.alarmAt !== null && this.alarmAt <= next)) return;
+    this.alarmAt = next;
+    await this.ctx.storage.setAlarm(this.clock.toWall(next));
+  }
+
+  /** The alarm went off: none is pending until the next armAlarm. */
+  alarmFired(): void {
+    this.alarmAt = null;
+  }
+
+  /**
+   * Admits backlog tasks while slots are free: highest priority first, then oldest. Each one
+   * becomes `queued` with a send timer due now, so the alarm puts it on the queue.
+   */
+  admit(now: number): void {
+    const free = this.settings.max_concurrent_tasks - this.store.activeCount();
+    if (free <= 0) return;
+    for (const row of this.store.backlog(free)) {
+      this.store.transition(row, "queued", { queued_at: row.queued_at ?? now }, now);
+      this.store.setTimer(row.task_id, "send", now);
+    }
+  }
+
+  /** A task of this namespace, live here or retained in D1. */
+  async findTask(taskId: string): Promise<Result<Task>> {
+    const row = this.store.get(taskId);
+    if (row) return ok(this.store.toTask(row));
+    const record = await getRecord(this.env.DB, this.namespaceId, taskId, this.clock.now());
+    return record ? ok(record) : fail("not_found", notFoundMessage(taskId, this.env));
+  }
+}
+
+/** The 404 of an unknown task says that records expire: a purged task looks just like it. */
+export function notFoundMessage(taskId: string, env: Env): string {
+  const days = Math.round(Number(env.TASK_RECORD_RETENTION_SECONDS || 2592000) / 86400);
+  return `task ${taskId} not found; finished tasks are kept for ${days} days after they end, then their records expire`;
+}
+
+/** The delivery watchdog's delay: `QUEUE_WATCHDOG_MS` when it is a positive number, else 5 min. */
+function watchdogMs(env: Env): number {
+  const configured = Number((env as { QUEUE_WATCHDOG_MS?: string }).QUEUE_WATCHDOG_MS);
+  return Number.isFinite(configured) && configured > 0 ? configured : DELIVERY_WATCHDOG_MS;
+}
+
+/** Backoff for internal retries (queue sends, D1 flushes): 1 s doubling to 60 s. */
+export const backoffMs = (tries: number): number => Math.min(1000 * 2 ** tries, 60_000);

@@ -1,0 +1,208 @@
+import { isTerminal } from "../tasks/model";
+import type { Attempts } from "./attempts";
+import { backoffMs, type NamespaceCore } from "./core";
+import { NamespacePart } from "./part";
+import type { Deliveries } from "./deliveries";
+import type { TaskMessage } from "./messages";
+import { flushOutbox } from "./outbox";
+import type { StreamGate } from "./stream-gate";
+import { NAMESPACE_TIMER, type TimerRow } from "./task-row";
+
+const SEND_BATCH = 100;
+const ALARM_BATCH = 1000;
+const EVENT_RETENTION_MS = 72 * 3600_000;
+/** Longer than any attempt can run (the timeout is at most 24 h), so late reports still get 409. */
+const ATTEMPT_RETENTION_MS = 7 * 24 * 3600_000;
+const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
+
+/**
+ * The one alarm that multiplexes every timer: each due timer goes to its handler (queue sends,
+ * leases and timeouts, progress events, outbox flushes), then webhook deliveries start, kept
+ * rows are pruned, open streams' keys are checked, and the alarm is armed for what is next.
+ */
+export class Scheduler extends NamespacePart {
+  constructor(
+    core: NamespaceCore,
+    private readonly attempts: Attempts,
+    private readonly deliveries: Deliveries,
+    private readonly gate: StreamGate,
+  ) {
+    super(core);
+  }
+
+  private get watchdogMs(): number {
+    return this.core.watchdogMs;
+  }
+
+  private get io(): NamespaceCore["io"] {
+    return this.core.io;
+  }
+
+  private expire(timer: TimerRow, now: number): void {
+    this.attempts.expire(timer, now);
+  }
+
+  private startDeliveries(now: number): void {
+    this.deliveries.startDeliveries(now);
+  }
+
+  private recheckStreamKeys(now: number): Promise<void> {
+    return this.gate.recheckStreamKeys(now);
+  }
+
+  /** Runs every due timer, each on its own so that one failure never blocks the rest. */
+  async alarm(): Promise<void> {
+    this.core.alarmFired();
+    const now = this.clock.now();
+    const due = this.store.dueTimers(now, ALARM_BATCH);
+    const sends: TimerRow[] = [];
+    let flush = false;
+    for (const timer of due) {
+      try {
+        if (timer.kind === "send") sends.push(timer);
+        else if (timer.kind === "flush") flush = true;
+        else if (timer.kind === "progress") this.ctx.storage.transactionSync(() => this.progressDue(timer, now));
+        else this.ctx.storage.transactionSync(() => this.expire(timer, now));
+      } catch (err) {
+        console.error(`timer ${timer.kind} of ${timer.task_id} failed`, err);
+        this.store.setTimer(timer.task_id, timer.kind, now + backoffMs(timer.tries), timer.tries + 1);
+      }
+    }
+    this.startDeliveries(now);
+    if (sends.length > 0) await this.sendMessages(sends);
+    if (flush) await this.flushTimer();
+    this.prune(now);
+    await this.recheckStreamKeys(now);
+    if (due.length === ALARM_BATCH) this.store.setTimerIfLater(NAMESPACE_TIMER, "flush", now);
+    await this.armAlarm();
+  }
+
+  private progressDue(timer: TimerRow, now: number): void {
+    this.store.clearTimer(timer.task_id, "progress");
+    const row = this.store.get(timer.task_id);
+    if (row) this.store.emitProgress(row, now);
+  }
+
+  /**
+   * Puts admitted tasks on the queue. A timer moves only after its send succeeded, so a failed
+   * send is retried by a later alarm and no task is ever left queued without a message.
+   *
+   * After a successful send, a queued task's send timer stays as its delivery watchdog, due
+   * `watchdogMs` later: if it fires, no consumer has claimed that attempt, so the message is sent
+   * again (the duplicate, if the first one was only slow, is refused by the claim). It always
+   * belongs to the current attempt: a claim and every other way out of `queued` remove it, and a
+   * retry replaces it. A continuation's timer is dropped instead: a processing attempt whose
+   * message is lost ends by its lease.
+   */
+  private async sendMessages(timers: TimerRow[]): Promise<void> {
+    const pending: { timer: TimerRow; body: TaskMessage }[] = [];
+    for (const timer of timers) {
+      const row = this.store.get(timer.task_id);
+      if (row?.status === "queued") {
+        pending.push({ timer, body: { namespace_id: this.namespaceId, task_id: row.task_id, attempt: row.attempt } });
+      } else if (row?.status === "processing" && row.continuation > 0) {
+        pending.push({ timer, body: { namespace_id: this.namespaceId, task_id: row.task_id, attempt: row.attempt, slice: row.continuation } });
+      } else this.store.clearTimer(timer.task_id, "send");
+    }
+    for (let i = 0; i < pending.length; i += SEND_BATCH) {
+      const chunk = pending.slice(i, i + SEND_BATCH);
+      try {
+        await this.io.sendBatch(chunk.map((p) => ({ body: p.body, contentType: "json" as const })));
+        const watchdogAt = this.clock.now() + this.watchdogMs;
+        // Guarded by due_at: a claim or retry that came while the send was out has its say.
+        this.ctx.storage.transactionSync(() => {
+          for (const { timer, body } of chunk) {
+            if (body.slice === undefined) {
+              this.sql.run(
+                "UPDATE timers SET due_at = ?, tries = 0 WHERE task_id = ? AND kind = 'send' AND due_at = ?",
+                watchdogAt, timer.task_id, timer.due_at,
+              );
+            } else {
+              this.sql.run("DELETE FROM timers WHERE task_id = ? AND kind = 'send' AND due_at = ?", timer.task_id, timer.due_at);
+            }
+          }
+        });
+      } catch (err) {
+        console.error(`queue send of ${chunk.length} tasks failed; retrying`, err);
+        const retryAt = this.clock.now() + backoffMs(chunk[0]?.timer.tries ?? 0);
+        this.ctx.storage.transactionSync(() => {
+          for (const { timer } of chunk) this.store.setTimer(timer.task_id, "send", retryAt, timer.tries + 1);
+        });
+      }
+    }
+  }
+
+  /**
+   * Flushes the outbox to D1 now. The list endpoint calls it before a walk begins, so that every
+   * task created before the walk is in D1 when its first page is read.
+   */
+  async flushNow(): Promise<void> {
+    // A round writes at most a batch of each kind (100 records), so go on until the outbox is
+    // empty. A round moves a batch or throws; the rows there at the start bound the rounds, so
+    // rows that keep arriving meanwhile cannot hold the caller forever.
+    const pending = this.sql.count(
+      "SELECT (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM record_outbox) + (SELECT COUNT(*) FROM delivery_outbox) AS n",
+    );
+    try {
+      for (let round = 0; round <= pending; round++) {
+        if (!(await this.flush())) break;
+      }
+    } catch (err) {
+      console.error("outbox flush on demand failed", err);
+    }
+  }
+
+  private flush(): Promise<boolean> {
+    return flushOutbox({
+      sql: this.sql,
+      db: this.env.DB,
+      namespaceId: this.namespaceId,
+      d1Batch: (statements) => this.io.d1Batch(statements),
+      transaction: (fn) => this.ctx.storage.transactionSync(fn),
+      onTerminalFlushed: (taskId, version, status) => this.evict(taskId, version, status),
+    });
+  }
+
+  /** The flush timer: writes a round of the outbox, again at once if rows remain, later on failure. */
+  private async flushTimer(): Promise<void> {
+    const timer = this.sql.one<{ tries: number }>("SELECT tries FROM timers WHERE task_id = ? AND kind = 'flush'", NAMESPACE_TIMER);
+    this.store.clearTimer(NAMESPACE_TIMER, "flush");
+    try {
+      if (await this.flush()) this.store.setTimerIfLater(NAMESPACE_TIMER, "flush", this.clock.now());
+    } catch (err) {
+      const tries = (timer?.tries ?? 0) + 1;
+      console.error(`outbox flush failed (try ${tries}); retrying`, err);
+      this.store.setTimer(NAMESPACE_TIMER, "flush", this.clock.now() + backoffMs(tries), tries);
+    }
+  }
+
+  /**
+   * A terminal task whose final record is safe in D1 leaves the Durable Object, which keeps its
+   * storage to the live tasks. Its attempts stay a while, so that a late report still gets 409.
+   */
+  private evict(taskId: string, version: number, status: string): void {
+    const row = this.store.get(taskId);
+    if (!row || row.version !== version || !isTerminal(row.status)) return;
+    this.sql.run("DELETE FROM tasks WHERE task_id = ?", taskId);
+    this.sql.run("UPDATE attempts SET final_status = ? WHERE task_id = ?", status, taskId);
+    this.store.clearTaskTimers(taskId);
+  }
+
+  /** Drops what is kept only for a while: old events, settled attempts, idempotency keys. */
+  private prune(now: number): void {
+    this.webhooks.prune(now);
+    this.sql.run(
+      "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE created_at < ? ORDER BY seq LIMIT 500)",
+      now - EVENT_RETENTION_MS,
+    );
+    this.sql.run(
+      `DELETE FROM attempts WHERE rowid IN
+         (SELECT rowid FROM attempts WHERE started_at < ? AND final_status IS NOT NULL LIMIT 500)`,
+      now - ATTEMPT_RETENTION_MS,
+    );
+    this.sql.run(
+      "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE created_at < ? LIMIT 500)",
+      now - IDEMPOTENCY_RETENTION_MS,
+    );
+  }
+}

@@ -1,0 +1,82 @@
+import type { Progress, TaskStatus } from "../tasks/model";
+
+/** The shapes of the Durable Object's task and timer rows, and the helpers that go with them. */
+
+export type TaskRow = {
+  task_id: string;
+  seq: number;
+  task_type: string;
+  status: TaskStatus;
+  inputs: string;
+  outputs: string | null;
+  progress: string;
+  error: string | null;
+  attempt: number;
+  max_attempts: number;
+  priority: number;
+  parent_task_id: string | null;
+  origin: string;
+  created_at: number;
+  queued_at: number | null;
+  started_at: number | null;
+  attempt_started_at: number | null;
+  completed_at: number | null;
+  updated_at: number;
+  timeout_at: number | null;
+  lease_expires_at: number | null;
+  log_count: number;
+  version: number;
+  progress_event_at: number | null;
+  checkpoint: string | null;
+  continuation: number;
+};
+
+/** Columns a transition may change besides status and updated_at. */
+export type TaskPatch = Partial<
+  Pick<
+    TaskRow,
+    | "outputs"
+    | "progress"
+    | "error"
+    | "attempt"
+    | "queued_at"
+    | "started_at"
+    | "attempt_started_at"
+    | "completed_at"
+    | "timeout_at"
+    | "lease_expires_at"
+  >
+>;
+
+export type TimerKind = "send" | "lease" | "timeout" | "flush" | "progress";
+
+export type TimerRow = {
+  task_id: string;
+  kind: TimerKind;
+  due_at: number;
+  tries: number;
+};
+
+/** The namespace-wide timers use this task id. */
+export const NAMESPACE_TIMER = "";
+
+export class InvalidTransition extends Error {
+  constructor(
+    readonly from: TaskStatus,
+    readonly to: TaskStatus,
+  ) {
+    super(`transition ${from} → ${to} is not allowed`);
+  }
+}
+
+export const EMPTY_PROGRESS: Progress = { percent: null, message: null, processed: null, total: null };
+
+/** Cuts a string to at most `maxBytes` of UTF-8 without splitting a character. */
+export function truncateUtf8(text: string, maxBytes: number): string {
+  const bytes = new TextEncoder().encode(text);
+  if (bytes.byteLength <= maxBytes) return text;
+  const marker = " …[truncated]";
+  let cut = maxBytes - new TextEncoder().encode(marker).byteLength;
+  while (cut > 0 && ((bytes[cut] ?? 0) & 0xc0) === 0x80) cut--;
+  return new TextDecoder().decode(bytes.slice(0, cut)) + marker;
+}

@@ -1,0 +1,236 @@
+import { fail, ok, type Result } from "../errors";
+import { getHandler } from "../handlers/registry";
+import { newId } from "../ids";
+import type { NumberedLogLine, LogPayload } from "../db/types";
+import { type CreateTaskInput, isTerminal, type Settings, type Stats, type Task } from "../tasks/model";
+import { iso } from "../time";
+import { NamespacePart } from "./part";
+import { quotaExceeded } from "./limits";
+import { EMPTY_PROGRESS, type TaskRow } from "./task-row";
+
+const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
+
+/**
+ * The namespace's task operations: its settings, creating tasks (one, or many under keys),
+ * cancelling them, and reading them. Each change runs in one transaction and then arms the alarm.
+ */
+export class TaskOps extends NamespacePart {
+  private processorRow(taskType: string) {
+    return this.core.processors.processorRow(taskType);
+  }
+
+  /** Stores the namespace's id and settings; raising the limit admits waiting tasks at once. */
+  async configure(namespaceId: string, settings: Partial<Settings>): Promise<Settings> {
+    const now = this.clock.now();
+    this.ctx.storage.transactionSync(() => {
+      this.namespaceId = namespaceId;
+      const next = { ...this.settings, ...settings };
+      const timeoutChanged = next.processing_timeout_seconds !== this.settings.processing_timeout_seconds;
+      this.settings = next;
+      this.unfinished.reset();
+      this.sql.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('namespace_id', ?)", namespaceId);
+      this.sql.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('settings', ?)", JSON.stringify(next));
+      if (timeoutChanged) this.retimeProcessing();
+      this.admit(now);
+    });
+    await this.armAlarm();
+    return this.settings;
+  }
+
+  /** A new processing timeout applies to running attempts too, measured from their start. */
+  private retimeProcessing(): void {
+    const timeoutMs = this.settings.processing_timeout_seconds * 1000;
+    for (const row of this.sql.all<TaskRow>("SELECT * FROM tasks WHERE status = 'processing'")) {
+      const timeoutAt = (row.attempt_started_at ?? row.updated_at) + timeoutMs;
+      this.store.touch(row, { timeout_at: timeoutAt }, row.updated_at);
+      this.store.setTimer(row.task_id, "timeout", timeoutAt);
+    }
+  }
+
+  /**
+   * Stores a new task and admits it at once when a slot is free. With an idempotency key, a
+   * repeat of the same request returns the task the first one created, even when the Worker
+   * died before it could record the response.
+   */
+  async createTask(input: CreateTaskInput, origin: string, idempotency?: { key: string; requestHash: string }): Promise<Result<Task>> {
+    if (idempotency) {
+      const seen = this.sql.one<{ request_hash: string; task_id: string }>(
+        "SELECT request_hash, task_id FROM idempotency WHERE key = ? AND created_at > ?",
+        idempotency.key, this.clock.now() - IDEMPOTENCY_RETENTION_MS,
+      );
+      if (seen && seen.request_hash !== idempotency.requestHash) {
+        return fail("validation_error", "this Idempotency-Key was used with a different request", { header: "Idempotency-Key" });
+      }
+      if (seen) return this.findTask(seen.task_id);
+    }
+    const processor = this.processorRow(input.task_type);
+    const handler = getHandler(input.task_type);
+    if (!processor && !handler) {
+      return fail("validation_error", `no handler or processor for task_type "${input.task_type}"`, {
+        field: "task_type",
+      });
+    }
+    if (!processor && handler?.inputs) {
+      const parsed = handler.inputs.safeParse(input.inputs ?? {});
+      if (!parsed.success) return fail("validation_error", "invalid inputs", { issues: parsed.error.issues });
+    }
+    if (input.parent_task_id !== undefined && !(await this.findTask(input.parent_task_id)).ok) {
+      return fail("validation_error", `parent task ${input.parent_task_id} not found`, { field: "parent_task_id" });
+    }
+    if (!this.unfinished.fits(1, this.settings.max_unfinished_tasks)) {
+      return quotaExceeded("max_unfinished_tasks", this.settings.max_unfinished_tasks, "unfinished tasks");
+    }
+    const now = this.clock.now();
+    const row = this.ctx.storage.transactionSync(() => {
+      const taskId = this.insertTask(input, origin, now);
+      if (idempotency) {
+        this.sql.run(
+          "INSERT OR REPLACE INTO idempotency (key, request_hash, task_id, created_at) VALUES (?, ?, ?, ?)",
+          idempotency.key, idempotency.requestHash, taskId, now,
+        );
+      }
+      this.admit(now);
+      return this.store.get(taskId);
+    });
+    await this.armAlarm();
+    return row ? ok(this.store.toTask(row)) : fail("internal_error", "task vanished after insert");
+  }
+
+  private insertTask(input: CreateTaskInput, origin: string, now: number): string {
+    const taskId = newId("tsk");
+    this.unfinished.added(1);
+    this.store.insert({
+      task_id: taskId,
+      task_type: input.task_type,
+      status: "created",
+      inputs: JSON.stringify(input.inputs ?? {}),
+      outputs: null,
+      progress: JSON.stringify(EMPTY_PROGRESS),
+      error: null,
+      attempt: 1,
+      max_attempts: input.max_attempts ?? 3,
+      priority: input.priority ?? 5,
+      parent_task_id: input.parent_task_id ?? null,
+      origin,
+      created_at: now,
+      queued_at: null,
+      started_at: null,
+      attempt_started_at: null,
+      completed_at: null,
+      updated_at: now,
+      timeout_at: null,
+      lease_expires_at: null,
+    });
+    return taskId;
+  }
+
+  /**
+   * Creates several built-in tasks in one atomic step, each under a key: a key seen before
+   * returns the task it made, so a repeated call creates nothing twice. `events` are stored (and
+   * fanned out to webhooks) in the same step. The data plane uses this so
+   * that an object and the tasks it causes can never drift apart.
+   */
+  async createTasks(
+    specs: { key: string; input: CreateTaskInput }[],
+    origin: string,
+    events: { type: string; data: Record<string, unknown> }[] = [],
+  ): Promise<Result<string[]>> {
+    for (const { input } of specs) {
+      if (!getHandler(input.task_type) && !this.processorRow(input.task_type)) {
+        return fail("validation_error", `no handler or processor for task_type "${input.task_type}"`);
+      }
+    }
+    const fresh = specs.filter(({ key }) => this.sql.one("SELECT 1 AS seen FROM idempotency WHERE key = ?", key) === null).length;
+    if (fresh > 0 && !this.unfinished.fits(fresh, this.settings.max_unfinished_tasks)) {
+      return quotaExceeded("max_unfinished_tasks", this.settings.max_unfinished_tasks, "unfinished tasks");
+    }
+    const now = this.clock.now();
+    const ids = this.ctx.storage.transactionSync(() => {
+      const made = specs.map(({ key, input }) => {
+        const seen = this.sql.one<{ task_id: string }>("SELECT task_id FROM idempotency WHERE key = ?", key);
+        if (seen) return seen.task_id;
+        const taskId = this.insertTask(input, origin, now);
+        this.sql.run("INSERT INTO idempotency (key, request_hash, task_id, created_at) VALUES (?, '', ?, ?)", key, taskId, now);
+        return taskId;
+      });
+      for (const event of events) this.store.storeEvent(event.type, null, event.data, now);
+      this.admit(now);
+      return made;
+    });
+    await this.armAlarm();
+    return ok(ids);
+  }
+
+  /** The tasks made under keys starting with `prefix` (the data plane's sweep asks this). */
+  tasksByKeyPrefix(prefix: string): { key: string; task_id: string }[] {
+    return this.sql.all<{ key: string; task_id: string }>(
+      "SELECT key, task_id FROM idempotency WHERE key >= ? AND key < ? ORDER BY key",
+      prefix, `${prefix}\uffff`,
+    );
+  }
+
+  /** Cancels every unfinished task whose inputs name `field` = `value` (a deleted collection's). */
+  async cancelWhereInput(field: string, value: string): Promise<number> {
+    const now = this.clock.now();
+    const count = this.ctx.storage.transactionSync(() => {
+      const rows = this.sql.all<TaskRow>(
+        `SELECT * FROM tasks WHERE status IN ('created','queued','processing') AND json_extract(inputs, '$.' || ?) = ?`,
+        field, value,
+      );
+      for (const row of rows) {
+        this.store.transition(row, "cancelled", { completed_at: now, timeout_at: null, lease_expires_at: null }, now, `its ${field} was deleted`);
+        this.store.clearTaskTimers(row.task_id);
+      }
+      if (rows.length > 0) this.admit(now);
+      return rows.length;
+    });
+    await this.armAlarm();
+    return count;
+  }
+
+  /** The live state of those of `taskIds` still held here (tasks that have not left for D1). */
+  liveTasks(taskIds: string[]): Task[] {
+    const tasks: Task[] = [];
+    for (const id of taskIds) {
+      const row = this.store.get(id);
+      if (row) tasks.push(this.store.toTask(row));
+    }
+    return tasks;
+  }
+
+  /** Cancels a task that has not finished; a finished one is returned unchanged. */
+  async cancelTask(taskId: string): Promise<Result<Task>> {
+    const now = this.clock.now();
+    const row = this.ctx.storage.transactionSync(() => {
+      const current = this.store.get(taskId);
+      if (!current || isTerminal(current.status)) return current;
+      const freesSlot = current.status !== "created";
+      const next = this.store.transition(current, "cancelled", { completed_at: now, timeout_at: null, lease_expires_at: null }, now, "cancelled by the client");
+      this.store.clearTaskTimers(taskId);
+      if (freesSlot) this.admit(now);
+      return next;
+    });
+    await this.armAlarm();
+    // A task no longer here has finished and left for D1: it is returned unchanged.
+    return row ? ok(this.store.toTask(row)) : this.findTask(taskId);
+  }
+
+  stats(): Stats {
+    return {
+      created: this.store.countByStatus("created"),
+      queued: this.store.countByStatus("queued"),
+      processing: this.store.countByStatus("processing"),
+      max_concurrent_tasks: this.settings.max_concurrent_tasks,
+      processing_timeout_seconds: this.settings.processing_timeout_seconds,
+    };
+  }
+
+  /** Log lines not yet flushed to D1, after `afterSeq`, oldest first. */
+  pendingLogs(taskId: string, afterSeq: number): NumberedLogLine[] {
+    return this.sql
+      .all<{ payload: string }>("SELECT payload FROM outbox WHERE kind = 'log' AND task_id = ? ORDER BY id", taskId)
+      .map((r) => JSON.parse(r.payload) as LogPayload)
+      .filter((l) => l.seq > afterSeq)
+      .map((l) => ({ seq: l.seq, timestamp: iso(l.at) ?? "", level: l.level, message: l.message, attempt: l.attempt }));
+  }
+}
