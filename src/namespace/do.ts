@@ -32,6 +32,7 @@ import { Clock } from "./clock";
 import { quotaExceeded, RequestBucket, type RequestGrant, UnfinishedTasks } from "./limits";
 import type { TaskMessage } from "./messages";
 import { flushOutbox, type LogPayload } from "./outbox";
+import { attemptOfToken, type BatchReportResult, type Lease, LeaseWaiters, leasable, MAX_LEASE_TASKS, MAX_LEASE_WAIT_SECONDS, queuedWithoutSend } from "./pull";
 import { migrate } from "./schema";
 import { type Delivery, type DeliveryRow, toDelivery, toWebhook, type Webhook, type WebhookPosition, WebhookStore } from "./webhooks";
 import { Sql, sqlPage } from "./sql";
@@ -57,9 +58,13 @@ const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
 /** Longer than any Worker caches a key (KEY_CACHE_TTL_MS), so a cached revoked key opens nothing. */
 const REVOKED_KEY_MEMORY_MS = 60_000;
 
+export type ProcessorMode = "push" | "pull";
+
 export interface ProcessorConfig {
   task_type: string;
-  url: string;
+  mode: ProcessorMode;
+  /** Where tasks are pushed; null for a pull processor. */
+  url: string | null;
   lease_seconds: number;
   created_at: string;
   updated_at: string;
@@ -67,6 +72,7 @@ export interface ProcessorConfig {
 
 type ProcessorRow = {
   task_type: string;
+  mode: ProcessorMode;
   url: string;
   lease_seconds: number;
   secret: string;
@@ -158,6 +164,7 @@ export class NamespaceDO extends DurableObject<Env> {
     const retentionMs = Number(env.TASK_RECORD_RETENTION_SECONDS || 2592000) * 1000;
     this.store = new TaskStore(this.sql, () => this.namespaceId, retentionMs, (eventId, type, at) => {
       if (type === "task.completed" || type === "task.failed" || type === "task.cancelled") this.unfinished.finished();
+      if (type === "task.queued") this.leaseWaiters.wakeAll();
       this.webhooks.fanOut(eventId, type, at);
       this.streams.notify();
       this.wakeWaiters();
@@ -541,7 +548,7 @@ export class NamespaceDO extends DurableObject<Env> {
   private longPolls(): number {
     let count = 0;
     for (const waiters of this.waiters.values()) count += waiters.size;
-    return count;
+    return count + this.leaseWaiters.size;
   }
 
   /** The `max_open_streams` quota: SSE, WebSocket and long-polls together; an error once it is reached. */
@@ -614,7 +621,7 @@ export class NamespaceDO extends DurableObject<Env> {
    * Claims a queued task for the attempt a queue message carries. Only the first delivery of
    * that attempt's message wins; every other delivery is told why not and changes nothing.
    */
-  async claim(message: Pick<TaskMessage, "task_id" | "attempt" | "slice">): Promise<ClaimResult> {
+  async claim(message: Pick<TaskMessage, "task_id" | "attempt" | "slice">, pulled = false): Promise<ClaimResult> {
     const now = this.clock.now();
     const secret = base64url(randomBytes(32));
     const token = `${this.namespaceId}.${secret}`;
@@ -627,6 +634,8 @@ export class NamespaceDO extends DurableObject<Env> {
       }
       this.store.clearTimer(row.task_id, "send");
       const processor = this.processorRow(row.task_type);
+      // A message sent before its type became pulled: the task waits for a worker's lease.
+      if ((processor?.mode === "pull") !== pulled) return { claimed: false, reason: pulled ? "not a pulled task" : "pulled by workers" };
       if (!processor && !getHandler(row.task_type)) {
         const error: TaskError = { code: "no_handler", message: `no handler or processor for "${row.task_type}"`, retryable: false };
         this.finish(row, "failed", { error: JSON.stringify(error) }, now, error.message);
@@ -644,7 +653,7 @@ export class NamespaceDO extends DurableObject<Env> {
         "processing",
         { started_at: row.started_at ?? now, attempt_started_at: now, timeout_at: timeoutAt, lease_expires_at: leaseExpiresAt },
         now,
-        `attempt ${row.attempt} of ${row.max_attempts}${processor ? ` dispatched to ${processor.url}` : ""}`,
+        `attempt ${row.attempt} of ${row.max_attempts}${processor?.mode === "pull" ? " leased by a pull worker" : processor ? ` dispatched to ${processor.url}` : ""}`,
       );
       this.store.setTimer(row.task_id, "lease", leaseExpiresAt);
       this.store.setTimer(row.task_id, "timeout", timeoutAt);
@@ -853,7 +862,8 @@ export class NamespaceDO extends DurableObject<Env> {
   private toProcessor(row: ProcessorRow): ProcessorConfig {
     return {
       task_type: row.task_type,
-      url: row.url,
+      mode: row.mode,
+      url: row.mode === "pull" ? null : row.url,
       lease_seconds: row.lease_seconds,
       created_at: iso(row.created_at) ?? "",
       updated_at: iso(row.updated_at) ?? "",
@@ -861,27 +871,30 @@ export class NamespaceDO extends DurableObject<Env> {
   }
 
   /** Creates or replaces a processor; its secret is made once and returned only then. */
-  putProcessor(taskType: string, url: string, leaseSeconds: number): Result<{ processor: ProcessorConfig; secret: string | null }> {
+  async putProcessor(taskType: string, url: string | null, leaseSeconds: number, mode: ProcessorMode = "push"): Promise<Result<{ processor: ProcessorConfig; secret: string | null }>> {
     const now = this.clock.now();
     this.processorCache.clear();
-    return this.ctx.storage.transactionSync(() => {
+    const result = this.ctx.storage.transactionSync((): Result<{ processor: ProcessorConfig; secret: string | null }> => {
       const existing = this.processorRow(taskType);
       const quota = this.settings.max_processors;
       if (!existing && this.sql.count("SELECT COUNT(*) AS n FROM processors") >= quota) return quotaExceeded("max_processors", quota, "processors");
       const secret = existing ? null : newSigningSecret();
       if (existing) {
-        this.sql.run("UPDATE processors SET url = ?, lease_seconds = ?, updated_at = ? WHERE task_type = ?", url, leaseSeconds, now, taskType);
+        this.sql.run("UPDATE processors SET url = ?, lease_seconds = ?, mode = ?, updated_at = ? WHERE task_type = ?", url ?? "", leaseSeconds, mode, now, taskType);
       } else {
         this.sql.run(
-          "INSERT INTO processors (task_type, url, lease_seconds, secret, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-          taskType, url, leaseSeconds, secret, now, now,
+          "INSERT INTO processors (task_type, url, lease_seconds, secret, mode, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+          taskType, url ?? "", leaseSeconds, secret, mode, now, now,
         );
       }
       this.processorCache.clear();
+      if (existing?.mode === "pull" && mode === "push") this.resumeQueueDelivery(taskType, now);
       const row = this.processorRow(taskType);
       if (!row) throw new Error("processor vanished after write");
       return ok({ processor: this.toProcessor(row), secret });
     });
+    await this.armAlarm();
+    return result;
   }
 
   getProcessor(taskType: string): Result<ProcessorConfig> {
@@ -895,9 +908,16 @@ export class NamespaceDO extends DurableObject<Env> {
     return mapPage(sqlPage(this.sql, list, req), (row) => this.toProcessor(row));
   }
 
-  deleteProcessor(taskType: string): boolean {
+  async deleteProcessor(taskType: string): Promise<boolean> {
+    const pulled = this.processorRow(taskType)?.mode === "pull";
     this.processorCache.clear();
-    return this.sql.run("DELETE FROM processors WHERE task_type = ?", taskType) > 0;
+    const deleted = this.ctx.storage.transactionSync(() => {
+      const gone = this.sql.run("DELETE FROM processors WHERE task_type = ?", taskType) > 0;
+      if (gone && pulled) this.resumeQueueDelivery(taskType, this.clock.now());
+      return gone;
+    });
+    await this.armAlarm();
+    return deleted;
   }
 
   // --- webhooks ------------------------------------------------------------------------------
@@ -1103,7 +1123,11 @@ export class NamespaceDO extends DurableObject<Env> {
     const pending: { timer: TimerRow; body: TaskMessage }[] = [];
     for (const timer of timers) {
       const row = this.store.get(timer.task_id);
-      if (row?.status === "queued") {
+      if (row?.status === "queued" && this.processorRow(row.task_type)?.mode === "pull") {
+        // Pulled tasks never go to the queue: due now (admitted, or a retry's delay over), a lease takes it.
+        this.store.clearTimer(timer.task_id, "send");
+        this.leaseWaiters.wakeAll();
+      } else if (row?.status === "queued") {
         pending.push({ timer, body: { namespace_id: this.namespaceId, task_id: row.task_id, attempt: row.attempt } });
       } else if (row?.status === "processing" && row.continuation > 0) {
         pending.push({ timer, body: { namespace_id: this.namespaceId, task_id: row.task_id, attempt: row.attempt, slice: row.continuation } });
@@ -1209,6 +1233,110 @@ export class NamespaceDO extends DurableObject<Env> {
       "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE created_at < ? LIMIT 500)",
       now - IDEMPOTENCY_RETENTION_MS,
     );
+  }
+
+  // --- pull mode and batches ---
+
+  /** Lease calls waiting for work of a pulled type (SPEC §6). */
+  private readonly leaseWaiters = new LeaseWaiters();
+
+  /**
+   * `POST /v1/tasks/batch`: every task created in one atomic step, or none. Each item is checked
+   * as a single create would be (the first bad one is named by `details.index`); the quota
+   * applies to the whole batch. `batchKey` (the Idempotency-Key, else a fresh id) keys the items,
+   * so a repeat after the Worker died creates nothing twice.
+   */
+  async createTaskBatch(inputs: CreateTaskInput[], origin: string, batchKey: string): Promise<Result<Task[]>> {
+    const parents = new Map<string, boolean>();
+    for (const [index, input] of inputs.entries()) {
+      const processor = this.processorRow(input.task_type);
+      const handler = getHandler(input.task_type);
+      if (!processor && !handler) return fail("validation_error", `no handler or processor for task_type "${input.task_type}"`, { index, field: "task_type" });
+      if (!processor && handler?.inputs) {
+        const parsed = handler.inputs.safeParse(input.inputs ?? {});
+        if (!parsed.success) return fail("validation_error", "invalid inputs", { index, issues: parsed.error.issues });
+      }
+      const parent = input.parent_task_id;
+      if (parent !== undefined) {
+        if (!parents.has(parent)) parents.set(parent, (await this.findTask(parent)).ok);
+        if (!parents.get(parent)) return fail("validation_error", `parent task ${parent} not found`, { index, field: "parent_task_id" });
+      }
+    }
+    // A character no header value may carry keeps these keys apart from single creates' keys.
+    const specs = inputs.map((input, index) => ({ key: `batch\n${batchKey}\n${index}`, input }));
+    const created = await this.createTasks(specs, origin);
+    if (!created.ok) return created;
+    const tasks: Task[] = [];
+    for (const taskId of created.value) {
+      const found = await this.findTask(taskId);
+      if (!found.ok) return fail("internal_error", "a task of the batch vanished after insert");
+      tasks.push(found.value);
+    }
+    return ok(tasks);
+  }
+
+  /**
+   * `POST /v1/processors/{task_type}/lease`: up to `maxTasks` leasable tasks of a pulled type,
+   * each claimed as a queue message's would be (its own attempt, lease and token). With
+   * `waitMs`, waits until at least one is there or the time is up.
+   */
+  async leaseTasks(taskType: string, maxTasks: number, waitMs: number, origin: string): Promise<Result<Lease[]>> {
+    const processor = this.processorRow(taskType);
+    if (!processor) return fail("not_found", `no processor for task_type "${taskType}"`);
+    if (processor.mode !== "pull") return fail("conflict", `the processor of "${taskType}" is in push mode; PUT it with mode "pull" to lease its tasks`, { mode: processor.mode });
+    const base = (this.env.PUBLIC_URL || origin).replace(/\/+$/, "");
+    const deadline = this.clock.now() + Math.min(Math.max(0, waitMs), MAX_LEASE_WAIT_SECONDS * 1000);
+    let waited = false;
+    for (;;) {
+      const leases: Lease[] = [];
+      for (const candidate of leasable(this.sql, taskType, this.clock.now(), Math.min(maxTasks, MAX_LEASE_TASKS))) {
+        const claim = await this.claim(candidate, true);
+        if (!claim.claimed) continue;
+        leases.push({
+          task: claim.task,
+          attempt: claim.task.attempt,
+          lease_expires_at: claim.lease_expires_at,
+          timeout_at: claim.timeout_at,
+          callback: { url: `${base}/v1/tasks/${claim.task.task_id}/callback`, token: claim.token },
+        });
+      }
+      const left = deadline - this.clock.now();
+      if (leases.length > 0 || left <= 0) return ok(leases);
+      if (!waited) {
+        const refused = this.streamQuotaExceeded();
+        if (refused) return { ok: false, error: refused };
+        waited = true;
+      }
+      await this.leaseWaiters.wait(left);
+    }
+  }
+
+  /**
+   * `POST /v1/callbacks`: each report fenced and applied on its own, exactly as its single
+   * callback would be, in the order given; one failing changes nothing for the others.
+   */
+  async reportBatch(reports: { token: string; report: Report }[]): Promise<BatchReportResult[]> {
+    const results: BatchReportResult[] = [];
+    for (const { token, report } of reports) {
+      const attempt = attemptOfToken(this.sql, sha256(token));
+      if (!attempt) {
+        results.push({ task_id: null, status: 401, error: { type: "unauthorized", message: "invalid callback token" } });
+        continue;
+      }
+      const outcome = await this.report(attempt.task_id, token, report);
+      if (outcome.ok) {
+        results.push({ task_id: attempt.task_id, status: 200, task: outcome.value.task, lease_expires_at: outcome.value.lease_expires_at });
+      } else {
+        const { type, message, details } = outcome.error;
+        results.push({ task_id: attempt.task_id, status: type === "conflict" ? 409 : 401, error: { type, message, details } });
+      }
+    }
+    return results;
+  }
+
+  /** Gives a type's queued tasks back to the queue when its pull processor goes away or pushes. */
+  private resumeQueueDelivery(taskType: string, now: number): void {
+    for (const taskId of queuedWithoutSend(this.sql, taskType)) this.store.setTimer(taskId, "send", now);
   }
 }
 
