@@ -54,6 +54,16 @@ app.openapi(
     const tasks = unwrap(await stub.createTaskBatch(inputs, new URL(c.req.url).origin, batchKey));
     return c.json({ tasks }, 201);
   },
+  // A malformed item is named by its index too, as every other refusal of an item is.
+  (result) => {
+    if (result.success) return;
+    const issues = result.error.issues.map((i) => ({ path: i.path.join("."), message: i.message, code: i.code }));
+    const indexes = result.error.issues.flatMap((i) => (i.path[0] === "tasks" && typeof i.path[1] === "number" ? [i.path[1]] : []));
+    const index = indexes.length > 0 ? Math.min(...indexes) : undefined;
+    const first = issues[0];
+    const message = first ? `${first.path || "body"}: ${first.message}` : "invalid request";
+    throw new ApiError("validation_error", message, index === undefined ? { issues } : { index, issues });
+  },
 );
 
 export default app;
