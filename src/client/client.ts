@@ -3,6 +3,7 @@ import { DEFAULT_RETRY, type FetchLike, isRecord, type RetryPolicy, seg, send } 
 import { openEvents, type EventsOptions } from "./events.js";
 import { waitForTask, type WaitOptions } from "./wait.js";
 import { followLogs, type LogLinesOptions } from "./logs.js";
+import { work, type WorkHandler, type WorkOptions } from "./work.js";
 import type { CreateTaskInput, EventFilters, ListFilters, LogLine, Page, Stats, Task, TaskEvent } from "./types.js";
 
 export interface ClientOptions {
@@ -237,6 +238,16 @@ export class EdgeTasksClient {
    */
   waitForTask(taskId: string, options: WaitOptions = {}): Promise<Task> {
     return waitForTask(this, taskId, options);
+  }
+
+  /**
+   * A pull worker for `taskType` (its processor registered with `mode: "pull"`): leases up to
+   * `concurrency` tasks at a time, runs `handler` on each (its return value is the outputs, a
+   * throw fails the attempt), sends progress, logs and results in batches, and renews leases.
+   * Resolves once `signal` aborts and every report is sent.
+   */
+  work(taskType: string, handler: WorkHandler, options: WorkOptions = {}): Promise<void> {
+    return work(this, taskType, handler, options);
   }
 }
 
