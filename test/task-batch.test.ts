@@ -76,15 +76,43 @@ describe("POST /v1/tasks/batch", () => {
     expect(await stats(t)).toMatchObject({ queued: 2 });
   });
 
+  it("answers a batch of 1000 tasks whose response is too large to keep for replay, and a retry creates nothing twice", async () => {
+    const t = await tenant();
+    await pulled(t, "bt_large");
+    // D1 refuses a value over 2 000 000 bytes; the local D1 does not, so the trigger plays its part.
+    await env.DB.exec(
+      "CREATE TRIGGER IF NOT EXISTS d1_value_limit BEFORE UPDATE ON idempotency_keys WHEN length(NEW.response_body) > 2000000 BEGIN SELECT RAISE(ABORT, 'string or blob too big'); END",
+    );
+    try {
+      const items = Array.from({ length: 1000 }, (_, i) => ({ task_type: "bt_large", inputs: { i, text: "y".repeat(2000) } }));
+      const first = await batch(t, items, { "Idempotency-Key": "large-1" });
+      expect(first.status, JSON.stringify(first.body).slice(0, 300)).toBe(201);
+      expect(first.body.tasks).toHaveLength(1000);
+      const again = await batch(t, items, { "Idempotency-Key": "large-1" });
+      expect(again.status, JSON.stringify(again.body).slice(0, 300)).toBe(201);
+      expect(again.body.tasks.map((task) => task.task_id)).toEqual(first.body.tasks.map((task) => task.task_id));
+      const counts = await stats(t);
+      expect(counts.created + counts.queued).toBe(1000);
+      // The key stays bound to its batch in the object, though D1 kept no response.
+      const other = await batch(t, items.slice(0, 10), { "Idempotency-Key": "large-1" });
+      expect(other.status).toBe(422);
+    } finally {
+      await env.DB.exec("DROP TRIGGER IF EXISTS d1_value_limit");
+    }
+  });
+
   it("creates nothing twice when the object is asked again under the same batch key (the Worker died before it answered)", async () => {
     const t = await tenant();
     await pulled(t, "bt_retry");
     const items = [{ task_type: "bt_retry" }, { task_type: "bt_retry" }, { task_type: "bt_retry" }];
     const namespace = namespaceStub(env, t.namespaceId);
-    const first = await namespace.createTaskBatch(items, "http://edge.test", "lost-answer");
-    const second = await namespace.createTaskBatch(items, "http://edge.test", "lost-answer");
+    const key = { key: "lost-answer", requestHash: "h1" };
+    const first = await namespace.createTaskBatch(items, "http://edge.test", key);
+    const second = await namespace.createTaskBatch(items, "http://edge.test", key);
     expect(first.ok && second.ok).toBe(true);
     if (first.ok && second.ok) expect(second.value.map((task) => task.task_id)).toEqual(first.value.map((task) => task.task_id));
     expect(await stats(t)).toMatchObject({ queued: 3 });
+    const refused = await namespace.createTaskBatch(items.slice(0, 1), "http://edge.test", { key: "lost-answer", requestHash: "h2" });
+    expect(refused.ok ? null : refused.error.type).toBe("validation_error");
   });
 });

@@ -50,8 +50,8 @@ app.openapi(
         throw err;
       }
     }
-    const batchKey = c.get("idempotency")?.key ?? crypto.randomUUID();
-    const tasks = unwrap(await stub.createTaskBatch(inputs, new URL(c.req.url).origin, batchKey));
+    const batch = c.get("idempotency") ?? { key: crypto.randomUUID(), requestHash: "" };
+    const tasks = unwrap(await stub.createTaskBatch(inputs, new URL(c.req.url).origin, batch));
     return c.json({ tasks }, 201);
   },
   // A malformed item is named by its index too, as every other refusal of an item is.

@@ -1243,10 +1243,19 @@ export class NamespaceDO extends DurableObject<Env> {
   /**
    * `POST /v1/tasks/batch`: every task created in one atomic step, or none. Each item is checked
    * as a single create would be (the first bad one is named by `details.index`); the quota
-   * applies to the whole batch. `batchKey` (the Idempotency-Key, else a fresh id) keys the items,
-   * so a repeat after the Worker died creates nothing twice.
+   * applies to the whole batch. `batch.key` (the Idempotency-Key, else a fresh id) keys the items,
+   * so a repeat creates nothing twice even when D1 kept no response to replay; the same key with
+   * another request (`batch.requestHash`) is refused.
    */
-  async createTaskBatch(inputs: CreateTaskInput[], origin: string, batchKey: string): Promise<Result<Task[]>> {
+  async createTaskBatch(inputs: CreateTaskInput[], origin: string, batch: { key: string; requestHash: string }): Promise<Result<Task[]>> {
+    const marker = `batch\n${batch.key}`;
+    const seen = this.sql.one<{ request_hash: string }>(
+      "SELECT request_hash FROM idempotency WHERE key = ? AND created_at > ?",
+      marker, this.clock.now() - IDEMPOTENCY_RETENTION_MS,
+    );
+    if (seen && seen.request_hash !== batch.requestHash) {
+      return fail("validation_error", "this Idempotency-Key was used with a different request", { header: "Idempotency-Key" });
+    }
     const parents = new Map<string, boolean>();
     for (const [index, input] of inputs.entries()) {
       const processor = this.processorRow(input.task_type);
@@ -1263,7 +1272,9 @@ export class NamespaceDO extends DurableObject<Env> {
       }
     }
     // A character no header value may carry keeps these keys apart from single creates' keys.
-    const specs = inputs.map((input, index) => ({ key: `batch\n${batchKey}\n${index}`, input }));
+    const specs = inputs.map((input, index) => ({ key: `${marker}\n${index}`, input }));
+    // No await until createTasks has written: the marker commits with the tasks.
+    this.sql.run("INSERT OR REPLACE INTO idempotency (key, request_hash, task_id, created_at) VALUES (?, ?, '', ?)", marker, batch.requestHash, this.clock.now());
     const created = await this.createTasks(specs, origin);
     if (!created.ok) return created;
     const tasks: Task[] = [];
