@@ -1,4 +1,6 @@
 import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { namespaceStub } from "../src/consumer/stub";
 import { describe, expect, it } from "vitest";
 import type { NamespaceDO } from "../src/namespace/do";
 import type { TaskMessage } from "../src/namespace/messages";
@@ -38,14 +40,14 @@ async function reportBatch(t: Tenant, reports: Record<string, unknown>[]): Promi
   return res.body.results;
 }
 
-/** Records every message the namespace's object puts on the queue. */
-async function recordSends(t: Tenant): Promise<TaskMessage[]> {
+/** Records every message the namespace's object puts on the queue; with `drop`, none reaches it. */
+async function recordSends(t: Tenant, drop = false): Promise<TaskMessage[]> {
   const sent: TaskMessage[] = [];
   await runInDurableObject(stub(t), (instance: NamespaceDO) => {
     const send = instance.io.sendBatch;
     instance.io.sendBatch = async (batch) => {
       sent.push(...batch.map((m) => m.body));
-      await send(batch);
+      if (!drop) await send(batch);
     };
   });
   return sent;
@@ -159,6 +161,29 @@ describe("pull-mode processors", () => {
     const more = await lease(t, "pl_limit", { max_tasks: 10 });
     expect(more).toHaveLength(2);
     expect(await stats(t)).toMatchObject({ created: 2, queued: 0, processing: 3 });
+  });
+
+  it("switching modes: a queued task's message no longer claims it once pulled, and push mode sends the pulled ones", async () => {
+    const t = await tenant();
+    const sent = await recordSends(t, true);
+    await call("/v1/processors/pl_switch", { token: t.key, method: "PUT", body: { url: "https://processor.test/run" } });
+    const pushed = await createTask(t, { task_type: "pl_switch" });
+    const [message] = await eventually(async () => {
+      const mine = sent.filter((m) => m.task_id === pushed.task_id);
+      return mine.length > 0 ? mine : undefined;
+    });
+    expect((await call("/v1/processors/pl_switch", { token: t.key, method: "PUT", body: { mode: "pull" } })).status).toBe(200);
+    // The message the queue lost comes after all: its claim takes nothing, and a worker leases the task.
+    const claim = await namespaceStub(env, t.namespaceId).claim({ task_id: pushed.task_id, attempt: message?.attempt ?? 1 });
+    expect(claim.claimed).toBe(false);
+    expect((await getTask(t, pushed.task_id)).status).toBe("queued");
+    expect((await lease(t, "pl_switch")).map((l) => l.task.task_id)).toEqual([pushed.task_id]);
+
+    const pulledTask = await createTask(t, { task_type: "pl_switch" });
+    await advance(t, 1000);
+    expect(sent.filter((m) => m.task_id === pulledTask.task_id)).toEqual([]);
+    expect((await call("/v1/processors/pl_switch", { token: t.key, method: "PUT", body: { url: "https://processor.test/run" } })).status).toBe(200);
+    await eventually(async () => (sent.some((m) => m.task_id === pulledTask.task_id) ? true : undefined), 10_000, "the pulled task to be sent");
   });
 
   it("gives a pulled type's queued tasks back to the queue when its processor is deleted", async () => {

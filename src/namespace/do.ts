@@ -632,10 +632,12 @@ export class NamespaceDO extends DurableObject<Env> {
       if (row.status !== "queued" || row.attempt !== message.attempt) {
         return { claimed: false, reason: `task is ${row.status} at attempt ${row.attempt}` };
       }
-      this.store.clearTimer(row.task_id, "send");
       const processor = this.processorRow(row.task_type);
+      // A lease that raced a switch to push mode: the task keeps its send timer and goes to the queue.
+      if (pulled && processor?.mode !== "pull") return { claimed: false, reason: "not a pulled task" };
+      this.store.clearTimer(row.task_id, "send");
       // A message sent before its type became pulled: the task waits for a worker's lease.
-      if ((processor?.mode === "pull") !== pulled) return { claimed: false, reason: pulled ? "not a pulled task" : "pulled by workers" };
+      if (!pulled && processor?.mode === "pull") return { claimed: false, reason: "pulled by workers" };
       if (!processor && !getHandler(row.task_type)) {
         const error: TaskError = { code: "no_handler", message: `no handler or processor for "${row.task_type}"`, retryable: false };
         this.finish(row, "failed", { error: JSON.stringify(error) }, now, error.message);
