@@ -106,6 +106,17 @@ describe("pull-mode processors", () => {
     expect((await lease(t, "pl_order", { max_tasks: 10 })).map((l) => l.task.task_id)).toEqual([urgent.task_id, first.task_id, second.task_id]);
   });
 
+  it("never gives one task to two leases made at the same time", async () => {
+    const t = await tenant();
+    await pullProcessor(t, "pl_race");
+    const made = [];
+    for (let i = 0; i < 10; i++) made.push((await createTask(t, { task_type: "pl_race" })).task_id);
+    const leases = (await Promise.all(Array.from({ length: 6 }, () => lease(t, "pl_race", { max_tasks: 3 })))).flat();
+    const ids = leases.map((l) => l.task.task_id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect([...ids].sort()).toEqual([...made].sort());
+  });
+
   it("answers a waiting lease as soon as a task of its type is created", async () => {
     const t = await tenant();
     await pullProcessor(t, "pl_wait");

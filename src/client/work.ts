@@ -143,6 +143,7 @@ export async function work(client: WorkClient, taskType: string, handler: WorkHa
     const controller = new AbortController();
     const onStop = () => controller.abort(stop?.reason);
     stop?.addEventListener("abort", onStop, { once: true });
+    if (stop?.aborted) onStop();
     const expiresAt = Date.parse(lease.lease_expires_at);
     const state: Running = {
       token: lease.callback.token,
