@@ -11,9 +11,13 @@
 //      collections end to end, clustering of 20 000 documents, search latency over 100 000.
 //   6. real-time tracking: event latency to SSE listeners, idle WebSocket listeners per namespace
 //      and memory per listener (bench/streams.mjs).
+//   7. pull mode: tasks/s of POST /v1/tasks/batch (100 a call), and end to end with batch creates
+//      and one pull worker (examples/pull-worker.mjs) leasing 100 at a time and reporting in
+//      batches; each ÷ the trivial route's req/s.
 // Options (env): BENCH_PORT (8799), BENCH_SECONDS (8), BENCH_CONCURRENCY (32), BENCH_TASKS (2000),
 // BENCH_BIG (1000000), BENCH_SKIP_RECORDS (1 to skip part 3), BENCH_SKIP_DATAPLANE (1 to skip part 5),
-// BENCH_IMPORT (10000), BENCH_PARTS (comma-separated subset of load,e2e,webhooks,streams; default all),
+// BENCH_IMPORT (10000), BENCH_PARTS (comma-separated subset of load,e2e,webhooks,streams,pull; default all),
+// BENCH_PULL_TASKS (10000),
 // BENCH_LISTENERS (100), BENCH_SOCKETS (4000).
 import { spawn, execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -22,6 +26,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { writeFileSync } from "node:fs";
 import { startProcessor } from "../examples/processor.mjs";
+import { startPullWorker } from "../examples/pull-worker.mjs";
 import { seedNamespace, seedRecords } from "./seed.mjs";
 import { benchStreams } from "./streams.mjs";
 import { embedRate, formatSearch, loadEmbedder, searchLatency, seedDocumentsSql, text, writeSql } from "./dataplane.mjs";
@@ -38,7 +43,8 @@ const LISTS = [
   { name: "list-big", namespaceId: "ns_benchlist00000000big", apiKey: "sk_bench_list_big", count: BIG },
 ];
 const DATAPLANE = process.env.BENCH_SKIP_DATAPLANE !== "1";
-const PARTS = new Set((process.env.BENCH_PARTS ?? "load,e2e,webhooks,streams").split(","));
+const PARTS = new Set((process.env.BENCH_PARTS ?? "load,e2e,webhooks,streams,pull").split(","));
+const PULL_TASKS = Number(process.env.BENCH_PULL_TASKS ?? 10_000);
 const IMPORT = Number(process.env.BENCH_IMPORT ?? 10_000);
 const DP = { name: "bench-dp", namespaceId: "ns_benchdataplane000000", apiKey: "sk_bench_dataplane" };
 const PURGE = { name: "purge", namespaceId: "ns_benchpurge0000000000", apiKey: "sk_bench_purge", count: 200_000 };
@@ -170,13 +176,22 @@ try {
     if (res.status !== 200) throw new Error(`raising the rate of ${seeded.name} failed: ${res.status} ${res.text}`);
   }
 
+  /** GET /health's req/s, the yardstick every figure is divided by (measured once a run). */
+  let trivialRps = null;
+  const trivialRate = async () => {
+    if (trivialRps === null) {
+      await load("warm-up", () => http("GET", "/health"));
+      trivialRps = (await load("GET /health (trivial)", () => http("GET", "/health"))).rps;
+    }
+    return trivialRps;
+  };
+
   if (PARTS.has("load")) {
   // 1. Creation against the runtime's own ceiling. The processor accepts and never reports, so
   //    admitted tasks stay processing and the rest wait in the backlog: only creation is measured.
   const createKey = await admin("bench-create", { max_concurrent_tasks: 100 });
   await http("PUT", "/v1/processors/bench_hold", { token: createKey, body: { url: `http://127.0.0.1:${PROCESSOR_PORT}/hold`, lease_seconds: 3600 } });
-  await load("warm-up", () => http("GET", "/health"));
-  const trivial = await load("GET /health (trivial)", () => http("GET", "/health"));
+  const trivial = { rps: await trivialRate() };
   const authed = await load("GET /v1/tasks/stats (auth+DO)", () => http("GET", "/v1/tasks/stats", { token: createKey }));
   const create = await load("POST /v1/tasks", () => http("POST", "/v1/tasks", { token: createKey, body: { task_type: "bench_hold", inputs: { n: 1 } } }));
   console.log(`\n  creation / trivial route: ${(create.rps / trivial.rps).toFixed(2)}   (auth+DO read / trivial: ${(authed.rps / trivial.rps).toFixed(2)})\n`);
@@ -276,6 +291,43 @@ try {
   const hookSeconds = (performance.now() - tHooks) / 1000;
   console.log(`  webhook deliveries: ${burst * 3} events in ${hookSeconds.toFixed(1)} s → ${(burst * 3 / hookSeconds).toFixed(0)} events/s (creation included)`);
   sink.close();
+  }
+
+  if (PARTS.has("pull")) {
+    // 7. Pull mode. First batch creation alone: a pulled type nobody leases, so tasks only pile up.
+    console.log("");
+    const trivial = await trivialRate();
+    const holdKey = await admin("bench-batch", { max_concurrent_tasks: 100 });
+    await http("PUT", "/v1/processors/bench_pull_hold", { token: holdKey, body: { mode: "pull" } });
+    const hundred = (type) => ({ tasks: Array.from({ length: 100 }, (_, i) => ({ task_type: type, inputs: { n: i } })) });
+    const batches = await load("POST /v1/tasks/batch (×100)", () => http("POST", "/v1/tasks/batch", { token: holdKey, body: hundred("bench_pull_hold") }));
+    const batchTasks = batches.rps * 100;
+    console.log(`  batch create: ${batchTasks.toFixed(0)} tasks/s → ${(batchTasks / trivial).toFixed(2)} × the trivial route's req/s`);
+
+    // End to end: batch creates and one pull worker that leases up to 100 and reports in batches.
+    const pullKey = await admin("bench-pull", { max_concurrent_tasks: 1000 });
+    await http("PUT", "/v1/processors/bench_pull", { token: pullKey, body: { mode: "pull", lease_seconds: 300 } });
+    const worker = startPullWorker({ baseUrl: BASE, apiKey: pullKey, taskType: "bench_pull", concurrency: 100, waitSeconds: 5, quiet: true });
+    const t0 = performance.now();
+    let sent = 0;
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      while (sent < PULL_TASKS) {
+        sent += 100;
+        const res = await http("POST", "/v1/tasks/batch", { token: pullKey, body: hundred("bench_pull") });
+        if (res.status !== 201) throw new Error(`batch create failed: ${res.status} ${res.text.slice(0, 200)}`);
+      }
+    }));
+    const createdIn = (performance.now() - t0) / 1000;
+    await waitFor(async () => {
+      const s = (await http("GET", "/v1/tasks/stats", { token: pullKey })).json;
+      return s.created + s.queued + s.processing === 0;
+    }, 600_000, "every pulled task to finish");
+    const elapsed = (performance.now() - t0) / 1000;
+    await worker.stop();
+    const pullRate = sent / elapsed;
+    console.log(`  pull end to end: ${sent} tasks created in ${createdIn.toFixed(1)} s, all finished in ${elapsed.toFixed(1)} s`);
+    console.log(`  → ${pullRate.toFixed(0)} tasks/s create → completed (limit 1000 at once) → ${(pullRate / trivial).toFixed(2)} × the trivial route's req/s`);
+    console.log(`    the worker's reports were answered ${JSON.stringify(worker.answers())}`);
   }
 
   if (PARTS.has("streams")) await benchStreams({ base: BASE, http, admin, processorPort: PROCESSOR_PORT, serverGroup: server.pid });

@@ -7,11 +7,12 @@ import { ApiError, errorBody } from "../errors";
 import { LIMITS } from "../tasks/model";
 import { authenticate } from "./auth";
 import { emptyJsonIsEmptyObject } from "./json-body";
-import callbacks from "./callbacks";
+import callbacks, { batchCallbacks } from "./callbacks";
 import events from "./events";
 import { newApp } from "./env";
 import namespaces from "./namespaces";
 import processors from "./processors";
+import taskBatch from "./task-batch";
 import tasks from "./tasks";
 import webhooks from "./webhooks";
 import buckets from "./buckets";
@@ -52,13 +53,17 @@ export function createApp() {
   // Authentication and the rate limit read headers only, so that a request without valid
   // credentials, or beyond its namespace's limit, is answered before its body is read.
   app.use("/v1/*", authenticate);
-  app.use("/v1/*", (c, next) => (/^\/v1\/buckets\/[^/]+\/objects\/batch$/.test(c.req.path) ? batchLimit(c, next) : ordinaryLimit(c, next)));
+  // Batch routes (an import, a batch of tasks or of callback reports) take the larger limit.
+  const batchRoute = /^\/v1\/(buckets\/[^/]+\/objects\/batch|tasks\/batch|callbacks)$/;
+  app.use("/v1/*", (c, next) => (batchRoute.test(c.req.path) ? batchLimit(c, next) : ordinaryLimit(c, next)));
   app.use("/v1/*", requireJson);
   app.use("/v1/*", emptyJsonIsEmptyObject);
 
   app.route("/v1/namespaces", namespaces);
   app.route("/v1/tasks", callbacks);
+  app.route("/v1/callbacks", batchCallbacks);
   app.route("/v1", events);
+  app.route("/v1/tasks", taskBatch);
   app.route("/v1/tasks", tasks);
   app.route("/v1/processors", processors);
   app.route("/v1/webhooks", webhooks);

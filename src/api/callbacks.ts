@@ -3,9 +3,9 @@ import type { Context } from "hono";
 import { namespaceStub } from "../namespace/stub";
 import { namespaceExists } from "../db/namespaces";
 import { ApiError, unwrap } from "../errors";
-import type { Report } from "../namespace/contract";
+import { MAX_BATCH_REPORTS, type Report } from "../namespace/contract";
 import { jsonBytes, LIMITS, LOG_LEVELS, ProgressInputSchema, TaskSchema } from "../tasks/model";
-import { bearerToken } from "./auth";
+import { bearerToken, namespaceOf } from "./auth";
 import { type AppEnv, newApp } from "./env";
 import { errorResponses, json, jsonBody, TaskIdParam } from "./schemas";
 
@@ -82,5 +82,68 @@ app.openapi(route("fail", "Fail the attempt (retried unless retryable is false)"
   const ack = await report(c, c.req.valid("param").task_id, { kind: "fail", error: body.error, retryable: body.retryable ?? true });
   return c.json(ack.task, 200);
 });
+
+/** `POST /v1/callbacks`: many reports of pull (or push) attempts in one request, with the namespace's API key. */
+export const batchCallbacks = newApp();
+
+const token = z.string().min(1).max(200).openapi({ description: "callback.token of the attempt" });
+const ReportItem = z
+  .discriminatedUnion("type", [
+    z.object({ token, type: z.literal("progress"), ...ProgressInputSchema.shape }).strict(),
+    z.object({ token, type: z.literal("logs"), ...LogsBody.shape }).strict(),
+    z.object({ token, type: z.literal("complete"), ...CompleteBody.shape }).strict(),
+    z.object({ token, type: z.literal("fail"), ...FailBody.shape }).strict(),
+  ])
+  .openapi("CallbackReport");
+type ReportItem = z.infer<typeof ReportItem>;
+
+const BatchResult = z
+  .object({
+    task_id: z.string().nullable(),
+    status: z.union([z.literal(200), z.literal(401), z.literal(409)]),
+    task: TaskSchema.optional(),
+    lease_expires_at: z.string().nullable().optional().openapi({ description: "While the attempt goes on: when its lease now ends" }),
+    error: z.object({ type: z.string(), message: z.string(), details: z.unknown().optional() }).optional(),
+  })
+  .openapi("CallbackResult");
+
+function toReport(item: ReportItem, index: number): Report {
+  switch (item.type) {
+    case "progress": {
+      const { token: _token, type: _type, ...progress } = item;
+      return { kind: "progress", progress };
+    }
+    case "logs":
+      return { kind: "logs", lines: item.lines };
+    case "complete": {
+      const outputs = item.outputs ?? {};
+      if (jsonBytes(outputs) > LIMITS.outputsBytes) {
+        throw new ApiError("payload_too_large", `outputs exceed ${LIMITS.outputsBytes} bytes of JSON`, { index, field: "outputs" });
+      }
+      return { kind: "complete", outputs };
+    }
+    case "fail":
+      return { kind: "fail", error: item.error, retryable: item.retryable ?? true };
+  }
+}
+
+batchCallbacks.openapi(
+  createRoute({
+    method: "post",
+    path: "/",
+    tags: ["Processor callbacks"],
+    summary: `Send up to ${MAX_BATCH_REPORTS} attempt reports at once`,
+    description:
+      "Each report is fenced and applied on its own, exactly as its single callback would be; results come in the order given: " +
+      "200 with the task, 401 for an unknown token, 409 when the attempt has ended.",
+    security: [{ apiKey: [] }],
+    request: { body: jsonBody(z.object({ reports: z.array(ReportItem).min(1).max(MAX_BATCH_REPORTS) }).strict().openapi("CallbackBatch")) },
+    responses: { 200: json(z.object({ results: z.array(BatchResult) }), "One result a report, in order"), ...errorResponses },
+  }),
+  async (c) => {
+    const reports = c.req.valid("json").reports.map((item, index) => ({ token: item.token, report: toReport(item, index) }));
+    return c.json({ results: await namespaceOf(c).reportBatch(reports) }, 200);
+  },
+);
 
 export default app;

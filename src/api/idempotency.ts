@@ -56,7 +56,15 @@ export const idempotent: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (c.res.status >= 500) await releaseKey(c.env.DB, scope, key);
   else {
     const sealed = await sealResponse(serverSecret(c.env), scope, key, c.res.status, await c.res.clone().text());
-    await completeKey(c.env.DB, scope, key, c.res.status, sealed);
+    try {
+      await completeKey(c.env.DB, scope, key, c.res.status, sealed);
+    } catch (err) {
+      // The request took effect; a response D1 cannot keep (over its 2 MB value limit, say) must
+      // not turn it into a 500. The key is freed instead: a retry runs again, and the creates
+      // that can be that large (task batches) are keyed in their Durable Object as well.
+      console.error("an idempotent response could not be stored; its key is freed", err);
+      await releaseKey(c.env.DB, scope, key);
+    }
   }
 };
 

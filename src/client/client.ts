@@ -4,6 +4,7 @@ import { openEvents, type EventsOptions } from "./events.js";
 import { waitForTask, type WaitOptions } from "./wait.js";
 import { followLogs, type LogLinesOptions } from "./logs.js";
 import type { ClientPort, GetTaskOptions, QueryValue, VersionedTask } from "./port.js";
+import { work, type WorkHandler, type WorkOptions } from "./work.js";
 import type { CreateTaskInput, EventFilters, ListFilters, LogLine, Page, Stats, Task, TaskEvent } from "./types.js";
 
 export type { GetTaskOptions, QueryValue, VersionedTask } from "./port.js";
@@ -224,6 +225,16 @@ export class EdgeTasksClient implements ClientPort {
    */
   waitForTask(taskId: string, options: WaitOptions = {}): Promise<Task> {
     return waitForTask(this, taskId, options);
+  }
+
+  /**
+   * A pull worker for `taskType` (its processor registered with `mode: "pull"`): leases up to
+   * `concurrency` tasks at a time, runs `handler` on each (its return value is the outputs, a
+   * throw fails the attempt), sends progress, logs and results in batches, and renews leases.
+   * Resolves once `signal` aborts and every report is sent.
+   */
+  work(taskType: string, handler: WorkHandler, options: WorkOptions = {}): Promise<void> {
+    return work(this, taskType, handler, options);
   }
 }
 

@@ -26,4 +26,5 @@ export {
   type TaskStatus,
 } from "./types.js";
 export type { WaitOptions } from "./wait.js";
+export type { WorkContext, WorkHandler, WorkOptions } from "./work.js";
 export { verifyWebhook, WebhookVerificationError, type HeaderSource, type WebhookEvent } from "./webhooks.js";

@@ -53,15 +53,19 @@ export class Attempts {
    * Claims a queued task for the attempt a queue message carries, under `token`. Only the first
    * delivery of that attempt's message wins; every other delivery is told why not and changes nothing.
    */
-  claim(message: Pick<TaskMessage, "task_id" | "attempt" | "slice">, token: string, now: number): ClaimResult {
+  claim(message: Pick<TaskMessage, "task_id" | "attempt" | "slice">, token: string, now: number, pulled = false): ClaimResult {
     const row = this.store.get(message.task_id);
     if (!row) return { claimed: false, reason: "unknown task" };
     if (message.slice !== undefined) return this.claimContinuation(row, message.attempt, message.slice, token, now);
     if (row.status !== "queued" || row.attempt !== message.attempt) {
       return { claimed: false, reason: `task is ${row.status} at attempt ${row.attempt}` };
     }
-    this.store.clearTimer(row.task_id, "send");
     const processor = this.processorRow(row.task_type);
+    // A lease that raced a switch to push mode: the task keeps its send timer and goes to the queue.
+    if (pulled && processor?.mode !== "pull") return { claimed: false, reason: "not a pulled task" };
+    this.store.clearTimer(row.task_id, "send");
+    // A message sent before its type became pulled: the task waits for a worker's lease.
+    if (!pulled && processor?.mode === "pull") return { claimed: false, reason: "pulled by workers" };
     if (!processor && !getHandler(row.task_type)) {
       const error: TaskError = { code: "no_handler", message: `no handler or processor for "${row.task_type}"`, retryable: false };
       this.finish(row, "failed", { error: JSON.stringify(error) }, now, error.message);
@@ -79,7 +83,7 @@ export class Attempts {
       "processing",
       { started_at: row.started_at ?? now, attempt_started_at: now, timeout_at: timeoutAt, lease_expires_at: leaseExpiresAt },
       now,
-      `attempt ${row.attempt} of ${row.max_attempts}${processor ? ` dispatched to ${processor.url}` : ""}`,
+      `attempt ${row.attempt} of ${row.max_attempts}${processor?.mode === "pull" ? " leased by a pull worker" : processor ? ` dispatched to ${processor.url}` : ""}`,
     );
     this.store.setTimer(row.task_id, "lease", leaseExpiresAt);
     this.store.setTimer(row.task_id, "timeout", timeoutAt);

@@ -16,9 +16,14 @@ export type { Delivery, NumberedLogLine, RequestGrant };
 /** Lease of a built-in handler's attempt; the consumer renews it well before it runs out. */
 export const BUILTIN_LEASE_SECONDS = 60;
 
+/** push: the queue consumer POSTs each task to the processor's url; pull: workers lease tasks (SPEC §6). */
+export type ProcessorMode = "push" | "pull";
+
 export interface ProcessorConfig {
   task_type: string;
-  url: string;
+  mode: ProcessorMode;
+  /** Where tasks are pushed; null for a pull processor. */
+  url: string | null;
   lease_seconds: number;
   created_at: string;
   updated_at: string;
@@ -72,6 +77,31 @@ export interface ReportAck {
   task: Task;
 }
 
+/** SPEC §6's pull mode: at most this many tasks a lease call, and this long a long-poll. */
+export const MAX_LEASE_TASKS = 100;
+export const MAX_LEASE_WAIT_SECONDS = 60;
+/** Reports one `POST /v1/callbacks` carries at most. */
+export const MAX_BATCH_REPORTS = 100;
+
+/** One leased task, as `POST /v1/processors/{task_type}/lease` answers it. */
+export interface Lease {
+  task: Task;
+  attempt: number;
+  lease_expires_at: string;
+  timeout_at: string;
+  callback: { url: string; token: string };
+}
+
+/** The outcome of one report of a `POST /v1/callbacks` batch, in the order given. */
+export interface BatchReportResult {
+  task_id: string | null;
+  status: 200 | 401 | 409;
+  task?: Task;
+  /** While the attempt goes on, when its lease now ends (a report renews it). */
+  lease_expires_at?: string | null;
+  error?: { type: string; message: string; details?: unknown };
+}
+
 export type WebhookPatch = { url?: string; event_types?: string[]; description?: string | null; is_active?: boolean };
 
 /**
@@ -107,10 +137,10 @@ export interface NamespaceRpc {
   deadLetter(message: Pick<TaskMessage, "task_id" | "attempt">): Promise<void>;
   forceTransition(taskId: string, to: TaskStatus): Result<Task>;
 
-  putProcessor(taskType: string, url: string, leaseSeconds: number): Result<{ processor: ProcessorConfig; secret: string | null }>;
+  putProcessor(taskType: string, url: string | null, leaseSeconds: number, mode?: ProcessorMode): Promise<Result<{ processor: ProcessorConfig; secret: string | null }>>;
   getProcessor(taskType: string): Result<ProcessorConfig>;
   listProcessors(req: PageRequest<ProcessorPosition>): Page<ProcessorConfig, ProcessorPosition>;
-  deleteProcessor(taskType: string): boolean;
+  deleteProcessor(taskType: string): Promise<boolean>;
 
   createWebhook(input: { url: string; event_types: string[]; description: string | null }): Promise<Result<{ webhook: Webhook; secret: string }>>;
   listWebhooks(req: PageRequest<WebhookPosition>): Page<Webhook, WebhookPosition>;
@@ -123,4 +153,8 @@ export interface NamespaceRpc {
   deliveriesInFlight(): number;
 
   flushNow(): Promise<void>;
+
+  createTaskBatch(inputs: CreateTaskInput[], origin: string, batch: { key: string; requestHash: string }): Promise<Result<Task[]>>;
+  leaseTasks(taskType: string, maxTasks: number, waitMs: number, origin: string): Promise<Result<Lease[]>>;
+  reportBatch(reports: { token: string; report: Report }[]): Promise<BatchReportResult[]>;
 }

@@ -5,6 +5,7 @@ import { Clock } from "./clock";
 import { RequestBucket, UnfinishedTasks } from "./limits";
 import type { TaskMessage } from "./messages";
 import { ProcessorStore } from "./processors";
+import { LeaseWaiters } from "./pull";
 import { migrate } from "./schema";
 import { Sql } from "./sql";
 import { EventStreams } from "./streams";
@@ -32,6 +33,8 @@ export class NamespaceCore {
   readonly processors: ProcessorStore;
   readonly streams: EventStreams;
   readonly waiters = new Waiters();
+  /** Lease calls of pull workers waiting for work (SPEC §6); they count as long-polls. */
+  readonly leaseWaiters = new LeaseWaiters();
   namespaceId = "";
   settings: Settings = { ...DEFAULT_SETTINGS };
   /**
@@ -62,6 +65,7 @@ export class NamespaceCore {
     const retentionMs = Number(env.TASK_RECORD_RETENTION_SECONDS || 2592000) * 1000;
     this.store = new TaskStore(this.sql, () => this.namespaceId, retentionMs, (eventId, type, at) => {
       if (type === "task.completed" || type === "task.failed" || type === "task.cancelled") this.unfinished.finished();
+      if (type === "task.queued") this.leaseWaiters.wakeAll();
       this.webhooks.fanOut(eventId, type, at);
       this.streams.notify();
       this.waiters.wake((taskId) => this.store.get(taskId)?.version ?? Infinity);

@@ -7,10 +7,13 @@ import type { CreateTaskInput, Settings, Stats, Task, TaskStatus } from "../task
 import { Attempts, sha256 } from "./attempts";
 import type { Clock } from "./clock";
 import type {
+  BatchReportResult,
   ClaimResult,
   Delivery,
+  Lease,
   NamespaceRpc,
   ProcessorConfig,
+  ProcessorMode,
   ProcessorPosition,
   Report,
   ReportAck,
@@ -22,6 +25,7 @@ import { NamespaceCore, notFoundMessage } from "./core";
 import { Deliveries } from "./deliveries";
 import { quotaExceeded, type RequestGrant } from "./limits";
 import type { TaskMessage } from "./messages";
+import { PullMode } from "./pull-mode";
 import { Scheduler } from "./scheduler";
 import { StreamGate } from "./stream-gate";
 import type { EventStreams } from "./streams";
@@ -45,6 +49,7 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
   private readonly deliveries: Deliveries;
   private readonly gate: StreamGate;
   private readonly scheduler: Scheduler;
+  private readonly pull: PullMode;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -59,6 +64,7 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
     this.deliveries = new Deliveries(this.core);
     this.gate = new StreamGate(this.core);
     this.scheduler = new Scheduler(this.core, this.attempts, this.deliveries, this.gate);
+    this.pull = new PullMode(this.core, this.tasks, this.attempts, this.gate);
   }
 
   /** Runs `fn` in one transaction, then arms the alarm for whatever it scheduled. */
@@ -207,10 +213,18 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
 
   // --- processors ----------------------------------------------------------------------------
 
-  /** Creates or replaces a processor; its secret is made once and returned only then. */
-  putProcessor(taskType: string, url: string, leaseSeconds: number): Result<{ processor: ProcessorConfig; secret: string | null }> {
+  /**
+   * Creates or replaces a processor; its secret is made once and returned only then. A type
+   * switched from pull to push gives its waiting tasks back to the queue.
+   */
+  putProcessor(taskType: string, url: string | null, leaseSeconds: number, mode: ProcessorMode = "push"): Promise<Result<{ processor: ProcessorConfig; secret: string | null }>> {
     const now = this.clock.now();
-    return this.ctx.storage.transactionSync(() => this.core.processors.put(taskType, url, leaseSeconds, this.core.settings.max_processors, now));
+    return this.changed(() => {
+      const wasPulled = this.core.processors.processorRow(taskType)?.mode === "pull";
+      const result = this.core.processors.put(taskType, url, leaseSeconds, mode, this.core.settings.max_processors, now);
+      if (result.ok && wasPulled && mode === "push") this.pull.resumeQueueDelivery(taskType, now);
+      return result;
+    });
   }
 
   getProcessor(taskType: string): Result<ProcessorConfig> {
@@ -221,8 +235,15 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
     return this.core.processors.list(req);
   }
 
-  deleteProcessor(taskType: string): boolean {
-    return this.core.processors.remove(taskType);
+  /** Deletes a processor; the waiting tasks of a pulled type go back to the queue. */
+  deleteProcessor(taskType: string): Promise<boolean> {
+    const now = this.clock.now();
+    return this.changed(() => {
+      const wasPulled = this.core.processors.processorRow(taskType)?.mode === "pull";
+      const gone = this.core.processors.remove(taskType);
+      if (gone && wasPulled) this.pull.resumeQueueDelivery(taskType, now);
+      return gone;
+    });
   }
 
   // --- webhooks ------------------------------------------------------------------------------
@@ -280,5 +301,19 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
   /** Flushes the outbox to D1 now (the list endpoint calls it before a walk begins). */
   flushNow(): Promise<void> {
     return this.scheduler.flushNow();
+  }
+
+  // --- pull mode and batches (see PullMode) ---------------------------------------------------
+
+  createTaskBatch(inputs: CreateTaskInput[], origin: string, batch: { key: string; requestHash: string }): Promise<Result<Task[]>> {
+    return this.pull.createTaskBatch(inputs, origin, batch);
+  }
+
+  leaseTasks(taskType: string, maxTasks: number, waitMs: number, origin: string): Promise<Result<Lease[]>> {
+    return this.pull.leaseTasks(taskType, maxTasks, waitMs, origin);
+  }
+
+  reportBatch(reports: { token: string; report: Report }[]): Promise<BatchReportResult[]> {
+    return this.pull.reportBatch(reports);
   }
 }

@@ -2,12 +2,14 @@ import { mapPage, newestFirst, type Page, type PageRequest } from "../db/keyset"
 import { fail, ok, type Result } from "../errors";
 import { newSigningSecret } from "../ids";
 import { iso } from "../time";
-import type { ProcessorConfig, ProcessorPosition } from "./contract";
+import type { ProcessorConfig, ProcessorMode, ProcessorPosition } from "./contract";
 import { quotaExceeded } from "./limits";
 import { type Sql, sqlPage } from "./sql";
 
 export type ProcessorRow = {
   task_type: string;
+  mode: ProcessorMode;
+  /** '' for a pull processor. */
   url: string;
   lease_seconds: number;
   secret: string;
@@ -36,7 +38,8 @@ export class ProcessorStore {
   private toProcessor(row: ProcessorRow): ProcessorConfig {
     return {
       task_type: row.task_type,
-      url: row.url,
+      mode: row.mode,
+      url: row.mode === "pull" ? null : row.url,
       lease_seconds: row.lease_seconds,
       created_at: iso(row.created_at) ?? "",
       updated_at: iso(row.updated_at) ?? "",
@@ -44,17 +47,17 @@ export class ProcessorStore {
   }
 
   /** Creates or replaces a processor; its secret is made once and returned only then. Call it in a transaction. */
-  put(taskType: string, url: string, leaseSeconds: number, quota: number, now: number): Result<{ processor: ProcessorConfig; secret: string | null }> {
+  put(taskType: string, url: string | null, leaseSeconds: number, mode: ProcessorMode, quota: number, now: number): Result<{ processor: ProcessorConfig; secret: string | null }> {
     this.processorCache.clear();
     const existing = this.processorRow(taskType);
     if (!existing && this.sql.count("SELECT COUNT(*) AS n FROM processors") >= quota) return quotaExceeded("max_processors", quota, "processors");
     const secret = existing ? null : newSigningSecret();
     if (existing) {
-      this.sql.run("UPDATE processors SET url = ?, lease_seconds = ?, updated_at = ? WHERE task_type = ?", url, leaseSeconds, now, taskType);
+      this.sql.run("UPDATE processors SET url = ?, lease_seconds = ?, mode = ?, updated_at = ? WHERE task_type = ?", url ?? "", leaseSeconds, mode, now, taskType);
     } else {
       this.sql.run(
-        "INSERT INTO processors (task_type, url, lease_seconds, secret, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-        taskType, url, leaseSeconds, secret, now, now,
+        "INSERT INTO processors (task_type, url, lease_seconds, secret, mode, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        taskType, url ?? "", leaseSeconds, secret, mode, now, now,
       );
     }
     this.processorCache.clear();

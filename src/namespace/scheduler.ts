@@ -98,7 +98,11 @@ export class Scheduler extends NamespacePart {
     const pending: { timer: TimerRow; body: TaskMessage }[] = [];
     for (const timer of timers) {
       const row = this.store.get(timer.task_id);
-      if (row?.status === "queued") {
+      if (row?.status === "queued" && this.core.processors.processorRow(row.task_type)?.mode === "pull") {
+        // Pulled tasks never go to the queue: due now (admitted, or a retry's delay over), a lease takes it.
+        this.store.clearTimer(timer.task_id, "send");
+        this.core.leaseWaiters.wakeAll();
+      } else if (row?.status === "queued") {
         pending.push({ timer, body: { namespace_id: this.namespaceId, task_id: row.task_id, attempt: row.attempt } });
       } else if (row?.status === "processing" && row.continuation > 0) {
         pending.push({ timer, body: { namespace_id: this.namespaceId, task_id: row.task_id, attempt: row.attempt, slice: row.continuation } });

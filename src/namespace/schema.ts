@@ -190,6 +190,16 @@ const MIGRATIONS: readonly { id: number; name: string; sql: string }[] = [
       ALTER TABLE tasks ADD COLUMN continuation INTEGER NOT NULL DEFAULT 0;
     `,
   },
+  {
+    id: 5,
+    name: "pull-mode processors: workers lease queued tasks of their type",
+    sql: `
+      -- A pull processor has no url (stored as ''): its tasks never go to the queue.
+      ALTER TABLE processors ADD COLUMN mode TEXT NOT NULL DEFAULT 'push' CHECK (mode IN ('push', 'pull'));
+      -- A lease takes the queued tasks of one type, highest priority then oldest first.
+      CREATE INDEX tasks_by_type ON tasks (task_type, status, priority DESC, seq);
+    `,
+  },
 ];
 
 /** Applies every migration not yet applied, each in its own transaction. */

@@ -104,7 +104,7 @@ export class StreamGate extends NamespacePart {
 
   /** How many streams are open (for the benchmark and tests). */
   streamCounts(): { sse: number; websocket: number; long_polls: number } {
-    return { ...this.streams.counts(), long_polls: this.waiters.count() };
+    return { ...this.streams.counts(), long_polls: this.waiters.count() + this.core.leaseWaiters.size };
   }
 
   /**
@@ -120,7 +120,7 @@ export class StreamGate extends NamespacePart {
   }
 
   /** The `max_open_streams` quota: SSE, WebSocket and long-polls together; an error once it is reached. */
-  private streamQuotaExceeded(): { type: "rate_limited"; message: string; details: { quota: string; limit: number }; retry_after_seconds: number } | null {
+  streamQuotaExceeded(): { type: "rate_limited"; message: string; details: { quota: string; limit: number }; retry_after_seconds: number } | null {
     const limit = this.settings.max_open_streams ?? DEFAULT_MAX_OPEN_STREAMS;
     const { sse, websocket, long_polls } = this.streamCounts();
     if (sse + websocket + long_polls < limit) return null;

@@ -1,4 +1,4 @@
-import { fail, ok, type Result } from "../errors";
+import { type ErrorInfo, fail, ok, type Result } from "../errors";
 import { getHandler } from "../handlers/registry";
 import { newId } from "../ids";
 import type { NumberedLogLine, LogPayload } from "../db/types";
@@ -63,17 +63,8 @@ export class TaskOps extends NamespacePart {
       }
       if (seen) return this.findTask(seen.task_id);
     }
-    const processor = this.processorRow(input.task_type);
-    const handler = getHandler(input.task_type);
-    if (!processor && !handler) {
-      return fail("validation_error", `no handler or processor for task_type "${input.task_type}"`, {
-        field: "task_type",
-      });
-    }
-    if (!processor && handler?.inputs) {
-      const parsed = handler.inputs.safeParse(input.inputs ?? {});
-      if (!parsed.success) return fail("validation_error", "invalid inputs", { issues: parsed.error.issues });
-    }
+    const refused = this.refuseInput(input);
+    if (refused) return refused;
     if (input.parent_task_id !== undefined && !(await this.findTask(input.parent_task_id)).ok) {
       return fail("validation_error", `parent task ${input.parent_task_id} not found`, { field: "parent_task_id" });
     }
@@ -94,6 +85,21 @@ export class TaskOps extends NamespacePart {
     });
     await this.armAlarm();
     return row ? ok(this.store.toTask(row)) : fail("internal_error", "task vanished after insert");
+  }
+
+  /**
+   * Why `input` cannot be created here, or null: a type with neither a processor nor a built-in
+   * handler, or inputs its built-in handler refuses. `where` goes into the error's details (a batch item's index).
+   */
+  refuseInput(input: CreateTaskInput, where: Record<string, unknown> = {}): { ok: false; error: ErrorInfo } | null {
+    const processor = this.processorRow(input.task_type);
+    const handler = getHandler(input.task_type);
+    if (!processor && !handler) return fail("validation_error", `no handler or processor for task_type "${input.task_type}"`, { ...where, field: "task_type" });
+    if (!processor && handler?.inputs) {
+      const parsed = handler.inputs.safeParse(input.inputs ?? {});
+      if (!parsed.success) return fail("validation_error", "invalid inputs", { ...where, issues: parsed.error.issues });
+    }
+    return null;
   }
 
   private insertTask(input: CreateTaskInput, origin: string, now: number): string {

@@ -31,7 +31,7 @@ beforeEach(() => {
   settings = { ...DEFAULT_SETTINGS, processing_timeout_seconds: 600 };
   admitted = [];
   const processors = new ProcessorStore(sql);
-  processors.put("transcode", "https://processor.example/run", LEASE_S, 10, T0);
+  processors.put("transcode", "https://processor.example/run", LEASE_S, "push", 10, T0);
   attempts = new Attempts({ sql, store, settings, processors, admit: (now) => admitted.push(now) });
 });
 

@@ -1,0 +1,145 @@
+import { fail, ok, type Result } from "../errors";
+import { base64url, randomBytes } from "../ids";
+import type { CreateTaskInput, Task } from "../tasks/model";
+import { type Attempts, sha256 } from "./attempts";
+import { type BatchReportResult, type Lease, MAX_LEASE_TASKS, MAX_LEASE_WAIT_SECONDS, type Report } from "./contract";
+import type { NamespaceCore } from "./core";
+import { NamespacePart } from "./part";
+import { attemptOfToken, leasable, queuedWithoutSend } from "./pull";
+import type { StreamGate } from "./stream-gate";
+import type { TaskOps } from "./tasks";
+
+/** As long as a single create's Idempotency-Key is kept here (TaskOps). */
+const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
+
+/**
+ * Batches and pull mode (SPEC §6): creating many tasks in one atomic step, workers leasing the
+ * queued tasks of a pulled type (long-polling for them), and many attempt reports in one call.
+ */
+export class PullMode extends NamespacePart {
+  constructor(
+    core: NamespaceCore,
+    private readonly tasks: TaskOps,
+    private readonly attempts: Attempts,
+    private readonly gate: StreamGate,
+  ) {
+    super(core);
+  }
+
+  /**
+   * `POST /v1/tasks/batch`: every task created in one atomic step, or none. Each item is checked
+   * as a single create would be (the first bad one is named by `details.index`); the quota
+   * applies to the whole batch. `batch.key` (the Idempotency-Key, else a fresh id) keys the items,
+   * so a repeat creates nothing twice even when D1 kept no response to replay; the same key with
+   * another request (`batch.requestHash`) is refused.
+   */
+  async createTaskBatch(inputs: CreateTaskInput[], origin: string, batch: { key: string; requestHash: string }): Promise<Result<Task[]>> {
+    const marker = `batch\n${batch.key}`;
+    const seen = this.sql.one<{ request_hash: string }>(
+      "SELECT request_hash FROM idempotency WHERE key = ? AND created_at > ?",
+      marker, this.clock.now() - IDEMPOTENCY_RETENTION_MS,
+    );
+    if (seen && seen.request_hash !== batch.requestHash) {
+      return fail("validation_error", "this Idempotency-Key was used with a different request", { header: "Idempotency-Key" });
+    }
+    const parents = new Map<string, boolean>();
+    for (const [index, input] of inputs.entries()) {
+      const refused = this.tasks.refuseInput(input, { index });
+      if (refused) return refused;
+      const parent = input.parent_task_id;
+      if (parent !== undefined) {
+        if (!parents.has(parent)) parents.set(parent, (await this.findTask(parent)).ok);
+        if (!parents.get(parent)) return fail("validation_error", `parent task ${parent} not found`, { index, field: "parent_task_id" });
+      }
+    }
+    // A character no header value may carry keeps these keys apart from single creates' keys.
+    const specs = inputs.map((input, index) => ({ key: `${marker}\n${index}`, input }));
+    // No await until createTasks has written: the marker commits with the tasks.
+    this.sql.run("INSERT OR REPLACE INTO idempotency (key, request_hash, task_id, created_at) VALUES (?, ?, '', ?)", marker, batch.requestHash, this.clock.now());
+    const created = await this.tasks.createTasks(specs, origin);
+    if (!created.ok) return created;
+    const tasks: Task[] = [];
+    for (const taskId of created.value) {
+      const found = await this.findTask(taskId);
+      if (!found.ok) return fail("internal_error", "a task of the batch vanished after insert");
+      tasks.push(found.value);
+    }
+    return ok(tasks);
+  }
+
+  /**
+   * `POST /v1/processors/{task_type}/lease`: up to `maxTasks` leasable tasks of a pulled type,
+   * each claimed as a queue message's would be (its own attempt, lease and token). With
+   * `waitMs`, waits until at least one is there or the time is up.
+   */
+  async leaseTasks(taskType: string, maxTasks: number, waitMs: number, origin: string): Promise<Result<Lease[]>> {
+    const processor = this.core.processors.processorRow(taskType);
+    if (!processor) return fail("not_found", `no processor for task_type "${taskType}"`);
+    if (processor.mode !== "pull") return fail("conflict", `the processor of "${taskType}" is in push mode; PUT it with mode "pull" to lease its tasks`, { mode: processor.mode });
+    const base = (this.env.PUBLIC_URL || origin).replace(/\/+$/, "");
+    const deadline = this.clock.now() + Math.min(Math.max(0, waitMs), MAX_LEASE_WAIT_SECONDS * 1000);
+    let waited = false;
+    for (;;) {
+      const leases: Lease[] = [];
+      for (const candidate of leasable(this.sql, taskType, this.clock.now(), Math.min(maxTasks, MAX_LEASE_TASKS))) {
+        const claim = await this.claimPulled(candidate);
+        if (!claim.claimed) continue;
+        leases.push({
+          task: claim.task,
+          attempt: claim.task.attempt,
+          lease_expires_at: claim.lease_expires_at,
+          timeout_at: claim.timeout_at,
+          callback: { url: `${base}/v1/tasks/${claim.task.task_id}/callback`, token: claim.token },
+        });
+      }
+      const left = deadline - this.clock.now();
+      if (leases.length > 0 || left <= 0) return ok(leases);
+      if (!waited) {
+        const refused = this.gate.streamQuotaExceeded();
+        if (refused) return { ok: false, error: refused };
+        waited = true;
+      }
+      await this.core.leaseWaiters.wait(left);
+    }
+  }
+
+  /** Claims one leasable task for a pull worker, as the queue consumer's claim would. */
+  private async claimPulled(candidate: { task_id: string; attempt: number }) {
+    const now = this.clock.now();
+    const token = `${this.namespaceId}.${base64url(randomBytes(32))}`;
+    const claim = this.ctx.storage.transactionSync(() => this.attempts.claim(candidate, token, now, true));
+    await this.armAlarm();
+    return claim;
+  }
+
+  /**
+   * `POST /v1/callbacks`: each report fenced and applied on its own, exactly as its single
+   * callback would be, in the order given; one failing changes nothing for the others.
+   */
+  async reportBatch(reports: { token: string; report: Report }[]): Promise<BatchReportResult[]> {
+    const results: BatchReportResult[] = [];
+    for (const { token, report } of reports) {
+      const tokenHash = sha256(token);
+      const attempt = attemptOfToken(this.sql, tokenHash);
+      if (!attempt) {
+        results.push({ task_id: null, status: 401, error: { type: "unauthorized", message: "invalid callback token" } });
+        continue;
+      }
+      const now = this.clock.now();
+      const outcome = this.ctx.storage.transactionSync(() => this.attempts.report(attempt.task_id, tokenHash, report, now));
+      if (outcome.ok) {
+        results.push({ task_id: attempt.task_id, status: 200, task: outcome.value.task, lease_expires_at: outcome.value.lease_expires_at });
+      } else {
+        const { type, message, details } = outcome.error;
+        results.push({ task_id: attempt.task_id, status: type === "conflict" ? 409 : 401, error: { type, message, details } });
+      }
+    }
+    await this.armAlarm();
+    return results;
+  }
+
+  /** Gives a type's queued tasks back to the queue when its pull processor goes away or pushes. Call it in a transaction. */
+  resumeQueueDelivery(taskType: string, now: number): void {
+    for (const taskId of queuedWithoutSend(this.sql, taskType)) this.store.setTimer(taskId, "send", now);
+  }
+}

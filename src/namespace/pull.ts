@@ -1,0 +1,73 @@
+import type { Sql } from "./sql";
+
+/**
+ * The queued tasks of `taskType` a worker may lease now, highest priority then oldest first.
+ * A task whose send timer lies in the future is waiting out its retry delay (SPEC §5): it
+ * becomes leasable when that timer comes due, as a pushed task would be sent then.
+ */
+export function leasable(sql: Sql, taskType: string, now: number, limit: number): { task_id: string; attempt: number }[] {
+  return sql.all<{ task_id: string; attempt: number }>(
+    `SELECT task_id, attempt FROM tasks
+      WHERE task_type = ? AND status = 'queued'
+        AND NOT EXISTS (SELECT 1 FROM timers WHERE timers.task_id = tasks.task_id AND timers.kind = 'send' AND timers.due_at > ?)
+      ORDER BY priority DESC, seq ASC LIMIT ?`,
+    taskType, now, limit,
+  );
+}
+
+/**
+ * The queued tasks of `taskType` that have no send timer: pulled tasks, which never went to the
+ * queue. When their type stops being pulled (its processor deleted or made push), each needs
+ * a send timer again, or it would hold its slot forever.
+ */
+export function queuedWithoutSend(sql: Sql, taskType: string): string[] {
+  return sql
+    .all<{ task_id: string }>(
+      `SELECT task_id FROM tasks WHERE task_type = ? AND status = 'queued'
+         AND NOT EXISTS (SELECT 1 FROM timers WHERE timers.task_id = tasks.task_id AND timers.kind = 'send')`,
+      taskType,
+    )
+    .map((r) => r.task_id);
+}
+
+/** Where the callback token of an attempt belongs, ended or not; null for an unknown token. */
+export function attemptOfToken(sql: Sql, tokenHash: string): { task_id: string } | null {
+  return sql.one<{ task_id: string }>("SELECT task_id FROM attempts WHERE token_hash = ?", tokenHash);
+}
+
+/**
+ * Lease calls that wait for work (`wait_seconds`). Any change that may have made a task
+ * leasable wakes them all, after the change has committed; each one then tries again and
+ * waits on if it still finds nothing. They count toward `max_open_streams` like long-polls.
+ */
+export class LeaseWaiters {
+  private readonly waiting = new Set<() => void>();
+  private wakeScheduled = false;
+
+  get size(): number {
+    return this.waiting.size;
+  }
+
+  /** Resolves when woken or after `ms`, whichever comes first. */
+  wait(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.waiting.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, Math.max(0, ms));
+      this.waiting.add(wake);
+    });
+  }
+
+  /** Wakes every waiting lease once the current change has committed. */
+  wakeAll(): void {
+    if (this.wakeScheduled || this.waiting.size === 0) return;
+    this.wakeScheduled = true;
+    queueMicrotask(() => {
+      this.wakeScheduled = false;
+      for (const wake of [...this.waiting]) wake();
+    });
+  }
+}
