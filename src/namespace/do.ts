@@ -213,18 +213,10 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
 
   // --- processors ----------------------------------------------------------------------------
 
-  /**
-   * Creates or replaces a processor; its secret is made once and returned only then. A type
-   * switched from pull to push gives its waiting tasks back to the queue.
-   */
+  /** Creates or replaces a processor; its secret is made once and returned only then. */
   putProcessor(taskType: string, url: string | null, leaseSeconds: number, mode: ProcessorMode = "push"): Promise<Result<{ processor: ProcessorConfig; secret: string | null }>> {
     const now = this.clock.now();
-    return this.changed(() => {
-      const wasPulled = this.core.processors.processorRow(taskType)?.mode === "pull";
-      const result = this.core.processors.put(taskType, url, leaseSeconds, mode, this.core.settings.max_processors, now);
-      if (result.ok && wasPulled && mode === "push") this.pull.resumeQueueDelivery(taskType, now);
-      return result;
-    });
+    return this.changed(() => this.pull.putProcessor(taskType, url, leaseSeconds, mode, now));
   }
 
   getProcessor(taskType: string): Result<ProcessorConfig> {
@@ -235,15 +227,9 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
     return this.core.processors.list(req);
   }
 
-  /** Deletes a processor; the waiting tasks of a pulled type go back to the queue. */
   deleteProcessor(taskType: string): Promise<boolean> {
     const now = this.clock.now();
-    return this.changed(() => {
-      const wasPulled = this.core.processors.processorRow(taskType)?.mode === "pull";
-      const gone = this.core.processors.remove(taskType);
-      if (gone && wasPulled) this.pull.resumeQueueDelivery(taskType, now);
-      return gone;
-    });
+    return this.changed(() => this.pull.deleteProcessor(taskType, now));
   }
 
   // --- webhooks ------------------------------------------------------------------------------

@@ -2,7 +2,7 @@ import { fail, ok, type Result } from "../errors";
 import { base64url, randomBytes } from "../ids";
 import type { CreateTaskInput, Task } from "../tasks/model";
 import { type Attempts, sha256 } from "./attempts";
-import { type BatchReportResult, type Lease, MAX_LEASE_TASKS, MAX_LEASE_WAIT_SECONDS, type Report } from "./contract";
+import { type BatchReportResult, type Lease, MAX_LEASE_TASKS, MAX_LEASE_WAIT_SECONDS, type ProcessorConfig, type ProcessorMode, type Report } from "./contract";
 import type { NamespaceCore } from "./core";
 import { NamespacePart } from "./part";
 import { attemptOfToken, leasable, queuedWithoutSend } from "./pull";
@@ -138,8 +138,27 @@ export class PullMode extends NamespacePart {
     return results;
   }
 
-  /** Gives a type's queued tasks back to the queue when its pull processor goes away or pushes. Call it in a transaction. */
-  resumeQueueDelivery(taskType: string, now: number): void {
+  /**
+   * Creates or replaces a processor (in a transaction). A type switched from pull to push gives
+   * its waiting tasks back to the queue.
+   */
+  putProcessor(taskType: string, url: string | null, leaseSeconds: number, mode: ProcessorMode, now: number): Result<{ processor: ProcessorConfig; secret: string | null }> {
+    const wasPulled = this.core.processors.processorRow(taskType)?.mode === "pull";
+    const result = this.core.processors.put(taskType, url, leaseSeconds, mode, this.settings.max_processors, now);
+    if (result.ok && wasPulled && mode === "push") this.resumeQueueDelivery(taskType, now);
+    return result;
+  }
+
+  /** Deletes a processor (in a transaction); the waiting tasks of a pulled type go back to the queue. */
+  deleteProcessor(taskType: string, now: number): boolean {
+    const wasPulled = this.core.processors.processorRow(taskType)?.mode === "pull";
+    const gone = this.core.processors.remove(taskType);
+    if (gone && wasPulled) this.resumeQueueDelivery(taskType, now);
+    return gone;
+  }
+
+  /** Gives a type's queued tasks back to the queue when its pull processor goes away or pushes. */
+  private resumeQueueDelivery(taskType: string, now: number): void {
     for (const taskId of queuedWithoutSend(this.sql, taskType)) this.store.setTimer(taskId, "send", now);
   }
 }
