@@ -1,14 +1,10 @@
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchChromium } from "./chromium";
 import { startDevServer, type DevServer } from "./dev-server";
 
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
 const root = path.resolve(import.meta.dirname, "../..");
 
 describe("the API reference at /docs, in Chromium against wrangler dev", { timeout: 90_000 }, () => {
@@ -16,10 +12,8 @@ describe("the API reference at /docs, in Chromium against wrangler dev", { timeo
   let browser: Browser;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: the docs test needs Debian's chromium (apt-get install -y chromium, as .ci/run does; or set CHROMIUM_PATH)`);
-    }
-    [dev, browser] = await Promise.all([startDevServer({ adminToken: "docs-test-admin" }), chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })]);
+    // The system Chromium when there is one, else the one @sparticuz/chromium ships (test/node/chromium.ts).
+    [dev, browser] = await Promise.all([startDevServer({ adminToken: "docs-test-admin" }), launchChromium()]);
   }, 180_000);
 
   afterAll(async () => {
