@@ -92,6 +92,9 @@ export type ClaimResult =
     }
   | { claimed: false; reason: string };
 
+/** One answer of `claimMany`: a claim, or a claim that failed and should be delivered again. */
+export type ClaimManyItem = ClaimResult | { claimed: false; reason: string; retry: true };
+
 /** What an attempt reports: from a processor's callbacks or a built-in handler's context. */
 export type Report =
   | { kind: "heartbeat" }
@@ -1209,6 +1212,43 @@ export class NamespaceDO extends DurableObject<Env> {
       "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE created_at < ? LIMIT 500)",
       now - IDEMPOTENCY_RETENTION_MS,
     );
+  }
+
+  // --- consumer batches (issue 11) -----------------------------------------------------------
+
+  /**
+   * Claims many queue messages in one call: each exactly as `claim` would, in its own
+   * transaction, so one refused (or failing) item changes nothing for the others. An item whose
+   * claim threw is answered `{claimed: false, retry: true}`: its message should be delivered again.
+   */
+  async claimMany(messages: Pick<TaskMessage, "task_id" | "attempt" | "slice">[]): Promise<ClaimManyItem[]> {
+    const results: ClaimManyItem[] = [];
+    for (const message of messages) {
+      try {
+        results.push(await this.claim(message));
+      } catch (err) {
+        console.error(`claim of ${message.task_id} failed`, err);
+        results.push({ claimed: false, reason: "the claim failed", retry: true });
+      }
+    }
+    return results;
+  }
+
+  /**
+   * Applies many attempts' reports in one call, in order: each exactly as `report` would, fenced
+   * by its own token and in its own transaction, so a refused item never spoils the others.
+   */
+  async reportMany(items: { task_id: string; token: string; report: Report }[]): Promise<Result<ReportAck>[]> {
+    const results: Result<ReportAck>[] = [];
+    for (const item of items) {
+      try {
+        results.push(await this.report(item.task_id, item.token, item.report));
+      } catch (err) {
+        console.error(`report of ${item.task_id} failed`, err);
+        results.push(fail("internal_error", "the report could not be applied", { retryable: true }));
+      }
+    }
+    return results;
   }
 }
 
