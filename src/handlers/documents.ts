@@ -14,6 +14,11 @@ export interface DocumentInput {
 
 /** Upserts documents of a collection in one D1 batch; returns their ids in order. */
 export async function upsertDocuments(db: D1Database, namespaceId: string, collectionId: string, documents: DocumentInput[]): Promise<string[]> {
+  return upsertDocumentsOfCollections(db, namespaceId, documents.map((d) => ({ ...d, collectionId })));
+}
+
+/** Upserts documents of any collections of a namespace in one D1 batch; returns their ids in order. */
+export async function upsertDocumentsOfCollections(db: D1Database, namespaceId: string, documents: (DocumentInput & { collectionId: string })[]): Promise<string[]> {
   if (documents.length === 0) return [];
   const now = isoNow();
   const results = await db.batch<{ document_id: string }>(
@@ -25,7 +30,7 @@ export async function upsertDocuments(db: D1Database, namespaceId: string, colle
            ON CONFLICT (collection_id, object_id) DO UPDATE SET metadata = excluded.metadata, vector = excluded.vector, codes = excluded.codes, updated_at = excluded.updated_at
            RETURNING document_id`,
         )
-        .bind(newId("doc"), namespaceId, collectionId, d.objectId, JSON.stringify(d.metadata), toBlob(d.vector), VectorIndex.encode(d.vector), now, now),
+        .bind(newId("doc"), namespaceId, d.collectionId, d.objectId, JSON.stringify(d.metadata), toBlob(d.vector), VectorIndex.encode(d.vector), now, now),
     ),
   );
   return results.map((r) => {
@@ -57,6 +62,19 @@ export async function embedForTask(env: Env, extractor: FeatureExtractor, texts:
 export async function collectionExtractor(db: D1Database, namespaceId: string, collectionId: string): Promise<FeatureExtractor | null> {
   const row = await db.prepare("SELECT feature_extractor FROM collections WHERE namespace_id = ? AND collection_id = ?").bind(namespaceId, collectionId).first<{ feature_extractor: string }>();
   return row ? parseExtractor(row.feature_extractor) : null;
+}
+
+/** Extractors and document dimensions of a namespace's collections, in one query; a collection gone is absent. */
+export async function collectionsForWork(db: D1Database, namespaceId: string, collectionIds: string[]): Promise<Map<string, { extractor: FeatureExtractor; dimensions: number | null }>> {
+  const { results } = await db
+    .prepare(
+      `SELECT c.collection_id, c.feature_extractor,
+         (SELECT length(d.vector) FROM documents d WHERE d.namespace_id = c.namespace_id AND d.collection_id = c.collection_id LIMIT 1) AS bytes
+       FROM collections c WHERE c.namespace_id = ? AND c.collection_id IN (SELECT value FROM json_each(?))`,
+    )
+    .bind(namespaceId, JSON.stringify(collectionIds))
+    .all<{ collection_id: string; feature_extractor: string; bytes: number | null }>();
+  return new Map(results.map((r) => [r.collection_id, { extractor: parseExtractor(r.feature_extractor), dimensions: r.bytes === null ? null : r.bytes / 4 }]));
 }
 
 /** The dimensions of a namespace's collection's documents, or null while it has none. */
