@@ -7,6 +7,8 @@ import { isoNow } from "../time";
 import { collectionsSourcing } from "./dataplane";
 
 const CONTENT_BYTES = 256 * 1024;
+/** Objects per INSERT statement: 8 bound parameters each, within D1's 100 per statement. */
+const ROWS_PER_INSERT = 12;
 const METADATA_BYTES = 16 * 1024;
 
 export const NewObject = z
@@ -52,14 +54,19 @@ export async function createObjects(
 ) {
   const createdAt = isoNow();
   const createdMs = Date.parse(createdAt);
-  await env.DB.batch(
-    items.map(({ objectId, input }) =>
+  // Several rows per statement, within D1's 100 bound parameters (8 each).
+  const rows = items.map(({ objectId, input }) => [objectId, namespaceId, bucketId, input.key ?? null, input.content, JSON.stringify(input.metadata ?? {}), createdAt, createdMs]);
+  const inserts: D1PreparedStatement[] = [];
+  for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+    const group = rows.slice(i, i + ROWS_PER_INSERT);
+    inserts.push(
       env.DB.prepare(
         `INSERT OR IGNORE INTO objects (object_id, namespace_id, bucket_id, object_key, content, metadata, state, created_at, created_ms)
-         VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
-      ).bind(objectId, namespaceId, bucketId, input.key ?? null, input.content, JSON.stringify(input.metadata ?? {}), createdAt, createdMs),
-    ),
-  );
+         VALUES ${group.map(() => "(?, ?, ?, ?, ?, ?, 'pending', ?, ?)").join(", ")}`,
+      ).bind(...group.flat()),
+    );
+  }
+  await env.DB.batch(inserts);
   const collections = await collectionsSourcing(env.DB, namespaceId, bucketId);
   const objects = items.map(({ objectId, input }) => ({ object_id: objectId, bucket_id: bucketId, key: input.key ?? null, metadata: input.metadata ?? {}, created_at: createdAt }));
   const taskIds = unwrap(
@@ -75,7 +82,14 @@ export async function createObjects(
     ),
   );
   const made = objects.map((object, i) => ({ ...object, task_ids: taskIds.slice(i * collections.length, (i + 1) * collections.length) }));
-  await env.DB.batch(made.map((m) => env.DB.prepare("UPDATE objects SET state = 'ready', task_ids = ? WHERE namespace_id = ? AND object_id = ?").bind(JSON.stringify(m.task_ids), namespaceId, m.object_id)));
+  // One statement shows them all: each object's task ids travel in one bound JSON list.
+  await env.DB.prepare(
+    `UPDATE objects SET state = 'ready',
+       task_ids = (SELECT json_extract(j.value, '$.t') FROM json_each(?1) AS j WHERE json_extract(j.value, '$.o') = objects.object_id)
+     WHERE namespace_id = ?2 AND object_id IN (SELECT json_extract(value, '$.o') FROM json_each(?1))`,
+  )
+    .bind(JSON.stringify(made.map((m) => ({ o: m.object_id, t: JSON.stringify(m.task_ids) }))), namespaceId)
+    .run();
   return made;
 }
 
