@@ -53,7 +53,7 @@ describe("calls per completed task", () => {
     const stats = async () => (await call("/v1/tasks/stats", { token: t.key })).body as Record<string, number>;
     await drain(captured, counting.env, (m) => m.task_id !== importId, async () => {
       const s = await stats();
-      return s.created + s.queued + s.processing === 0;
+      return (s.created ?? 0) + (s.queued ?? 0) + (s.processing ?? 0) === 0;
     });
     const createCounts = counting.reset();
     const completed = async () => (await call("/v1/tasks?status=completed&limit=1&include_total=true", { token: t.key })).body.pagination.total;
@@ -66,6 +66,9 @@ describe("calls per completed task", () => {
       `COUNTS ingest: object_create: ${(createCounts.doCalls / OBJECTS).toFixed(3)} DO calls and ${(createCounts.d1Statements / OBJECTS).toFixed(3)} D1 statements per task`,
       JSON.stringify(createCounts.byMethod),
     );
+    // Batched: one claim and a few report calls per queue batch of 100, one D1 batch of writes.
+    expect(createCounts.doCalls / OBJECTS).toBeLessThanOrEqual(0.1);
+    expect(importCounts.doCalls / OBJECTS).toBeLessThanOrEqual(0.1);
   }, 180_000);
 
   it("push: claim and dispatch to a processor, then its completion callback", async () => {
@@ -87,5 +90,6 @@ describe("calls per completed task", () => {
       `COUNTS push: consumer side ${(consumer.doCalls / tasks.length).toFixed(3)} DO calls and ${(consumer.d1Statements / tasks.length).toFixed(3)} D1 statements per task (plus one report RPC per processor callback)`,
       JSON.stringify(consumer.byMethod),
     );
+    expect(consumer.doCalls / tasks.length).toBeLessThanOrEqual(0.1);
   });
 });

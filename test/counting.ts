@@ -107,6 +107,6 @@ export async function deliver(env: Env, bodies: unknown[], queue = "tasks") {
     queue,
     bodies.map((body, i) => ({ id: `m${i}-${Math.random()}`, timestamp: new Date(), attempts: 1, body })),
   );
-  await worker.queue!(batch, env, createExecutionContext());
+  await worker.queue(batch, env);
   return getQueueResult(batch, createExecutionContext());
 }
