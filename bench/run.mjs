@@ -38,6 +38,8 @@ const LISTS = [
   { name: "list-big", namespaceId: "ns_benchlist00000000big", apiKey: "sk_bench_list_big", count: BIG },
 ];
 const DATAPLANE = process.env.BENCH_SKIP_DATAPLANE !== "1";
+// BENCH_DATAPLANE=import: of the data plane, only the embedder and the import (no seeding, clustering or search).
+const DATAPLANE_FULL = process.env.BENCH_DATAPLANE !== "import";
 const PARTS = new Set((process.env.BENCH_PARTS ?? "load,e2e,webhooks,streams").split(","));
 const IMPORT = Number(process.env.BENCH_IMPORT ?? 10_000);
 const DP = { name: "bench-dp", namespaceId: "ns_benchdataplane000000", apiKey: "sk_bench_dataplane" };
@@ -134,8 +136,8 @@ if (RECORDS) {
   console.log(`seeded ${LISTS.map((l) => l.count).join(" + ")} + ${PURGE.count} task records in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 let embedder = null;
-if (DATAPLANE) {
-  embedder = await loadEmbedder(state);
+if (DATAPLANE) embedder = await loadEmbedder(state);
+if (DATAPLANE && DATAPLANE_FULL) {
   const sql = [
     seedNamespace(DP),
     seedDocumentsSql(embedder, { namespaceId: DP.namespaceId, collectionId: "col_benchcluster00000000", count: 20_000, prefix: "cl" }),
@@ -165,11 +167,12 @@ try {
     const key = await http("POST", `/v1/namespaces/${name}/api-keys`, { token: ADMIN, body: {} });
     return key.json.api_key;
   };
-  for (const seeded of [...(RECORDS ? [...LISTS, PURGE] : []), ...(DATAPLANE ? [DP] : [])]) {
+  for (const seeded of [...(RECORDS ? [...LISTS, PURGE] : []), ...(DATAPLANE && DATAPLANE_FULL ? [DP] : [])]) {
     const res = await http("PATCH", `/v1/namespaces/${seeded.name}`, { token: ADMIN, body: { settings: BENCH_RATE } });
     if (res.status !== 200) throw new Error(`raising the rate of ${seeded.name} failed: ${res.status} ${res.text}`);
   }
 
+  let trivialRps = null;
   if (PARTS.has("load")) {
   // 1. Creation against the runtime's own ceiling. The processor accepts and never reports, so
   //    admitted tasks stay processing and the rest wait in the backlog: only creation is measured.
@@ -177,6 +180,7 @@ try {
   await http("PUT", "/v1/processors/bench_hold", { token: createKey, body: { url: `http://127.0.0.1:${PROCESSOR_PORT}/hold`, lease_seconds: 3600 } });
   await load("warm-up", () => http("GET", "/health"));
   const trivial = await load("GET /health (trivial)", () => http("GET", "/health"));
+  trivialRps = trivial.rps;
   const authed = await load("GET /v1/tasks/stats (auth+DO)", () => http("GET", "/v1/tasks/stats", { token: createKey }));
   const create = await load("POST /v1/tasks", () => http("POST", "/v1/tasks", { token: createKey, body: { task_type: "bench_hold", inputs: { n: 1 } } }));
   console.log(`\n  creation / trivial route: ${(create.rps / trivial.rps).toFixed(2)}   (auth+DO read / trivial: ${(authed.rps / trivial.rps).toFixed(2)})\n`);
@@ -335,7 +339,9 @@ try {
     const importSeconds = (performance.now() - tImport) / 1000;
     console.log(`  batch_import of ${IMPORT} objects, two collections: objects in ${((importedAt - tImport) / 1000).toFixed(1)} s, ` +
       `all ${IMPORT * 2} documents in ${importSeconds.toFixed(1)} s → ${((IMPORT * 2) / importSeconds).toFixed(0)} documents/s end to end`);
+    if (trivialRps) console.log(`  import documents/s ÷ trivial route req/s: ${((IMPORT * 2) / importSeconds / trivialRps).toFixed(2)}`);
 
+    if (DATAPLANE_FULL) {
     const tCluster = performance.now();
     const cluster = await http("POST", "/v1/collections/col_benchcluster00000000/cluster", { token: DP.apiKey, body: { k: 10, max_iterations: 20, seed: 1 } });
     if (cluster.status !== 202) throw new Error(`cluster failed: ${cluster.status} ${cluster.text.slice(0, 200)}`);
@@ -348,6 +354,7 @@ try {
     console.log(`  clustering of 20 000 documents (k 10, ${clustered.outputs.iterations} iterations): ${((performance.now() - tCluster) / 1000).toFixed(1)} s`);
 
     console.log(formatSearch("100 000 documents", await searchLatency(http, DP.apiKey, "col_benchsearch000000000", { n: 200, bucket: "bkt_benchsearch000000000" })));
+    }
   }
 } finally {
   try {
