@@ -130,3 +130,30 @@ describe("a batch handler", () => {
     expect((await waitForStatus(t, tasks[3]!.task_id, "failed")).error).toMatchObject({ code: "chosen", retryable: false });
   });
 });
+
+describe("object_create in a batch", () => {
+  it("indexes the objects of a batch together, and fails alone the task whose object vanished", async () => {
+    const t = await tenant();
+    const captured = await captureSends(t);
+    const bucket = (await call("/v1/buckets", { token: t.key, body: { bucket_name: "batched" } })).body;
+    const collection = (await call("/v1/collections", { token: t.key, body: { collection_name: "batched", source_bucket_ids: [bucket.bucket_id] } })).body;
+    const made = [];
+    for (const content of ["the striker scored twice", "rain over the hills", "a vanishing object"]) {
+      made.push((await call(`/v1/buckets/${bucket.bucket_id}/objects`, { token: t.key, body: { content } })).body as { object_id: string; task_ids: string[] });
+    }
+    const taskIds = made.map((m) => m.task_ids[0]!);
+    const messages = await messagesOf(captured, taskIds);
+    // Gone between its task's creation and its run, as a delete racing the consumer would leave it.
+    await env.DB.prepare("DELETE FROM objects WHERE object_id = ?").bind(made[2]!.object_id).run();
+    const result = await deliver(env, messages);
+    expect(result.retryMessages).toEqual([]);
+    for (const taskId of taskIds.slice(0, 2)) {
+      const done = await waitForStatus(t, taskId, "completed");
+      expect(done.outputs).toMatchObject({ document_id: expect.stringMatching(/^doc_/) });
+      expect(done.progress).toMatchObject({ percent: 100, message: "indexed" });
+    }
+    expect((await waitForStatus(t, taskIds[2]!, "failed")).error).toMatchObject({ code: "object_not_found", retryable: false });
+    const docs = (await call(`/v1/collections/${collection.collection_id}/documents`, { token: t.key })).body;
+    expect(docs.results.map((d: { object_id: string }) => d.object_id).sort()).toEqual([made[0]!.object_id, made[1]!.object_id].sort());
+  });
+});
