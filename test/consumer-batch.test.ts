@@ -150,7 +150,9 @@ describe("object_create in a batch", () => {
     for (const taskId of taskIds.slice(0, 2)) {
       const done = await waitForStatus(t, taskId, "completed");
       expect(done.outputs).toMatchObject({ document_id: expect.stringMatching(/^doc_/) });
-      expect(done.progress).toMatchObject({ percent: 100, message: "indexed" });
+      expect(done.progress).toMatchObject({ percent: 100 });
+      const logs = (await call(`/v1/tasks/${taskId}/logs`, { token: t.key })).body.results.map((l: { message: string }) => l.message);
+      expect(logs.some((m: string) => m.startsWith(`document ${(done.outputs as { document_id: string }).document_id} of object`))).toBe(true);
     }
     expect((await waitForStatus(t, taskIds[2]!, "failed")).error).toMatchObject({ code: "object_not_found", retryable: false });
     const docs = (await call(`/v1/collections/${collection.collection_id}/documents`, { token: t.key })).body;
