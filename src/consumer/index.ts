@@ -1,10 +1,13 @@
 import { getHandler } from "../handlers/registry";
-import { BUILTIN_LEASE_SECONDS, type ClaimManyItem } from "../namespace/do";
+import { BUILTIN_LEASE_SECONDS } from "../namespace/do";
 import { type TaskMessage, TaskMessageSchema } from "../namespace/messages";
 import { ReportBatcher } from "./batcher";
 import { type Claimed, runBuiltin, runBuiltinBatch, SLICE_MS } from "./builtin";
 import { dispatchToProcessor } from "./processor";
-import { namespaceStub } from "./stub";
+import { type NamespaceStub, namespaceStub } from "./stub";
+
+/** One answer of `claimMany`: a claim, or a claim that failed and should be delivered again. */
+type ClaimManyItem = Awaited<ReturnType<NamespaceStub["claimMany"]>>[number];
 
 /** HANDLER_SLICE_MS overrides how long a built-in handler runs before it should yield. */
 const sliceMs = (env: Env): number => {

@@ -92,9 +92,6 @@ export type ClaimResult =
     }
   | { claimed: false; reason: string };
 
-/** One answer of `claimMany`: a claim, or a claim that failed and should be delivered again. */
-export type ClaimManyItem = ClaimResult | { claimed: false; reason: string; retry: true };
-
 /** What an attempt reports: from a processor's callbacks or a built-in handler's context. */
 export type Report =
   | { kind: "heartbeat" }
@@ -1221,8 +1218,8 @@ export class NamespaceDO extends DurableObject<Env> {
    * transaction, so one refused (or failing) item changes nothing for the others. An item whose
    * claim threw is answered `{claimed: false, retry: true}`: its message should be delivered again.
    */
-  async claimMany(messages: Pick<TaskMessage, "task_id" | "attempt" | "slice">[]): Promise<ClaimManyItem[]> {
-    const results: ClaimManyItem[] = [];
+  async claimMany(messages: Pick<TaskMessage, "task_id" | "attempt" | "slice">[]): Promise<(ClaimResult | { claimed: false; reason: string; retry: true })[]> {
+    const results: (ClaimResult | { claimed: false; reason: string; retry: true })[] = [];
     for (const message of messages) {
       try {
         results.push(await this.claim(message));
