@@ -43,6 +43,8 @@ const LISTS = [
   { name: "list-big", namespaceId: "ns_benchlist00000000big", apiKey: "sk_bench_list_big", count: BIG },
 ];
 const DATAPLANE = process.env.BENCH_SKIP_DATAPLANE !== "1";
+// BENCH_DATAPLANE=import: of the data plane, only the embedder and the import (no seeding, clustering or search).
+const DATAPLANE_FULL = process.env.BENCH_DATAPLANE !== "import";
 const PARTS = new Set((process.env.BENCH_PARTS ?? "load,e2e,webhooks,streams,pull").split(","));
 const PULL_TASKS = Number(process.env.BENCH_PULL_TASKS ?? 10_000);
 const IMPORT = Number(process.env.BENCH_IMPORT ?? 10_000);
@@ -140,8 +142,8 @@ if (RECORDS) {
   console.log(`seeded ${LISTS.map((l) => l.count).join(" + ")} + ${PURGE.count} task records in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 let embedder = null;
-if (DATAPLANE) {
-  embedder = await loadEmbedder(state);
+if (DATAPLANE) embedder = await loadEmbedder(state);
+if (DATAPLANE && DATAPLANE_FULL) {
   const sql = [
     seedNamespace(DP),
     seedDocumentsSql(embedder, { namespaceId: DP.namespaceId, collectionId: "col_benchcluster00000000", count: 20_000, prefix: "cl" }),
@@ -171,7 +173,7 @@ try {
     const key = await http("POST", `/v1/namespaces/${name}/api-keys`, { token: ADMIN, body: {} });
     return key.json.api_key;
   };
-  for (const seeded of [...(RECORDS ? [...LISTS, PURGE] : []), ...(DATAPLANE ? [DP] : [])]) {
+  for (const seeded of [...(RECORDS ? [...LISTS, PURGE] : []), ...(DATAPLANE && DATAPLANE_FULL ? [DP] : [])]) {
     const res = await http("PATCH", `/v1/namespaces/${seeded.name}`, { token: ADMIN, body: { settings: BENCH_RATE } });
     if (res.status !== 200) throw new Error(`raising the rate of ${seeded.name} failed: ${res.status} ${res.text}`);
   }
@@ -387,7 +389,9 @@ try {
     const importSeconds = (performance.now() - tImport) / 1000;
     console.log(`  batch_import of ${IMPORT} objects, two collections: objects in ${((importedAt - tImport) / 1000).toFixed(1)} s, ` +
       `all ${IMPORT * 2} documents in ${importSeconds.toFixed(1)} s → ${((IMPORT * 2) / importSeconds).toFixed(0)} documents/s end to end`);
+    console.log(`  import documents/s ÷ trivial route req/s: ${((IMPORT * 2) / importSeconds / (await trivialRate())).toFixed(2)}`);
 
+    if (DATAPLANE_FULL) {
     const tCluster = performance.now();
     const cluster = await http("POST", "/v1/collections/col_benchcluster00000000/cluster", { token: DP.apiKey, body: { k: 10, max_iterations: 20, seed: 1 } });
     if (cluster.status !== 202) throw new Error(`cluster failed: ${cluster.status} ${cluster.text.slice(0, 200)}`);
@@ -400,6 +404,7 @@ try {
     console.log(`  clustering of 20 000 documents (k 10, ${clustered.outputs.iterations} iterations): ${((performance.now() - tCluster) / 1000).toFixed(1)} s`);
 
     console.log(formatSearch("100 000 documents", await searchLatency(http, DP.apiKey, "col_benchsearch000000000", { n: 200, bucket: "bkt_benchsearch000000000" })));
+    }
   }
 } finally {
   try {

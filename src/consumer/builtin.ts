@@ -1,10 +1,11 @@
 import type { Result } from "../errors";
-import { getHandler, type HandlerContext, TaskEnded, TaskFailure, Yielded } from "../handlers/registry";
+import { type BatchOutcome, getHandler, type HandlerContext, type HandlerDefinition, TaskEnded, TaskFailure, Yielded } from "../handlers/registry";
 import type { ClaimResult, Report, ReportAck } from "../namespace/contract";
+import type { NamespaceStub } from "../namespace/stub";
 import { jsonBytes, LIMITS } from "../tasks/model";
-import { type NamespaceStub, reporter } from "../namespace/stub";
+import { ReportBatcher } from "./batcher";
 
-type Claimed = Extract<ClaimResult, { claimed: true }>;
+export type Claimed = Extract<ClaimResult, { claimed: true }>;
 
 /** How often a running built-in handler renews its lease, as a share of the lease. */
 const HEARTBEAT_SHARE = 1 / 3;
@@ -27,7 +28,7 @@ export const UNEXPECTED_ERROR_MESSAGE = "the handler failed unexpectedly";
  * while it runs, and aborts its signal as soon as the attempt has ended elsewhere. The
  * invocation stops waiting for the handler once its signal is aborted (the attempt ended, or the
  * handler overran its slice by `overrunMs`), so a handler that ignores its signal cannot hold
- * the consumer.
+ * the consumer. Reports go through `batcher`, shared by the attempts of one namespace.
  */
 export async function runBuiltin(
   stubFor: () => NamespaceStub,
@@ -36,27 +37,111 @@ export async function runBuiltin(
   leaseSeconds: number,
   sliceMs = SLICE_MS,
   overrunMs = SLICE_OVERRUN_MS,
+  batcher = new ReportBatcher(stubFor),
 ): Promise<void> {
-  const sliceEnds = Date.now() + sliceMs;
-  const taskId = claim.task.task_id;
-  const send = reporter(stubFor, taskId, claim.token);
   const handler = getHandler(claim.task.task_type);
+  const attempt = startAttempt(claim, env, batcher, leaseSeconds, Date.now() + sliceMs);
   if (!handler) {
-    await finalReport(send, { kind: "fail", error: { code: "no_handler", message: `no handler for "${claim.task.task_type}"` }, retryable: false });
+    attempt.stop();
+    await finalReport(attempt.send, { kind: "fail", error: { code: "no_handler", message: `no handler for "${claim.task.task_type}"` }, retryable: false });
     return;
   }
+  const { controller } = attempt;
+  // Not retried: every handler yields within its slice, so one that did not would do it again.
+  const overrun = setTimeout(() => controller.abort(overrunFailure(sliceMs, overrunMs)), sliceMs + overrunMs);
+  const stopped = new Promise<never>((_, reject) => {
+    controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true });
+  });
+  const running = handler.run(attempt.ctx);
+  // Once abandoned, whatever the handler still throws has nowhere to go.
+  running.catch(() => undefined);
+  let outcome: BatchOutcome;
+  try {
+    outcome = await Promise.race([running, stopped]);
+    if (attempt.ended() || controller.signal.aborted) return;
+  } catch (err) {
+    outcome = err instanceof Error ? err : new Error(String(err));
+  } finally {
+    attempt.stop();
+    clearTimeout(overrun);
+  }
+  await settle(attempt, outcome);
+}
+
+/**
+ * Runs several claimed attempts of one task type with the handler's `runBatch`: one call for
+ * all, each attempt with its own context, token, signal and final report. The slice and its
+ * overrun bound the whole call.
+ */
+export async function runBuiltinBatch(
+  claims: Claimed[],
+  handler: Required<Pick<HandlerDefinition, "runBatch">>,
+  env: Env,
+  batcher: ReportBatcher,
+  leaseSeconds: number,
+  sliceMs = SLICE_MS,
+  overrunMs = SLICE_OVERRUN_MS,
+): Promise<void> {
+  const sliceEnds = Date.now() + sliceMs;
+  const attempts = claims.map((claim) => startAttempt(claim, env, batcher, leaseSeconds, sliceEnds));
+  const overall = new AbortController();
+  const overrun = setTimeout(() => {
+    const reason = overrunFailure(sliceMs, overrunMs);
+    overall.abort(reason);
+    for (const a of attempts) a.controller.abort(reason);
+  }, sliceMs + overrunMs);
+  const stopped = new Promise<never>((_, reject) => {
+    overall.signal.addEventListener("abort", () => reject(overall.signal.reason), { once: true });
+  });
+  const running = handler.runBatch(attempts.map((a) => a.ctx));
+  running.catch(() => undefined);
+  let outcomes: BatchOutcome[] | null = null;
+  let failure: Error | null = null;
+  try {
+    outcomes = await Promise.race([running, stopped]);
+  } catch (err) {
+    failure = err instanceof Error ? err : new Error(String(err));
+  } finally {
+    for (const a of attempts) a.stop();
+    clearTimeout(overrun);
+  }
+  await Promise.all(
+    attempts.map(async (a, i) => {
+      const outcome = failure ?? outcomes?.[i] ?? new Error("the batch handler gave no outcome for this task");
+      // An attempt that ended elsewhere (its own signal aborted by a refusal) reports nothing.
+      if (a.ended() || (a.controller.signal.aborted && !overall.signal.aborted)) return;
+      await settle(a, outcome);
+    }),
+  );
+}
+
+interface RunningAttempt {
+  ctx: HandlerContext;
+  controller: AbortController;
+  send: (report: Report) => Promise<Result<ReportAck>>;
+  /** Whether the object refused a report: the attempt ended elsewhere. */
+  ended(): boolean;
+  /** Stops the heartbeat. */
+  stop(): void;
+}
+
+/** An attempt's context: its reports fenced by its token, its lease renewed while it runs. */
+function startAttempt(claim: Claimed, env: Env, batcher: ReportBatcher, leaseSeconds: number, sliceEnds: number): RunningAttempt {
+  const send = batcher.sender(claim.task.task_id, claim.token);
   const controller = new AbortController();
   let ended: TaskEnded | null = null;
-  const check = (result: Result<ReportAck>): void => {
-    if (result.ok) return;
+  const refused = (result: Result<ReportAck>): TaskEnded | null => {
+    if (result.ok) return null;
     const status = (result.error.details as { status?: string } | undefined)?.status ?? "ended";
     ended ??= new TaskEnded(status);
     controller.abort(ended);
-    throw ended;
+    return ended;
   };
-  const heartbeat = setInterval(() => {
-    send({ kind: "heartbeat" }).then(check).catch(() => undefined);
-  }, leaseSeconds * 1000 * HEARTBEAT_SHARE);
+  const check = (result: Result<ReportAck>): void => {
+    const end = refused(result);
+    if (end) throw end;
+  };
+  const stop = batcher.keepAlive(claim.task.task_id, claim.token, leaseSeconds * 1000 * HEARTBEAT_SHARE, (result) => void refused(result));
   const ctx: HandlerContext = {
     task: claim.task,
     attempt: claim.task.attempt,
@@ -69,42 +154,36 @@ export async function runBuiltin(
     shouldYield: () => Date.now() >= sliceEnds,
     yield: (state) => new Yielded(state),
   };
-  // Not retried: every handler yields within its slice, so one that did not would do it again.
-  const overrun = setTimeout(() => {
-    controller.abort(new TaskFailure("slice_overrun", `the handler did not yield within ${Math.round((sliceMs + overrunMs) / 1000)} s`, false));
-  }, sliceMs + overrunMs);
-  const stopped = new Promise<never>((_, reject) => {
-    controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true });
-  });
-  const running = handler.run(ctx);
-  // Once abandoned, whatever the handler still throws has nowhere to go.
-  running.catch(() => undefined);
-  try {
-    const result = (await Promise.race([running, stopped])) ?? {};
-    if (ended || controller.signal.aborted) return;
-    if (result instanceof Yielded) {
-      await finalReport(send, { kind: "checkpoint", state: result.state });
-      return;
-    }
-    const outputs = result;
-    if (jsonBytes(outputs) > LIMITS.outputsBytes) {
-      await finalReport(send, { kind: "fail", error: { code: "outputs_too_large", message: `outputs exceed ${LIMITS.outputsBytes} bytes` }, retryable: false });
-    } else {
-      await finalReport(send, { kind: "complete", outputs });
-    }
-  } catch (err) {
-    if (err instanceof TaskEnded || ended) return;
-    if (!(err instanceof TaskFailure)) console.error(`task ${taskId} (${claim.task.task_type}): handler error`, err);
+  return { ctx, controller, send, ended: () => ended !== null, stop };
+}
+
+const overrunFailure = (sliceMs: number, overrunMs: number): TaskFailure =>
+  new TaskFailure("slice_overrun", `the handler did not yield within ${Math.round((sliceMs + overrunMs) / 1000)} s`, false);
+
+/** Sends the last report of an attempt that its handler finished, yielded or failed. */
+async function settle(attempt: RunningAttempt, outcome: BatchOutcome): Promise<void> {
+  const task = attempt.ctx.task;
+  if (outcome instanceof Error) {
+    if (outcome instanceof TaskEnded || attempt.ended()) return;
+    if (!(outcome instanceof TaskFailure)) console.error(`task ${task.task_id} (${task.task_type}): handler error`, outcome);
     // Only a TaskFailure's message is written for clients; anything else (a D1 error with its
     // SQL, a stack) may carry internal text, so it is reported as a generic failure.
-    const failure =
-      err instanceof TaskFailure
-        ? { kind: "fail" as const, error: { code: err.code, message: err.message }, retryable: err.retryable }
-        : { kind: "fail" as const, error: { code: "handler_error", message: UNEXPECTED_ERROR_MESSAGE }, retryable: true };
-    await finalReport(send, failure);
-  } finally {
-    clearInterval(heartbeat);
-    clearTimeout(overrun);
+    const failure: Report =
+      outcome instanceof TaskFailure
+        ? { kind: "fail", error: { code: outcome.code, message: outcome.message }, retryable: outcome.retryable }
+        : { kind: "fail", error: { code: "handler_error", message: UNEXPECTED_ERROR_MESSAGE }, retryable: true };
+    await finalReport(attempt.send, failure);
+    return;
+  }
+  if (outcome instanceof Yielded) {
+    await finalReport(attempt.send, { kind: "checkpoint", state: outcome.state });
+    return;
+  }
+  const outputs = outcome ?? {};
+  if (jsonBytes(outputs) > LIMITS.outputsBytes) {
+    await finalReport(attempt.send, { kind: "fail", error: { code: "outputs_too_large", message: `outputs exceed ${LIMITS.outputsBytes} bytes` }, retryable: false });
+  } else {
+    await finalReport(attempt.send, { kind: "complete", outputs });
   }
 }
 

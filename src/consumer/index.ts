@@ -1,7 +1,9 @@
-import { BUILTIN_LEASE_SECONDS } from "../namespace/contract";
-import { TaskMessageSchema } from "../namespace/messages";
+import { getHandler } from "../handlers/registry";
+import { BUILTIN_LEASE_SECONDS, type ClaimManyItem } from "../namespace/contract";
+import { type TaskMessage, TaskMessageSchema } from "../namespace/messages";
 import { namespaceStub } from "../namespace/stub";
-import { runBuiltin, SLICE_MS } from "./builtin";
+import { ReportBatcher } from "./batcher";
+import { type Claimed, runBuiltin, runBuiltinBatch, SLICE_MS } from "./builtin";
 import { dispatchToProcessor } from "./processor";
 
 /**
@@ -13,33 +15,84 @@ const sliceMs = (env: Env): number => {
   return Number.isFinite(configured) && configured > 0 ? configured : SLICE_MS;
 };
 
+interface Delivery {
+  message: Message;
+  body: TaskMessage;
+}
+
+const retry = (message: Message): void => message.retry({ delaySeconds: Math.min(2 ** message.attempts, 60) });
+
 /**
  * The `tasks` queue consumer. Each message names one attempt of one task; the NamespaceDO's
  * claim decides whether this delivery runs it, so duplicates and redeliveries are harmless.
+ * A batch is worked per namespace: one claim call for all its messages, its attempts' reports
+ * sent together, and tasks of a type whose handler works batches handed to it at once.
  */
 export async function consumeTasks(batch: MessageBatch, env: Env): Promise<void> {
-  await Promise.all(
-    batch.messages.map(async (message) => {
-      const parsed = TaskMessageSchema.safeParse(message.body);
-      if (!parsed.success) {
-        console.error("dropping a malformed task message", message.id);
-        message.ack();
-        return;
+  const byNamespace = new Map<string, Delivery[]>();
+  for (const message of batch.messages) {
+    const parsed = TaskMessageSchema.safeParse(message.body);
+    if (!parsed.success) {
+      console.error("dropping a malformed task message", message.id);
+      message.ack();
+      continue;
+    }
+    const group = byNamespace.get(parsed.data.namespace_id) ?? [];
+    group.push({ message, body: parsed.data });
+    byNamespace.set(parsed.data.namespace_id, group);
+  }
+  await Promise.all([...byNamespace].map(([namespaceId, deliveries]) => consumeNamespace(namespaceId, deliveries, env)));
+}
+
+async function consumeNamespace(namespaceId: string, deliveries: Delivery[], env: Env): Promise<void> {
+  const stubFor = () => namespaceStub(env, namespaceId);
+  let claims: ClaimManyItem[];
+  try {
+    claims = await stubFor().claimMany(deliveries.map((d) => ({ task_id: d.body.task_id, attempt: d.body.attempt, slice: d.body.slice })));
+  } catch (err) {
+    console.error(`claims of ${deliveries.length} messages of ${namespaceId} failed; retrying`, err);
+    for (const d of deliveries) retry(d.message);
+    return;
+  }
+  const batcher = new ReportBatcher(stubFor);
+  const work: Promise<void>[] = [];
+  const builtins = new Map<string, { message: Message; claim: Claimed }[]>();
+  deliveries.forEach((delivery, i) => {
+    const claim = claims[i];
+    if (!claim || (!claim.claimed && "retry" in claim)) return retry(delivery.message);
+    if (!claim.claimed) return delivery.message.ack();
+    if (claim.processor) {
+      work.push(settled([delivery.message], dispatchToProcessor(stubFor, claim, env, batcher)));
+      return;
+    }
+    const group = builtins.get(claim.task.task_type) ?? [];
+    group.push({ message: delivery.message, claim });
+    builtins.set(claim.task.task_type, group);
+  });
+  for (const [taskType, group] of builtins) {
+    const handler = getHandler(taskType);
+    if (handler?.runBatch && group.length > 1) {
+      const runBatch = handler.runBatch.bind(handler);
+      const running = runBuiltinBatch(group.map((g) => g.claim), { runBatch }, env, batcher, BUILTIN_LEASE_SECONDS, sliceMs(env));
+      work.push(settled(group.map((g) => g.message), running));
+    } else {
+      for (const { message, claim } of group) {
+        work.push(settled([message], runBuiltin(stubFor, claim, env, BUILTIN_LEASE_SECONDS, sliceMs(env), undefined, batcher)));
       }
-      try {
-        const stubFor = () => namespaceStub(env, parsed.data.namespace_id);
-        const claim = await stubFor().claim(parsed.data);
-        if (claim.claimed) {
-          if (claim.processor) await dispatchToProcessor(stubFor, claim, env);
-          else await runBuiltin(stubFor, claim, env, BUILTIN_LEASE_SECONDS, sliceMs(env));
-        }
-        message.ack();
-      } catch (err) {
-        console.error(`task message ${message.id} failed; retrying`, err);
-        message.retry({ delaySeconds: Math.min(2 ** message.attempts, 60) });
-      }
-    }),
-  );
+    }
+  }
+  await Promise.all(work);
+}
+
+/** Acks the messages once their work is done; work that threw is delivered again. */
+async function settled(messages: Message[], work: Promise<void>): Promise<void> {
+  try {
+    await work;
+    for (const message of messages) message.ack();
+  } catch (err) {
+    console.error(`task messages ${messages.map((m) => m.id).join(", ")} failed; retrying`, err);
+    for (const message of messages) retry(message);
+  }
 }
 
 /** The `tasks-dlq` consumer: a message the queue gave up on fails its task with `dispatch_failed`. */

@@ -1,8 +1,9 @@
 import type { ClaimResult, Report } from "../namespace/contract";
+import { type NamespaceStub, reporter } from "../namespace/stub";
 import { signedHeaders } from "../webhooks/signing";
 import { withTimeout } from "../webhooks/timeout";
 import { allowPrivateUrls, checkOutboundUrl } from "../webhooks/urls";
-import { type NamespaceStub, reporter } from "../namespace/stub";
+import type { ReportBatcher } from "./batcher";
 
 type Claimed = Extract<ClaimResult, { claimed: true }>;
 
@@ -13,11 +14,11 @@ export const DISPATCH_TIMEOUT_MS = 15_000;
  * accepts it and the processor reports back through the callbacks; anything else fails the
  * attempt as retryable.
  */
-export async function dispatchToProcessor(stubFor: () => NamespaceStub, claim: Claimed, env: Env): Promise<void> {
+export async function dispatchToProcessor(stubFor: () => NamespaceStub, claim: Claimed, env: Env, batcher?: ReportBatcher): Promise<void> {
   const processor = claim.processor;
   if (!processor) throw new Error("dispatchToProcessor needs a processor");
   const task = claim.task;
-  const send = reporter(stubFor, task.task_id, claim.token);
+  const send = batcher ? batcher.sender(task.task_id, claim.token) : reporter(stubFor, task.task_id, claim.token);
   const fail = (code: string, message: string, retryable: boolean): Report => ({ kind: "fail", error: { code, message }, retryable });
   const verdict = checkOutboundUrl(processor.url, allowPrivateUrls(env));
   if (!verdict.ok) {

@@ -2,6 +2,8 @@ import { z } from "@hono/zod-openapi";
 import { jsonBytes, JsonObjectSchema } from "../tasks/model";
 
 const CONTENT_BYTES = 256 * 1024;
+/** Objects per INSERT statement: 8 bound parameters each, within D1's 100 per statement. */
+const ROWS_PER_INSERT = 12;
 const METADATA_BYTES = 16 * 1024;
 
 export const NewObject = z
@@ -23,19 +25,34 @@ export async function insertPendingObjects(
   createdAt: string,
   createdMs: number,
 ): Promise<void> {
-  await db.batch(
-    items.map(({ objectId, input }) =>
+  const rows = items.map(({ objectId, input }) => [objectId, namespaceId, bucketId, input.key ?? null, input.content, JSON.stringify(input.metadata ?? {}), createdAt, createdMs]);
+  const inserts: D1PreparedStatement[] = [];
+  for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+    const group = rows.slice(i, i + ROWS_PER_INSERT);
+    inserts.push(
       db.prepare(
         `INSERT OR IGNORE INTO objects (object_id, namespace_id, bucket_id, object_key, content, metadata, state, created_at, created_ms)
-         VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
-      ).bind(objectId, namespaceId, bucketId, input.key ?? null, input.content, JSON.stringify(input.metadata ?? {}), createdAt, createdMs),
-    ),
-  );
+         VALUES ${group.map(() => "(?, ?, ?, ?, ?, ?, 'pending', ?, ?)").join(", ")}`,
+      ).bind(...group.flat()),
+    );
+  }
+  if (inserts.length > 0) await db.batch(inserts);
 }
 
-/** Shows objects whose tasks exist, with those tasks' ids. */
+/**
+ * Shows objects whose tasks exist, with those tasks' ids: one statement for them all, each
+ * object's task ids travelling in one bound JSON list.
+ */
 export async function showObjects(db: D1Database, namespaceId: string, made: { object_id: string; task_ids: string[] }[]): Promise<void> {
-  await db.batch(made.map((m) => db.prepare("UPDATE objects SET state = 'ready', task_ids = ? WHERE namespace_id = ? AND object_id = ?").bind(JSON.stringify(m.task_ids), namespaceId, m.object_id)));
+  if (made.length === 0) return;
+  await db
+    .prepare(
+      `UPDATE objects SET state = 'ready',
+         task_ids = (SELECT json_extract(j.value, '$.t') FROM json_each(?1) AS j WHERE json_extract(j.value, '$.o') = objects.object_id)
+       WHERE namespace_id = ?2 AND object_id IN (SELECT json_extract(value, '$.o') FROM json_each(?1))`,
+    )
+    .bind(JSON.stringify(made.map((m) => ({ o: m.object_id, t: JSON.stringify(m.task_ids) }))), namespaceId)
+    .run();
 }
 
 /** Objects still hidden that were stored before `beforeMs`. */

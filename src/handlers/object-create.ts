@@ -1,9 +1,14 @@
 import { z } from "@hono/zod-openapi";
-import { getObjectForWork } from "../db/dataplane";
-import { collectionDimensions, collectionExtractor, embedForTask, upsertDocuments } from "./documents";
-import { parseInputs, registerHandler, TaskFailure } from "./registry";
+import { getObjectForWork, getObjectsForWork } from "../db/dataplane";
+import { collectionDimensions, collectionExtractor, collectionsForWork, embedForTask, upsertDocuments, upsertDocumentsOfCollections } from "./documents";
+import { type BatchOutcome, type HandlerContext, parseInputs, registerHandler, TaskFailure } from "./registry";
+import type { JsonObject } from "../tasks/model";
 
 const Inputs = z.object({ object_id: z.string().min(1).max(64), collection_id: z.string().min(1).max(64) }).strict();
+type Input = z.infer<typeof Inputs>;
+
+const objectGone = (objectId: string) => new TaskFailure("object_not_found", `object ${objectId} no longer exists`, false);
+const collectionGone = (collectionId: string) => new TaskFailure("collection_not_found", `collection ${collectionId} no longer exists`, false);
 
 registerHandler({
   type: "object_create",
@@ -12,9 +17,9 @@ registerHandler({
     const { object_id, collection_id } = parseInputs(Inputs, ctx.task.inputs);
     const ns = ctx.task.namespace_id;
     const object = await getObjectForWork(ctx.env.DB, ns, object_id);
-    if (!object) throw new TaskFailure("object_not_found", `object ${object_id} no longer exists`, false);
+    if (!object) throw objectGone(object_id);
     const extractor = await collectionExtractor(ctx.env.DB, ns, collection_id);
-    if (!extractor) throw new TaskFailure("collection_not_found", `collection ${collection_id} no longer exists`, false);
+    if (!extractor) throw collectionGone(collection_id);
     const [vector] = await embedForTask(ctx.env, extractor, [object.content], await collectionDimensions(ctx.env.DB, ns, collection_id));
     if (!vector) throw new Error("the extractor returned no vector");
     const [documentId] = await upsertDocuments(ctx.env.DB, ns, collection_id, [{ objectId: object_id, metadata: object.metadata, vector }]);
@@ -22,4 +27,71 @@ registerHandler({
     await ctx.progress({ percent: 100, message: "indexed" });
     return { document_id: documentId };
   },
+  runBatch: indexObjects,
 });
+
+/**
+ * object_create for the tasks of one namespace that arrived together: the objects are read in
+ * one query, the texts of each collection embedded in one extractor call, and the documents
+ * written in one D1 batch. Each task fails alone (its object or collection gone, its inputs
+ * invalid, its collection's extractor failing); a task whose attempt ended is left out.
+ */
+async function indexObjects(ctxs: HandlerContext[]): Promise<BatchOutcome[]> {
+  const first = ctxs[0];
+  if (!first) return [];
+  const env = first.env;
+  const ns = first.task.namespace_id;
+  const outcomes: BatchOutcome[] = ctxs.map(() => undefined);
+  const inputs: (Input | null)[] = ctxs.map((ctx, i) => {
+    try {
+      if (ctx.task.namespace_id !== ns) throw new Error("a batch of tasks of several namespaces");
+      return parseInputs(Inputs, ctx.task.inputs);
+    } catch (err) {
+      outcomes[i] = err instanceof Error ? err : new Error(String(err));
+      return null;
+    }
+  });
+  const live = (i: number): Input | null => (outcomes[i] === undefined && !ctxs[i]?.signal.aborted ? (inputs[i] ?? null) : null);
+  const wanted = ctxs.map((_, i) => live(i)).filter((input): input is Input => input !== null);
+  const [objects, collections] = await Promise.all([
+    getObjectsForWork(env.DB, ns, [...new Set(wanted.map((w) => w.object_id))]),
+    collectionsForWork(env.DB, ns, [...new Set(wanted.map((w) => w.collection_id))]),
+  ]);
+  // Per collection, the tasks to index and their texts: one extractor call each.
+  const byCollection = new Map<string, number[]>();
+  ctxs.forEach((_, i) => {
+    const input = live(i);
+    if (!input) return;
+    if (!objects.has(input.object_id)) outcomes[i] = objectGone(input.object_id);
+    else if (!collections.has(input.collection_id)) outcomes[i] = collectionGone(input.collection_id);
+    else byCollection.set(input.collection_id, [...(byCollection.get(input.collection_id) ?? []), i]);
+  });
+  const documents: { index: number; collectionId: string; objectId: string; metadata: JsonObject; vector: Float32Array }[] = [];
+  await Promise.all(
+    [...byCollection].map(async ([collectionId, members]) => {
+      const collection = collections.get(collectionId)!;
+      const texts = members.map((i) => objects.get(inputs[i]!.object_id)!.content);
+      try {
+        const vectors = await embedForTask(env, collection.extractor, texts, collection.dimensions);
+        members.forEach((i, j) => {
+          const vector = vectors[j];
+          const objectId = inputs[i]!.object_id;
+          if (!vector) outcomes[i] = new Error("the extractor returned no vector");
+          else documents.push({ index: i, collectionId, objectId, metadata: objects.get(objectId)!.metadata, vector });
+        });
+      } catch (err) {
+        for (const i of members) outcomes[i] = err instanceof Error ? err : new Error(String(err));
+      }
+    }),
+  );
+  const ids = await upsertDocumentsOfCollections(env.DB, ns, documents);
+  // Each task logs on its own. The lines are not awaited: sent in the same turn as the
+  // completions that follow, they reach the object in one call with them, in order. A refused
+  // line means the attempt ended, and its completion is refused just the same.
+  documents.forEach((d, k) => {
+    const documentId = ids[k]!;
+    ctxs[d.index]!.log(`document ${documentId} of object ${d.objectId} indexed in ${d.collectionId}`).catch(() => undefined);
+    outcomes[d.index] = { document_id: documentId };
+  });
+  return outcomes;
+}

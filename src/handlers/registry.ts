@@ -31,8 +31,21 @@ export interface HandlerDefinition {
   readonly type: string;
   /** Validates `inputs` at creation; a failure is answered 422. */
   readonly inputs?: z.ZodType;
-  run(ctx: HandlerContext): Promise<Record<string, unknown> | Yielded | void>;
+  run(ctx: HandlerContext): Promise<HandlerResult>;
+  /**
+   * Optional: runs several attempts of this type of one namespace at once (tasks that arrived in
+   * the same queue batch), one outcome per context, in order. An Error outcome fails that attempt
+   * alone, as `run` throwing it would; a throw fails them all. Each context reports, and is
+   * fenced, on its own: a context whose attempt ended throws TaskEnded from its reports, and the
+   * handler gives that outcome up (any value will do). A lone task of the type goes to `run`.
+   */
+  runBatch?(ctxs: HandlerContext[]): Promise<BatchOutcome[]>;
 }
+
+/** What a handler's run returns: the outputs, or `ctx.yield(state)` to continue later. */
+export type HandlerResult = Record<string, unknown> | Yielded | void;
+/** One attempt's outcome in a `runBatch`: its result, or the error that fails it. */
+export type BatchOutcome = HandlerResult | Error;
 
 /** Thrown by a handler to fail its attempt with a code; `retryable` decides whether it is retried. */
 export class TaskFailure extends Error {

@@ -77,6 +77,16 @@ export interface ReportAck {
   task: Task;
 }
 
+/** One answer of `claimMany`: a claim, or a claim that failed and whose message should be delivered again. */
+export type ClaimManyItem = ClaimResult | { claimed: false; reason: string; retry: true };
+
+/** One report of `reportMany`: what `report(task_id, token, report)` takes. */
+export interface ReportManyItem {
+  task_id: string;
+  token: string;
+  report: Report;
+}
+
 /** SPEC §6's pull mode: at most this many tasks a lease call, and this long a long-poll. */
 export const MAX_LEASE_TASKS = 100;
 export const MAX_LEASE_WAIT_SECONDS = 60;
@@ -157,4 +167,7 @@ export interface NamespaceRpc {
   createTaskBatch(inputs: CreateTaskInput[], origin: string, batch: { key: string; requestHash: string }): Promise<Result<Task[]>>;
   leaseTasks(taskType: string, maxTasks: number, waitMs: number, origin: string): Promise<Result<Lease[]>>;
   reportBatch(reports: { token: string; report: Report }[]): Promise<BatchReportResult[]>;
+
+  claimMany(messages: Pick<TaskMessage, "task_id" | "attempt" | "slice">[]): Promise<ClaimManyItem[]>;
+  reportMany(items: ReportManyItem[]): Promise<Result<ReportAck>[]>;
 }

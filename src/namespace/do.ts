@@ -4,10 +4,12 @@ import type { NumberedLogLine } from "../db/types";
 import { fail, ok, type Result } from "../errors";
 import { base64url, randomBytes } from "../ids";
 import type { CreateTaskInput, Settings, Stats, Task, TaskStatus } from "../tasks/model";
+import { AttemptBatches } from "./attempt-batches";
 import { Attempts, sha256 } from "./attempts";
 import type { Clock } from "./clock";
 import type {
   BatchReportResult,
+  ClaimManyItem,
   ClaimResult,
   Delivery,
   Lease,
@@ -17,6 +19,7 @@ import type {
   ProcessorPosition,
   Report,
   ReportAck,
+  ReportManyItem,
   Webhook,
   WebhookPatch,
   WebhookPosition,
@@ -50,6 +53,7 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
   private readonly gate: StreamGate;
   private readonly scheduler: Scheduler;
   private readonly pull: PullMode;
+  private readonly batches: AttemptBatches;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -64,7 +68,8 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
     this.deliveries = new Deliveries(this.core);
     this.gate = new StreamGate(this.core);
     this.scheduler = new Scheduler(this.core, this.attempts, this.deliveries, this.gate);
-    this.pull = new PullMode(this.core, this.tasks, this.attempts, this.gate);
+    this.batches = new AttemptBatches(this.core, this.attempts);
+    this.pull = new PullMode(this.core, this.tasks, this.attempts, this.gate, this.batches);
   }
 
   /** Runs `fn` in one transaction, then arms the alarm for whatever it scheduled. */
@@ -301,5 +306,15 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
 
   reportBatch(reports: { token: string; report: Report }[]): Promise<BatchReportResult[]> {
     return this.pull.reportBatch(reports);
+  }
+
+  // --- consumer batches (issue 11, see AttemptBatches) ---------------------------------------
+
+  claimMany(messages: Pick<TaskMessage, "task_id" | "attempt" | "slice">[]): Promise<ClaimManyItem[]> {
+    return this.batches.claimMany(messages);
+  }
+
+  reportMany(items: ReportManyItem[]): Promise<Result<ReportAck>[]> {
+    return this.batches.reportMany(items);
   }
 }

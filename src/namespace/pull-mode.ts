@@ -1,6 +1,7 @@
 import { fail, ok, type Result } from "../errors";
 import { base64url, randomBytes } from "../ids";
 import type { CreateTaskInput, Task } from "../tasks/model";
+import type { AttemptBatches } from "./attempt-batches";
 import { type Attempts, sha256 } from "./attempts";
 import { type BatchReportResult, type Lease, MAX_LEASE_TASKS, MAX_LEASE_WAIT_SECONDS, type ProcessorConfig, type ProcessorMode, type Report } from "./contract";
 import type { NamespaceCore } from "./core";
@@ -22,6 +23,7 @@ export class PullMode extends NamespacePart {
     private readonly tasks: TaskOps,
     private readonly attempts: Attempts,
     private readonly gate: StreamGate,
+    private readonly batches: AttemptBatches,
   ) {
     super(core);
   }
@@ -117,25 +119,23 @@ export class PullMode extends NamespacePart {
    * callback would be, in the order given; one failing changes nothing for the others.
    */
   async reportBatch(reports: { token: string; report: Report }[]): Promise<BatchReportResult[]> {
-    const results: BatchReportResult[] = [];
-    for (const { token, report } of reports) {
+    const known = reports.map(({ token, report }) => {
       const tokenHash = sha256(token);
       const attempt = attemptOfToken(this.sql, tokenHash);
-      if (!attempt) {
-        results.push({ task_id: null, status: 401, error: { type: "unauthorized", message: "invalid callback token" } });
-        continue;
-      }
-      const now = this.clock.now();
-      const outcome = this.ctx.storage.transactionSync(() => this.attempts.report(attempt.task_id, tokenHash, report, now));
-      if (outcome.ok) {
-        results.push({ task_id: attempt.task_id, status: 200, task: outcome.value.task, lease_expires_at: outcome.value.lease_expires_at });
-      } else {
-        const { type, message, details } = outcome.error;
-        results.push({ task_id: attempt.task_id, status: type === "conflict" ? 409 : 401, error: { type, message, details } });
-      }
-    }
-    await this.armAlarm();
-    return results;
+      return attempt ? { task_id: attempt.task_id, tokenHash, report } : null;
+    });
+    const outcomes = await this.batches.applyReports(known.filter((item) => item !== null));
+    let next = 0;
+    return known.map((item): BatchReportResult => {
+      if (!item) return { task_id: null, status: 401, error: { type: "unauthorized", message: "invalid callback token" } };
+      const outcome = outcomes[next++];
+      if (!outcome) throw new Error("a report of the batch got no answer");
+      if (outcome.ok) return { task_id: item.task_id, status: 200, task: outcome.value.task, lease_expires_at: outcome.value.lease_expires_at };
+      const { type, message, details } = outcome.error;
+      // The answer has no status for an item that could not be applied: the call fails, as a single callback would.
+      if (type === "internal_error") throw new Error(`the report of ${item.task_id} could not be applied`);
+      return { task_id: item.task_id, status: type === "conflict" ? 409 : 401, error: { type, message, details } };
+    });
   }
 
   /**

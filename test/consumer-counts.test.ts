@@ -1,0 +1,95 @@
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it } from "vitest";
+import type { TaskMessage } from "../src/namespace/messages";
+import { captureSends, countingEnv, deliver } from "./counting";
+import { fakeProcessor, PROCESSOR_URL } from "./fake-processor";
+import { call, createTask, eventually, tenant, type Tenant } from "./helpers";
+
+/**
+ * Counts, not times: Durable Object RPCs and D1 statements the Worker spends per completed task
+ * (issue 11). Printed for the report, and bounded so that batching cannot silently regress.
+ */
+
+let processor: ReturnType<typeof fakeProcessor> | null = null;
+afterEach(() => processor?.restore());
+
+const OBJECTS = 200;
+
+/** Delivers the captured messages that `pick` selects, 100 a batch, until `done` holds. */
+async function drain(captured: TaskMessage[], counting: Env, pick: (m: TaskMessage) => boolean, done: () => Promise<boolean>) {
+  let delivered = 0;
+  await eventually(
+    async () => {
+      const waiting = captured.slice(delivered);
+      delivered = captured.length;
+      const mine = waiting.filter(pick);
+      for (let i = 0; i < mine.length; i += 100) await deliver(counting, mine.slice(i, i + 100));
+      return (await done()) ? true : undefined;
+    },
+    150_000,
+    "every task done",
+  );
+}
+
+async function statusOf(t: Tenant, taskId: string): Promise<string> {
+  return (await call(`/v1/tasks/${taskId}`, { token: t.key })).body.status;
+}
+
+describe("calls per completed task", () => {
+  it("ingest: a batch import, then its object_create tasks", async () => {
+    const t = await tenant({ max_concurrent_tasks: 1000 });
+    const captured = await captureSends(t);
+    const counting = countingEnv(env);
+    const bucket = (await call("/v1/buckets", { token: t.key, body: { bucket_name: "counted" } })).body;
+    expect((await call("/v1/collections", { token: t.key, body: { collection_name: "counted", source_bucket_ids: [bucket.bucket_id] } })).status).toBe(201);
+    const objects = Array.from({ length: OBJECTS }, (_, i) => ({ key: `k${i}`, content: `object number ${i} about topic ${i % 7}` }));
+    const imported = await call(`/v1/buckets/${bucket.bucket_id}/objects/batch`, { token: t.key, body: { objects } });
+    expect(imported.status).toBe(202);
+    const importId: string = imported.body.task.task_id;
+
+    await drain(captured, counting.env, (m) => m.task_id === importId, async () => (await statusOf(t, importId)) === "completed");
+    const importCounts = counting.reset();
+
+    const stats = async () => (await call("/v1/tasks/stats", { token: t.key })).body as Record<string, number>;
+    await drain(captured, counting.env, (m) => m.task_id !== importId, async () => {
+      const s = await stats();
+      return (s.created ?? 0) + (s.queued ?? 0) + (s.processing ?? 0) === 0;
+    });
+    const createCounts = counting.reset();
+    const completed = async () => (await call("/v1/tasks?status=completed&limit=1&include_total=true", { token: t.key })).body.pagination.total;
+    await eventually(async () => ((await completed()) === OBJECTS + 1 ? true : undefined), 10_000, "every task completed");
+    console.log(
+      `COUNTS ingest: batch_import of ${OBJECTS}: ${(importCounts.doCalls / OBJECTS).toFixed(3)} DO calls and ${(importCounts.d1Statements / OBJECTS).toFixed(3)} D1 statements per object`,
+      JSON.stringify(importCounts.byMethod),
+    );
+    console.log(
+      `COUNTS ingest: object_create: ${(createCounts.doCalls / OBJECTS).toFixed(3)} DO calls and ${(createCounts.d1Statements / OBJECTS).toFixed(3)} D1 statements per task`,
+      JSON.stringify(createCounts.byMethod),
+    );
+    // Batched: one claim and a few report calls per queue batch of 100, one D1 batch of writes.
+    expect(createCounts.doCalls / OBJECTS).toBeLessThanOrEqual(0.1);
+    expect(importCounts.doCalls / OBJECTS).toBeLessThanOrEqual(0.1);
+  }, 180_000);
+
+  it("push: claim and dispatch to a processor, then its completion callback", async () => {
+    const t = await tenant();
+    const captured = await captureSends(t);
+    const counting = countingEnv(env);
+    processor = fakeProcessor();
+    await call("/v1/processors/counted_push", { token: t.key, method: "PUT", body: { url: PROCESSOR_URL } });
+    const tasks = [];
+    for (let i = 0; i < 100; i++) tasks.push(await createTask(t, { task_type: "counted_push" }));
+    await eventually(async () => (captured.length >= tasks.length ? true : undefined));
+    await deliver(counting.env, captured.slice(0, tasks.length));
+    const consumer = counting.reset();
+    for (const task of tasks) {
+      const { token } = processor.last(task.task_id)!.body.callback;
+      expect((await call(`/v1/tasks/${task.task_id}/callback/complete`, { token, body: { outputs: {} } })).status).toBe(200);
+    }
+    console.log(
+      `COUNTS push: consumer side ${(consumer.doCalls / tasks.length).toFixed(3)} DO calls and ${(consumer.d1Statements / tasks.length).toFixed(3)} D1 statements per task (plus one report RPC per processor callback)`,
+      JSON.stringify(consumer.byMethod),
+    );
+    expect(consumer.doCalls / tasks.length).toBeLessThanOrEqual(0.1);
+  });
+});
