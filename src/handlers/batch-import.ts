@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { createObjects } from "../dataplane/objects";
+import { bucketExists } from "../db/catalog";
 import { bindStaging, StagingCorrupt, stagedChunk, stagingRemoval } from "../db/staging";
 import { sha256Hex } from "../ids";
 import { parseInputs, registerHandler, TaskFailure } from "./registry";
@@ -40,8 +41,7 @@ registerHandler({
     const db = ctx.env.DB;
     const ns = ctx.task.namespace_id;
     const owner = { namespaceId: ns, taskId: ctx.task.task_id, stagingId: input.staging_id };
-    const bucket = await db.prepare("SELECT bucket_id FROM buckets WHERE namespace_id = ? AND bucket_id = ?").bind(ns, input.bucket_id).first();
-    if (!bucket) throw new TaskFailure("bucket_not_found", `bucket ${input.bucket_id} no longer exists`, false);
+    if (!(await bucketExists(db, ns, input.bucket_id))) throw new TaskFailure("bucket_not_found", `bucket ${input.bucket_id} no longer exists`, false);
     // Staging of this namespace that no task holds yet is this task's: its request may have died
     // before binding it. Staging of another task, or of another namespace, is never read.
     await bindStaging(db, ns, input.staging_id, ctx.task.task_id);

@@ -1,7 +1,8 @@
 import { z } from "@hono/zod-openapi";
 import { collectionVectors } from "../db/dataplane";
 import { lloydStep, prng, seedCentroids } from "../embed/kmeans";
-import { collectionExists, inBatches } from "./documents";
+import { setClusterIds } from "../db/documents";
+import { collectionExists } from "./documents";
 import { parseInputs, registerHandler, TaskFailure } from "./registry";
 
 const Inputs = z
@@ -66,7 +67,7 @@ registerHandler({
     const final = lloydStep(vectors, centres, labels);
     const sizes = new Array<number>(input.k).fill(0);
     labels.forEach((l) => (sizes[l] = (sizes[l] ?? 0) + 1));
-    await inBatches(db, ids.map((id, i) => db.prepare("UPDATE documents SET cluster_id = ? WHERE namespace_id = ? AND document_id = ?").bind(labels[i] ?? null, ctx.task.namespace_id, id)));
+    await setClusterIds(db, ctx.task.namespace_id, ids, labels);
     await ctx.log(`k-means: ${state.iteration} iterations, inertia ${final.inertia.toFixed(4)}, clusters ${sizes.join("/")}`);
     return { k: input.k, iterations: state.iteration, inertia: final.inertia, cluster_sizes: sizes };
   },

@@ -1,8 +1,8 @@
 import { z } from "@hono/zod-openapi";
 import { collectionVectors } from "../db/dataplane";
+import { modelForTuning, saveTunedModel } from "../db/documents";
 import { prng } from "../embed/kmeans";
 import { accuracy, newModel, type SoftmaxModel, trainEpoch } from "../embed/softmax";
-import { isoNow } from "../time";
 import { parseInputs, registerHandler, TaskFailure } from "./registry";
 
 const Inputs = z
@@ -24,10 +24,7 @@ registerHandler({
     const input = parseInputs(Inputs, ctx.task.inputs);
     const epochs = input.epochs ?? 20;
     const db = ctx.env.DB;
-    const model = await db
-      .prepare("SELECT model_id, collection_id, label_field, version FROM models WHERE namespace_id = ? AND model_id = ?")
-      .bind(ctx.task.namespace_id, input.model_id)
-      .first<{ model_id: string; collection_id: string; label_field: string; version: number }>();
+    const model = await modelForTuning(db, ctx.task.namespace_id, input.model_id);
     if (!model) throw new TaskFailure("model_not_found", `model ${input.model_id} no longer exists`, false);
     const data = await collectionVectors(db, ctx.task.namespace_id, model.collection_id);
     const examples = data.vectors
@@ -62,10 +59,7 @@ registerHandler({
     const trainAccuracy = accuracy(classifier, xs, ys);
     const holdoutAccuracy = accuracy(classifier, holdout.map((e) => e.x), holdout.map((e) => labels.indexOf(e.label)));
     const metrics = { labels, train_accuracy: trainAccuracy, holdout_accuracy: holdoutAccuracy, loss_curve: state.losses };
-    await db
-      .prepare("UPDATE models SET version = version + 1, weights = ?, metrics = ?, trained_at = ? WHERE namespace_id = ? AND model_id = ?")
-      .bind(JSON.stringify(classifier), JSON.stringify(metrics), isoNow(), ctx.task.namespace_id, model.model_id)
-      .run();
+    await saveTunedModel(db, ctx.task.namespace_id, model.model_id, classifier, metrics);
     await ctx.log(`trained on ${train.length}, held out ${holdout.length}: accuracy ${trainAccuracy.toFixed(3)} / ${holdoutAccuracy.toFixed(3)}`);
     return metrics;
   },

@@ -1,7 +1,8 @@
 import { z } from "@hono/zod-openapi";
 import { collectionVectors } from "../db/dataplane";
 import { dot, normalize } from "../embed/embedder";
-import { collectionDimensions, collectionExtractor, embedForTask, inBatches } from "./documents";
+import { setDocumentTaxonomies, taxonomyNodesJson } from "../db/documents";
+import { collectionDimensions, collectionExtractor, embedForTask } from "./documents";
 import { parseInputs, registerHandler, TaskFailure } from "./registry";
 
 const Inputs = z.object({ collection_id: z.string().min(1).max(64), taxonomy_id: z.string().min(1).max(64), min_score: z.number().min(-1).max(1).optional() }).strict();
@@ -17,9 +18,9 @@ registerHandler({
     const ns = ctx.task.namespace_id;
     const extractor = await collectionExtractor(db, ns, input.collection_id);
     if (!extractor) throw new TaskFailure("collection_not_found", `collection ${input.collection_id} no longer exists`, false);
-    const taxonomy = await db.prepare("SELECT nodes FROM taxonomies WHERE namespace_id = ? AND taxonomy_id = ?").bind(ns, input.taxonomy_id).first<{ nodes: string }>();
-    if (!taxonomy) throw new TaskFailure("taxonomy_not_found", `taxonomy ${input.taxonomy_id} no longer exists`, false);
-    const nodes = Nodes.parse(JSON.parse(taxonomy.nodes));
+    const taxonomy = await taxonomyNodesJson(db, ns, input.taxonomy_id);
+    if (taxonomy === null) throw new TaskFailure("taxonomy_not_found", `taxonomy ${input.taxonomy_id} no longer exists`, false);
+    const nodes = Nodes.parse(JSON.parse(taxonomy));
     // The examples of every node embedded together, with the collection's own extractor.
     const examples = await embedForTask(ctx.env, extractor, nodes.flatMap((n) => n.examples), await collectionDimensions(db, ns, input.collection_id));
     let next = 0;
@@ -46,12 +47,10 @@ registerHandler({
       const label = node && bestScore >= minScore ? { taxonomy_id: input.taxonomy_id, label: node.label, score: bestScore } : null;
       if (label) counts[label.label] = (counts[label.label] ?? 0) + 1;
       else unlabeled++;
-      return db
-        .prepare("UPDATE documents SET taxonomy = ?, updated_at = ? WHERE namespace_id = ? AND document_id = ?")
-        .bind(label ? JSON.stringify(label) : null, new Date().toISOString(), ns, ids[i] ?? "");
+      return { documentId: ids[i] ?? "", label: label ? JSON.stringify(label) : null };
     });
     await ctx.progress({ percent: 50, message: `labelled ${vectors.length} documents`, processed: vectors.length, total: vectors.length });
-    await inBatches(db, updates);
+    await setDocumentTaxonomies(db, ns, updates);
     await ctx.log(`labels: ${JSON.stringify(counts)}; unlabeled: ${unlabeled}`);
     return { label_counts: counts, unlabeled };
   },
