@@ -6,6 +6,7 @@ import { ApiError } from "../errors";
 import { secretsEqual, sha256Hex } from "../ids";
 import type { AppEnv } from "./env";
 import { spendRequestToken } from "./rate-limit";
+import { config } from "../config";
 
 /** The bearer token of the request, or null. */
 export function bearerToken(c: Context): string | null {
@@ -120,7 +121,7 @@ async function callbackNamespace(c: Context<AppEnv>): Promise<string> {
 
 async function requireAdmin(c: Context<AppEnv>): Promise<void> {
   const token = bearerToken(c);
-  const expected = c.env.ADMIN_TOKEN;
+  const expected = config(c.env).adminToken;
   if (!token) throw new ApiError("unauthorized", "missing bearer token");
   if (!expected || !(await secretsEqual(token, expected))) throw new ApiError("unauthorized", "invalid admin token");
 }

@@ -3,6 +3,7 @@ import { claimKey, completeKey, openResponse, releaseKey, sealResponse } from ".
 import { ApiError } from "../errors";
 import { sha256Hex } from "../ids";
 import type { AppEnv } from "./env";
+import { config } from "../config";
 
 const MAX_KEY_LENGTH = 255;
 
@@ -73,4 +74,4 @@ export const idempotent: MiddlewareHandler<AppEnv> = async (c, next) => {
  * has (a Worker secret, never in D1). Rotating it makes the last 24 h of responses
  * unreplayable, which a replay reports as such.
  */
-const serverSecret = (env: Env): string => env.ADMIN_TOKEN ?? "";
+const serverSecret = (env: Env): string => config(env).adminToken ?? "";

@@ -6,6 +6,7 @@ import { unwrap } from "../errors";
 import type { LogLine } from "../tasks/model";
 import { namespaceOf } from "./auth";
 import type { AppEnv } from "./env";
+import { config } from "../config";
 
 /** A log page starts after a line's seq; lines are oldest first. */
 export const LOG_CURSOR = bySeq("task_logs");
@@ -20,7 +21,7 @@ export async function taskLogPage(c: Context<AppEnv>, taskId: string, req: PageR
   const stub = namespaceOf(c);
   unwrap(await stub.findTask(taskId));
   const namespaceId = c.get("principal").namespace_id;
-  const cutoff = Date.now() - Number(c.env.TASK_LOG_RETENTION_SECONDS || 604800) * 1000;
+  const cutoff = Date.now() - config(c.env).logRetentionMs;
   const pending = await stub.pendingLogs(taskId, req.includeTotal ? 0 : after);
   const flushed = await readLogs(c.env.DB, namespaceId, taskId, after, req.limit + 1, cutoff);
   const bySeqNo = new Map([...flushed, ...pending.filter((line) => line.seq > after)].map((line) => [line.seq, line]));

@@ -4,6 +4,7 @@ import type { ClaimResult, Report, ReportAck } from "../namespace/contract";
 import type { NamespaceStub } from "../namespace/stub";
 import { jsonBytes, LIMITS } from "../tasks/model";
 import { ReportBatcher } from "./batcher";
+import { config } from "../config";
 
 export type Claimed = Extract<ClaimResult, { claimed: true }>;
 
@@ -150,7 +151,7 @@ function startAttempt(claim: Claimed, env: Env, batcher: ReportBatcher, leaseSec
     progress: async (progress) => check(await send({ kind: "progress", progress })),
     log: async (message, level) => check(await send({ kind: "logs", lines: [{ message, level }] })),
     checkpoint: claim.checkpoint,
-    origin: env.PUBLIC_URL || claim.origin,
+    origin: config(env).publicUrl ?? claim.origin,
     shouldYield: () => Date.now() >= sliceEnds,
     yield: (state) => new Yielded(state),
   };

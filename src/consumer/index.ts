@@ -5,15 +5,13 @@ import { namespaceStub } from "../namespace/stub";
 import { ReportBatcher } from "./batcher";
 import { type Claimed, runBuiltin, runBuiltinBatch, SLICE_MS } from "./builtin";
 import { dispatchToProcessor } from "./processor";
+import { config } from "../config";
 
 /**
  * HANDLER_SLICE_MS overrides how long a built-in handler runs before it should yield. Only the
  * test projects that exercise yielding bind it (vitest.config.ts: checkpoints, scale).
  */
-const sliceMs = (env: Env): number => {
-  const configured = Number((env as { HANDLER_SLICE_MS?: string }).HANDLER_SLICE_MS);
-  return Number.isFinite(configured) && configured > 0 ? configured : SLICE_MS;
-};
+const sliceMs = (env: Env): number => config(env).handlerSliceMs ?? SLICE_MS;
 
 interface Delivery {
   message: Message;

@@ -4,6 +4,7 @@ import { signedHeaders } from "../webhooks/signing";
 import { withTimeout } from "../webhooks/timeout";
 import { allowPrivateUrls, checkOutboundUrl } from "../webhooks/urls";
 import type { ReportBatcher } from "./batcher";
+import { config } from "../config";
 
 type Claimed = Extract<ClaimResult, { claimed: true }>;
 
@@ -25,7 +26,7 @@ export async function dispatchToProcessor(stubFor: () => NamespaceStub, claim: C
     await send(fail("processor_url_refused", `processor url ${verdict.reason}`, false));
     return;
   }
-  const base = (env.PUBLIC_URL || claim.origin).replace(/\/+$/, "");
+  const base = config(env).publicUrl ?? claim.origin.replace(/\/+$/, "");
   const body = JSON.stringify({
     type: "task.dispatch",
     task,

@@ -2,6 +2,7 @@ import { purgeDeliveries } from "./deliveries";
 import { purgeKeys } from "./idempotency";
 import { purgeLogs } from "./logs";
 import { purgeStaging } from "./staging";
+import { config } from "../config";
 
 export interface PurgeLimits {
   /** Rows one DELETE statement removes at most. */
@@ -32,7 +33,7 @@ export interface PurgeResult {
  * the task ends; this catches what that missed), in one batch of its own.
  */
 export async function runRetention(env: Env, now: number, limits: PurgeLimits = DEFAULT_PURGE_LIMITS): Promise<PurgeResult> {
-  const logCutoff = now - Number(env.TASK_LOG_RETENTION_SECONDS || 604800) * 1000;
+  const logCutoff = now - config(env).logRetentionMs;
   const tables: { name: keyof Omit<PurgeResult, "complete" | "staging">; purge: () => Promise<number> }[] = [
     { name: "records", purge: () => purgeRecords(env.DB, now, limits.batch) },
     { name: "logs", purge: () => purgeLogs(env.DB, logCutoff, limits.batch) },
@@ -54,7 +55,7 @@ export async function runRetention(env: Env, now: number, limits: PurgeLimits = 
     }
     if (!done) result.complete = false;
   }
-  const recordCutoff = now - Number(env.TASK_RECORD_RETENTION_SECONDS || 2592000) * 1000;
+  const recordCutoff = now - config(env).recordRetentionMs;
   const staging = await purgeStaging(env.DB, recordCutoff, limits.batch);
   result.staging = staging.removed;
   if (!staging.complete) result.complete = false;

@@ -1,3 +1,4 @@
+import { config } from "../config";
 import { fail, ok, type Result } from "../errors";
 import { base64url, randomBytes } from "../ids";
 import type { CreateTaskInput, Task } from "../tasks/model";
@@ -78,7 +79,7 @@ export class PullMode extends NamespacePart {
     const processor = this.core.processors.processorRow(taskType);
     if (!processor) return fail("not_found", `no processor for task_type "${taskType}"`);
     if (processor.mode !== "pull") return fail("conflict", `the processor of "${taskType}" is in push mode; PUT it with mode "pull" to lease its tasks`, { mode: processor.mode });
-    const base = (this.env.PUBLIC_URL || origin).replace(/\/+$/, "");
+    const base = config(this.env).publicUrl ?? origin.replace(/\/+$/, "");
     const deadline = this.clock.now() + Math.min(Math.max(0, waitMs), MAX_LEASE_WAIT_SECONDS * 1000);
     let waited = false;
     for (;;) {

@@ -6,6 +6,8 @@
  * names, and IPv6 literals into their compressed hex form (`[::ffff:127.0.0.1]` becomes
  * `[::ffff:7f00:1]`); this module judges the result, including IPv4 addresses embedded in IPv6.
  */
+import { config } from "../config";
+
 export type UrlVerdict = { ok: true; url: URL } | { ok: false; reason: string };
 
 const PRIVATE = "must not point to a private, local or reserved address";
@@ -187,4 +189,4 @@ export function isPublicIPv6(g: Groups): boolean {
 }
 
 /** Whether this deployment lifts the URL rules (local development only). */
-export const allowPrivateUrls = (env: Env): boolean => String(env.ALLOW_PRIVATE_URLS) === "true";
+export const allowPrivateUrls = (env: Env): boolean => config(env).allowPrivateUrls;
