@@ -1,12 +1,10 @@
-import type { MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import dashboard from "../dashboard";
 import docs from "../docs";
 import { ApiError, errorBody } from "../errors";
 import { LIMITS } from "../tasks/model";
-import { authenticate } from "./auth";
-import { emptyJsonIsEmptyObject } from "./json-body";
+import { apiKeyAuth } from "./auth";
+import { bodyUpTo } from "./gate";
 import callbacks, { batchCallbacks } from "./callbacks";
 import events from "./events";
 import { newApp } from "./env";
@@ -15,25 +13,11 @@ import processors from "./processors";
 import taskBatch from "./task-batch";
 import tasks from "./tasks";
 import webhooks from "./webhooks";
-import buckets from "./buckets";
+import buckets, { bucketImports } from "./buckets";
 import collections from "./collections";
 import { models, taxonomies } from "./models";
 import mixpeek from "./mixpeek";
 import { describeDocument } from "./openapi-meta";
-
-/** A request with a body must send JSON: anything else would be validated as an empty object. */
-const requireJson: MiddlewareHandler = async (c, next) => {
-  const method = c.req.method;
-  if (method === "POST" || method === "PUT" || method === "PATCH") {
-    const type = c.req.header("Content-Type");
-    const length = c.req.header("Content-Length");
-    const hasBody = (length !== undefined && length !== "0") || c.req.header("Transfer-Encoding") !== undefined;
-    if (hasBody && !(type && /^application\/([\w.-]+\+)?json\s*(;|$)/i.test(type))) {
-      throw new ApiError("invalid_json", "the request body must be JSON, sent with Content-Type: application/json");
-    }
-  }
-  await next();
-};
 
 export function createApp() {
   const app = newApp();
@@ -41,24 +25,8 @@ export function createApp() {
   app.get("/health", (c) => c.json({ ok: true }));
   app.route("/", dashboard);
 
-  const limit = (maxSize: number) =>
-    bodyLimit({
-      maxSize,
-      onError: () => {
-        throw new ApiError("payload_too_large", `request body exceeds ${maxSize} bytes`);
-      },
-    });
-  const ordinaryLimit = limit(LIMITS.bodyBytes);
-  const batchLimit = limit(LIMITS.batchBodyBytes);
-  // Authentication and the rate limit read headers only, so that a request without valid
-  // credentials, or beyond its namespace's limit, is answered before its body is read.
-  app.use("/v1/*", authenticate);
-  // Batch routes (an import, a batch of tasks or of callback reports) take the larger limit.
-  const batchRoute = /^\/v1\/(buckets\/[^/]+\/objects\/batch|tasks\/batch|callbacks)$/;
-  app.use("/v1/*", (c, next) => (batchRoute.test(c.req.path) ? batchLimit(c, next) : ordinaryLimit(c, next)));
-  app.use("/v1/*", requireJson);
-  app.use("/v1/*", emptyJsonIsEmptyObject);
-
+  // Each sub-app gates its own routes (src/api/gate.ts): credentials first, from headers alone,
+  // so a request without them is answered before its body is read; then the body's size and type.
   app.route("/v1/namespaces", namespaces);
   app.route("/v1/tasks", callbacks);
   app.route("/v1/callbacks", batchCallbacks);
@@ -67,13 +35,14 @@ export function createApp() {
   app.route("/v1/tasks", tasks);
   app.route("/v1/processors", processors);
   app.route("/v1/webhooks", webhooks);
+  app.route("/v1/buckets", bucketImports);
   app.route("/v1/buckets", buckets);
   app.route("/v1/collections", collections);
   app.route("/v1/taxonomies", taxonomies);
   app.route("/v1/models", models);
 
   // SPEC §11: the task endpoints in Mixpeek's dialect, behind the same API keys.
-  app.use("/mixpeek/*", authenticate, ordinaryLimit);
+  app.use("/mixpeek/*", apiKeyAuth, bodyUpTo(LIMITS.bodyBytes));
   app.route("/mixpeek", mixpeek);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", { type: "http", scheme: "bearer", description: "sk_... API key" });

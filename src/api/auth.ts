@@ -22,7 +22,6 @@ export function bearerToken(c: Context): string | null {
   return null;
 }
 
-const CALLBACK_PATH = /^\/v1\/tasks\/[^/]+\/callback(\/|$)/;
 /** A callback token names its namespace: `<namespace_id>.<secret>`. */
 const CALLBACK_TOKEN = /^(ns_[a-z0-9]{20})\.[A-Za-z0-9_-]{43}$/;
 
@@ -30,24 +29,28 @@ const CALLBACK_TOKEN = /^(ns_[a-z0-9]{20})\.[A-Za-z0-9_-]{43}$/;
 export const credentialLookups = { count: 0 };
 
 /**
- * One gate for every /v1 route, run before anything reads the request body: the admin API
- * takes ADMIN_TOKEN, processor callbacks carry their attempt's token (checked by the Durable
- * Object), everything else takes an API key. Requests of a namespace, callbacks included, then
- * spend one of its request tokens.
+ * The API-key gate of a namespace's routes, run before anything reads the request body: the
+ * key decides the namespace, and the request spends one of its request tokens (SPEC §3).
  */
-export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const path = c.req.path;
-  if (CALLBACK_PATH.test(path)) {
-    await spendRequestToken(c, await callbackNamespace(c));
-    return next();
-  }
-  if (path === "/v1/namespaces" || path.startsWith("/v1/namespaces/")) {
-    await requireAdmin(c);
-    return next();
-  }
+export const apiKeyAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
   const principal = await requireApiKey(c);
   c.set("principal", principal);
   await spendRequestToken(c, principal.namespace_id);
+  return next();
+};
+
+/** The gate of the admin API: ADMIN_TOKEN. */
+export const adminAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
+  await requireAdmin(c);
+  return next();
+};
+
+/**
+ * The gate of a processor's callbacks: the attempt's token, which names its namespace and is
+ * vouched for by that namespace's object; the callback spends one of the namespace's tokens.
+ */
+export const callbackAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
+  await spendRequestToken(c, await callbackNamespace(c));
   return next();
 };
 

@@ -9,16 +9,19 @@ import { NewObject } from "../db/objects";
 import { bindStaging, dropUnboundStaging, stagingInserts } from "../db/staging";
 import { ApiError, createUnique, unwrap } from "../errors";
 import { newId } from "../ids";
-import { JsonObjectSchema, TaskSchema } from "../tasks/model";
+import { JsonObjectSchema, LIMITS, TaskSchema } from "../tasks/model";
 import { isoNow } from "../time";
 import { namespaceOf } from "./auth";
-import { type AppEnv, newApp } from "./env";
+import type { AppEnv } from "./env";
+import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { listRoute, servePage } from "./list";
 import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 
 const security = [{ apiKey: [] }];
-const app = newApp();
+const app = apiKeyApp();
+/** The batch import takes bodies up to 10 MiB (SPEC §5 Limits); everything else up to 1 MiB. */
+export const bucketImports = apiKeyApp(LIMITS.batchBodyBytes);
 const BUCKET_CURSOR = byIsoTime("buckets");
 const OBJECT_CURSOR = byMillis("objects");
 
@@ -123,7 +126,7 @@ app.openapi(
   },
 );
 
-app.openapi(
+bucketImports.openapi(
   createRoute({
     method: "post",
     path: "/{bucket}/objects/batch",

@@ -6,11 +6,12 @@ import { ApiError, unwrap } from "../errors";
 import { MAX_BATCH_REPORTS, type Report } from "../namespace/contract";
 import { jsonBytes, LIMITS, LOG_LEVELS, ProgressInputSchema, TaskSchema } from "../tasks/model";
 import { bearerToken, namespaceOf } from "./auth";
-import { type AppEnv, newApp } from "./env";
+import type { AppEnv } from "./env";
+import { apiKeyApp, callbackApp } from "./gate";
 import { errorResponses, json, jsonBody, TaskIdParam } from "./schemas";
 
 const security = [{ callbackToken: [] }];
-const app = newApp();
+const app = callbackApp();
 
 const TOKEN = /^(ns_[a-z0-9]{20})\.[A-Za-z0-9_-]{43}$/;
 
@@ -84,7 +85,7 @@ app.openapi(route("fail", "Fail the attempt (retried unless retryable is false)"
 });
 
 /** `POST /v1/callbacks`: many reports of pull (or push) attempts in one request, with the namespace's API key. */
-export const batchCallbacks = newApp();
+export const batchCallbacks = apiKeyApp(LIMITS.batchBodyBytes);
 
 const token = z.string().min(1).max(200).openapi({ description: "callback.token of the attempt" });
 const ReportItem = z

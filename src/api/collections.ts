@@ -13,13 +13,14 @@ import { newId } from "../ids";
 import { type JsonObject, JsonObjectSchema, TaskSchema } from "../tasks/model";
 import { isoNow } from "../time";
 import { namespaceOf } from "./auth";
-import { type AppEnv, newApp } from "./env";
+import type { AppEnv } from "./env";
+import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { listRoute, servePage } from "./list";
 import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 
 const security = [{ apiKey: [] }];
-const app = newApp();
+const app = apiKeyApp();
 const COLLECTION_CURSOR = byIsoTime("collections");
 const DOCUMENT_CURSOR = byIsoTime("documents");
 

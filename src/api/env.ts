@@ -1,4 +1,5 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import type { KeyPrincipal } from "../db/keys";
 import { errorBody } from "../errors";
 
@@ -13,16 +14,25 @@ export interface AppEnv {
 
 /**
  * A Hono app whose every request-validation failure is answered as SPEC §3's
- * `validation_error`, with the failing fields in `details`.
+ * `validation_error`, with the failing fields in `details`. `gate` runs before every route of
+ * the app, ahead of the route's own middleware and validators: the sub-app says who may call
+ * its routes (src/api/gate.ts), and no path pattern elsewhere decides it.
  */
-export function newApp(): OpenAPIHono<AppEnv> {
-  return new OpenAPIHono<AppEnv>({
+export function newApp(gate: MiddlewareHandler<AppEnv>[] = []): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
       if (result.success) return;
       const issues = result.error.issues.map((i) => ({ path: i.path.join("."), message: i.message, code: i.code }));
       return c.json(errorBody("validation_error", describeIssues(issues), { issues }), 422);
     },
   });
+  if (gate.length === 0) return app;
+  const register = app.openapi.bind(app);
+  app.openapi = ((route, handler, hook) => {
+    const own = route.middleware === undefined ? [] : Array.isArray(route.middleware) ? route.middleware : [route.middleware];
+    return register({ ...route, middleware: [...gate, ...own] }, handler, hook);
+  }) as typeof app.openapi;
+  return app;
 }
 
 function describeIssues(issues: { path: string; message: string }[]): string {

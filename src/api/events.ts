@@ -2,12 +2,13 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { ApiError, unwrap } from "../errors";
 import { namespaceOf } from "./auth";
-import { type AppEnv, newApp } from "./env";
+import type { AppEnv } from "./env";
+import { apiKeyApp } from "./gate";
 import { errorResponses, TaskIdParam } from "./schemas";
 import { csv, parseStatuses, parseTaskTypes } from "./task-list";
 
 const security = [{ apiKey: [] }];
-const app = newApp();
+const app = apiKeyApp();
 
 const LastEventIdQuery = z.object({
   last_event_id: z

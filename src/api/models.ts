@@ -11,7 +11,8 @@ import { newId } from "../ids";
 import { type JsonObject, TaskSchema } from "../tasks/model";
 import { isoNow } from "../time";
 import { namespaceOf } from "./auth";
-import { type AppEnv, newApp } from "./env";
+import type { AppEnv } from "./env";
+import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { listRoute, servePage } from "./list";
 import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
@@ -21,7 +22,7 @@ const Name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "must be 1–63 lowe
 
 // --- taxonomies ---------------------------------------------------------------------------------
 
-export const taxonomies = newApp();
+export const taxonomies = apiKeyApp();
 
 const TaxonomySchema = z
   .object({
@@ -101,7 +102,7 @@ taxonomies.openapi(
 
 // --- models ---------------------------------------------------------------------------------------
 
-export const models = newApp();
+export const models = apiKeyApp();
 
 const ModelSchema = z
   .object({

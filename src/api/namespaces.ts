@@ -14,7 +14,8 @@ import { ApiError, createUnique } from "../errors";
 import { newApiKey, newId } from "../ids";
 import { DEFAULT_SETTINGS, SettingsOutputSchema, SettingsSchema } from "../tasks/model";
 import { isoNow } from "../time";
-import { type AppEnv, newApp } from "./env";
+import type { AppEnv } from "./env";
+import { adminApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { listRoute, servePage } from "./list";
 import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
@@ -47,7 +48,7 @@ const ApiKeySchema = z
 const NamespaceParam = z.object({ namespace: z.string().max(128).openapi({ param: { name: "namespace", in: "path" } }) });
 const security = [{ adminToken: [] }];
 
-const app = newApp();
+const app = adminApp();
 const NAMESPACE_CURSOR = byIsoTime("namespaces");
 const API_KEY_CURSOR = byIsoTime("api_keys");
 

@@ -5,12 +5,12 @@ import { MAX_LEASE_TASKS, MAX_LEASE_WAIT_SECONDS } from "../namespace/contract";
 import { TASK_TYPE_PATTERN, TaskSchema } from "../tasks/model";
 import { allowPrivateUrls, checkOutboundUrl } from "../webhooks/urls";
 import { namespaceOf } from "./auth";
-import { newApp } from "./env";
+import { apiKeyApp } from "./gate";
 import { listRoute, servePage } from "./list";
 import { errorResponses, json, jsonBody } from "./schemas";
 
 const security = [{ apiKey: [] }];
-const app = newApp();
+const app = apiKeyApp();
 const PROCESSOR_CURSOR = byMillis("processors");
 
 const ProcessorSchema = z

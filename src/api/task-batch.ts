@@ -3,7 +3,7 @@ import { ApiError, unwrap } from "../errors";
 import { dataPlaneOperation } from "../tasks/operations";
 import { CreateTaskSchema, jsonBytes, LIMITS, TaskSchema } from "../tasks/model";
 import { namespaceOf } from "./auth";
-import { newApp } from "./env";
+import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 import { refuseDataPlaneType } from "./tasks";
@@ -11,7 +11,7 @@ import { refuseDataPlaneType } from "./tasks";
 /** SPEC §5: a batch creates 1–1000 tasks. */
 export const MAX_BATCH_TASKS = 1000;
 
-const app = newApp();
+const app = apiKeyApp(LIMITS.batchBodyBytes);
 
 const BatchBody = z
   .object({ tasks: z.array(CreateTaskSchema).min(1).max(MAX_BATCH_TASKS) })

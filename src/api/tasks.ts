@@ -6,7 +6,7 @@ import { taskEtag } from "../tasks/etag";
 import { CreateTaskSchema, jsonBytes, LIMITS, LogLineSchema, StatsSchema, TaskSchema } from "../tasks/model";
 import { namespaceOf } from "./auth";
 import { idempotent } from "./idempotency";
-import { newApp } from "./env";
+import { apiKeyApp } from "./gate";
 import { errorResponses, IdempotencyHeader, json, jsonBody, paginated, TaskIdParam } from "./schemas";
 import { listRoute, PageQuery, servePage } from "./list";
 import { LOG_CURSOR, taskLogPage } from "./task-logs";
@@ -38,7 +38,7 @@ const IfNoneMatchHeader = z.object({
   "if-none-match": z.string().max(100).optional().openapi({ param: { name: "if-none-match", in: "header" }, description: "The ETag last seen" }),
 });
 const EtagHeader = z.object({ ETag: z.string().openapi({ description: "Changes whenever the task does" }) });
-const app = newApp();
+const app = apiKeyApp();
 
 app.openapi(
   createRoute({

@@ -6,13 +6,13 @@ import { ApiError, unwrap } from "../errors";
 import { EVENT_TYPES } from "../webhooks/events";
 import { allowPrivateUrls, checkOutboundUrl } from "../webhooks/urls";
 import { namespaceOf } from "./auth";
-import { newApp } from "./env";
+import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { listRoute, servePage } from "./list";
 import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 
 const security = [{ apiKey: [] }];
-const app = newApp();
+const app = apiKeyApp();
 const WEBHOOK_CURSOR = byMillis("webhooks");
 const DELIVERY_CURSOR = byMillis("webhook_deliveries");
 
