@@ -10,7 +10,9 @@ import {
   type TaskStatus,
 } from "../tasks/model";
 import { iso } from "../time";
+import { FairQueue, NO_KEY } from "./fairness";
 import type { Sql } from "./sql";
+import { waitingOf } from "./waiting";
 
 export type TaskRow = {
   task_id: string;
@@ -39,6 +41,12 @@ export type TaskRow = {
   progress_event_at: number | null;
   checkpoint: string | null;
   continuation: number;
+  /** The fairness key; NO_KEY ("") when the task has none. */
+  concurrency_key: string;
+  run_at: number | null;
+  /** 1 while the task waits for its run_at; the alarm releases it to the fair queue. */
+  scheduled: number;
+  replay_of_task_id: string | null;
 };
 
 /** Columns a transition may change besides status and updated_at. */
@@ -101,19 +109,34 @@ export const EMPTY_PROGRESS: Progress = { percent: null, message: null, processe
  * calls commits as one atomic step.
  */
 export class TaskStore {
+  /** Fair admission: the groups of ready tasks by key and priority, each key's slots. */
+  readonly fair: FairQueue;
+
   constructor(
     private readonly sql: Sql,
     private readonly namespaceId: () => string,
     private readonly recordRetentionMs: number,
     /** Called for every event stored, in the same transaction: webhook deliveries fan out here. */
     private readonly onEvent: (eventId: string, eventType: string, at: number) => void = () => undefined,
-  ) {}
+    perKeyLimit: () => number | null = () => null,
+    /** The clock `waiting` is computed against. */
+    private readonly now: () => number = () => Date.now(),
+  ) {
+    this.fair = new FairQueue(sql, perKeyLimit);
+  }
 
   get(taskId: string): TaskRow | null {
     return this.sql.one<TaskRow>("SELECT * FROM tasks WHERE task_id = ?", taskId);
   }
 
-  insert(row: Omit<TaskRow, "seq" | "log_count" | "version" | "progress_event_at" | "checkpoint" | "continuation">): TaskRow {
+  insert(
+    row: Omit<TaskRow, "seq" | "log_count" | "version" | "progress_event_at" | "checkpoint" | "continuation" | "concurrency_key" | "run_at" | "scheduled" | "replay_of_task_id">
+      & Partial<Pick<TaskRow, "concurrency_key" | "run_at" | "replay_of_task_id">>,
+  ): TaskRow {
+    const concurrencyKey = row.concurrency_key ?? NO_KEY;
+    const runAt = row.run_at ?? null;
+    const scheduled = row.status === "created" && runAt !== null && runAt > row.created_at ? 1 : 0;
+    const replayOf = row.replay_of_task_id ?? null;
     // A counter that only goes up: finished tasks leave this table, so MAX(seq) would reuse
     // numbers that records in D1 already carry, and lists order and page by seq.
     const seq = this.sql.count(
@@ -125,13 +148,18 @@ export class TaskStore {
     this.sql.run(
       `INSERT INTO tasks (task_id, seq, task_type, status, inputs, outputs, progress, error, attempt, max_attempts,
          priority, parent_task_id, origin, created_at, queued_at, started_at, attempt_started_at, completed_at, updated_at,
-         timeout_at, lease_expires_at, log_count, version)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
+         timeout_at, lease_expires_at, log_count, version, concurrency_key, run_at, scheduled, replay_of_task_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
       row.task_id, seq, row.task_type, row.status, row.inputs, row.outputs, row.progress, row.error, row.attempt,
       row.max_attempts, row.priority, row.parent_task_id, row.origin, row.created_at, row.queued_at, row.started_at,
       row.attempt_started_at, row.completed_at, row.updated_at, row.timeout_at, row.lease_expires_at, logCount,
+      concurrencyKey, runAt, scheduled, replayOf,
     );
-    const inserted: TaskRow = { ...row, seq, log_count: logCount, version: 1, progress_event_at: null, checkpoint: null, continuation: 0 };
+    if (row.status === "created" && scheduled === 0) this.fair.enqueue(concurrencyKey, row.priority);
+    const inserted: TaskRow = {
+      ...row, seq, log_count: logCount, version: 1, progress_event_at: null, checkpoint: null, continuation: 0,
+      concurrency_key: concurrencyKey, run_at: runAt, scheduled, replay_of_task_id: replayOf,
+    };
     this.published(inserted, row.created_at, true);
     return inserted;
   }
@@ -154,8 +182,46 @@ export class TaskStore {
       next.attempt_started_at, next.completed_at, next.updated_at, next.timeout_at, next.lease_expires_at,
       next.log_count, next.version, next.task_id,
     );
+    this.fairTransition(row, to, at);
     this.published(next, at, true);
     return next;
+  }
+
+  /** Keeps the fair queue in step with a transition: a ready task leaving, a slot taken or freed. */
+  private fairTransition(row: TaskRow, to: TaskStatus, at: number): void {
+    if (row.status === "created" && row.scheduled === 0) this.fair.dequeue(row.concurrency_key, row.priority, to === "queued");
+    const holds = (s: TaskStatus): boolean => s === "queued" || s === "processing";
+    if (holds(row.status) !== holds(to)) this.fair.slots(row.concurrency_key, holds(to) ? 1 : -1);
+    if (holds(row.status) && (to === "completed" || to === "failed")) this.fair.completed(at);
+  }
+
+  /**
+   * Releases up to `limit` scheduled tasks whose run_at has come to the fair queue, oldest
+   * run_at first; returns how many. The caller admits after.
+   */
+  releaseScheduled(now: number, limit: number): number {
+    const due = this.sql.all<{ task_id: string; concurrency_key: string; priority: number }>(
+      `SELECT task_id, concurrency_key, priority FROM tasks WHERE status = 'created' AND scheduled = 1 AND run_at <= ?
+       ORDER BY run_at, seq LIMIT ?`,
+      now, limit,
+    );
+    for (const task of due) {
+      this.sql.run("UPDATE tasks SET scheduled = 0 WHERE task_id = ?", task.task_id);
+      this.fair.enqueue(task.concurrency_key, task.priority);
+    }
+    return due.length;
+  }
+
+  /** The next ready task admission takes: the oldest of the group whose turn it is. */
+  nextReady(): TaskRow | null {
+    const turn = this.fair.next();
+    if (!turn) return null;
+    const row = this.sql.one<TaskRow>(
+      "SELECT * FROM tasks WHERE status = 'created' AND scheduled = 0 AND concurrency_key = ? AND priority = ? ORDER BY seq LIMIT 1",
+      turn.key, turn.priority,
+    );
+    if (!row) throw new Error(`fair queue group (${turn.key}, ${turn.priority}) has no ready task`);
+    return row;
   }
 
   /** Changes what a client sees of a task without a transition (progress, a new timeout). */
@@ -181,7 +247,8 @@ export class TaskStore {
    * outbox will mirror to D1 (replacing any older snapshot of the same task not yet flushed).
    */
   private published(row: TaskRow, at: number, transition: boolean): void {
-    const task = this.toTask(row);
+    // `waiting` is a live view, computed on reads; events and records carry null.
+    const task = this.toTask(row, false);
     if (transition) this.emit(task, at);
     const record: MirroredRecord = { seq: row.seq, expires_at: row.completed_at === null ? null : row.completed_at + this.recordRetentionMs, task };
     this.sql.run(
@@ -193,7 +260,7 @@ export class TaskStore {
   }
 
   /** The client-facing task. */
-  toTask(row: TaskRow): Task {
+  toTask(row: TaskRow, live = true): Task {
     return {
       task_id: row.task_id,
       namespace_id: this.namespaceId(),
@@ -207,7 +274,11 @@ export class TaskStore {
       max_attempts: row.max_attempts,
       priority: row.priority,
       parent_task_id: row.parent_task_id,
+      concurrency_key: row.concurrency_key === NO_KEY ? null : row.concurrency_key,
+      run_at: iso(row.run_at),
+      replay_of_task_id: row.replay_of_task_id,
       queue_position: row.status === "created" ? this.queuePosition(row) : null,
+      waiting: row.status === "created" && live ? waitingOf(this.sql, this.fair, row, this.now()) : null,
       created_at: iso(row.created_at) ?? "",
       queued_at: iso(row.queued_at),
       started_at: iso(row.started_at),
@@ -366,7 +437,8 @@ export class TaskStore {
     const row = this.sql.one<{ due: number | null }>(
       `SELECT MIN(due) AS due FROM (
          SELECT MIN(due_at) AS due FROM timers
-         UNION ALL SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending')`,
+         UNION ALL SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'
+         UNION ALL SELECT MIN(run_at) FROM tasks WHERE status = 'created' AND scheduled = 1)`,
     );
     return row?.due === null || row?.due === undefined ? null : Number(row.due);
   }
