@@ -192,11 +192,18 @@ describe("scheduled start", () => {
     const t = await tenant({ max_concurrent_tasks: 1 });
     const blocker = await createTask(t, { task_type: "fair_held" });
     const task = await createTask(t, { task_type: "fair_held", delay_seconds: 30 });
+    const behind = [await createTask(t, { task_type: "fair_held" }), await createTask(t, { task_type: "fair_held", concurrency_key: "k" })];
+    // Ready tasks come first; the scheduled one is not yet in line.
+    expect((await getTask(t, behind[0]?.task_id ?? "")).waiting).toMatchObject({ reason: "concurrency_limit", position: 1 });
+    expect((await getTask(t, behind[1]?.task_id ?? "")).waiting).toMatchObject({ reason: "concurrency_limit", position: 2 });
     await advance(t, 31_000);
+    // Released, it heads its group (the oldest keyless task); the round goes keyless, k, keyless.
     expect((await getTask(t, task.task_id)).waiting).toMatchObject({ reason: "concurrency_limit", position: 1 });
+    expect((await getTask(t, behind[1]?.task_id ?? "")).waiting).toMatchObject({ reason: "concurrency_limit", position: 2 });
+    expect((await getTask(t, behind[0]?.task_id ?? "")).waiting).toMatchObject({ reason: "concurrency_limit", position: 3 });
     await cancel(t, blocker.task_id);
     expect(holds((await getTask(t, task.task_id)).status)).toBe(true);
-    await cancel(t, task.task_id);
+    for (const other of [task, ...behind]) await cancel(t, other.task_id);
   });
 });
 

@@ -201,7 +201,7 @@ export class TaskStore {
    */
   releaseScheduled(now: number, limit: number): number {
     const due = this.sql.all<{ task_id: string; concurrency_key: string; priority: number }>(
-      `SELECT task_id, concurrency_key, priority FROM tasks WHERE status = 'created' AND scheduled = 1 AND run_at <= ?
+      `SELECT task_id, concurrency_key, priority FROM tasks INDEXED BY tasks_scheduled WHERE status = 'created' AND scheduled = 1 AND run_at <= ?
        ORDER BY run_at, seq LIMIT ?`,
       now, limit,
     );
@@ -217,7 +217,7 @@ export class TaskStore {
     const turn = this.fair.next();
     if (!turn) return null;
     const row = this.sql.one<TaskRow>(
-      "SELECT * FROM tasks WHERE status = 'created' AND scheduled = 0 AND concurrency_key = ? AND priority = ? ORDER BY seq LIMIT 1",
+      "SELECT * FROM tasks INDEXED BY tasks_fair WHERE status = 'created' AND scheduled = 0 AND concurrency_key = ? AND priority = ? ORDER BY seq LIMIT 1",
       turn.key, turn.priority,
     );
     if (!row) throw new Error(`fair queue group (${turn.key}, ${turn.priority}) has no ready task`);
@@ -438,7 +438,8 @@ export class TaskStore {
       `SELECT MIN(due) AS due FROM (
          SELECT MIN(due_at) AS due FROM timers
          UNION ALL SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'
-         UNION ALL SELECT MIN(run_at) FROM tasks WHERE status = 'created' AND scheduled = 1)`,
+         -- Named: the planner would otherwise scan every created task through tasks_backlog.
+         UNION ALL SELECT (SELECT run_at FROM tasks INDEXED BY tasks_scheduled WHERE status = 'created' AND scheduled = 1 ORDER BY run_at LIMIT 1))`,
     );
     return row?.due === null || row?.due === undefined ? null : Number(row.due);
   }

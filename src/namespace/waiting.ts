@@ -31,14 +31,14 @@ export function waitingOf(sql: Sql, fair: FairQueue, row: WaitingRow, now: numbe
   if (row.scheduled === 1 && row.run_at !== null) {
     const position =
       sql.count(
-        `SELECT COUNT(*) AS n FROM tasks WHERE status = 'created' AND scheduled = 1
+        `SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_scheduled WHERE status = 'created' AND scheduled = 1
            AND (run_at < ? OR (run_at = ? AND seq < ?))`,
         row.run_at, row.run_at, row.seq,
       ) + 1;
     return { reason: "scheduled", position, eta_seconds: Math.max(0, Math.ceil((row.run_at - now) / 1000)) };
   }
   const rankInGroup = sql.count(
-    "SELECT COUNT(*) AS n FROM tasks WHERE status = 'created' AND scheduled = 0 AND concurrency_key = ? AND priority = ? AND seq < ?",
+    "SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_fair WHERE status = 'created' AND scheduled = 0 AND concurrency_key = ? AND priority = ? AND seq < ?",
     row.concurrency_key, row.priority, row.seq,
   );
   const limit = fair.limit();
@@ -48,7 +48,7 @@ export function waitingOf(sql: Sql, fair: FairQueue, row: WaitingRow, now: numbe
     const ahead =
       rankInGroup +
       sql.count(
-        "SELECT COUNT(*) AS n FROM tasks WHERE status = 'created' AND scheduled = 0 AND concurrency_key = ? AND priority > ?",
+        "SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_fair WHERE status = 'created' AND scheduled = 0 AND concurrency_key = ? AND priority > ?",
         row.concurrency_key, row.priority,
       );
     const active = fair.activeOf(row.concurrency_key);
@@ -60,7 +60,7 @@ export function waitingOf(sql: Sql, fair: FairQueue, row: WaitingRow, now: numbe
       return { reason: "concurrency_key", position, eta_seconds: eta(position, keyRate) };
     }
   }
-  const position = roundRobinPosition(groups, row, rankInGroup + 1, limit) ;
+  const position = roundRobinPosition(groups, row, rankInGroup + 1, limit);
   return { reason: "concurrency_limit", position, eta_seconds: eta(position, rate) };
 }
 
@@ -94,5 +94,6 @@ export function roundRobinPosition(groups: readonly Group[], row: Pick<WaitingRo
     }
     if (g.key !== NO_KEY && limit !== null) room.set(g.key, roomOf(g) - takes);
   }
-  return before + 1;
+  // Its own group's tasks ahead of it (rank − 1) go first, then itself.
+  return before + rank;
 }
