@@ -72,6 +72,25 @@ describe("bulk cancel", () => {
     expect(await stats(t)).toMatchObject({ created: 0, queued: 0, processing: 0 });
   });
 
+  it("works in steps that let other requests in, and leaves tasks created meanwhile alone", async () => {
+    const t = await tenant({ max_concurrent_tasks: 1 });
+    await stub(t).seedBacklog({ count: 2000, task_type: "bulk_held", keys: 0, key_prefix: "", priority: 5 });
+    let bulkDone = false;
+    const bulk = stub(t).bulkCancel({ task_type: ["bulk_held"] }).then((r) => {
+      bulkDone = true;
+      return r;
+    });
+    const during = await createTask(t, { task_type: "bulk_held", priority: 9 });
+    // The create was answered between two steps of the bulk cancel, not after it.
+    expect(bulkDone).toBe(false);
+    const result = await bulk;
+    expect(result.cancelled).toBe(2000);
+    expect(result.steps).toBeGreaterThanOrEqual(40);
+    // The task created during the call was not its business: it took the freed slot.
+    expect(["queued", "processing"]).toContain((await getTask(t, during.task_id)).status);
+    await bulkCancel(t, { task_type: "bulk_held" });
+  });
+
   it("races completions: every task ends exactly once, cancelled or completed", async () => {
     const t = await tenant({ max_concurrent_tasks: 4 });
     const made: Task[] = [];

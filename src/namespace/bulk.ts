@@ -30,22 +30,24 @@ const UNFINISHED: readonly TaskStatus[] = ["created", "queued", "processing"];
 export function cancelStep(sql: Sql, filter: BulkCancelFilter, after: number, until: number): { rows: TaskRow[]; next: number | null } {
   const statuses = (filter.status ?? UNFINISHED).filter((s) => UNFINISHED.includes(s));
   if (statuses.length === 0) return { rows: [], next: null };
-  const where: string[] = [`status IN (${statuses.map(() => "?").join(", ")})`];
+  // Unary + keeps the planner off the status and other indexes: a step walks the seq range only
+  // (through the status index it would visit every unfinished task each step).
+  const where: string[] = [`+status IN (${statuses.map(() => "?").join(", ")})`];
   const params: SqlStorageValue[] = [...statuses];
   if (filter.task_type && filter.task_type.length > 0) {
-    where.push(`task_type IN (${filter.task_type.map(() => "?").join(", ")})`);
+    where.push(`+task_type IN (${filter.task_type.map(() => "?").join(", ")})`);
     params.push(...filter.task_type);
   }
   if (filter.parent_task_id !== undefined) {
-    where.push("parent_task_id = ?");
+    where.push("+parent_task_id = ?");
     params.push(filter.parent_task_id);
   }
   if (filter.concurrency_key !== undefined) {
-    where.push("concurrency_key = ?");
+    where.push("+concurrency_key = ?");
     params.push(filter.concurrency_key);
   }
   if (filter.created_before !== undefined) {
-    where.push("created_at < ?");
+    where.push("+created_at < ?");
     params.push(filter.created_before);
   }
   const window = sql.one<{ last: number | null }>(
