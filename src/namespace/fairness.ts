@@ -77,6 +77,12 @@ export class FairQueue {
     else if (left && served) this.sql.run("UPDATE fair_queue SET turn = ? WHERE key = ? AND priority = ?", this.nextTurn(), key, priority);
   }
 
+  /** Removes a group outright (a guard against a count gone wrong). */
+  drop(turn: Turn): void {
+    this.changes++;
+    this.sql.run("DELETE FROM fair_queue WHERE key = ? AND priority = ?", turn.key, turn.priority);
+  }
+
   /** A task of `key` took a slot (+1) or gave one back (−1); the key blocks at its limit. */
   slots(key: string, delta: 1 | -1): void {
     this.changes++;

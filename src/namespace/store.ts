@@ -214,14 +214,19 @@ export class TaskStore {
 
   /** The next ready task admission takes: the oldest of the group whose turn it is. */
   nextReady(): TaskRow | null {
-    const turn = this.fair.next();
-    if (!turn) return null;
-    const row = this.sql.one<TaskRow>(
-      "SELECT * FROM tasks INDEXED BY tasks_fair WHERE status = 'created' AND scheduled = 0 AND concurrency_key = ? AND priority = ? ORDER BY seq LIMIT 1",
-      turn.key, turn.priority,
-    );
-    if (!row) throw new Error(`fair queue group (${turn.key}, ${turn.priority}) has no ready task`);
-    return row;
+    for (;;) {
+      const turn = this.fair.next();
+      if (!turn) return null;
+      const row = this.sql.one<TaskRow>(
+        "SELECT * FROM tasks INDEXED BY tasks_fair WHERE status = 'created' AND scheduled = 0 AND concurrency_key = ? AND priority = ? ORDER BY seq LIMIT 1",
+        turn.key, turn.priority,
+      );
+      if (row) return row;
+      // A group without a ready task would stop admission for good: drop it and go on (each
+      // pass removes a row, so the loop ends). The counters are kept exact; this is a guard.
+      console.error(`fair queue group (${turn.key}, ${turn.priority}) had no ready task; dropped`);
+      this.fair.drop(turn);
+    }
   }
 
   /** Changes what a client sees of a task without a transition (progress, a new timeout). */
