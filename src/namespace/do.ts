@@ -8,6 +8,9 @@ import { Attempts, sha256 } from "./attempts";
 import type { Clock } from "./clock";
 import type {
   BatchReportResult,
+  BulkCancelFilter,
+  BulkReplayResult,
+  DeadLetterFilter,
   ClaimResult,
   Delivery,
   Lease,
@@ -23,6 +26,7 @@ import type {
 } from "./contract";
 import { NamespaceCore, notFoundMessage } from "./core";
 import { Deliveries } from "./deliveries";
+import { FairOps } from "./fair-ops";
 import { quotaExceeded, type RequestGrant } from "./limits";
 import type { TaskMessage } from "./messages";
 import { PullMode } from "./pull-mode";
@@ -50,6 +54,7 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
   private readonly gate: StreamGate;
   private readonly scheduler: Scheduler;
   private readonly pull: PullMode;
+  private readonly fair: FairOps;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -65,6 +70,7 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
     this.gate = new StreamGate(this.core);
     this.scheduler = new Scheduler(this.core, this.attempts, this.deliveries, this.gate);
     this.pull = new PullMode(this.core, this.tasks, this.attempts, this.gate);
+    this.fair = new FairOps(this.core, this.tasks, this.scheduler);
   }
 
   /** Runs `fn` in one transaction, then arms the alarm for whatever it scheduled. */
@@ -301,5 +307,24 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
 
   reportBatch(reports: { token: string; report: Report }[]): Promise<BatchReportResult[]> {
     return this.pull.reportBatch(reports);
+  }
+
+  // --- fairness, scheduled starts, bulk cancel and replay (see FairOps) -------------------------
+
+  bulkCancel(filter: BulkCancelFilter): Promise<{ cancelled: number; steps: number }> {
+    return this.fair.bulkCancel(filter);
+  }
+
+  replayTasks(sources: Task[], origin: string): Promise<Result<Task[]>> {
+    return this.fair.replayTasks(sources, origin);
+  }
+
+  bulkReplay(filter: DeadLetterFilter, origin: string): Promise<Result<BulkReplayResult>> {
+    return this.fair.bulkReplay(filter, origin);
+  }
+
+  /** For tests and the benchmark: a big backlog straight into SQLite (see FairOps.seedBacklog). */
+  seedBacklog(spec: { count: number; task_type: string; keys: number; key_prefix: string; priority: number }): Promise<number> {
+    return this.fair.seedBacklog(spec);
   }
 }
