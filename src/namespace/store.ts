@@ -13,7 +13,7 @@ import type { MirroredRecord } from "../db/types";
 import { iso } from "../time";
 import { FairQueue, NO_KEY } from "./fairness";
 import type { Sql } from "./sql";
-import { waitingOf } from "./waiting";
+import { queuePosition, waitingOf } from "./waiting";
 import { InvalidTransition, NAMESPACE_TIMER, type NewTaskRow, type TaskPatch, type TaskRow, type TimerKind, type TimerRow, truncateUtf8 } from "./task-row";
 
 // The row types live in ./task-row; they are exported here too, where callers have always found them.
@@ -155,7 +155,7 @@ export class TaskStore {
       concurrency_key: row.concurrency_key === NO_KEY ? null : row.concurrency_key,
       run_at: iso(row.run_at),
       replay_of_task_id: row.replay_of_task_id,
-      queue_position: row.status === "created" ? this.queuePosition(row) : null,
+      queue_position: row.status === "created" ? queuePosition(this.sql, row) : null,
       waiting: row.status === "created" && live ? waitingOf(this.sql, this.fair, row, this.now()) : null,
       created_at: iso(row.created_at) ?? "",
       queued_at: iso(row.queued_at),
@@ -165,17 +165,6 @@ export class TaskStore {
       timeout_at: row.status === "processing" ? iso(row.timeout_at) : null,
       expires_at: row.completed_at === null ? null : iso(row.completed_at + this.recordRetentionMs),
     };
-  }
-
-  /** 1-based place in the backlog: higher priority first, then older first. */
-  queuePosition(row: TaskRow): number {
-    return (
-      this.sql.count(
-        `SELECT COUNT(*) AS n FROM tasks WHERE status = 'created'
-           AND (priority > ? OR (priority = ? AND seq < ?))`,
-        row.priority, row.priority, row.seq,
-      ) + 1
-    );
   }
 
   countByStatus(status: TaskStatus): number {

@@ -64,6 +64,17 @@ export function waitingOf(sql: Sql, fair: FairQueue, row: WaitingRow, now: numbe
   return { reason: "concurrency_limit", position, eta_seconds: eta(position, rate) };
 }
 
+/** 1-based place in the backlog: higher priority first, then older first (SPEC's queue_position). */
+export function queuePosition(sql: Sql, row: Pick<WaitingRow, "priority" | "seq">): number {
+  return (
+    sql.count(
+      `SELECT COUNT(*) AS n FROM tasks WHERE status = 'created'
+         AND (priority > ? OR (priority = ? AND seq < ?))`,
+      row.priority, row.priority, row.seq,
+    ) + 1
+  );
+}
+
 const eta = (position: number, rate: number | null): number | null =>
   rate === null || rate <= 0 ? null : Math.round(position / rate);
 
