@@ -11,6 +11,7 @@ import { errorResponses, IdempotencyHeader, json, jsonBody, paginated, TaskIdPar
 import { listRoute, PageQuery, servePage } from "./list";
 import { LOG_CURSOR, taskLogPage } from "./task-logs";
 import { ListBody, listFromBody, listFromQuery, listTasks, TaskFilters } from "./task-list";
+import bulk from "./task-bulk";
 
 const security = [{ apiKey: [] }];
 
@@ -162,5 +163,8 @@ app.openapi(
     return c.json(await servePage(c.req.valid("query"), LOG_CURSOR, (req) => taskLogPage(c, task_id, req)), 200);
   },
 );
+
+// Bulk cancel, replay and bulk replay (SPEC §5).
+app.route("/", bulk);
 
 export default app;

@@ -4,7 +4,7 @@ import type { FetchLike } from "../client/http";
 import type { Task } from "../client/types";
 import { numberFlag, parseArgs, type Parsed, stringFlag, UsageError } from "./args";
 import { type Output, ProgressBoard } from "./board";
-import { describe, ICONS, plain, safeJson, table, terminalSafe } from "./render";
+import { describe, ICONS, plain, safeJson, table, terminalSafe, waitingText } from "./render";
 
 export interface CliIO {
   env: Record<string, string | undefined>;
@@ -39,6 +39,11 @@ commands:
   logs <id>            a task's log lines, oldest first
       -f, --follow       keep printing new lines until the task ends
   cancel <id...>       cancel tasks (a finished task is left as it is)
+  cancel --status <s,...> --type <t,...> --key <k> --parent <id> --before <time>
+                       bulk cancel: every unfinished task matching (at least one filter)
+  replay <id...>       a new task for each finished one, same type and inputs
+  replay --status <failed,cancelled> --type <t,...> --error <code> --after <time> --before <time>
+                       bulk replay of the finished tasks matching (up to 10 000 a call)
   stats                unfinished tasks against the concurrency limit
 
 options:
@@ -57,7 +62,8 @@ const COMMANDS: Record<string, { booleans: readonly string[]; values: readonly s
   get: { booleans: [...COMMON.booleans], values: [...COMMON.values, "wait"] },
   watch: { booleans: [...COMMON.booleans], values: [...COMMON.values, "timeout"] },
   logs: { booleans: [...COMMON.booleans, "follow"], values: [...COMMON.values], aliases: { f: "follow" } },
-  cancel: { booleans: [...COMMON.booleans], values: [...COMMON.values] },
+  cancel: { booleans: [...COMMON.booleans], values: [...COMMON.values, "status", "type", "key", "parent", "before"] },
+  replay: { booleans: [...COMMON.booleans], values: [...COMMON.values, "status", "type", "error", "after", "before"] },
   stats: { booleans: [...COMMON.booleans], values: [...COMMON.values] },
 };
 
@@ -119,6 +125,8 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
         return await logs(ctx);
       case "cancel":
         return await cancel(ctx);
+      case "replay":
+        return await replay(ctx);
       default:
         return await stats(ctx);
     }
@@ -180,7 +188,7 @@ async function list(ctx: Ctx): Promise<number> {
       `${ICONS[t.status]} ${t.status}`,
       t.task_id,
       t.task_type,
-      t.status === "completed" ? "100%" : t.progress.percent === null ? "" : `${Math.floor(t.progress.percent)}%`,
+      t.status === "completed" ? "100%" : t.waiting ? waitingText(t) : t.progress.percent === null ? "" : `${Math.floor(t.progress.percent)}%`,
       t.created_at,
     ]);
     ctx.out(table(["STATUS", "TASK", "TYPE", "PROGRESS", "CREATED"], rows));
@@ -240,7 +248,25 @@ async function logs(ctx: Ctx): Promise<number> {
   return 0;
 }
 
+const csvFlag = (ctx: Ctx, name: string): string[] | undefined => stringFlag(ctx.args, name)?.split(",").map((v) => v.trim()).filter(Boolean);
+
 async function cancel(ctx: Ctx): Promise<number> {
+  const bulk = ["status", "type", "key", "parent", "before"].filter((name) => stringFlag(ctx.args, name) !== undefined);
+  if (bulk.length > 0) {
+    ids(ctx, 0, 0);
+    const { cancelled } = await ctx.client.bulkCancel(
+      {
+        status: csvFlag(ctx, "status") as Task["status"][] | undefined,
+        task_type: csvFlag(ctx, "type"),
+        concurrency_key: stringFlag(ctx.args, "key"),
+        parent_task_id: stringFlag(ctx.args, "parent"),
+        created_before: stringFlag(ctx.args, "before"),
+      },
+      { signal: ctx.io.signal },
+    );
+    ctx.out(ctx.json ? safeJson({ cancelled }, 2) : `${ICONS.cancelled} ${cancelled} task${cancelled === 1 ? "" : "s"} cancelled`);
+    return 0;
+  }
   const results: Task[] = [];
   for (const id of ids(ctx, 1)) {
     const before = await ctx.client.getTask(id, { signal: ctx.io.signal });
@@ -255,6 +281,38 @@ async function cancel(ctx: Ctx): Promise<number> {
             : `${ICONS.cancelled} ${id} cancelled (was ${before.status})`,
       );
     }
+  }
+  if (ctx.json) ctx.out(safeJson(results.length === 1 ? results[0] : results, 2));
+  return 0;
+}
+
+async function replay(ctx: Ctx): Promise<number> {
+  const status = csvFlag(ctx, "status");
+  if (status !== undefined) {
+    ids(ctx, 0, 0);
+    const result = await ctx.client.bulkReplay(
+      {
+        status: status as ("completed" | "failed" | "cancelled")[],
+        task_type: csvFlag(ctx, "type"),
+        error_code: stringFlag(ctx.args, "error"),
+        created_after: stringFlag(ctx.args, "after"),
+        created_before: stringFlag(ctx.args, "before"),
+      },
+      { signal: ctx.io.signal },
+    );
+    if (ctx.json) ctx.out(safeJson(result, 2));
+    else {
+      ctx.out(`${ICONS.created} ${result.replayed} task${result.replayed === 1 ? "" : "s"} replayed`);
+      for (const id of result.task_ids) ctx.out(id);
+      if (result.next) ctx.err(`more match: run again with --after ${result.next.created_after ?? ""} --before ${result.next.created_before ?? ""}`);
+    }
+    return 0;
+  }
+  const results: Task[] = [];
+  for (const id of ids(ctx, 1)) {
+    const task = await ctx.client.replay(id, { signal: ctx.io.signal });
+    results.push(task);
+    if (!ctx.json) ctx.out(`${ICONS[task.status]} ${task.task_id} replays ${id} (${task.status})`);
   }
   if (ctx.json) ctx.out(safeJson(results.length === 1 ? results[0] : results, 2));
   return 0;

@@ -53,9 +53,25 @@ export const terminalSafe = (text: string): string => text.replace(UNSAFE_IN_TEX
 export const safeJson = (value: unknown, indent?: number): string =>
   (JSON.stringify(value, null, indent) ?? "null").replace(UNSAFE_IN_JSON, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
 
-/** What a task is doing in words: its error, its progress message, or its counts. */
+const REASONS: Record<NonNullable<Task["waiting"]>["reason"], string> = {
+  concurrency_limit: "for a slot",
+  concurrency_key: "for its key's slot",
+  scheduled: "until its run_at",
+  rate_limited: "rate limited",
+};
+
+/** Why a created task waits, in words: "waits for a slot, #3, starts in ~40 s". */
+export function waitingText(task: Task): string {
+  const w = task.waiting;
+  if (!w) return "";
+  const eta = w.eta_seconds === null ? "" : `, starts in ~${w.eta_seconds} s`;
+  return plain(`waits ${REASONS[w.reason] ?? w.reason}, #${w.position}${eta}`);
+}
+
+/** What a task is doing in words: its error, why it waits, its progress message, or its counts. */
 export function detail(task: Task): string {
   if (task.error) return plain(`${task.error.code}: ${task.error.message}`);
+  if (task.waiting) return waitingText(task);
   const counts = task.progress.processed !== null ? `${task.progress.processed}${task.progress.total !== null ? `/${task.progress.total}` : ""}` : "";
   return plain([counts, task.progress.message ?? ""].filter((s) => s !== "").join(" "));
 }
@@ -98,7 +114,11 @@ export function describe(task: Task): string {
     ["priority", String(task.priority)],
   ];
   if (task.parent_task_id) rows.push(["parent", task.parent_task_id]);
+  if (task.concurrency_key) rows.push(["key", task.concurrency_key]);
+  if (task.replay_of_task_id) rows.push(["replay_of", task.replay_of_task_id]);
+  if (task.run_at) rows.push(["run_at", task.run_at]);
   if (task.queue_position !== null) rows.push(["queue_position", String(task.queue_position)]);
+  if (task.waiting) rows.push(["waiting", waitingText(task)]);
   for (const field of ["created_at", "queued_at", "started_at", "completed_at", "timeout_at", "expires_at"] as const) {
     const value = task[field];
     if (value) rows.push([field, value]);

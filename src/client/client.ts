@@ -5,6 +5,7 @@ import { waitForTask, type WaitOptions } from "./wait.js";
 import { followLogs, type LogLinesOptions } from "./logs.js";
 import type { ClientPort, GetTaskOptions, QueryValue, VersionedTask } from "./port.js";
 import { work, type WorkHandler, type WorkOptions } from "./work.js";
+import type { BulkCancelFilter, BulkReplayFilter, BulkReplayResult } from "./bulk.js";
 import type { CreateTaskInput, EventFilters, ListFilters, LogLine, Page, Stats, Task, TaskEvent } from "./types.js";
 
 export type { GetTaskOptions, QueryValue, VersionedTask } from "./port.js";
@@ -235,6 +236,30 @@ export class EdgeTasksClient implements ClientPort {
    */
   work(taskType: string, handler: WorkHandler, options: WorkOptions = {}): Promise<void> {
     return work(this, taskType, handler, options);
+  }
+
+  /** Cancels every unfinished task matching the filter (at least one field); how many. */
+  async bulkCancel(filter: BulkCancelFilter, options: { signal?: AbortSignal } = {}): Promise<{ cancelled: number }> {
+    const value = await this.request("POST", "/v1/tasks/bulk-cancel", { body: filter, signal: options.signal });
+    if (!isRecord(value) || typeof value.cancelled !== "number") throw new EdgeTasksError("the server answered with something that is not a bulk-cancel result");
+    return { cancelled: value.cancelled };
+  }
+
+  /** A new task replaying a finished one (same type, inputs, priority, attempts and key). */
+  async replay(taskId: string, options: { idempotencyKey?: string; signal?: AbortSignal } = {}): Promise<Task> {
+    return asTask(await this.request("POST", `/v1/tasks/${seg(taskId)}/replay`, options));
+  }
+
+  /**
+   * Replays the finished tasks matching the filter, at most 10 000 a call; pass `next` back
+   * (while it is not null) to go on.
+   */
+  async bulkReplay(filter: BulkReplayFilter, options: { idempotencyKey?: string; signal?: AbortSignal } = {}): Promise<BulkReplayResult> {
+    const value = await this.request("POST", "/v1/tasks/bulk-replay", { body: filter, ...options });
+    if (!isRecord(value) || !Array.isArray(value.task_ids) || typeof value.replayed !== "number") {
+      throw new EdgeTasksError("the server answered with something that is not a bulk-replay result");
+    }
+    return value as unknown as BulkReplayResult;
   }
 }
 

@@ -3,6 +3,7 @@
  * retries with Idempotency-Key, event streams, `waitForTask`, and webhook verification. Runs
  * wherever `fetch` does (Node 18+, browsers, Workers, Deno, Bun).
  */
+export type { BulkCancelFilter, BulkReplayFilter, BulkReplayResult } from "./bulk.js";
 export { createClient, EdgeTasksClient, type ClientOptions, type GetTaskOptions, type QueryValue, type RequestOptions, type VersionedTask } from "./client.js";
 export { ApiError, EdgeTasksError, NetworkError, TaskCancelledError, TaskFailedError, TaskTimeoutError } from "./errors.js";
 export type { EventsOptions } from "./events.js";

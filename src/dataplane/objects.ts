@@ -46,7 +46,8 @@ export async function createObjects(
       objects.flatMap((object) =>
         collections.map((collectionId) => ({
           key: `obj:${object.object_id}:${collectionId}`,
-          input: { task_type: "object_create", inputs: { object_id: object.object_id, collection_id: collectionId }, ...(parentTaskId ? { parent_task_id: parentTaskId } : {}) },
+          // Keyed by collection: a big import into one collection shares the slots fairly with others.
+          input: { task_type: "object_create", inputs: { object_id: object.object_id, collection_id: collectionId }, concurrency_key: collectionId, ...(parentTaskId ? { parent_task_id: parentTaskId } : {}) },
         })),
       ),
       origin,

@@ -1,7 +1,9 @@
+import type { DeadLetterFilter } from "../db/dead-letters";
 import type { Page, PageRequest } from "../db/keyset";
 import type { Delivery, NumberedLogLine } from "../db/types";
 import type { Result } from "../errors";
 import type { CreateTaskInput, JsonValue, LogLineInput, ProgressInput, Settings, Stats, Task, TaskStatus } from "../tasks/model";
+import type { BulkCancelFilter } from "./bulk";
 import type { RequestGrant } from "./limits";
 import type { TaskMessage } from "./messages";
 
@@ -11,7 +13,14 @@ import type { TaskMessage } from "./messages";
  * ./stub, never the class, so that nothing outside src/namespace depends on its internals.
  */
 
-export type { Delivery, NumberedLogLine, RequestGrant };
+export type { BulkCancelFilter, DeadLetterFilter, Delivery, NumberedLogLine, RequestGrant };
+
+/** What a bulk replay answers: the replays made and, when more match, the filter to go on with. */
+export interface BulkReplayResult {
+  task_ids: string[];
+  replayed: number;
+  next: DeadLetterFilter | null;
+}
 
 /** Lease of a built-in handler's attempt; the consumer renews it well before it runs out. */
 export const BUILTIN_LEASE_SECONDS = 60;
@@ -170,4 +179,8 @@ export interface NamespaceRpc {
 
   claimMany(messages: Pick<TaskMessage, "task_id" | "attempt" | "slice">[]): Promise<ClaimManyItem[]>;
   reportMany(items: ReportManyItem[]): Promise<Result<ReportAck>[]>;
+  bulkCancel(filter: BulkCancelFilter): Promise<{ cancelled: number; steps: number }>;
+  replayTasks(sources: Task[], origin: string): Promise<Result<Task[]>>;
+  bulkReplay(filter: DeadLetterFilter, origin: string): Promise<Result<BulkReplayResult>>;
+  seedBacklog(spec: { count: number; task_type: string; keys: number; key_prefix: string; priority: number }): Promise<number>;
 }

@@ -69,7 +69,7 @@ export class NamespaceCore {
       this.webhooks.fanOut(eventId, type, at);
       this.streams.notify();
       this.waiters.wake((taskId) => this.store.get(taskId)?.version ?? Infinity);
-    });
+    }, () => this.settings.max_concurrent_per_key, () => this.clock.now());
     const keepAliveMs = Number((env as { STREAM_KEEPALIVE_MS?: string }).STREAM_KEEPALIVE_MS) || undefined;
     this.watchdogMs = watchdogMs(env);
     this.streams = new EventStreams(this.sql, ctx, keepAliveMs);
@@ -99,13 +99,16 @@ export class NamespaceCore {
   }
 
   /**
-   * Admits backlog tasks while slots are free: highest priority first, then oldest. Each one
-   * becomes `queued` with a send timer due now, so the alarm puts it on the queue.
+   * Admits ready tasks while slots are free: highest priority first, round-robin across the
+   * concurrency keys of a priority (store.fair), oldest first within a key; a key at
+   * max_concurrent_per_key waits. Each one becomes `queued` with a send timer due now, so the
+   * alarm puts it on the queue.
    */
   admit(now: number): void {
     const free = this.settings.max_concurrent_tasks - this.store.activeCount();
-    if (free <= 0) return;
-    for (const row of this.store.backlog(free)) {
+    for (let admitted = 0; admitted < free; admitted++) {
+      const row = this.store.fair.nextReady();
+      if (!row) return;
       this.store.transition(row, "queued", { queued_at: row.queued_at ?? now }, now);
       this.store.setTimer(row.task_id, "send", now);
     }

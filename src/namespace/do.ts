@@ -10,6 +10,9 @@ import type { Clock } from "./clock";
 import type {
   BatchReportResult,
   ClaimManyItem,
+  BulkCancelFilter,
+  BulkReplayResult,
+  DeadLetterFilter,
   ClaimResult,
   Delivery,
   Lease,
@@ -26,6 +29,7 @@ import type {
 } from "./contract";
 import { NamespaceCore, notFoundMessage } from "./core";
 import { Deliveries } from "./deliveries";
+import { FairOps } from "./fair-ops";
 import { quotaExceeded, type RequestGrant } from "./limits";
 import type { TaskMessage } from "./messages";
 import { PullMode } from "./pull-mode";
@@ -54,6 +58,7 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
   private readonly scheduler: Scheduler;
   private readonly pull: PullMode;
   private readonly batches: AttemptBatches;
+  private readonly fair: FairOps;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -70,6 +75,7 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
     this.scheduler = new Scheduler(this.core, this.attempts, this.deliveries, this.gate);
     this.batches = new AttemptBatches(this.core, this.attempts);
     this.pull = new PullMode(this.core, this.tasks, this.attempts, this.gate, this.batches);
+    this.fair = new FairOps(this.core, this.tasks, this.scheduler);
   }
 
   /** Runs `fn` in one transaction, then arms the alarm for whatever it scheduled. */
@@ -316,5 +322,24 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
 
   reportMany(items: ReportManyItem[]): Promise<Result<ReportAck>[]> {
     return this.batches.reportMany(items);
+  }
+
+  // --- fairness, scheduled starts, bulk cancel and replay (see FairOps) -------------------------
+
+  bulkCancel(filter: BulkCancelFilter): Promise<{ cancelled: number; steps: number }> {
+    return this.fair.bulkCancel(filter);
+  }
+
+  replayTasks(sources: Task[], origin: string): Promise<Result<Task[]>> {
+    return this.fair.replayTasks(sources, origin);
+  }
+
+  bulkReplay(filter: DeadLetterFilter, origin: string): Promise<Result<BulkReplayResult>> {
+    return this.fair.bulkReplay(filter, origin);
+  }
+
+  /** For tests and the benchmark: a big backlog straight into SQLite (see FairOps.seedBacklog). */
+  seedBacklog(spec: { count: number; task_type: string; keys: number; key_prefix: string; priority: number }): Promise<number> {
+    return this.fair.seedBacklog(spec);
   }
 }

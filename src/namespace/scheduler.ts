@@ -54,6 +54,9 @@ export class Scheduler extends NamespacePart {
   async alarm(): Promise<void> {
     this.core.alarmFired();
     const now = this.clock.now();
+    this.ctx.storage.transactionSync(() => {
+      if (this.store.fair.releaseScheduled(now, ALARM_BATCH) > 0) this.admit(now);
+    });
     const due = this.store.dueTimers(now, ALARM_BATCH);
     const sends: TimerRow[] = [];
     let flush = false;

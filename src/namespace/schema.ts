@@ -200,6 +200,41 @@ const MIGRATIONS: readonly { id: number; name: string; sql: string }[] = [
       CREATE INDEX tasks_by_type ON tasks (task_type, status, priority DESC, seq);
     `,
   },
+  {
+    id: 6,
+    name: "fairness keys, scheduled starts, replays",
+    sql: `
+      -- '' is "no key": a real concurrency_key has at least one character.
+      ALTER TABLE tasks ADD COLUMN concurrency_key TEXT NOT NULL DEFAULT '';
+      ALTER TABLE tasks ADD COLUMN run_at INTEGER;
+      -- 1 while a created task waits for its run_at; then the alarm releases it to the fair queue.
+      ALTER TABLE tasks ADD COLUMN scheduled INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE tasks ADD COLUMN replay_of_task_id TEXT;
+      -- The ready tasks of one (key, priority) group, oldest first: admission takes the head.
+      CREATE INDEX tasks_fair ON tasks (concurrency_key, priority, seq) WHERE status = 'created' AND scheduled = 0;
+      CREATE INDEX tasks_scheduled ON tasks (run_at, seq) WHERE status = 'created' AND scheduled = 1;
+
+      -- Per key: its tasks holding a slot (queued or processing). Rows with 0 are removed.
+      CREATE TABLE fair_keys (key TEXT PRIMARY KEY, active INTEGER NOT NULL);
+      -- Per (key, priority) with ready tasks: how many wait, the round-robin turn (lower is
+      -- served sooner), and whether the key is at max_concurrent_per_key.
+      CREATE TABLE fair_queue (
+        key TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        waiting INTEGER NOT NULL,
+        turn INTEGER NOT NULL,
+        blocked INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (key, priority)
+      );
+      CREATE INDEX fair_queue_next ON fair_queue (blocked, priority DESC, turn);
+
+      INSERT INTO fair_keys (key, active)
+        SELECT concurrency_key, COUNT(*) FROM tasks WHERE status IN ('queued', 'processing') GROUP BY concurrency_key;
+      INSERT INTO fair_queue (key, priority, waiting, turn)
+        SELECT concurrency_key, priority, COUNT(*), MIN(seq) FROM tasks WHERE status = 'created' GROUP BY concurrency_key, priority;
+      INSERT OR REPLACE INTO meta (key, value) VALUES ('fair_turn', (SELECT COALESCE(MAX(seq), 0) FROM tasks));
+    `,
+  },
 ];
 
 /** Applies every migration not yet applied, each in its own transaction. */

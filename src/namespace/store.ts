@@ -11,8 +11,10 @@ import {
 } from "../tasks/model";
 import type { MirroredRecord } from "../db/types";
 import { iso } from "../time";
+import { FairQueue, NO_KEY } from "./fairness";
 import type { Sql } from "./sql";
-import { InvalidTransition, NAMESPACE_TIMER, type TaskPatch, type TaskRow, type TimerKind, type TimerRow, truncateUtf8 } from "./task-row";
+import { queuePosition, waitingOf } from "./waiting";
+import { InvalidTransition, NAMESPACE_TIMER, type NewTaskRow, type TaskPatch, type TaskRow, type TimerKind, type TimerRow, truncateUtf8 } from "./task-row";
 
 // The row types live in ./task-row; they are exported here too, where callers have always found them.
 export { EMPTY_PROGRESS, InvalidTransition, NAMESPACE_TIMER, type TaskPatch, type TaskRow, type TimerKind, type TimerRow, truncateUtf8 } from "./task-row";
@@ -29,19 +31,30 @@ const FLUSH_DELAY_MS = 500;
  * calls commits as one atomic step.
  */
 export class TaskStore {
+  /** Fair admission (SPEC §5): the groups of ready tasks by key and priority, each key's slots. */
+  readonly fair: FairQueue;
+
   constructor(
     private readonly sql: Sql,
     private readonly namespaceId: () => string,
     private readonly recordRetentionMs: number,
     /** Called for every event stored, in the same transaction: webhook deliveries fan out here. */
     private readonly onEvent: (eventId: string, eventType: string, at: number) => void = () => undefined,
-  ) {}
+    perKeyLimit: () => number | null = () => null,
+    /** The clock `waiting` is computed against. */
+    private readonly now: () => number = () => Date.now(),
+  ) {
+    this.fair = new FairQueue(sql, perKeyLimit);
+  }
 
   get(taskId: string): TaskRow | null {
     return this.sql.one<TaskRow>("SELECT * FROM tasks WHERE task_id = ?", taskId);
   }
 
-  insert(row: Omit<TaskRow, "seq" | "log_count" | "version" | "progress_event_at" | "checkpoint" | "continuation">): TaskRow {
+  insert(given: NewTaskRow): TaskRow {
+    const row = { concurrency_key: NO_KEY, run_at: null, replay_of_task_id: null, ...given };
+    // A task whose run_at is ahead waits outside the fair queue until the alarm releases it.
+    const scheduled = row.status === "created" && row.run_at !== null && row.run_at > row.created_at ? 1 : 0;
     // A counter that only goes up: finished tasks leave this table, so MAX(seq) would reuse
     // numbers that records in D1 already carry, and lists order and page by seq.
     const seq = this.sql.count(
@@ -53,13 +66,15 @@ export class TaskStore {
     this.sql.run(
       `INSERT INTO tasks (task_id, seq, task_type, status, inputs, outputs, progress, error, attempt, max_attempts,
          priority, parent_task_id, origin, created_at, queued_at, started_at, attempt_started_at, completed_at, updated_at,
-         timeout_at, lease_expires_at, log_count, version)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
+         timeout_at, lease_expires_at, log_count, version, concurrency_key, run_at, scheduled, replay_of_task_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
       row.task_id, seq, row.task_type, row.status, row.inputs, row.outputs, row.progress, row.error, row.attempt,
       row.max_attempts, row.priority, row.parent_task_id, row.origin, row.created_at, row.queued_at, row.started_at,
       row.attempt_started_at, row.completed_at, row.updated_at, row.timeout_at, row.lease_expires_at, logCount,
+      row.concurrency_key, row.run_at, scheduled, row.replay_of_task_id,
     );
-    const inserted: TaskRow = { ...row, seq, log_count: logCount, version: 1, progress_event_at: null, checkpoint: null, continuation: 0 };
+    if (row.status === "created" && scheduled === 0) this.fair.enqueue(row.concurrency_key, row.priority);
+    const inserted: TaskRow = { ...row, seq, log_count: logCount, version: 1, progress_event_at: null, checkpoint: null, continuation: 0, scheduled };
     this.published(inserted, row.created_at, true);
     return inserted;
   }
@@ -82,6 +97,7 @@ export class TaskStore {
       next.attempt_started_at, next.completed_at, next.updated_at, next.timeout_at, next.lease_expires_at,
       next.log_count, next.version, next.task_id,
     );
+    this.fair.onTransition(row, to, at);
     this.published(next, at, true);
     return next;
   }
@@ -109,7 +125,8 @@ export class TaskStore {
    * outbox will mirror to D1 (replacing any older snapshot of the same task not yet flushed).
    */
   private published(row: TaskRow, at: number, transition: boolean): void {
-    const task = this.toTask(row);
+    // `waiting` is a live view, computed on reads; events and records carry null.
+    const task = this.toTask(row, false);
     if (transition) this.emit(task, at);
     const record: MirroredRecord = { seq: row.seq, expires_at: row.completed_at === null ? null : row.completed_at + this.recordRetentionMs, task };
     this.sql.run(
@@ -121,7 +138,7 @@ export class TaskStore {
   }
 
   /** The client-facing task. */
-  toTask(row: TaskRow): Task {
+  toTask(row: TaskRow, live = true): Task {
     return {
       task_id: row.task_id,
       namespace_id: this.namespaceId(),
@@ -135,7 +152,11 @@ export class TaskStore {
       max_attempts: row.max_attempts,
       priority: row.priority,
       parent_task_id: row.parent_task_id,
-      queue_position: row.status === "created" ? this.queuePosition(row) : null,
+      concurrency_key: row.concurrency_key === NO_KEY ? null : row.concurrency_key,
+      run_at: iso(row.run_at),
+      replay_of_task_id: row.replay_of_task_id,
+      queue_position: row.status === "created" ? queuePosition(this.sql, row) : null,
+      waiting: row.status === "created" && live ? waitingOf(this.sql, this.fair, row, this.now()) : null,
       created_at: iso(row.created_at) ?? "",
       queued_at: iso(row.queued_at),
       started_at: iso(row.started_at),
@@ -146,31 +167,12 @@ export class TaskStore {
     };
   }
 
-  /** 1-based place in the backlog: higher priority first, then older first. */
-  queuePosition(row: TaskRow): number {
-    return (
-      this.sql.count(
-        `SELECT COUNT(*) AS n FROM tasks WHERE status = 'created'
-           AND (priority > ? OR (priority = ? AND seq < ?))`,
-        row.priority, row.priority, row.seq,
-      ) + 1
-    );
-  }
-
   countByStatus(status: TaskStatus): number {
     return this.sql.count("SELECT COUNT(*) AS n FROM tasks WHERE status = ?", status);
   }
 
   activeCount(): number {
     return this.sql.count("SELECT COUNT(*) AS n FROM tasks WHERE status IN ('queued', 'processing')");
-  }
-
-  /** The next `n` tasks of the backlog in admission order. */
-  backlog(n: number): TaskRow[] {
-    return this.sql.all<TaskRow>(
-      "SELECT * FROM tasks WHERE status = 'created' ORDER BY priority DESC, seq ASC LIMIT ?",
-      n,
-    );
   }
 
   // --- log lines -----------------------------------------------------------------------------
@@ -294,7 +296,9 @@ export class TaskStore {
     const row = this.sql.one<{ due: number | null }>(
       `SELECT MIN(due) AS due FROM (
          SELECT MIN(due_at) AS due FROM timers
-         UNION ALL SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending')`,
+         UNION ALL SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'
+         -- Named: the planner would otherwise scan every created task through tasks_backlog.
+         UNION ALL SELECT (SELECT run_at FROM tasks INDEXED BY tasks_scheduled WHERE status = 'created' AND scheduled = 1 ORDER BY run_at LIMIT 1))`,
     );
     return row?.due === null || row?.due === undefined ? null : Number(row.due);
   }

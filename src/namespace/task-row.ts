@@ -29,7 +29,20 @@ export type TaskRow = {
   progress_event_at: number | null;
   checkpoint: string | null;
   continuation: number;
+  /** The fairness key; NO_KEY ("") when the task has none. */
+  concurrency_key: string;
+  run_at: number | null;
+  /** 1 while the task waits for its run_at; the alarm releases it to the fair queue. */
+  scheduled: number;
+  replay_of_task_id: string | null;
 };
+
+/** The columns issue 14 added; a task created without them has no key, no run_at, no original. */
+type FairColumns = "concurrency_key" | "run_at" | "replay_of_task_id";
+
+/** What TaskStore.insert takes: the store numbers the task and starts its counters. */
+export type NewTaskRow = Omit<TaskRow, "seq" | "log_count" | "version" | "progress_event_at" | "checkpoint" | "continuation" | "scheduled" | FairColumns> &
+  Partial<Pick<TaskRow, FairColumns>>;
 
 /** Columns a transition may change besides status and updated_at. */
 export type TaskPatch = Partial<

@@ -4,8 +4,10 @@ import { newId } from "../ids";
 import type { NumberedLogLine, LogPayload } from "../db/types";
 import { type CreateTaskInput, isTerminal, type Settings, type Stats, type Task } from "../tasks/model";
 import { iso } from "../time";
+import { NO_KEY } from "./fairness";
 import { NamespacePart } from "./part";
 import { quotaExceeded } from "./limits";
+import { checkSchedule, runAtOf } from "./schedule";
 import { EMPTY_PROGRESS, type TaskRow } from "./task-row";
 
 const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
@@ -31,6 +33,7 @@ export class TaskOps extends NamespacePart {
       this.sql.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('namespace_id', ?)", namespaceId);
       this.sql.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('settings', ?)", JSON.stringify(next));
       if (timeoutChanged) this.retimeProcessing();
+      this.store.fair.reblock();
       this.admit(now);
     });
     await this.armAlarm();
@@ -87,6 +90,11 @@ export class TaskOps extends NamespacePart {
     return row ? ok(this.store.toTask(row)) : fail("internal_error", "task vanished after insert");
   }
 
+  /** Whether a task of this type can run here: a built-in handler or a processor takes it. */
+  runs(taskType: string): boolean {
+    return getHandler(taskType) !== undefined || this.processorRow(taskType) !== null;
+  }
+
   /**
    * Why `input` cannot be created here, or null: a type with neither a processor nor a built-in
    * handler, or inputs its built-in handler refuses. `where` goes into the error's details (a batch item's index).
@@ -95,6 +103,8 @@ export class TaskOps extends NamespacePart {
     const processor = this.processorRow(input.task_type);
     const handler = getHandler(input.task_type);
     if (!processor && !handler) return fail("validation_error", `no handler or processor for task_type "${input.task_type}"`, { ...where, field: "task_type" });
+    const schedule = checkSchedule(input, this.clock.now(), where);
+    if (!schedule.ok) return schedule;
     if (!processor && handler?.inputs) {
       const parsed = handler.inputs.safeParse(input.inputs ?? {});
       if (!parsed.success) return fail("validation_error", "invalid inputs", { ...where, issues: parsed.error.issues });
@@ -102,7 +112,8 @@ export class TaskOps extends NamespacePart {
     return null;
   }
 
-  private insertTask(input: CreateTaskInput, origin: string, now: number): string {
+  /** Stores one task (in the caller's transaction); the caller admits after. */
+  insertTask(input: CreateTaskInput & { replay_of_task_id?: string }, origin: string, now: number): string {
     const taskId = newId("tsk");
     this.unfinished.added(1);
     this.store.insert({
@@ -126,6 +137,9 @@ export class TaskOps extends NamespacePart {
       updated_at: now,
       timeout_at: null,
       lease_expires_at: null,
+      concurrency_key: input.concurrency_key ?? NO_KEY,
+      run_at: runAtOf(input, now),
+      replay_of_task_id: input.replay_of_task_id ?? null,
     });
     return taskId;
   }

@@ -126,6 +126,22 @@ export const JsonObjectSchema = z.record(z.string(), z.unknown()) as unknown as 
 
 const Timestamp = z.string().openapi({ format: "date-time", example: "2026-11-29T12:00:00.000Z" });
 
+export const WAITING_REASONS = ["concurrency_limit", "concurrency_key", "scheduled", "rate_limited"] as const;
+export type WaitingReason = (typeof WAITING_REASONS)[number];
+
+export const WaitingSchema = z
+  .object({
+    reason: z.enum(WAITING_REASONS),
+    position: z.number().int().openapi({ description: "Place among the tasks waiting for the same reason; 1 = next" }),
+    eta_seconds: z.number().int().nullable().openapi({ description: "Estimated seconds to start; null without a recent completion rate" }),
+  })
+  .openapi("TaskWaiting");
+export type Waiting = z.infer<typeof WaitingSchema>;
+
+/** The longest a task may be scheduled ahead (SPEC §5): 30 days. */
+export const MAX_DELAY_SECONDS = 30 * 86400;
+export const CONCURRENCY_KEY_MAX_CHARS = 128;
+
 export const TaskSchema = z
   .object({
     task_id: z.string().openapi({ example: "tsk_0f3k2m9x8q7w6e5r4t3y" }),
@@ -140,7 +156,12 @@ export const TaskSchema = z
     max_attempts: z.number().int(),
     priority: z.number().int(),
     parent_task_id: z.string().nullable(),
+    // Records written before these fields existed lack them: they read as null.
+    concurrency_key: z.string().nullable().default(null),
+    run_at: Timestamp.nullable().default(null),
+    replay_of_task_id: z.string().nullable().default(null),
     queue_position: z.number().int().nullable(),
+    waiting: WaitingSchema.nullable().default(null).openapi({ description: "Why a created task waits; computed live, null once admitted" }),
     created_at: Timestamp,
     queued_at: Timestamp.nullable(),
     started_at: Timestamp.nullable(),
@@ -159,6 +180,9 @@ export const CreateTaskSchema = z
     priority: z.number().int().min(0).max(9).optional(),
     max_attempts: z.number().int().min(1).max(10).optional(),
     parent_task_id: z.string().regex(/^tsk_[a-z0-9]{1,64}$/, "must be a task id").optional(),
+    concurrency_key: z.string().min(1).max(CONCURRENCY_KEY_MAX_CHARS).optional().openapi({ description: "Fairness key: an end user, a customer, a collection" }),
+    run_at: z.string().datetime({ offset: true }).optional().openapi({ description: "Start no earlier than this (at most 30 days ahead)" }),
+    delay_seconds: z.number().int().min(0).max(MAX_DELAY_SECONDS).optional().openapi({ description: "Start no earlier than this many seconds from now" }),
   })
   .strict()
   .openapi("CreateTask");

@@ -6,7 +6,7 @@ const task = (code: string | null): Task => ({
   task_id: "tsk_1", namespace_id: "ns_1", task_type: "t", status: code ? "failed" : "completed", inputs: {}, outputs: null,
   progress: { percent: null, message: null, processed: null, total: null },
   error: code ? { code, message: "m", retryable: false } : null, attempt: 1, max_attempts: 3, priority: 5, parent_task_id: null,
-  queue_position: null, created_at: "2026-12-01T00:00:00.000Z", queued_at: null, started_at: null, completed_at: null,
+  concurrency_key: null, run_at: null, replay_of_task_id: null, waiting: null, queue_position: null, created_at: "2026-12-01T00:00:00.000Z", queued_at: null, started_at: null, completed_at: null,
   updated_at: "2026-12-01T00:00:00.000Z", timeout_at: null, expires_at: null,
 });
 const stats = (created: number, queued: number, processing: number) => ({ created, queued, processing, max_concurrent_tasks: 7, processing_timeout_seconds: 1800 });

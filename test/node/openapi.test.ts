@@ -46,6 +46,7 @@ describe("the OpenAPI document", () => {
       "post /v1/namespaces/{namespace}/api-keys", "get /v1/namespaces/{namespace}/api-keys", "delete /v1/namespaces/{namespace}/api-keys/{key_id}",
       "post /v1/tasks", "post /v1/tasks/batch", "get /v1/tasks", "post /v1/tasks/list", "get /v1/tasks/stats", "get /v1/tasks/{task_id}",
       "post /v1/tasks/{task_id}/cancel", "delete /v1/tasks/{task_id}", "get /v1/tasks/{task_id}/logs",
+      "post /v1/tasks/bulk-cancel", "post /v1/tasks/{task_id}/replay", "post /v1/tasks/bulk-replay",
       "get /v1/events", "get /v1/tasks/{task_id}/events",
       "post /v1/tasks/{task_id}/callback/progress", "post /v1/tasks/{task_id}/callback/logs",
       "post /v1/tasks/{task_id}/callback/complete", "post /v1/tasks/{task_id}/callback/fail", "post /v1/callbacks",
@@ -69,7 +70,7 @@ describe("the OpenAPI document", () => {
         const codes = Object.keys(op.responses);
         expect(codes.some((c) => c.startsWith("2")), `${method} ${path}`).toBe(true);
         expect(codes, `${method} ${path}`).toEqual(expect.arrayContaining(["401", "422"]));
-        const bodiless = ["/cancel", "/rotate-secret", "/test", "/redeliver"].some((suffix) => path.endsWith(suffix));
+        const bodiless = ["/cancel", "/replay", "/rotate-secret", "/test", "/redeliver"].some((suffix) => path.endsWith(suffix));
         if (["post", "put", "patch"].includes(method) && !bodiless) {
           expect(op.requestBody, `${method} ${path}`).toBeDefined();
         }

@@ -63,18 +63,34 @@ export function percentOf(task: Task): number | null {
   return typeof task.progress?.percent === "number" ? task.progress.percent : null;
 }
 
-/** Where a waiting task stands: its place in the queue and, when the service says, why and how long. */
+const REASON_TEXT: Record<string, (position: number) => string> = {
+  concurrency_limit: (n) => `#${n} in queue`,
+  concurrency_key: (n) => `#${n} for its key's slots`,
+  scheduled: (n) => `scheduled · #${n} to start`,
+  rate_limited: (n) => `#${n} · rate limited`,
+};
+
+/** Seconds to a short phrase: "~40 s", "~3 min". */
+const etaText = (seconds: number): string => `~${seconds < 90 ? `${Math.round(seconds)} s` : `${Math.round(seconds / 60)} min`}`;
+
+/**
+ * Where a waiting task stands (SPEC §5 "Why a task waits"): its place among the tasks waiting
+ * for the same reason; the estimated start goes in the tooltip (`titleOf`).
+ */
 export function positionOf(task: Task): string {
   if (task.status !== "created") return "";
-  const waiting: unknown = (task as { waiting?: unknown }).waiting;
-  const parts: string[] = [];
-  if (typeof task.queue_position === "number") parts.push(`#${task.queue_position} in queue`);
-  if (waiting !== null && typeof waiting === "object") {
-    const { reason, eta_seconds: eta } = waiting as { reason?: unknown; eta_seconds?: unknown };
-    if (typeof reason === "string") parts.push(reason.replaceAll("_", " "));
-    if (typeof eta === "number") parts.push(`starts in ~${eta < 90 ? `${Math.round(eta)} s` : `${Math.round(eta / 60)} min`}`);
-  }
-  return parts.length ? parts.join(" · ") : "waiting for a slot";
+  const waiting = task.waiting;
+  if (waiting && typeof waiting.position === "number") return (REASON_TEXT[waiting.reason] ?? ((n: number) => `#${n} in queue`))(waiting.position);
+  if (typeof task.queue_position === "number") return `#${task.queue_position} in queue`;
+  return "waiting for a slot";
+}
+
+/** The tooltip of a waiting task's place: why it waits and when it should start. */
+export function positionTitleOf(task: Task): string {
+  const waiting = task.status === "created" ? task.waiting : null;
+  if (!waiting) return "";
+  const why = `waits: ${waiting.reason.replaceAll("_", " ")}`;
+  return typeof waiting.eta_seconds === "number" ? `${why}; starts in ${etaText(waiting.eta_seconds)}` : why;
 }
 
 function fillRow(entry: Entry, cells: RowCells, row: HTMLTableRowElement): void {
@@ -95,6 +111,7 @@ function fillRow(entry: Entry, cells: RowCells, row: HTMLTableRowElement): void 
   cells.bar.setAttribute("aria-label", percent === null ? "progress unknown" : `progress ${percent}%`);
   cells.percent.textContent = percent === null ? "" : `${Math.round(percent)}%`;
   cells.position.textContent = positionOf(task);
+  cells.position.title = positionTitleOf(task);
   const counted = typeof progress.processed === "number" ? `${progress.processed}${typeof progress.total === "number" ? `/${progress.total}` : ""}` : "";
   cells.message.textContent = [typeof progress.message === "string" ? progress.message : "", counted].filter(Boolean).join(" · ");
   cells.error.textContent = task.error ? `${task.error.code}: ${task.error.message}` : "";

@@ -1,0 +1,114 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { expect, it } from "vitest";
+import { registerHandler } from "../../src/handlers/registry";
+import type { NamespaceDO } from "../../src/namespace/do";
+import { call, createTask, eventually, sleep, stub, tenant, type Tenant } from "../../test/helpers";
+
+const knobs = env as unknown as { BENCH_FAIR_BIG: string; BENCH_FAIR_CANCEL: string };
+const BIG = Number(knobs.BENCH_FAIR_BIG);
+const CANCEL = Number(knobs.BENCH_FAIR_CANCEL);
+const KEYS = 10_000;
+/** Tasks admitted a round: the limit goes from 1 to 1 + ROUND (max_concurrent_tasks ≤ 1000). */
+const ROUND = 999;
+const STEADY_WORK_MS = 1000;
+
+registerHandler({
+  type: "fairb_work",
+  run: async () => {
+    await sleep(STEADY_WORK_MS);
+    return {};
+  },
+});
+
+const ms = () => performance.now();
+const report = (line: string) => console.log(`[fair bench] ${line}`);
+
+/** Queue sends go nowhere: the benchmark measures admission, not consumers. */
+const muteQueue = (t: Tenant) =>
+  runInDurableObject(stub(t), (instance: NamespaceDO) => {
+    instance.io.sendBatch = async () => undefined;
+  });
+
+/**
+ * Admissions a second with `waiting` tasks over 10 000 keys: the limit goes from 1 to 1 000 and
+ * back, three times; each raise admits 999 tasks in one step, timed from outside the object.
+ */
+async function admissionRate(waiting: number): Promise<number> {
+  const t = await tenant({ max_concurrent_tasks: 1 });
+  await muteQueue(t);
+  const seedStart = ms();
+  await stub(t).seedBacklog({ count: waiting, task_type: "fairb_work", keys: KEYS, key_prefix: "user-", priority: 5 });
+  report(`seeded ${waiting} waiting tasks over ${KEYS} keys in ${((ms() - seedStart) / 1000).toFixed(1)} s`);
+  const rates: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    const start = ms();
+    await stub(t).configure(t.namespaceId, { max_concurrent_tasks: 1 + ROUND });
+    const elapsed = ms() - start;
+    rates.push(ROUND / (elapsed / 1000));
+    // Back to one slot: the admitted ones are cancelled (not timed).
+    await stub(t).configure(t.namespaceId, { max_concurrent_tasks: 1 });
+    await stub(t).bulkCancel({ status: ["queued", "processing"] });
+  }
+  rates.sort((a, b) => a - b);
+  const median = rates[1] ?? 0;
+  report(`admission at ${waiting} waiting: ${rates.map((r) => r.toFixed(0)).join(", ")} tasks/s (median ${median.toFixed(0)})`);
+  return median;
+}
+
+it("admits as fast at a million waiting tasks as at ten thousand", async () => {
+  const small = await admissionRate(10_000);
+  const big = await admissionRate(BIG);
+  report(`ratio ${BIG} / 10000 waiting: ${(big / small).toFixed(2)}`);
+  expect(big / small).toBeGreaterThan(0);
+});
+
+it("bulk-cancels 100 000 tasks in short steps: other calls wait at most one step", async () => {
+  const t = await tenant({ max_concurrent_tasks: 1 });
+  await muteQueue(t);
+  await stub(t).seedBacklog({ count: CANCEL, task_type: "fairb_work", keys: 0, key_prefix: "", priority: 5 });
+  let done = false;
+  const probes: number[] = [];
+  const probing = (async () => {
+    while (!done) {
+      const start = ms();
+      await stub(t).getSettings();
+      probes.push(ms() - start);
+    }
+  })();
+  const start = ms();
+  const result = await stub(t).bulkCancel({ task_type: ["fairb_work"] });
+  const total = ms() - start;
+  done = true;
+  await probing;
+  probes.sort((a, b) => a - b);
+  report(`bulk cancel of ${result.cancelled} tasks: ${(total / 1000).toFixed(1)} s, ${result.steps} steps (${(total / result.steps).toFixed(1)} ms a step on average)`);
+  const at = (q: number) => probes[Math.min(probes.length - 1, Math.floor(probes.length * q))]?.toFixed(1);
+  report(`a concurrent call waited at most ${probes.at(-1)?.toFixed(1)} ms (p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, ${probes.length} calls)`);
+  expect(result.cancelled).toBe(CANCEL);
+});
+
+it("estimates a waiting task's start within a quarter on a steady load", async () => {
+  const t = await tenant({ max_concurrent_tasks: 4 });
+  const tasks = [];
+  for (let i = 0; i < 160; i++) tasks.push(await createTask(t, { task_type: "fairb_work", inputs: { i } }));
+  // Let the rate settle over a few completions.
+  await eventually(async () => ((await call("/v1/tasks/stats", { token: t.key })).body.created <= 140 ? true : undefined), 60_000, "warm-up");
+  const samples: { id: string; at: number; eta: number }[] = [];
+  for (const task of tasks.slice(40, 140)) {
+    const now = (await call(`/v1/tasks/${task.task_id}`, { token: t.key })).body;
+    if (now.status !== "created" || now.waiting?.eta_seconds == null) continue;
+    samples.push({ id: task.task_id, at: Date.now(), eta: now.waiting.eta_seconds });
+  }
+  await eventually(async () => ((await call("/v1/tasks/stats", { token: t.key })).body.created === 0 ? true : undefined), 120_000, "the backlog to drain");
+  const errors: number[] = [];
+  for (const s of samples) {
+    const task = (await call(`/v1/tasks/${s.id}`, { token: t.key })).body;
+    const observed = (Date.parse(task.queued_at) - s.at) / 1000;
+    if (observed >= 5) errors.push(Math.abs(s.eta - observed) / observed);
+  }
+  errors.sort((a, b) => a - b);
+  const mean = errors.reduce((a, b) => a + b, 0) / Math.max(errors.length, 1);
+  report(`eta_seconds against the observed start (${errors.length} tasks waiting ≥ 5 s): mean error ${(mean * 100).toFixed(1)} %, p90 ${((errors[Math.floor(errors.length * 0.9)] ?? 0) * 100).toFixed(1)} %, max ${((errors.at(-1) ?? 0) * 100).toFixed(1)} %`);
+  expect(errors.length).toBeGreaterThan(0);
+});

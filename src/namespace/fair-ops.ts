@@ -1,0 +1,180 @@
+import { type DeadLetterFilter, deadLetterPage } from "../db/dead-letters";
+import { fail, ok, type Result } from "../errors";
+import { isTerminal, type Task } from "../tasks/model";
+import { iso } from "../time";
+import { type BulkCancelFilter, cancelStep } from "./bulk";
+import type { BulkReplayResult } from "./contract";
+import type { NamespaceCore } from "./core";
+import { quotaExceeded } from "./limits";
+import { NamespacePart } from "./part";
+import type { Scheduler } from "./scheduler";
+import { EMPTY_PROGRESS, type TaskRow } from "./task-row";
+import type { TaskOps } from "./tasks";
+
+/** SPEC §5: a bulk replay makes at most this many tasks a call, this many an atomic step. */
+const BULK_REPLAY_MAX = 10_000;
+const BULK_REPLAY_PAGE = 1000;
+
+/**
+ * Issue 14's operations over many tasks (SPEC §5): bulk cancel in short steps, replay of
+ * finished tasks one by one or by the dead-letter filter, and a seeded backlog for tests and
+ * the benchmark. Fair admission itself lives in the store (store.fair) and NamespaceCore.admit.
+ */
+export class FairOps extends NamespacePart {
+  constructor(
+    core: NamespaceCore,
+    private readonly tasks: TaskOps,
+    private readonly scheduler: Scheduler,
+  ) {
+    super(core);
+  }
+
+  /**
+   * Cancels every unfinished task matching `filter` that exists when the call begins, each an
+   * ordinary cancel (event, webhooks, slot freed and given to the backlog), in steps of at most
+   * CANCEL_STEP tasks with a yield between them, so other requests run while a big one goes on.
+   */
+  async bulkCancel(filter: BulkCancelFilter): Promise<{ cancelled: number; steps: number }> {
+    const until = this.sql.count("SELECT COALESCE(MAX(seq), 0) AS n FROM tasks");
+    let after: number | null = 0;
+    let cancelled = 0;
+    let steps = 0;
+    while (after !== null) {
+      const from: number = after;
+      const now = this.clock.now();
+      after = this.ctx.storage.transactionSync(() => {
+        const step = cancelStep(this.sql, filter, from, until);
+        let freed = false;
+        for (const row of step.rows) {
+          freed ||= row.status !== "created";
+          this.store.transition(row, "cancelled", { completed_at: now, timeout_at: null, lease_expires_at: null }, now, "cancelled by a bulk cancel");
+          this.store.clearTaskTimers(row.task_id);
+        }
+        if (freed) this.admit(now);
+        cancelled += step.rows.length;
+        return step.next;
+      });
+      steps++;
+      await this.armAlarm();
+      // Let other requests in between steps.
+      if (after !== null) await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    return { cancelled, steps };
+  }
+
+  /**
+   * Creates a replay of each finished task: same task_type, inputs, priority, max_attempts and
+   * concurrency_key, with replay_of_task_id set, in one atomic step. The originals never change.
+   * A data-plane type is replayed as the data plane made it (its inputs were checked then).
+   */
+  async replayTasks(sources: Task[], origin: string): Promise<Result<Task[]>> {
+    for (const source of sources) {
+      if (!isTerminal(source.status)) {
+        return fail("conflict", `task ${source.task_id} is ${source.status}; only a finished task can be replayed`, { task_id: source.task_id, status: source.status });
+      }
+      if (!this.tasks.runs(source.task_type)) {
+        return fail("validation_error", `no handler or processor for task_type "${source.task_type}"`, { task_id: source.task_id });
+      }
+    }
+    if (!this.unfinished.fits(sources.length, this.settings.max_unfinished_tasks)) {
+      return quotaExceeded("max_unfinished_tasks", this.settings.max_unfinished_tasks, "unfinished tasks");
+    }
+    const now = this.clock.now();
+    const rows = this.ctx.storage.transactionSync(() => {
+      const ids = sources.map((source) =>
+        this.tasks.insertTask(
+          {
+            task_type: source.task_type,
+            inputs: source.inputs,
+            priority: source.priority,
+            max_attempts: source.max_attempts,
+            ...(source.concurrency_key ? { concurrency_key: source.concurrency_key } : {}),
+            replay_of_task_id: source.task_id,
+          },
+          origin,
+          now,
+        ),
+      );
+      this.admit(now);
+      return ids.map((id) => this.store.get(id));
+    });
+    await this.armAlarm();
+    return ok(rows.filter((row): row is TaskRow => row !== null).map((row) => this.store.toTask(row, sources.length === 1)));
+  }
+
+  /**
+   * SPEC §5's bulk replay, the dead-letter view and its replay in one: replays the finished
+   * tasks matching `filter` (read from D1's records, oldest first), at most BULK_REPLAY_MAX a
+   * call, each page of them in one atomic step. When more match, `next` is the filter that
+   * continues after the last one replayed: it ends no later than this call's start, so the
+   * replays made here are never replayed by it.
+   */
+  async bulkReplay(filter: DeadLetterFilter, origin: string): Promise<Result<BulkReplayResult>> {
+    const startedAt = iso(this.clock.now()) ?? "";
+    await this.scheduler.flushNow();
+    const picked: Task[] = [];
+    let afterSeq = 0;
+    while (picked.length <= BULK_REPLAY_MAX) {
+      const page = await deadLetterPage(this.env.DB, this.namespaceId, filter, afterSeq, BULK_REPLAY_PAGE, this.clock.now());
+      picked.push(...page.map((p) => p.task));
+      const last = page[page.length - 1];
+      if (!last || page.length < BULK_REPLAY_PAGE) break;
+      afterSeq = last.seq;
+    }
+    let next: DeadLetterFilter | null = null;
+    if (picked.length > BULK_REPLAY_MAX) {
+      // Stop before a run of equal created_at that the limit would cut, so that `created_after`
+      // continues exactly; a run longer than the whole call is cut (its rest is skipped).
+      const boundary = picked[BULK_REPLAY_MAX]?.created_at;
+      picked.length = BULK_REPLAY_MAX;
+      while (picked.length > 1 && picked[picked.length - 1]?.created_at === boundary) picked.pop();
+      const before = filter.created_before !== undefined && filter.created_before < startedAt ? filter.created_before : startedAt;
+      next = { ...filter, created_after: picked[picked.length - 1]?.created_at ?? startedAt, created_before: before };
+    }
+    const ids: string[] = [];
+    for (let i = 0; i < picked.length; i += BULK_REPLAY_PAGE) {
+      const made = await this.replayTasks(picked.slice(i, i + BULK_REPLAY_PAGE), origin);
+      if (!made.ok) return ids.length === 0 ? made : ok({ task_ids: ids, replayed: ids.length, next: { ...filter, created_after: picked[i - 1]?.created_at ?? startedAt } });
+      ids.push(...made.value.map((t) => t.task_id));
+    }
+    return ok({ task_ids: ids, replayed: ids.length, next });
+  }
+
+  /**
+   * For tests and the benchmark: `count` ready tasks of `task_type` straight into SQLite, spread
+   * over `keys` concurrency keys (none when 0), without events or records, as a backlog that
+   * took hours to build would stand. Then admits.
+   */
+  async seedBacklog(spec: { count: number; task_type: string; keys: number; key_prefix: string; priority: number }): Promise<number> {
+    const now = this.clock.now();
+    this.ctx.storage.transactionSync(() => {
+      const base = this.sql.count("SELECT COALESCE(MAX(CAST(value AS INTEGER)), 0) AS n FROM meta WHERE key = 'task_seq'");
+      const top = Math.max(base, this.sql.count("SELECT COALESCE(MAX(seq), 0) AS n FROM tasks"));
+      // Bound numbers arrive as REAL: cast, or ids and keys would read "12.0".
+      const key = spec.keys > 0 ? "? || CAST((x - 1) % CAST(? AS INTEGER) AS INTEGER)" : "''";
+      this.sql.run(
+        `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?)
+         INSERT INTO tasks (task_id, seq, task_type, status, inputs, progress, attempt, max_attempts, priority, origin,
+           created_at, updated_at, log_count, version, concurrency_key)
+         SELECT 'tsk_seed' || CAST(? + x AS INTEGER), CAST(? + x AS INTEGER), ?, 'created', '{}', ?, 1, 1, ?, 'http://seed', ?, ?, 0, 1, ${key}
+         FROM c`,
+        spec.count, top, top, spec.task_type, JSON.stringify(EMPTY_PROGRESS), spec.priority, now, now,
+        ...(spec.keys > 0 ? [spec.key_prefix, spec.keys] : []),
+      );
+      this.sql.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('task_seq', ?)", top + spec.count);
+      const turn = this.sql.count("SELECT COALESCE(MAX(CAST(value AS INTEGER)), 0) AS n FROM meta WHERE key = 'fair_turn'");
+      this.sql.run(
+        `INSERT INTO fair_queue (key, priority, waiting, turn, blocked)
+           SELECT concurrency_key, priority, COUNT(*), ? + MIN(seq), 0 FROM tasks WHERE seq > ? AND status = 'created' GROUP BY concurrency_key, priority
+         ON CONFLICT (key, priority) DO UPDATE SET waiting = waiting + excluded.waiting`,
+        turn, top,
+      );
+      this.sql.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('fair_turn', ?)", turn + top + spec.count + 1);
+      this.store.fair.reblock();
+      this.unfinished.reset();
+      this.admit(now);
+    });
+    await this.armAlarm();
+    return spec.count;
+  }
+}

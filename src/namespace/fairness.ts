@@ -1,0 +1,216 @@
+import type { TaskStatus } from "../tasks/model";
+import type { Sql } from "./sql";
+import type { TaskRow } from "./task-row";
+
+/**
+ * The key of tasks created without a `concurrency_key`: they wait as one group in the
+ * round-robin and no per-key limit applies to them. A real key has at least one character.
+ */
+export const NO_KEY = "";
+
+/** How long a completion counts toward the moving completion rate. */
+const RATE_WINDOW_MS = 5 * 60_000;
+/** The rate looks at most at this many recent completions. */
+const RATE_SAMPLES = 256;
+
+/** A (key, priority) group of ready tasks, with its key's tasks holding slots. */
+export type Group = {
+  key: string;
+  priority: number;
+  waiting: number;
+  turn: number;
+  active: number;
+};
+
+/** The next ready task's group: its key and priority. */
+export interface Turn {
+  key: string;
+  priority: number;
+}
+
+/**
+ * Fair admission state over the Durable Object's SQLite (SPEC §5 "Fairness inside a namespace").
+ *
+ * `fair_keys` counts each key's tasks that hold a slot; `fair_queue` has one row per
+ * (key, priority) with ready (created, not scheduled) tasks: how many wait, the round-robin
+ * `turn` (a number from one counter, renewed each time the group is served, so the least
+ * recently served group comes first) and `blocked` (the key is at `max_concurrent_per_key`).
+ * Picking the next group is one probe of the index (blocked, priority DESC, turn); every change
+ * touches one row, or the ≤ 10 rows of one key when it blocks or unblocks. No waiting task is
+ * ever scanned, so admission costs O(log n) a task at any backlog.
+ */
+export class FairQueue {
+  /** Bumped by every change, so that a snapshot of the groups is reused while it holds. */
+  private changes = 0;
+  private snapshot: { changes: number; groups: Group[] } | null = null;
+  /** Recent completion times (clock ms), oldest first: the moving completion rate. */
+  private readonly completions: number[] = [];
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly perKeyLimit: () => number | null,
+  ) {}
+
+  // --- the task store's side: transitions, scheduled starts, the next ready task -------------
+
+  /** Keeps the queue in step with a task's transition: a ready task leaving, a slot taken or freed. */
+  onTransition(row: TaskRow, to: TaskStatus, at: number): void {
+    if (row.status === "created" && row.scheduled === 0) this.dequeue(row.concurrency_key, row.priority, to === "queued");
+    const holds = (s: TaskStatus): boolean => s === "queued" || s === "processing";
+    if (holds(row.status) !== holds(to)) this.slots(row.concurrency_key, holds(to) ? 1 : -1);
+    if (holds(row.status) && (to === "completed" || to === "failed")) this.completed(at);
+  }
+
+  /**
+   * Releases up to `limit` scheduled tasks whose run_at has come to the fair queue, oldest
+   * run_at first; returns how many. The caller admits after.
+   */
+  releaseScheduled(now: number, limit: number): number {
+    const due = this.sql.all<{ task_id: string; concurrency_key: string; priority: number }>(
+      `SELECT task_id, concurrency_key, priority FROM tasks INDEXED BY tasks_scheduled WHERE status = 'created' AND scheduled = 1 AND run_at <= ?
+       ORDER BY run_at, seq LIMIT ?`,
+      now, limit,
+    );
+    for (const task of due) {
+      this.sql.run("UPDATE tasks SET scheduled = 0 WHERE task_id = ?", task.task_id);
+      this.enqueue(task.concurrency_key, task.priority);
+    }
+    return due.length;
+  }
+
+  /** The next ready task admission takes: the oldest of the group whose turn it is. */
+  nextReady(): TaskRow | null {
+    for (;;) {
+      const turn = this.next();
+      if (!turn) return null;
+      const row = this.sql.one<TaskRow>(
+        "SELECT * FROM tasks INDEXED BY tasks_fair WHERE status = 'created' AND scheduled = 0 AND concurrency_key = ? AND priority = ? ORDER BY seq LIMIT 1",
+        turn.key, turn.priority,
+      );
+      if (row) return row;
+      // A group without a ready task would stop admission for good: drop it and go on (each
+      // pass removes a row, so the loop ends). The counters are kept exact; this is a guard.
+      console.error(`fair queue group (${turn.key}, ${turn.priority}) had no ready task; dropped`);
+      this.drop(turn);
+    }
+  }
+
+  // --- the queue itself ------------------------------------------------------------------------
+
+  /** The group admission serves next, or null when no ready task may start. */
+  next(): Turn | null {
+    return this.sql.one<{ key: string; priority: number }>(
+      "SELECT key, priority FROM fair_queue WHERE blocked = 0 ORDER BY priority DESC, turn LIMIT 1",
+    );
+  }
+
+  /** A ready task joins its group; a new group goes to the back of the round. */
+  enqueue(key: string, priority: number): void {
+    this.changes++;
+    this.sql.run(
+      `INSERT INTO fair_queue (key, priority, waiting, turn, blocked) VALUES (?, ?, 1, ?, ?)
+       ON CONFLICT (key, priority) DO UPDATE SET waiting = waiting + 1`,
+      key, priority, this.nextTurn(), this.isBlocked(key) ? 1 : 0,
+    );
+  }
+
+  /** A ready task left its group (admitted or cancelled); `served` renews the group's turn. */
+  dequeue(key: string, priority: number, served: boolean): void {
+    this.changes++;
+    const left = this.sql.one<{ waiting: number }>(
+      "UPDATE fair_queue SET waiting = waiting - 1 WHERE key = ? AND priority = ? RETURNING waiting",
+      key, priority,
+    );
+    if (left && left.waiting <= 0) this.sql.run("DELETE FROM fair_queue WHERE key = ? AND priority = ?", key, priority);
+    else if (left && served) this.sql.run("UPDATE fair_queue SET turn = ? WHERE key = ? AND priority = ?", this.nextTurn(), key, priority);
+  }
+
+  /** Removes a group outright (a guard against a count gone wrong). */
+  drop(turn: Turn): void {
+    this.changes++;
+    this.sql.run("DELETE FROM fair_queue WHERE key = ? AND priority = ?", turn.key, turn.priority);
+  }
+
+  /** A task of `key` took a slot (+1) or gave one back (−1); the key blocks at its limit. */
+  slots(key: string, delta: 1 | -1): void {
+    this.changes++;
+    this.sql.run("INSERT INTO fair_keys (key, active) VALUES (?, 0) ON CONFLICT (key) DO NOTHING", key);
+    const active = this.sql.one<{ active: number }>(
+      "UPDATE fair_keys SET active = MAX(active + ?, 0) WHERE key = ? RETURNING active",
+      delta, key,
+    )?.active ?? 0;
+    if (active === 0) this.sql.run("DELETE FROM fair_keys WHERE key = ?", key);
+    const blocked = this.blockedAt(key, active) ? 1 : 0;
+    this.sql.run("UPDATE fair_queue SET blocked = ? WHERE key = ? AND blocked != ?", blocked, key, blocked);
+  }
+
+  /** The limit changed: every key's groups are blocked or unblocked again (O(keys), on configure). */
+  reblock(): void {
+    this.changes++;
+    const limit = this.perKeyLimit();
+    this.sql.run(
+      `UPDATE fair_queue SET blocked = CASE WHEN ? IS NOT NULL AND key != '' AND
+         COALESCE((SELECT active FROM fair_keys WHERE fair_keys.key = fair_queue.key), 0) >= ? THEN 1 ELSE 0 END`,
+      limit, limit,
+    );
+  }
+
+  /** Every waiting group with its key's slots, as of now (cached until the next change). */
+  groups(): Group[] {
+    if (this.snapshot?.changes !== this.changes) {
+      const groups = this.sql.all<Group>(
+        `SELECT q.key AS key, q.priority AS priority, q.waiting AS waiting, q.turn AS turn, COALESCE(f.active, 0) AS active
+         FROM fair_queue q LEFT JOIN fair_keys f ON f.key = q.key ORDER BY q.priority DESC, q.turn`,
+      );
+      this.snapshot = { changes: this.changes, groups };
+    }
+    return this.snapshot.groups;
+  }
+
+  limit(): number | null {
+    return this.perKeyLimit();
+  }
+
+  activeOf(key: string): number {
+    return this.sql.one<{ active: number }>("SELECT active FROM fair_keys WHERE key = ?", key)?.active ?? 0;
+  }
+
+  private isBlocked(key: string): boolean {
+    return this.blockedAt(key, this.activeOf(key));
+  }
+
+  private blockedAt(key: string, active: number): boolean {
+    const limit = this.perKeyLimit();
+    return key !== NO_KEY && limit !== null && active >= limit;
+  }
+
+  private nextTurn(): number {
+    return this.sql.count(
+      `INSERT INTO meta (key, value) VALUES ('fair_turn', 1)
+       ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1
+       RETURNING CAST(value AS INTEGER) AS n`,
+    );
+  }
+
+  // --- the completion rate -------------------------------------------------------------------
+
+  /** A task gave its slot back by finishing: one sample of the completion rate. */
+  completed(at: number): void {
+    this.completions.push(at);
+    if (this.completions.length > RATE_SAMPLES) this.completions.shift();
+  }
+
+  /** Completions a second over the recent window; null without two completions in it. */
+  rate(now: number): number | null {
+    while (this.completions.length > 0 && (this.completions[0] ?? now) < now - RATE_WINDOW_MS) this.completions.shift();
+    const first = this.completions[0];
+    const last = this.completions[this.completions.length - 1];
+    if (this.completions.length < 2 || first === undefined || last === undefined) return null;
+    const intervals = this.completions.length - 1;
+    // While completions keep coming the span ends at the last one; once they stall, the
+    // silence since then counts too, so the rate decays instead of promising a start.
+    const gap = (last - first) / intervals;
+    const spanMs = Math.max(now - last > 2 * gap ? now - first : last - first, 1);
+    return intervals / (spanMs / 1000);
+  }
+}
