@@ -34,11 +34,14 @@ const ConfigSchema = z.object({
 
 const parsed = new WeakMap<object, Config>();
 
-/** The configuration of `env`, parsed on first use. */
-export function config(env: Env): Config {
-  const seen = parsed.get(env);
+const NO_ENV = {};
+
+/** The configuration of `env`, parsed on first use; no env at all (an app called bare in a test) reads as the defaults. */
+export function config(env: Env | undefined): Config {
+  const source: object = env ?? NO_ENV;
+  const seen = parsed.get(source);
   if (seen) return seen;
-  const result = ConfigSchema.safeParse(env);
+  const result = ConfigSchema.safeParse(source);
   if (!result.success) {
     const issue = result.error.issues[0];
     throw new Error(`invalid configuration: ${issue?.path.join(".") ?? "env"}: ${issue?.message ?? "invalid"}`);
@@ -54,6 +57,6 @@ export function config(env: Env): Config {
     streamKeepAliveMs: v.STREAM_KEEPALIVE_MS ?? null,
     queueWatchdogMs: v.QUEUE_WATCHDOG_MS ?? null,
   };
-  parsed.set(env, value);
+  parsed.set(source, value);
   return value;
 }

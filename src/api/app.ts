@@ -18,6 +18,7 @@ import collections from "./collections";
 import { models, taxonomies } from "./models";
 import mixpeek from "./mixpeek";
 import { describeDocument } from "./openapi-meta";
+import { config } from "../config";
 
 export function createApp() {
   const app = newApp();
@@ -56,7 +57,7 @@ export function createApp() {
       description: "Tasks for data pipelines on Cloudflare Workers: create, follow, cancel, and hand work to processors.",
     },
   };
-  app.get("/openapi.json", (c) => c.json(describeDocument(app.getOpenAPI31Document(openapi), c.env?.PUBLIC_URL || new URL(c.req.url).origin)));
+  app.get("/openapi.json", (c) => c.json(describeDocument(app.getOpenAPI31Document(openapi), config(c.env).publicUrl ?? new URL(c.req.url).origin)));
   app.route("/", docs);
 
   app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));

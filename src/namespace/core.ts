@@ -1,3 +1,4 @@
+import { config } from "../config";
 import { fail, ok, type Result } from "../errors";
 import { getRecord } from "../db/records";
 import { DEFAULT_SETTINGS, type Settings, type Task } from "../tasks/model";
@@ -62,7 +63,7 @@ export class NamespaceCore {
     readonly env: Env,
   ) {
     this.sql = new Sql(ctx.storage.sql);
-    const retentionMs = Number(env.TASK_RECORD_RETENTION_SECONDS || 2592000) * 1000;
+    const retentionMs = config(env).recordRetentionMs;
     this.store = new TaskStore(this.sql, () => this.namespaceId, retentionMs, (eventId, type, at) => {
       if (type === "task.completed" || type === "task.failed" || type === "task.cancelled") this.unfinished.finished();
       if (type === "task.queued") this.leaseWaiters.wakeAll();
@@ -70,7 +71,7 @@ export class NamespaceCore {
       this.streams.notify();
       this.waiters.wake((taskId) => this.store.get(taskId)?.version ?? Infinity);
     }, () => this.settings.max_concurrent_per_key, () => this.clock.now());
-    const keepAliveMs = Number((env as { STREAM_KEEPALIVE_MS?: string }).STREAM_KEEPALIVE_MS) || undefined;
+    const keepAliveMs = config(env).streamKeepAliveMs ?? undefined;
     this.watchdogMs = watchdogMs(env);
     this.streams = new EventStreams(this.sql, ctx, keepAliveMs);
     this.webhooks = new WebhookStore(this.sql, (at) => this.store.scheduleFlush(at));
@@ -125,14 +126,13 @@ export class NamespaceCore {
 
 /** The 404 of an unknown task says that records expire: a purged task looks just like it. */
 export function notFoundMessage(taskId: string, env: Env): string {
-  const days = Math.round(Number(env.TASK_RECORD_RETENTION_SECONDS || 2592000) / 86400);
+  const days = Math.round(config(env).recordRetentionMs / 86_400_000);
   return `task ${taskId} not found; finished tasks are kept for ${days} days after they end, then their records expire`;
 }
 
 /** The delivery watchdog's delay: `QUEUE_WATCHDOG_MS` when it is a positive number, else 5 min. */
 function watchdogMs(env: Env): number {
-  const configured = Number((env as { QUEUE_WATCHDOG_MS?: string }).QUEUE_WATCHDOG_MS);
-  return Number.isFinite(configured) && configured > 0 ? configured : DELIVERY_WATCHDOG_MS;
+  return config(env).queueWatchdogMs ?? DELIVERY_WATCHDOG_MS;
 }
 
 /** Backoff for internal retries (queue sends, D1 flushes): 1 s doubling to 60 s. */
