@@ -1,4 +1,3 @@
-import "./handlers";
 import { createApp } from "./api/app";
 import { consumeDeadLetters, consumeTasks } from "./consumer";
 import { sweepPendingObjects } from "./dataplane/objects";

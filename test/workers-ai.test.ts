@@ -2,7 +2,9 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../src/api/app";
-import { getHandler, type HandlerContext, TaskFailure, Yielded } from "../src/handlers/registry";
+import { type HandlerContext, TaskFailure, Yielded } from "../src/handlers/registry";
+import { BUILTIN_HANDLERS } from "../src/handlers/table";
+import type { BuiltinInputs } from "../src/tasks/builtin-types";
 import type { Task } from "../src/tasks/model";
 import { call, eventually, ORIGIN, tenant, type Tenant, waitForStatus } from "./helpers";
 
@@ -212,9 +214,10 @@ describe("the Workers AI feature extractor", () => {
     // and its object_create fails for good: retrying cannot bring the binding back.
     const object = await put(t, orphanBucket.bucket_id, "an orphan");
     const done = await waitForStatus(t, object.task_ids[0] ?? "", "completed");
-    const handler = getHandler("object_create");
-    const ctx: HandlerContext = {
+    const handler = BUILTIN_HANDLERS.object_create;
+    const ctx: HandlerContext<BuiltinInputs["object_create"]> = {
       task: done,
+      inputs: handler.inputs.parse(done.inputs),
       attempt: 1,
       env: unbound,
       origin: ORIGIN,
@@ -225,7 +228,7 @@ describe("the Workers AI feature extractor", () => {
       shouldYield: () => false,
       yield: (state) => new Yielded(state),
     };
-    const failure = await handler?.run(ctx).then(
+    const failure = await handler.run(ctx).then(
       () => null,
       (err: unknown) => err,
     );

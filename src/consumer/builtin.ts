@@ -1,5 +1,6 @@
 import type { Result } from "../errors";
-import { type BatchOutcome, getHandler, type HandlerContext, type HandlerDefinition, TaskEnded, TaskFailure, Yielded } from "../handlers/registry";
+import { type BatchOutcome, type HandlerContext, type HandlerDefinition, invalidInputs, TaskEnded, TaskFailure, Yielded } from "../handlers/registry";
+import { handlerFor } from "../handlers/table";
 import type { ClaimResult, Report, ReportAck } from "../namespace/contract";
 import type { NamespaceStub } from "../namespace/stub";
 import { jsonBytes, LIMITS } from "../tasks/model";
@@ -25,7 +26,8 @@ export const SLICE_OVERRUN_MS = 60_000;
 export const UNEXPECTED_ERROR_MESSAGE = "the handler failed unexpectedly";
 
 /**
- * Runs a claimed attempt with its built-in handler. The handler's context renews the lease
+ * Runs a claimed attempt with its built-in handler, its inputs parsed with the handler's
+ * schema first: inputs that do not parse fail the task for good. The handler's context renews the lease
  * while it runs, and aborts its signal as soon as the attempt has ended elsewhere. The
  * invocation stops waiting for the handler once its signal is aborted (the attempt ended, or the
  * handler overran its slice by `overrunMs`), so a handler that ignores its signal cannot hold
@@ -40,11 +42,13 @@ export async function runBuiltin(
   overrunMs = SLICE_OVERRUN_MS,
   batcher = new ReportBatcher(stubFor),
 ): Promise<void> {
-  const handler = getHandler(claim.task.task_type);
-  const attempt = startAttempt(claim, env, batcher, leaseSeconds, Date.now() + sliceMs);
-  if (!handler) {
+  const handler = handlerFor(claim.task.task_type);
+  const parsed = handler?.inputs.safeParse(claim.task.inputs);
+  const attempt = startAttempt(claim, env, batcher, leaseSeconds, Date.now() + sliceMs, parsed?.data);
+  if (!handler || !parsed?.success) {
     attempt.stop();
-    await finalReport(attempt.send, { kind: "fail", error: { code: "no_handler", message: `no handler for "${claim.task.task_type}"` }, retryable: false });
+    if (!handler) await finalReport(attempt.send, { kind: "fail", error: { code: "no_handler", message: `no handler for "${claim.task.task_type}"` }, retryable: false });
+    else await settle(attempt, invalidInputs());
     return;
   }
   const { controller } = attempt;
@@ -72,11 +76,12 @@ export async function runBuiltin(
 /**
  * Runs several claimed attempts of one task type with the handler's `runBatch`: one call for
  * all, each attempt with its own context, token, signal and final report. The slice and its
- * overrun bound the whole call.
+ * overrun bound the whole call. An attempt whose inputs do not parse with the handler's schema
+ * fails for good, and is left out of the call.
  */
 export async function runBuiltinBatch(
   claims: Claimed[],
-  handler: Required<Pick<HandlerDefinition, "runBatch">>,
+  handler: Pick<HandlerDefinition, "inputs"> & Required<Pick<HandlerDefinition, "runBatch">>,
   env: Env,
   batcher: ReportBatcher,
   leaseSeconds: number,
@@ -84,7 +89,9 @@ export async function runBuiltinBatch(
   overrunMs = SLICE_OVERRUN_MS,
 ): Promise<void> {
   const sliceEnds = Date.now() + sliceMs;
-  const attempts = claims.map((claim) => startAttempt(claim, env, batcher, leaseSeconds, sliceEnds));
+  const parsed = claims.map((claim) => handler.inputs.safeParse(claim.task.inputs));
+  const attempts = claims.map((claim, i) => startAttempt(claim, env, batcher, leaseSeconds, sliceEnds, parsed[i]?.data));
+  const valid = attempts.filter((_, i) => parsed[i]?.success);
   const overall = new AbortController();
   const overrun = setTimeout(() => {
     const reason = overrunFailure(sliceMs, overrunMs);
@@ -94,12 +101,12 @@ export async function runBuiltinBatch(
   const stopped = new Promise<never>((_, reject) => {
     overall.signal.addEventListener("abort", () => reject(overall.signal.reason), { once: true });
   });
-  const running = handler.runBatch(attempts.map((a) => a.ctx));
+  const running = valid.length > 0 ? handler.runBatch(valid.map((a) => a.ctx)) : Promise.resolve([]);
   running.catch(() => undefined);
-  let outcomes: BatchOutcome[] | null = null;
+  let validOutcomes: BatchOutcome[] | null = null;
   let failure: Error | null = null;
   try {
-    outcomes = await Promise.race([running, stopped]);
+    validOutcomes = await Promise.race([running, stopped]);
   } catch (err) {
     failure = err instanceof Error ? err : new Error(String(err));
   } finally {
@@ -108,7 +115,8 @@ export async function runBuiltinBatch(
   }
   await Promise.all(
     attempts.map(async (a, i) => {
-      const outcome = failure ?? outcomes?.[i] ?? new Error("the batch handler gave no outcome for this task");
+      const j = valid.indexOf(a);
+      const outcome = j < 0 ? invalidInputs() : (failure ?? validOutcomes?.[j] ?? new Error("the batch handler gave no outcome for this task"));
       // An attempt that ended elsewhere (its own signal aborted by a refusal) reports nothing.
       if (a.ended() || (a.controller.signal.aborted && !overall.signal.aborted)) return;
       await settle(a, outcome);
@@ -127,7 +135,7 @@ interface RunningAttempt {
 }
 
 /** An attempt's context: its reports fenced by its token, its lease renewed while it runs. */
-function startAttempt(claim: Claimed, env: Env, batcher: ReportBatcher, leaseSeconds: number, sliceEnds: number): RunningAttempt {
+function startAttempt(claim: Claimed, env: Env, batcher: ReportBatcher, leaseSeconds: number, sliceEnds: number, inputs: unknown): RunningAttempt {
   const send = batcher.sender(claim.task.task_id, claim.token);
   const controller = new AbortController();
   let ended: TaskEnded | null = null;
@@ -145,6 +153,7 @@ function startAttempt(claim: Claimed, env: Env, batcher: ReportBatcher, leaseSec
   const stop = batcher.keepAlive(claim.task.task_id, claim.token, leaseSeconds * 1000 * HEARTBEAT_SHARE, (result) => void refused(result));
   const ctx: HandlerContext = {
     task: claim.task,
+    inputs,
     attempt: claim.task.attempt,
     env,
     signal: controller.signal,

@@ -1,4 +1,4 @@
-import { getHandler } from "../handlers/registry";
+import { handlerFor } from "../handlers/table";
 import { BUILTIN_LEASE_SECONDS, type ClaimManyItem } from "../namespace/contract";
 import { type TaskMessage, TaskMessageSchema } from "../namespace/messages";
 import { namespaceStub } from "../namespace/stub";
@@ -68,10 +68,10 @@ async function consumeNamespace(namespaceId: string, deliveries: Delivery[], env
     builtins.set(claim.task.task_type, group);
   });
   for (const [taskType, group] of builtins) {
-    const handler = getHandler(taskType);
+    const handler = handlerFor(taskType);
     if (handler?.runBatch && group.length > 1) {
       const runBatch = handler.runBatch.bind(handler);
-      const running = runBuiltinBatch(group.map((g) => g.claim), { runBatch }, env, batcher, BUILTIN_LEASE_SECONDS, sliceMs(env));
+      const running = runBuiltinBatch(group.map((g) => g.claim), { inputs: handler.inputs, runBatch }, env, batcher, BUILTIN_LEASE_SECONDS, sliceMs(env));
       work.push(settled(group.map((g) => g.message), running));
     } else {
       for (const { message, claim } of group) {

@@ -3,9 +3,9 @@ import { createObjects } from "../dataplane/objects";
 import { bucketExists } from "../db/catalog";
 import { bindStaging, StagingCorrupt, stagedChunk, stagingRemoval } from "../db/staging";
 import { sha256Hex } from "../ids";
-import { parseInputs, registerHandler, TaskFailure } from "./registry";
+import { defineHandler, TaskFailure } from "./registry";
+import { BUILTIN_TASK_INPUTS } from "../tasks/builtin-types";
 
-const Inputs = z.object({ bucket_id: z.string().min(1).max(64), staging_id: z.string().min(1).max(64), count: z.number().int().min(1).max(10_000) }).strict();
 const State = z.object({ next: z.number().int().min(0), tasks_created: z.number().int().min(0) });
 const ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz";
 /**
@@ -33,11 +33,11 @@ async function objectIdFor(namespaceId: string, taskId: string, stagingId: strin
  * Every round makes at least one object or fails: staging that does not cover the object the
  * import needs next fails the task for good.
  */
-registerHandler({
+export const batchImport = defineHandler({
   type: "batch_import",
-  inputs: Inputs,
+  inputs: BUILTIN_TASK_INPUTS.batch_import,
   async run(ctx) {
-    const input = parseInputs(Inputs, ctx.task.inputs);
+    const input = ctx.inputs;
     const db = ctx.env.DB;
     const ns = ctx.task.namespace_id;
     const owner = { namespaceId: ns, taskId: ctx.task.task_id, stagingId: input.staging_id };

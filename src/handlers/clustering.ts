@@ -3,16 +3,9 @@ import { collectionVectors } from "../db/dataplane";
 import { lloydStep, prng, seedCentroids } from "../embed/kmeans";
 import { setClusterIds } from "../db/documents";
 import { collectionExists } from "./documents";
-import { parseInputs, registerHandler, TaskFailure } from "./registry";
+import { defineHandler, TaskFailure } from "./registry";
+import { BUILTIN_TASK_INPUTS } from "../tasks/builtin-types";
 
-const Inputs = z
-  .object({
-    collection_id: z.string().min(1).max(64),
-    k: z.number().int().min(2).max(100),
-    max_iterations: z.number().int().min(1).max(1000).optional(),
-    seed: z.number().int().optional(),
-  })
-  .strict();
 const State = z.object({ iteration: z.number().int(), centres: z.array(z.array(z.number())), inertia: z.number(), converged: z.boolean() });
 
 const RESTARTS = 5;
@@ -35,11 +28,11 @@ function bestSeeding(vectors: Float32Array[], k: number, seed: number): number[]
 }
 
 /** k-means with k-means++ seeding over a collection's document vectors; deterministic for a seed. */
-registerHandler({
+export const clustering = defineHandler({
   type: "clustering",
-  inputs: Inputs,
+  inputs: BUILTIN_TASK_INPUTS.clustering,
   async run(ctx) {
-    const input = parseInputs(Inputs, ctx.task.inputs);
+    const input = ctx.inputs;
     const maxIterations = input.max_iterations ?? 50;
     const db = ctx.env.DB;
     if (!(await collectionExists(db, ctx.task.namespace_id, input.collection_id))) {

@@ -2,17 +2,17 @@ import { z } from "@hono/zod-openapi";
 import { countSourceObjects, removeOrphanDocuments, sourceObjectsPage } from "../db/documents";
 import { collectionDimensions, collectionExtractor, embedForTask, upsertDocuments } from "./documents";
 import type { JsonObject } from "../tasks/model";
-import { parseInputs, registerHandler, TaskFailure } from "./registry";
+import { defineHandler, TaskFailure } from "./registry";
+import { BUILTIN_TASK_INPUTS } from "../tasks/builtin-types";
 
-const Inputs = z.object({ collection_id: z.string().min(1).max(64) }).strict();
 const State = z.object({ after_ms: z.number(), after_id: z.string(), indexed: z.number().int() });
 const PAGE = 200;
 
-registerHandler({
+export const indexRebuild = defineHandler({
   type: "index_rebuild",
-  inputs: Inputs,
+  inputs: BUILTIN_TASK_INPUTS.index_rebuild,
   async run(ctx) {
-    const { collection_id } = parseInputs(Inputs, ctx.task.inputs);
+    const { collection_id } = ctx.inputs;
     const ns = ctx.task.namespace_id;
     const db = ctx.env.DB;
     const extractor = await collectionExtractor(db, ns, collection_id);

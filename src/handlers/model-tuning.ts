@@ -3,25 +3,17 @@ import { collectionVectors } from "../db/dataplane";
 import { modelForTuning, saveTunedModel } from "../db/documents";
 import { prng } from "../embed/kmeans";
 import { accuracy, newModel, type SoftmaxModel, trainEpoch } from "../embed/softmax";
-import { parseInputs, registerHandler, TaskFailure } from "./registry";
+import { defineHandler, TaskFailure } from "./registry";
+import { BUILTIN_TASK_INPUTS } from "../tasks/builtin-types";
 
-const Inputs = z
-  .object({
-    model_id: z.string().min(1).max(64),
-    epochs: z.number().int().min(1).max(500).optional(),
-    learning_rate: z.number().positive().max(100).optional(),
-    holdout_fraction: z.number().min(0).max(0.9).optional(),
-    seed: z.number().int().optional(),
-  })
-  .strict();
 const State = z.object({ epoch: z.number().int(), weights: z.array(z.number()), losses: z.array(z.number()) });
 
 /** Trains a softmax classifier on a collection's vectors against metadata[label_field]. */
-registerHandler({
+export const modelTuning = defineHandler({
   type: "model_tuning",
-  inputs: Inputs,
+  inputs: BUILTIN_TASK_INPUTS.model_tuning,
   async run(ctx) {
-    const input = parseInputs(Inputs, ctx.task.inputs);
+    const input = ctx.inputs;
     const epochs = input.epochs ?? 20;
     const db = ctx.env.DB;
     const model = await modelForTuning(db, ctx.task.namespace_id, input.model_id);

@@ -1,20 +1,19 @@
-import { z } from "@hono/zod-openapi";
 import { getObjectForWork, getObjectsForWork } from "../db/dataplane";
 import { collectionDimensions, collectionExtractor, collectionsForWork, embedForTask, upsertDocuments, upsertDocumentsOfCollections } from "./documents";
-import { type BatchOutcome, type HandlerContext, parseInputs, registerHandler, TaskFailure } from "./registry";
+import { type BatchOutcome, defineHandler, type HandlerContext, TaskFailure } from "./registry";
+import { BUILTIN_TASK_INPUTS, type BuiltinInputs } from "../tasks/builtin-types";
 import type { JsonObject } from "../tasks/model";
 
-const Inputs = z.object({ object_id: z.string().min(1).max(64), collection_id: z.string().min(1).max(64) }).strict();
-type Input = z.infer<typeof Inputs>;
+type Input = BuiltinInputs["object_create"];
 
 const objectGone = (objectId: string) => new TaskFailure("object_not_found", `object ${objectId} no longer exists`, false);
 const collectionGone = (collectionId: string) => new TaskFailure("collection_not_found", `collection ${collectionId} no longer exists`, false);
 
-registerHandler({
+export const objectCreate = defineHandler({
   type: "object_create",
-  inputs: Inputs,
+  inputs: BUILTIN_TASK_INPUTS.object_create,
   async run(ctx) {
-    const { object_id, collection_id } = parseInputs(Inputs, ctx.task.inputs);
+    const { object_id, collection_id } = ctx.inputs;
     const ns = ctx.task.namespace_id;
     const object = await getObjectForWork(ctx.env.DB, ns, object_id);
     if (!object) throw objectGone(object_id);
@@ -33,23 +32,19 @@ registerHandler({
 /**
  * object_create for the tasks of one namespace that arrived together: the objects are read in
  * one query, the texts of each collection embedded in one extractor call, and the documents
- * written in one D1 batch. Each task fails alone (its object or collection gone, its inputs
- * invalid, its collection's extractor failing); a task whose attempt ended is left out.
+ * written in one D1 batch. Each task fails alone (its object or collection gone, its
+ * collection's extractor failing); a task whose attempt ended is left out.
  */
-async function indexObjects(ctxs: HandlerContext[]): Promise<BatchOutcome[]> {
+async function indexObjects(ctxs: HandlerContext<Input>[]): Promise<BatchOutcome[]> {
   const first = ctxs[0];
   if (!first) return [];
   const env = first.env;
   const ns = first.task.namespace_id;
   const outcomes: BatchOutcome[] = ctxs.map(() => undefined);
   const inputs: (Input | null)[] = ctxs.map((ctx, i) => {
-    try {
-      if (ctx.task.namespace_id !== ns) throw new Error("a batch of tasks of several namespaces");
-      return parseInputs(Inputs, ctx.task.inputs);
-    } catch (err) {
-      outcomes[i] = err instanceof Error ? err : new Error(String(err));
-      return null;
-    }
+    if (ctx.task.namespace_id === ns) return ctx.inputs;
+    outcomes[i] = new Error("a batch of tasks of several namespaces");
+    return null;
   });
   const live = (i: number): Input | null => (outcomes[i] === undefined && !ctxs[i]?.signal.aborted ? (inputs[i] ?? null) : null);
   const wanted = ctxs.map((_, i) => live(i)).filter((input): input is Input => input !== null);

@@ -1,9 +1,12 @@
-import type { z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
+import { registerTestTaskType } from "../tasks/builtin-types";
 import type { JsonValue, LogLevel, ProgressInput, Task } from "../tasks/model";
 
-/** What a built-in handler gets for one attempt. */
-export interface HandlerContext {
+/** What a built-in handler gets for one attempt; `I` is its type's parsed inputs. */
+export interface HandlerContext<I = unknown> {
   readonly task: Task;
+  /** The task's inputs, parsed with the handler's `inputs` schema before it runs. */
+  readonly inputs: I;
   readonly attempt: number;
   readonly env: Env;
   /** Base URL of the API that created the task (for tasks this one creates). */
@@ -27,11 +30,14 @@ export class Yielded {
   constructor(readonly state: JsonValue) {}
 }
 
-export interface HandlerDefinition {
+export interface HandlerDefinition<I = unknown> {
   readonly type: string;
-  /** Validates `inputs` at creation; a failure is answered 422. */
-  readonly inputs?: z.ZodType;
-  run(ctx: HandlerContext): Promise<HandlerResult>;
+  /**
+   * The task's inputs: checked at create (a failure is answered 422), and parsed by the runner
+   * before each attempt. Inputs that no longer parse fail the task `invalid_inputs`, for good.
+   */
+  readonly inputs: z.ZodType<I>;
+  run(ctx: HandlerContext<I>): Promise<HandlerResult>;
   /**
    * Optional: runs several attempts of this type of one namespace at once (tasks that arrived in
    * the same queue batch), one outcome per context, in order. An Error outcome fails that attempt
@@ -39,8 +45,11 @@ export interface HandlerDefinition {
    * fenced, on its own: a context whose attempt ended throws TaskEnded from its reports, and the
    * handler gives that outcome up (any value will do). A lone task of the type goes to `run`.
    */
-  runBatch?(ctxs: HandlerContext[]): Promise<BatchOutcome[]>;
+  runBatch?(ctxs: HandlerContext<I>[]): Promise<BatchOutcome[]>;
 }
+
+/** A handler with its inputs typed by its schema; the handlers' table (./table) lists each one. */
+export const defineHandler = <I>(definition: HandlerDefinition<I>): HandlerDefinition<I> => definition;
 
 /** What a handler's run returns: the outputs, or `ctx.yield(state)` to continue later. */
 export type HandlerResult = Record<string, unknown> | Yielded | void;
@@ -65,22 +74,20 @@ export class TaskEnded extends Error {
   }
 }
 
-const handlers = new Map<string, HandlerDefinition>();
+/** The failure of a task whose inputs do not fit its handler's schema. */
+export const invalidInputs = (): TaskFailure => new TaskFailure("invalid_inputs", "the task's inputs do not fit its type", false);
 
-/** Registers a built-in handler; a later registration of the same type replaces it. */
-export function registerHandler(definition: HandlerDefinition): void {
-  handlers.set(definition.type, definition);
-}
+/** Handlers tests add at runtime; see registerHandler. */
+export const testHandlers = new Map<string, HandlerDefinition>();
 
-export function unregisterHandler(type: string): void {
-  handlers.delete(type);
-}
-
-export const getHandler = (type: string): HandlerDefinition | undefined => handlers.get(type);
-
-/** A task's inputs parsed for its handler; inputs that do not fit fail the task for good. */
-export function parseInputs<T extends z.ZodType>(schema: T, inputs: unknown): z.infer<T> {
-  const parsed = schema.safeParse(inputs);
-  if (!parsed.success) throw new TaskFailure("invalid_inputs", "the task's inputs do not fit its type", false);
-  return parsed.data;
+/**
+ * Test-only: adds a handler beside the built-in table, and makes its type creatable. Tests run
+ * the real Worker and Durable Object in their isolate, so this is how they get task types of
+ * their own. Without `inputs` the handler takes any inputs, unparsed. A later registration of
+ * the same type replaces it; it takes precedence over a built-in of that type.
+ */
+export function registerHandler(definition: Omit<HandlerDefinition, "inputs"> & { inputs?: z.ZodType }): void {
+  const inputs = definition.inputs ?? null;
+  testHandlers.set(definition.type, { ...definition, inputs: inputs ?? z.unknown() });
+  registerTestTaskType(definition.type, inputs);
 }

@@ -3,17 +3,17 @@ import { collectionVectors } from "../db/dataplane";
 import { dot, normalize } from "../embed/embedder";
 import { setDocumentTaxonomies, taxonomyNodesJson } from "../db/documents";
 import { collectionDimensions, collectionExtractor, embedForTask } from "./documents";
-import { parseInputs, registerHandler, TaskFailure } from "./registry";
+import { defineHandler, TaskFailure } from "./registry";
+import { BUILTIN_TASK_INPUTS } from "../tasks/builtin-types";
 
-const Inputs = z.object({ collection_id: z.string().min(1).max(64), taxonomy_id: z.string().min(1).max(64), min_score: z.number().min(-1).max(1).optional() }).strict();
 const Nodes = z.array(z.object({ label: z.string(), examples: z.array(z.string()) }));
 
 /** Labels each document with its nearest taxonomy node: the centroid of the node's examples. */
-registerHandler({
+export const taxonomyApply = defineHandler({
   type: "taxonomy_apply",
-  inputs: Inputs,
+  inputs: BUILTIN_TASK_INPUTS.taxonomy_apply,
   async run(ctx) {
-    const input = parseInputs(Inputs, ctx.task.inputs);
+    const input = ctx.inputs;
     const db = ctx.env.DB;
     const ns = ctx.task.namespace_id;
     const extractor = await collectionExtractor(db, ns, input.collection_id);

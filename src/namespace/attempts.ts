@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { fail, ok, type Result } from "../errors";
-import { getHandler } from "../handlers/registry";
+import { hasBuiltinHandler } from "../tasks/builtin-types";
 import { type JsonValue, type Progress, retryDelayMs, type Settings, type TaskError } from "../tasks/model";
 import { iso } from "../time";
 import { BUILTIN_LEASE_SECONDS, type ClaimResult, type Report, type ReportAck } from "./contract";
@@ -66,7 +66,7 @@ export class Attempts {
     this.store.clearTimer(row.task_id, "send");
     // A message sent before its type became pulled: the task waits for a worker's lease.
     if (!pulled && processor?.mode === "pull") return { claimed: false, reason: "pulled by workers" };
-    if (!processor && !getHandler(row.task_type)) {
+    if (!processor && !hasBuiltinHandler(row.task_type)) {
       const error: TaskError = { code: "no_handler", message: `no handler or processor for "${row.task_type}"`, retryable: false };
       this.finish(row, "failed", { error: JSON.stringify(error) }, now, error.message);
       return { claimed: false, reason: error.message };

@@ -1,5 +1,5 @@
 import { type ErrorInfo, fail, ok, type Result } from "../errors";
-import { getHandler } from "../handlers/registry";
+import { builtinInputsSchema, hasBuiltinHandler } from "../tasks/builtin-types";
 import { newId } from "../ids";
 import type { NumberedLogLine, LogPayload } from "../db/types";
 import { type CreateTaskInput, isTerminal, type Settings, type Stats, type Task } from "../tasks/model";
@@ -92,7 +92,7 @@ export class TaskOps extends NamespacePart {
 
   /** Whether a task of this type can run here: a built-in handler or a processor takes it. */
   runs(taskType: string): boolean {
-    return getHandler(taskType) !== undefined || this.processorRow(taskType) !== null;
+    return hasBuiltinHandler(taskType) || this.processorRow(taskType) !== null;
   }
 
   /**
@@ -101,12 +101,13 @@ export class TaskOps extends NamespacePart {
    */
   refuseInput(input: CreateTaskInput, where: Record<string, unknown> = {}): { ok: false; error: ErrorInfo } | null {
     const processor = this.processorRow(input.task_type);
-    const handler = getHandler(input.task_type);
-    if (!processor && !handler) return fail("validation_error", `no handler or processor for task_type "${input.task_type}"`, { ...where, field: "task_type" });
+    const builtin = hasBuiltinHandler(input.task_type);
+    if (!processor && !builtin) return fail("validation_error", `no handler or processor for task_type "${input.task_type}"`, { ...where, field: "task_type" });
     const schedule = checkSchedule(input, this.clock.now(), where);
     if (!schedule.ok) return schedule;
-    if (!processor && handler?.inputs) {
-      const parsed = handler.inputs.safeParse(input.inputs ?? {});
+    const inputsSchema = processor ? null : builtinInputsSchema(input.task_type);
+    if (inputsSchema) {
+      const parsed = inputsSchema.safeParse(input.inputs ?? {});
       if (!parsed.success) return fail("validation_error", "invalid inputs", { ...where, issues: parsed.error.issues });
     }
     return null;
@@ -156,7 +157,7 @@ export class TaskOps extends NamespacePart {
     events: { type: string; data: Record<string, unknown> }[] = [],
   ): Promise<Result<string[]>> {
     for (const { input } of specs) {
-      if (!getHandler(input.task_type) && !this.processorRow(input.task_type)) {
+      if (!hasBuiltinHandler(input.task_type) && !this.processorRow(input.task_type)) {
         return fail("validation_error", `no handler or processor for task_type "${input.task_type}"`);
       }
     }
