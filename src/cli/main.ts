@@ -1,20 +1,14 @@
-import { createClient, type EdgeTasksClient } from "../client/client";
+import { createClient } from "../client/client";
 import { ApiError, EdgeTasksError, NetworkError, TaskCancelledError, TaskFailedError, TaskTimeoutError } from "../client/errors";
-import type { FetchLike } from "../client/http";
 import type { Task } from "../client/types";
-import { numberFlag, parseArgs, type Parsed, stringFlag, UsageError } from "./args";
-import { type Output, ProgressBoard } from "./board";
+import { numberFlag, parseArgs, stringFlag, UsageError } from "./args";
+import { ProgressBoard } from "./board";
 import { describe, ICONS, plain, safeJson, table, terminalSafe, waitingText } from "./render";
+import { cancel, replay } from "./bulk";
+import { type CliIO, type Ctx, ids } from "./context";
 
-export interface CliIO {
-  env: Record<string, string | undefined>;
-  stdout: Output;
-  stderr: Output;
-  /** The fetch the client uses; the global one by default. */
-  fetch?: FetchLike;
-  /** Aborted on Ctrl-C: `watch` and `logs --follow` stop and `main` returns 130. */
-  signal?: AbortSignal;
-}
+export type { CliIO } from "./context";
+
 
 export const DEFAULT_URL = "http://127.0.0.1:8787";
 export const VERSION = "0.1.0";
@@ -67,14 +61,6 @@ const COMMANDS: Record<string, { booleans: readonly string[]; values: readonly s
   stats: { booleans: [...COMMON.booleans], values: [...COMMON.values] },
 };
 
-interface Ctx {
-  client: EdgeTasksClient;
-  args: Parsed;
-  json: boolean;
-  io: CliIO;
-  out: (text: string) => void;
-  err: (text: string) => void;
-}
 
 /**
  * Runs the CLI with `argv` (without `node` and the script) and returns the exit code. All
@@ -155,12 +141,6 @@ function report(error: unknown, io: CliIO, err: (text: string) => void): number 
   return 1;
 }
 
-function ids(ctx: Ctx, min: number, max = Number.POSITIVE_INFINITY): string[] {
-  const found = ctx.args.positionals;
-  if (found.length < min) throw new UsageError(min === 1 && max === 1 ? "give one task id" : "give at least one task id");
-  if (found.length > max) throw new UsageError(`give at most ${max} task id${max === 1 ? "" : "s"}`);
-  return found;
-}
 
 async function list(ctx: Ctx): Promise<number> {
   ids(ctx, 0, 0);
@@ -245,76 +225,6 @@ async function logs(ctx: Ctx): Promise<number> {
   for await (const line of ctx.client.logLines(id, { follow, signal: ctx.io.signal })) {
     ctx.out(ctx.json ? safeJson(line) : plain(`${line.timestamp} ${line.level.padEnd(5)} [${line.attempt}] ${line.message}`));
   }
-  return 0;
-}
-
-const csvFlag = (ctx: Ctx, name: string): string[] | undefined => stringFlag(ctx.args, name)?.split(",").map((v) => v.trim()).filter(Boolean);
-
-async function cancel(ctx: Ctx): Promise<number> {
-  const bulk = ["status", "type", "key", "parent", "before"].filter((name) => stringFlag(ctx.args, name) !== undefined);
-  if (bulk.length > 0) {
-    ids(ctx, 0, 0);
-    const { cancelled } = await ctx.client.bulkCancel(
-      {
-        status: csvFlag(ctx, "status") as Task["status"][] | undefined,
-        task_type: csvFlag(ctx, "type"),
-        concurrency_key: stringFlag(ctx.args, "key"),
-        parent_task_id: stringFlag(ctx.args, "parent"),
-        created_before: stringFlag(ctx.args, "before"),
-      },
-      { signal: ctx.io.signal },
-    );
-    ctx.out(ctx.json ? safeJson({ cancelled }, 2) : `${ICONS.cancelled} ${cancelled} task${cancelled === 1 ? "" : "s"} cancelled`);
-    return 0;
-  }
-  const results: Task[] = [];
-  for (const id of ids(ctx, 1)) {
-    const before = await ctx.client.getTask(id, { signal: ctx.io.signal });
-    const task = await ctx.client.cancelTask(id, { signal: ctx.io.signal });
-    results.push(task);
-    if (!ctx.json) {
-      ctx.out(
-        before.status === task.status && task.status !== "cancelled"
-          ? `${ICONS[task.status]} ${id} had already ended (${task.status}); left as it is`
-          : before.status === "cancelled"
-            ? `${ICONS.cancelled} ${id} was already cancelled`
-            : `${ICONS.cancelled} ${id} cancelled (was ${before.status})`,
-      );
-    }
-  }
-  if (ctx.json) ctx.out(safeJson(results.length === 1 ? results[0] : results, 2));
-  return 0;
-}
-
-async function replay(ctx: Ctx): Promise<number> {
-  const status = csvFlag(ctx, "status");
-  if (status !== undefined) {
-    ids(ctx, 0, 0);
-    const result = await ctx.client.bulkReplay(
-      {
-        status: status as ("completed" | "failed" | "cancelled")[],
-        task_type: csvFlag(ctx, "type"),
-        error_code: stringFlag(ctx.args, "error"),
-        created_after: stringFlag(ctx.args, "after"),
-        created_before: stringFlag(ctx.args, "before"),
-      },
-      { signal: ctx.io.signal },
-    );
-    if (ctx.json) ctx.out(safeJson(result, 2));
-    else {
-      ctx.out(`${ICONS.created} ${result.replayed} task${result.replayed === 1 ? "" : "s"} replayed`);
-      for (const id of result.task_ids) ctx.out(id);
-      if (result.next) ctx.err(`more match: run again with --after ${result.next.created_after ?? ""} --before ${result.next.created_before ?? ""}`);
-    }
-    return 0;
-  }
-  const results: Task[] = [];
-  for (const id of ids(ctx, 1)) {
-    const task = await ctx.client.replay(id, { signal: ctx.io.signal });
-    results.push(task);
-    if (!ctx.json) ctx.out(`${ICONS[task.status]} ${task.task_id} replays ${id} (${task.status})`);
-  }
-  if (ctx.json) ctx.out(safeJson(results.length === 1 ? results[0] : results, 2));
   return 0;
 }
 
