@@ -16,6 +16,7 @@ import type { AppEnv } from "./env";
 import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { listRoute, servePage } from "./list";
+import { getRoute, deleteRoute } from "./routes";
 import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 
 const security = [{ apiKey: [] }];
@@ -74,28 +75,12 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "get",
-    path: "/{bucket}",
-    tags: ["Buckets"],
-    summary: "Get a bucket by id or name",
-    security,
-    request: { params: BucketParam },
-    responses: { 200: json(BucketSchema, "The bucket"), ...errorResponses },
-  }),
+  getRoute({ path: "/{bucket}", tag: "Buckets", summary: "Get a bucket by id or name", security, params: BucketParam, response: BucketSchema, description: "The bucket" }),
   async (c) => c.json(await bucketOf(c, c.req.valid("param").bucket), 200),
 );
 
 app.openapi(
-  createRoute({
-    method: "delete",
-    path: "/{bucket}",
-    tags: ["Buckets"],
-    summary: "Delete a bucket and its objects (refused while a collection sources it)",
-    security,
-    request: { params: BucketParam },
-    responses: { 200: json(z.object({ success: z.literal(true), message: z.string() }), "Deleted"), ...errorResponses },
-  }),
+  deleteRoute({ path: "/{bucket}", tag: "Buckets", summary: "Delete a bucket and its objects (refused while a collection sources it)", security, params: BucketParam }),
   async (c) => {
     const ns = c.get("principal").namespace_id;
     const bucket = await bucketOf(c, c.req.valid("param").bucket);
@@ -168,15 +153,7 @@ app.openapi(
 const ObjectParam = BucketParam.extend({ object_id: z.string().max(128).openapi({ param: { name: "object_id", in: "path" } }) });
 
 app.openapi(
-  createRoute({
-    method: "get",
-    path: "/{bucket}/objects/{object_id}",
-    tags: ["Objects"],
-    summary: "Get an object with its content",
-    security,
-    request: { params: ObjectParam },
-    responses: { 200: json(ObjectSchema, "The object"), ...errorResponses },
-  }),
+  getRoute({ path: "/{bucket}/objects/{object_id}", tag: "Objects", summary: "Get an object with its content", security, params: ObjectParam, response: ObjectSchema, description: "The object" }),
   async (c) => {
     const { bucket, object_id } = c.req.valid("param");
     const b = await bucketOf(c, bucket);
@@ -187,15 +164,7 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "delete",
-    path: "/{bucket}/objects/{object_id}",
-    tags: ["Objects"],
-    summary: "Delete an object and its documents in every collection",
-    security,
-    request: { params: ObjectParam },
-    responses: { 200: json(z.object({ success: z.literal(true), message: z.string() }), "Deleted"), ...errorResponses },
-  }),
+  deleteRoute({ path: "/{bucket}/objects/{object_id}", tag: "Objects", summary: "Delete an object and its documents in every collection", security, params: ObjectParam }),
   async (c) => {
     const { bucket, object_id } = c.req.valid("param");
     const ns = c.get("principal").namespace_id;

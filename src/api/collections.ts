@@ -17,6 +17,7 @@ import type { AppEnv } from "./env";
 import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { listRoute, servePage } from "./list";
+import { getRoute, deleteRoute } from "./routes";
 import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 
 const security = [{ apiKey: [] }];
@@ -113,28 +114,12 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "get",
-    path: "/{collection}",
-    tags: ["Collections"],
-    summary: "Get a collection by id or name",
-    security,
-    request: { params: CollectionParam },
-    responses: { 200: json(CollectionSchema, "The collection"), ...errorResponses },
-  }),
+  getRoute({ path: "/{collection}", tag: "Collections", summary: "Get a collection by id or name", security, params: CollectionParam, response: CollectionSchema, description: "The collection" }),
   async (c) => c.json(await collectionOf(c, c.req.valid("param").collection), 200),
 );
 
 app.openapi(
-  createRoute({
-    method: "delete",
-    path: "/{collection}",
-    tags: ["Collections"],
-    summary: "Delete a collection: its unfinished tasks are cancelled, its documents removed",
-    security,
-    request: { params: CollectionParam },
-    responses: { 200: json(z.object({ success: z.literal(true), message: z.string() }), "Deleted"), ...errorResponses },
-  }),
+  deleteRoute({ path: "/{collection}", tag: "Collections", summary: "Delete a collection: its unfinished tasks are cancelled, its documents removed", security, params: CollectionParam }),
   async (c) => {
     const ns = c.get("principal").namespace_id;
     const col = await collectionOf(c, c.req.valid("param").collection);

@@ -15,6 +15,7 @@ import type { AppEnv } from "./env";
 import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { listRoute, servePage } from "./list";
+import { deleteRoute } from "./routes";
 import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 
 const security = [{ apiKey: [] }];
@@ -83,15 +84,7 @@ taxonomies.openapi(
 );
 
 taxonomies.openapi(
-  createRoute({
-    method: "delete",
-    path: "/{taxonomy}",
-    tags: ["Taxonomies"],
-    summary: "Delete a taxonomy and the labels it gave",
-    security,
-    request: { params: TaxonomyParam },
-    responses: { 200: json(z.object({ success: z.literal(true), message: z.string() }), "Deleted"), ...errorResponses },
-  }),
+  deleteRoute({ path: "/{taxonomy}", tag: "Taxonomies", summary: "Delete a taxonomy and the labels it gave", security, params: TaxonomyParam }),
   async (c) => {
     const ns = c.get("principal").namespace_id;
     const row = await taxonomyOf(c, c.req.valid("param").taxonomy);

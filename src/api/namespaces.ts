@@ -18,6 +18,7 @@ import type { AppEnv } from "./env";
 import { adminApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { listRoute, servePage } from "./list";
+import { getRoute } from "./routes";
 import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 
 const NamespaceSchema = z
@@ -93,15 +94,7 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "get",
-    path: "/{namespace}",
-    tags: ["Admin"],
-    summary: "Get a namespace by id or name",
-    security,
-    request: { params: NamespaceParam },
-    responses: { 200: json(NamespaceSchema, "The namespace"), ...errorResponses },
-  }),
+  getRoute({ path: "/{namespace}", tag: "Admin", summary: "Get a namespace by id or name", security, params: NamespaceParam, response: NamespaceSchema, description: "The namespace" }),
   async (c) => c.json(await mustFindNamespace(c, c.req.valid("param").namespace), 200),
 );
 

@@ -7,6 +7,7 @@ import { allowPrivateUrls, checkOutboundUrl } from "../webhooks/urls";
 import { namespaceOf } from "./auth";
 import { apiKeyApp } from "./gate";
 import { listRoute, servePage } from "./list";
+import { getRoute, deleteRoute } from "./routes";
 import { errorResponses, json, jsonBody } from "./schemas";
 
 const security = [{ apiKey: [] }];
@@ -94,28 +95,12 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "get",
-    path: "/{task_type}",
-    tags: ["Processors"],
-    summary: "Get a processor",
-    security,
-    request: { params: TaskTypeParam },
-    responses: { 200: json(ProcessorSchema, "The processor"), ...errorResponses },
-  }),
+  getRoute({ path: "/{task_type}", tag: "Processors", summary: "Get a processor", security, params: TaskTypeParam, response: ProcessorSchema, description: "The processor" }),
   async (c) => c.json(unwrap(await namespaceOf(c).getProcessor(c.req.valid("param").task_type)), 200),
 );
 
 app.openapi(
-  createRoute({
-    method: "delete",
-    path: "/{task_type}",
-    tags: ["Processors"],
-    summary: "Remove a processor",
-    security,
-    request: { params: TaskTypeParam },
-    responses: { 200: json(z.object({ success: z.literal(true), message: z.string() }), "Removed"), ...errorResponses },
-  }),
+  deleteRoute({ path: "/{task_type}", tag: "Processors", summary: "Remove a processor", security, params: TaskTypeParam }),
   async (c) => {
     const { task_type } = c.req.valid("param");
     if (!(await namespaceOf(c).deleteProcessor(task_type))) throw new ApiError("not_found", `no processor for task_type "${task_type}"`);

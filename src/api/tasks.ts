@@ -7,6 +7,7 @@ import { CreateTaskSchema, jsonBytes, LIMITS, LogLineSchema, StatsSchema, TaskSc
 import { namespaceOf } from "./auth";
 import { idempotent } from "./idempotency";
 import { apiKeyApp } from "./gate";
+import { deleteRoute } from "./routes";
 import { errorResponses, IdempotencyHeader, json, jsonBody, paginated, TaskIdParam } from "./schemas";
 import { listRoute, PageQuery, servePage } from "./list";
 import { LOG_CURSOR, taskLogPage } from "./task-logs";
@@ -137,15 +138,7 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "delete",
-    path: "/{task_id}",
-    tags: ["Tasks"],
-    summary: "Kill a task (Mixpeek-compatible; idempotent, also for an unknown id)",
-    security,
-    request: { params: TaskIdParam },
-    responses: { 200: json(z.object({ success: z.literal(true), message: z.string() }), "Done"), ...errorResponses },
-  }),
+  deleteRoute({ path: "/{task_id}", tag: "Tasks", summary: "Kill a task (Mixpeek-compatible; idempotent, also for an unknown id)", security, params: TaskIdParam }),
   async (c) => {
     const taskId = c.req.valid("param").task_id;
     const result = await namespaceOf(c).cancelTask(taskId);

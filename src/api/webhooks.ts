@@ -9,6 +9,7 @@ import { namespaceOf } from "./auth";
 import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { listRoute, servePage } from "./list";
+import { getRoute, deleteRoute } from "./routes";
 import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 
 const security = [{ apiKey: [] }];
@@ -101,15 +102,7 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "get",
-    path: "/{webhook_id}",
-    tags: ["Webhooks"],
-    summary: "Get a webhook endpoint",
-    security,
-    request: { params: WebhookParam },
-    responses: { 200: json(WebhookSchema, "The endpoint"), ...errorResponses },
-  }),
+  getRoute({ path: "/{webhook_id}", tag: "Webhooks", summary: "Get a webhook endpoint", security, params: WebhookParam, response: WebhookSchema, description: "The endpoint" }),
   async (c) => c.json(unwrap(await namespaceOf(c).getWebhook(c.req.valid("param").webhook_id)), 200),
 );
 
@@ -131,15 +124,7 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "delete",
-    path: "/{webhook_id}",
-    tags: ["Webhooks"],
-    summary: "Delete an endpoint (its pending deliveries fail)",
-    security,
-    request: { params: WebhookParam },
-    responses: { 200: json(z.object({ success: z.literal(true), message: z.string() }), "Deleted"), ...errorResponses },
-  }),
+  deleteRoute({ path: "/{webhook_id}", tag: "Webhooks", summary: "Delete an endpoint (its pending deliveries fail)", security, params: WebhookParam }),
   async (c) => {
     const { webhook_id } = c.req.valid("param");
     if (!(await namespaceOf(c).deleteWebhook(webhook_id))) throw new ApiError("not_found", `webhook ${webhook_id} not found`);

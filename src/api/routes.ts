@@ -1,0 +1,33 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { errorResponses, json } from "./schemas";
+
+type Security = Record<string, string[]>[];
+
+/** The body of every delete: SPEC §3's success with a message. */
+export const DeletedSchema = z.object({ success: z.literal(true), message: z.string() });
+
+/** `GET <path>` of one resource named by its path parameters. */
+export function getRoute<P extends z.ZodObject, R extends z.ZodType>(o: { path: string; tag: string; summary: string; security: Security; params: P; response: R; description: string }) {
+  return createRoute({
+    method: "get",
+    path: o.path,
+    tags: [o.tag],
+    summary: o.summary,
+    security: o.security,
+    request: { params: o.params },
+    responses: { 200: json(o.response, o.description), ...errorResponses },
+  });
+}
+
+/** `DELETE <path>` of one resource named by its path parameters. */
+export function deleteRoute<P extends z.ZodObject>(o: { path: string; tag: string; summary: string; security: Security; params: P }) {
+  return createRoute({
+    method: "delete",
+    path: o.path,
+    tags: [o.tag],
+    summary: o.summary,
+    security: o.security,
+    request: { params: o.params },
+    responses: { 200: json(DeletedSchema, "Deleted"), ...errorResponses },
+  });
+}
