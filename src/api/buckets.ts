@@ -16,7 +16,7 @@ import type { AppEnv } from "./env";
 import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { listRoute, servePage } from "./list";
-import { getRoute, deleteRoute } from "./routes";
+import { createResourceRoute, deleteRoute, getRoute } from "./routes";
 import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 
 const security = [{ apiKey: [] }];
@@ -51,16 +51,7 @@ async function bucketOf(c: Context<AppEnv>, idOrName: string) {
 }
 
 app.openapi(
-  createRoute({
-    method: "post",
-    path: "/",
-    tags: ["Buckets"],
-    summary: "Create a bucket",
-    security,
-    middleware: idempotent,
-    request: { headers: IdempotencyHeader, body: jsonBody(z.object({ bucket_name: Name, description: z.string().max(500).optional() }).strict()) },
-    responses: { 201: json(BucketSchema, "The bucket"), ...errorResponses },
-  }),
+  createResourceRoute({ path: "/", tag: "Buckets", summary: "Create a bucket", security, body: z.object({ bucket_name: Name, description: z.string().max(500).optional() }).strict(), response: BucketSchema, description: "The bucket" }),
   async (c) => {
     const body = c.req.valid("json");
     const bucket = { bucket_id: newId("bkt"), bucket_name: body.bucket_name, description: body.description ?? null, created_at: isoNow() };

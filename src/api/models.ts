@@ -15,7 +15,7 @@ import type { AppEnv } from "./env";
 import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { listRoute, servePage } from "./list";
-import { deleteRoute } from "./routes";
+import { createResourceRoute, deleteRoute } from "./routes";
 import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 
 const security = [{ apiKey: [] }];
@@ -121,16 +121,7 @@ async function modelOf(c: Context<AppEnv>, idOrName: string): Promise<ModelRow> 
 }
 
 models.openapi(
-  createRoute({
-    method: "post",
-    path: "/",
-    tags: ["Models"],
-    summary: "Create a classifier over a collection, predicting metadata[label_field]",
-    security,
-    middleware: idempotent,
-    request: { headers: IdempotencyHeader, body: jsonBody(z.object({ model_name: Name, collection_id: z.string().max(64), label_field: z.string().min(1).max(200) }).strict()) },
-    responses: { 201: json(ModelSchema, "The model, untrained"), ...errorResponses },
-  }),
+  createResourceRoute({ path: "/", tag: "Models", summary: "Create a classifier over a collection, predicting metadata[label_field]", security, body: z.object({ model_name: Name, collection_id: z.string().max(64), label_field: z.string().min(1).max(200) }).strict(), response: ModelSchema, description: "The model, untrained" }),
   async (c) => {
     const ns = c.get("principal").namespace_id;
     const body = c.req.valid("json");

@@ -18,8 +18,8 @@ import type { AppEnv } from "./env";
 import { adminApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { listRoute, servePage } from "./list";
-import { getRoute } from "./routes";
-import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
+import { createResourceRoute, getRoute } from "./routes";
+import { errorResponses, json, jsonBody } from "./schemas";
 
 const NamespaceSchema = z
   .object({
@@ -60,16 +60,7 @@ async function mustFindNamespace(c: Context<AppEnv>, idOrName: string): Promise<
 }
 
 app.openapi(
-  createRoute({
-    method: "post",
-    path: "/",
-    tags: ["Admin"],
-    summary: "Create a namespace",
-    security,
-    middleware: idempotent,
-    request: { headers: IdempotencyHeader, body: jsonBody(CreateNamespaceSchema) },
-    responses: { 201: json(NamespaceSchema, "The namespace"), ...errorResponses },
-  }),
+  createResourceRoute({ path: "/", tag: "Admin", summary: "Create a namespace", security, body: CreateNamespaceSchema, response: NamespaceSchema, description: "The namespace" }),
   async (c) => {
     const body = c.req.valid("json");
     if (await findNamespace(c.env.DB, body.namespace_name)) {

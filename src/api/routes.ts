@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { errorResponses, json } from "./schemas";
+import { idempotent } from "./idempotency";
+import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 
 type Security = Record<string, string[]>[];
 
@@ -29,5 +30,30 @@ export function deleteRoute<P extends z.ZodObject>(o: { path: string; tag: strin
     security: o.security,
     request: { params: o.params },
     responses: { 200: json(DeletedSchema, "Deleted"), ...errorResponses },
+  });
+}
+
+/**
+ * `POST <path>` that creates something: the body, the Idempotency-Key header and its replay
+ * (SPEC §3), and the created resource as 201.
+ */
+export function createResourceRoute<B extends z.ZodType, R extends z.ZodType>(o: {
+  path: string;
+  tag: string;
+  summary: string;
+  security: Security;
+  body: B;
+  response: R;
+  description: string;
+}) {
+  return createRoute({
+    method: "post",
+    path: o.path,
+    tags: [o.tag],
+    summary: o.summary,
+    security: o.security,
+    middleware: idempotent,
+    request: { headers: IdempotencyHeader, body: jsonBody(o.body) },
+    responses: { 201: json(o.response, o.description), ...errorResponses },
   });
 }

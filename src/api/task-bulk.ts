@@ -4,6 +4,7 @@ import { TASK_STATUSES, TaskSchema, TERMINAL_STATUSES } from "../tasks/model";
 import { namespaceOf } from "./auth";
 import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
+import { createResourceRoute } from "./routes";
 import { errorResponses, IdempotencyHeader, json, jsonBody, TaskIdParam } from "./schemas";
 
 const security = [{ apiKey: [] }];
@@ -74,16 +75,7 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "post",
-    path: "/bulk-replay",
-    tags: ["Tasks"],
-    summary: "Replay the finished tasks matching a filter (at most 10 000 a call)",
-    security,
-    middleware: idempotent,
-    request: { headers: IdempotencyHeader, body: jsonBody(BulkReplaySchema) },
-    responses: { 201: json(BulkReplayResult, "The new tasks"), ...errorResponses },
-  }),
+  createResourceRoute({ path: "/bulk-replay", tag: "Tasks", summary: "Replay the finished tasks matching a filter (at most 10 000 a call)", security, body: BulkReplaySchema, response: BulkReplayResult, description: "The new tasks" }),
   async (c) => {
     const body = c.req.valid("json");
     const result = unwrap(

@@ -7,8 +7,8 @@ import { CreateTaskSchema, jsonBytes, LIMITS, LogLineSchema, StatsSchema, TaskSc
 import { namespaceOf } from "./auth";
 import { idempotent } from "./idempotency";
 import { apiKeyApp } from "./gate";
-import { deleteRoute } from "./routes";
-import { errorResponses, IdempotencyHeader, json, jsonBody, paginated, TaskIdParam } from "./schemas";
+import { createResourceRoute, deleteRoute } from "./routes";
+import { errorResponses, json, paginated, TaskIdParam } from "./schemas";
 import { listRoute, PageQuery, servePage } from "./list";
 import { LOG_CURSOR, taskLogPage } from "./task-logs";
 import { ListBody, listFromBody, listFromQuery, listTasks, TaskFilters } from "./task-list";
@@ -75,16 +75,7 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "post",
-    path: "/",
-    tags: ["Tasks"],
-    summary: "Create a task",
-    security,
-    middleware: idempotent,
-    request: { headers: IdempotencyHeader, body: jsonBody(CreateTaskSchema) },
-    responses: { 201: json(TaskSchema, "The task, admitted at once when a slot is free"), ...errorResponses },
-  }),
+  createResourceRoute({ path: "/", tag: "Tasks", summary: "Create a task", security, body: CreateTaskSchema, response: TaskSchema, description: "The task, admitted at once when a slot is free" }),
   async (c) => {
     const input = c.req.valid("json");
     if (input.inputs !== undefined && jsonBytes(input.inputs) > LIMITS.inputsBytes) {

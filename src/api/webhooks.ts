@@ -9,7 +9,7 @@ import { namespaceOf } from "./auth";
 import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { listRoute, servePage } from "./list";
-import { getRoute, deleteRoute } from "./routes";
+import { createResourceRoute, deleteRoute, getRoute } from "./routes";
 import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 
 const security = [{ apiKey: [] }];
@@ -78,16 +78,7 @@ function checkUrl(url: string, env: Env): string {
 }
 
 app.openapi(
-  createRoute({
-    method: "post",
-    path: "/",
-    tags: ["Webhooks"],
-    summary: "Register a webhook endpoint (the secret is shown only here and on rotation)",
-    security,
-    middleware: idempotent,
-    request: { headers: IdempotencyHeader, body: jsonBody(CreateWebhook) },
-    responses: { 201: json(WebhookWithSecret, "The endpoint and its signing secret"), ...errorResponses },
-  }),
+  createResourceRoute({ path: "/", tag: "Webhooks", summary: "Register a webhook endpoint (the secret is shown only here and on rotation)", security, body: CreateWebhook, response: WebhookWithSecret, description: "The endpoint and its signing secret" }),
   async (c) => {
     const body = c.req.valid("json");
     const url = checkUrl(body.url, c.env);
