@@ -21,6 +21,8 @@ export default defineConfig(async () => {
     plugins: [
       cloudflareTest({
         wrangler: { configPath: "./wrangler.toml" },
+        // The production Worker with test seams on its Durable Object (test/worker.ts).
+        main: "./test/worker.ts",
         miniflare: {
           bindings: { TEST_MIGRATIONS: migrations, ADMIN_TOKEN: "test-admin-token", ALLOW_PRIVATE_URLS: "true", STREAM_KEEPALIVE_MS: "200", ...extraBindings },
           // A deterministic stand-in for Workers AI (test/fake-ai.mjs), bound as AI.

@@ -1,4 +1,5 @@
 import { createExecutionContext, createMessageBatch, evictDurableObject, getQueueResult, runInDurableObject } from "cloudflare:test";
+import type { TestNamespaceDO } from "./namespace-do";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import worker from "../src/index";
@@ -61,7 +62,7 @@ const PATH_TO: Record<TaskStatus, TaskStatus[]> = {
 };
 
 const force = (t: Tenant, taskId: string, to: TaskStatus) =>
-  runInDurableObject(stub(t), (instance: NamespaceDO) => instance.forceTransition(taskId, to));
+  runInDurableObject(stub(t), (instance: TestNamespaceDO) => instance.forceTransition(taskId, to));
 
 /** Swallows the namespace's queue sends, handing the messages to the test instead. */
 async function captureSends(t: Tenant): Promise<TaskMessage[]> {

@@ -1,4 +1,5 @@
 import { env, exports } from "cloudflare:workers";
+import type { TestNamespaceDO } from "./namespace-do";
 import { expect } from "vitest";
 import type { Task } from "../src/tasks/model";
 
@@ -104,7 +105,8 @@ export async function waitForStatus(t: Tenant, taskId: string, ...statuses: Task
   );
 }
 
-export const stub = (t: Tenant) => env.NAMESPACE.getByName(t.namespaceId);
+/** The namespace's Durable Object, typed as the test worker binds it (test/worker.ts). */
+export const stub = (t: Tenant) => env.NAMESPACE.getByName(t.namespaceId) as unknown as DurableObjectStub<TestNamespaceDO>;
 
 /**
  * Holds built-in handlers until a test lets them go. Handlers poll a flag rather than await a

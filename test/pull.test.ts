@@ -1,4 +1,5 @@
 import { runInDurableObject } from "cloudflare:test";
+import type { TestNamespaceDO } from "./namespace-do";
 import { env } from "cloudflare:workers";
 import { namespaceStub } from "../src/namespace/stub";
 import { describe, expect, it } from "vitest";
@@ -121,7 +122,7 @@ describe("pull-mode processors", () => {
     const t = await tenant();
     await pullProcessor(t, "pl_wait");
     const waiting = lease(t, "pl_wait", { wait_seconds: 30 });
-    await eventually(async () => ((await runInDurableObject(stub(t), (i: NamespaceDO) => i.streamCounts().long_polls)) === 1 ? true : undefined));
+    await eventually(async () => ((await runInDurableObject(stub(t), (i: TestNamespaceDO) => i.streamCounts().long_polls)) === 1 ? true : undefined));
     const task = await createTask(t, { task_type: "pl_wait" });
     const leased = await waiting;
     expect(leased.map((l) => l.task.task_id)).toEqual([task.task_id]);
@@ -132,7 +133,7 @@ describe("pull-mode processors", () => {
     const t = await tenant({ max_open_streams: 1 });
     await pullProcessor(t, "pl_quota");
     const waiting = lease(t, "pl_quota", { wait_seconds: 30 });
-    await eventually(async () => ((await runInDurableObject(stub(t), (i: NamespaceDO) => i.streamCounts().long_polls)) === 1 ? true : undefined));
+    await eventually(async () => ((await runInDurableObject(stub(t), (i: TestNamespaceDO) => i.streamCounts().long_polls)) === 1 ? true : undefined));
     const refused = await call("/v1/processors/pl_quota/lease", { token: t.key, body: { wait_seconds: 5 } });
     expect(refused.status).toBe(429);
     // Without waiting, a lease holds nothing open and is answered.

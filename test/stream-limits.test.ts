@@ -1,4 +1,5 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import type { TestNamespaceDO } from "./namespace-do";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { NamespaceDO } from "../src/namespace/do";
@@ -87,7 +88,7 @@ describe("revoking an API key", () => {
     await ended(() => keptSse.messages.length > 0 && keptSocket.frames.length > 0);
     expect(keptSse.ended).toBe(false);
     expect(keptSocket.closed.code).toBeNull();
-    expect((await runInDurableObject(stub(t), (instance: NamespaceDO) => instance.streamCounts())).sse).toBe(1);
+    expect((await runInDurableObject(stub(t), (instance: TestNamespaceDO) => instance.streamCounts())).sse).toBe(1);
   });
 });
 
@@ -176,11 +177,11 @@ describe("the max_open_streams quota", () => {
     // A closed stream frees its slot; a long-poll then takes it and is counted in turn.
     await first.close();
     s.ws?.close();
-    await eventually(async () => ((await runInDurableObject(stub(t), (i: NamespaceDO) => i.streamCounts())).sse === 0 ? true : undefined));
+    await eventually(async () => ((await runInDurableObject(stub(t), (i: TestNamespaceDO) => i.streamCounts())).sse === 0 ? true : undefined));
     const again = await sse("/v1/events", t.key);
     expect(again.ended).toBe(false);
     const longPoll = call(`/v1/tasks/${taskId}?wait=30`, { token: t.key, headers: { "If-None-Match": etag } });
-    await eventually(async () => ((await runInDurableObject(stub(t), (i: NamespaceDO) => i.streamCounts())).long_polls === 1 ? true : undefined));
+    await eventually(async () => ((await runInDurableObject(stub(t), (i: TestNamespaceDO) => i.streamCounts())).long_polls === 1 ? true : undefined));
     expect((await call("/v1/events", { token: t.key })).status).toBe(429);
     await call(`/v1/tasks/${taskId}/cancel`, { token: t.key, method: "POST" });
     expect((await longPoll).status).toBe(200);

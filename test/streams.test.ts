@@ -1,7 +1,7 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { NamespaceDO } from "../src/namespace/do";
+import type { TestNamespaceDO } from "./namespace-do";
 import type { Task } from "../src/tasks/model";
 import { fakeProcessor, PROCESSOR_URL } from "./fake-processor";
 import { ADMIN, call, createTask as createAnyTask, eventually, ORIGIN, sleep, stub, tenant, type Tenant } from "./helpers";
@@ -198,7 +198,7 @@ describe("the namespace's event stream", () => {
     // The stream's key must be valid: the object's check of its streams' keys ends the others.
     const keys = await call<{ results: { key_id: string }[] }>(`/v1/namespaces/${t.name}/api-keys`, { token: ADMIN });
     const keyId = keys.body.results[0]!.key_id;
-    const seen = await runInDurableObject(stub(t), async (instance: NamespaceDO, state) => {
+    const seen = await runInDurableObject(stub(t), async (instance: TestNamespaceDO, state) => {
       // A stream nobody reads: what it is sent stays queued inside the object.
       const response = await instance.fetch(new Request(`https://namespace/streams?key_id=${keyId}`));
       for (let i = 0; i < EVENTS; i++) {

@@ -1,4 +1,5 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import type { TestNamespaceDO } from "./namespace-do";
 import { expect } from "vitest";
 import type { NamespaceDO } from "../src/namespace/do";
 import { call, eventually, sleep, stub, type Tenant } from "./helpers";
@@ -20,7 +21,7 @@ export const now = (t: Tenant) => runInDurableObject(stub(t), (instance: Namespa
 
 /** Waits until no delivery attempt is out. */
 export async function settle(t: Tenant): Promise<void> {
-  await eventually(async () => ((await runInDurableObject(stub(t), (i: NamespaceDO) => i.deliveriesInFlight())) === 0 ? true : undefined), 20_000, "deliveries to settle");
+  await eventually(async () => ((await runInDurableObject(stub(t), (i: TestNamespaceDO) => i.deliveriesInFlight())) === 0 ? true : undefined), 20_000, "deliveries to settle");
 }
 
 /** Runs the schedule to its end: jumps the clock to each next attempt until nothing is pending. */

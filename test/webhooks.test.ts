@@ -1,4 +1,5 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import type { TestNamespaceDO } from "./namespace-do";
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { afterEach, describe, expect, it } from "vitest";
@@ -309,7 +310,7 @@ describe("secrets, tests, redelivery, progress, isolation", () => {
     const second = await createTask(t, { task_type: "wh_done" });
     await waitForStatus(t, second.task_id, "completed");
     await eventually(async () => (endpoints?.received.some((r) => r.endpoint === "fine" && r.body.data.task?.task_id === second.task_id) ? true : undefined), 3000);
-    expect(await runInDurableObject(stub(t), (i: NamespaceDO) => i.deliveriesInFlight())).toBeGreaterThanOrEqual(1);
+    expect(await runInDurableObject(stub(t), (i: TestNamespaceDO) => i.deliveriesInFlight())).toBeGreaterThanOrEqual(1);
   });
 
   it("keeps delivery records in D1", async () => {

@@ -14,6 +14,7 @@ export default defineConfig(async () => {
     plugins: [
       cloudflareTest({
         wrangler: { configPath: path.join(root, "wrangler.toml") },
+        main: path.join(root, "test/worker.ts"),
         miniflare: {
           bindings: {
             TEST_MIGRATIONS: migrations,

@@ -147,14 +147,12 @@ export interface NamespaceRpc {
   stats(): Stats;
   pendingLogs(taskId: string, afterSeq: number): NumberedLogLine[];
 
-  streamCounts(): { sse: number; websocket: number; long_polls: number };
   endStreamsOf(keyId: string): number;
 
   claim(message: Pick<TaskMessage, "task_id" | "attempt" | "slice">): Promise<ClaimResult>;
   report(taskId: string, token: string, report: Report): Promise<Result<ReportAck>>;
   isCallbackToken(taskId: string, token: string): boolean;
   deadLetter(message: Pick<TaskMessage, "task_id" | "attempt">): Promise<void>;
-  forceTransition(taskId: string, to: TaskStatus): Result<Task>;
 
   putProcessor(taskType: string, url: string | null, leaseSeconds: number, mode?: ProcessorMode): Promise<Result<{ processor: ProcessorConfig; secret: string | null }>>;
   getProcessor(taskType: string): Result<ProcessorConfig>;
@@ -169,7 +167,6 @@ export interface NamespaceRpc {
   rotateWebhookSecret(webhookId: string): Promise<Result<{ webhook: Webhook; secret: string }>>;
   testWebhook(webhookId: string): Promise<Result<Delivery>>;
   redeliver(webhookId: string, deliveryId: string): Promise<Result<Delivery>>;
-  deliveriesInFlight(): number;
 
   flushNow(): Promise<void>;
 
@@ -182,5 +179,4 @@ export interface NamespaceRpc {
   bulkCancel(filter: BulkCancelFilter): Promise<{ cancelled: number; steps: number }>;
   replayTasks(sources: Task[], origin: string): Promise<Result<Task[]>>;
   bulkReplay(filter: DeadLetterFilter, origin: string): Promise<Result<BulkReplayResult>>;
-  seedBacklog(spec: { count: number; task_type: string; keys: number; key_prefix: string; priority: number }): Promise<number>;
 }

@@ -3,7 +3,7 @@ import type { Page, PageRequest } from "../db/keyset";
 import type { NumberedLogLine } from "../db/types";
 import { fail, ok, type Result } from "../errors";
 import { base64url, randomBytes } from "../ids";
-import type { CreateTaskInput, Settings, Stats, Task, TaskStatus } from "../tasks/model";
+import type { CreateTaskInput, Settings, Stats, Task } from "../tasks/model";
 import { AttemptBatches } from "./attempt-batches";
 import { Attempts, sha256 } from "./attempts";
 import type { Clock } from "./clock";
@@ -27,7 +27,7 @@ import type {
   WebhookPatch,
   WebhookPosition,
 } from "./contract";
-import { NamespaceCore, notFoundMessage } from "./core";
+import { NamespaceCore } from "./core";
 import { Deliveries } from "./deliveries";
 import { FairOps } from "./fair-ops";
 import { quotaExceeded, type RequestGrant } from "./limits";
@@ -36,7 +36,6 @@ import { PullMode } from "./pull-mode";
 import { Scheduler } from "./scheduler";
 import { StreamGate } from "./stream-gate";
 import type { EventStreams } from "./streams";
-import { InvalidTransition } from "./task-row";
 import { TaskOps } from "./tasks";
 import { toWebhook } from "./webhooks";
 
@@ -46,19 +45,19 @@ import { toWebhook } from "./webhooks";
  * This class only answers RPC and the runtime's calls; each job lives in its own part.
  */
 export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
-  private readonly core: NamespaceCore;
+  protected readonly core: NamespaceCore;
   readonly clock: Clock;
   /** The outbound I/O (queue sends, D1 batches), replaceable by tests: see NamespaceCore.io. */
   readonly io: NamespaceCore["io"];
   private readonly streams: EventStreams;
   private readonly tasks: TaskOps;
   private readonly attempts: Attempts;
-  private readonly deliveries: Deliveries;
-  private readonly gate: StreamGate;
+  protected readonly deliveries: Deliveries;
+  protected readonly gate: StreamGate;
   private readonly scheduler: Scheduler;
   private readonly pull: PullMode;
   private readonly batches: AttemptBatches;
-  private readonly fair: FairOps;
+  protected readonly fair: FairOps;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -171,10 +170,6 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
     this.streams.closeSocket(socket);
   }
 
-  streamCounts(): { sse: number; websocket: number; long_polls: number } {
-    return this.gate.streamCounts();
-  }
-
   endStreamsOf(keyId: string): number {
     return this.gate.endStreamsOf(keyId);
   }
@@ -204,22 +199,6 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
   deadLetter(message: Pick<TaskMessage, "task_id" | "attempt">): Promise<void> {
     const now = this.clock.now();
     return this.changed(() => this.attempts.deadLetter(message, now));
-  }
-
-  /**
-   * Moves a task to `to` through the state machine alone, bypassing the guards of the public
-   * operations. For tests of the transition table; throws InvalidTransition when refused.
-   */
-  forceTransition(taskId: string, to: TaskStatus): Result<Task> {
-    const { store } = this.core;
-    const row = store.get(taskId);
-    if (!row) return fail("not_found", notFoundMessage(taskId, this.env));
-    try {
-      return ok(store.toTask(store.transition(row, to, {}, this.clock.now())));
-    } catch (err) {
-      if (err instanceof InvalidTransition) return fail("conflict", err.message, { status: row.status });
-      throw err;
-    }
   }
 
   // --- processors ----------------------------------------------------------------------------
@@ -285,10 +264,6 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
     return this.deliveries.redeliver(webhookId, deliveryId);
   }
 
-  deliveriesInFlight(): number {
-    return this.deliveries.deliveriesInFlight();
-  }
-
   // --- the alarm and the outbox --------------------------------------------------------------
 
   override alarm(): Promise<void> {
@@ -336,10 +311,5 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
 
   bulkReplay(filter: DeadLetterFilter, origin: string): Promise<Result<BulkReplayResult>> {
     return this.fair.bulkReplay(filter, origin);
-  }
-
-  /** For tests and the benchmark: a big backlog straight into SQLite (see FairOps.seedBacklog). */
-  seedBacklog(spec: { count: number; task_type: string; keys: number; key_prefix: string; priority: number }): Promise<number> {
-    return this.fair.seedBacklog(spec);
   }
 }
