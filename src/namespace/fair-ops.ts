@@ -46,6 +46,8 @@ export class FairOps extends NamespacePart {
    * timer completes, so a step cannot be timed around its synchronous transaction alone (that
    * reads 0): the reading after the yield includes the step's transaction, its alarm arming and
    * whatever other calls ran in the yield (each of which waited at most that long). An upper bound.
+   * Measured (bench/fair, 100 000 tasks): the steps past 40 ms all but once had the outbox alarm
+   * run in their yield; the steps' own work (≤ CANCEL_STEP tasks, ≤ SCAN_STEP rows) stays short.
    */
   async bulkCancel(filter: BulkCancelFilter): Promise<BulkCancelResult> {
     const until = this.sql.count("SELECT COALESCE(MAX(seq), 0) AS n FROM tasks");
