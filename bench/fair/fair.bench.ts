@@ -84,11 +84,18 @@ it("bulk-cancels 100 000 tasks in short steps: other calls wait at most one step
   probes.sort((a, b) => a - b);
   report(`bulk cancel of ${result.cancelled} tasks: ${(total / 1000).toFixed(1)} s, ${result.steps} steps (${(total / result.steps).toFixed(1)} ms a step on average)`);
   const at = (q: number) => probes[Math.min(probes.length - 1, Math.floor(probes.length * q))]?.toFixed(1);
+  report(`longest single step (from its start to the end of its yield, an upper bound): ${result.longest_step_ms.toFixed(1)} ms (aim < 50 ms)`);
   report(`a concurrent call waited at most ${probes.at(-1)?.toFixed(1)} ms (p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, ${probes.length} calls)`);
   expect(result.cancelled).toBe(CANCEL);
 });
 
-it("estimates a waiting task's start within a quarter on a steady load", async () => {
+/**
+ * The aim is a mean error within a quarter (printed); the assertion is looser, a half, so that a
+ * busy shared machine does not fail it while an estimator off by a factor of two or more does.
+ */
+const ETA_MEAN_ERROR_BOUND = 0.5;
+
+it("estimates a waiting task's start on a steady load: aim within a quarter, fails past a half", async () => {
   const t = await tenant({ max_concurrent_tasks: 4 });
   const tasks = [];
   for (let i = 0; i < 160; i++) tasks.push(await createTask(t, { task_type: "fairb_work", inputs: { i } }));
@@ -111,4 +118,5 @@ it("estimates a waiting task's start within a quarter on a steady load", async (
   const mean = errors.reduce((a, b) => a + b, 0) / Math.max(errors.length, 1);
   report(`eta_seconds against the observed start (${errors.length} tasks waiting ≥ 5 s): mean error ${(mean * 100).toFixed(1)} %, p90 ${((errors[Math.floor(errors.length * 0.9)] ?? 0) * 100).toFixed(1)} %, max ${((errors.at(-1) ?? 0) * 100).toFixed(1)} %`);
   expect(errors.length).toBeGreaterThan(0);
+  expect(mean).toBeLessThan(ETA_MEAN_ERROR_BOUND);
 });

@@ -29,7 +29,7 @@ import type {
 } from "./contract";
 import { NamespaceCore } from "./core";
 import { Deliveries } from "./deliveries";
-import { FairOps } from "./fair-ops";
+import { type BulkCancelResult, FairOps } from "./fair-ops";
 import { quotaExceeded, type RequestGrant } from "./limits";
 import type { TaskMessage } from "./messages";
 import { PullMode } from "./pull-mode";
@@ -301,7 +301,7 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
 
   // --- fairness, scheduled starts, bulk cancel and replay (see FairOps) -------------------------
 
-  bulkCancel(filter: BulkCancelFilter): Promise<{ cancelled: number; steps: number }> {
+  bulkCancel(filter: BulkCancelFilter): Promise<BulkCancelResult> {
     return this.fair.bulkCancel(filter);
   }
 

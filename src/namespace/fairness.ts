@@ -200,17 +200,33 @@ export class FairQueue {
     if (this.completions.length > RATE_SAMPLES) this.completions.shift();
   }
 
-  /** Completions a second over the recent window; null without two completions in it. */
+  /**
+   * Completions a second over the recent window; null until completions came at two instants.
+   *
+   * Completions arrive in bursts: a consumer batch reports its attempts in one call, and the
+   * clock stands still within a call, so up to a batch's worth share one instant. The ones at
+   * the window's first instant only open the span (counting them too would overstate the rate by
+   * a burst over the span); and a stall is judged against the gap between instants, not between
+   * completions (a burst of b would make every ordinary pause look like a stall of b gaps).
+   */
   rate(now: number): number | null {
     while (this.completions.length > 0 && (this.completions[0] ?? now) < now - RATE_WINDOW_MS) this.completions.shift();
     const first = this.completions[0];
     const last = this.completions[this.completions.length - 1];
-    if (this.completions.length < 2 || first === undefined || last === undefined) return null;
-    const intervals = this.completions.length - 1;
+    if (first === undefined || last === undefined || last === first) return null;
+    let afterFirst = 0;
+    let instants = 1;
+    let previous = first;
+    for (const at of this.completions) {
+      if (at === first) continue;
+      afterFirst++;
+      if (at !== previous) instants++;
+      previous = at;
+    }
     // While completions keep coming the span ends at the last one; once they stall, the
     // silence since then counts too, so the rate decays instead of promising a start.
-    const gap = (last - first) / intervals;
+    const gap = (last - first) / (instants - 1);
     const spanMs = Math.max(now - last > 2 * gap ? now - first : last - first, 1);
-    return intervals / (spanMs / 1000);
+    return afterFirst / (spanMs / 1000);
   }
 }
