@@ -57,3 +57,31 @@ export function createResourceRoute<B extends z.ZodType, R extends z.ZodType>(o:
     responses: { 201: json(o.response, o.description), ...errorResponses },
   });
 }
+
+/**
+ * `POST <path>` that acts on one resource named by its path parameters and takes no body
+ * (cancel, replay, rotate, test). `idempotent` adds the Idempotency-Key header and its replay,
+ * for actions that create something.
+ */
+export function actionRoute<P extends z.ZodObject, R extends z.ZodType, S extends 200 | 201 | 202>(o: {
+  path: string;
+  tag: string;
+  summary: string;
+  security: Security;
+  params: P;
+  status: S;
+  response: R;
+  description: string;
+  idempotent?: boolean;
+}) {
+  return createRoute({
+    method: "post",
+    path: o.path,
+    tags: [o.tag],
+    summary: o.summary,
+    security: o.security,
+    ...(o.idempotent ? { middleware: idempotent } : {}),
+    request: o.idempotent ? { params: o.params, headers: IdempotencyHeader } : { params: o.params },
+    responses: { [o.status]: json(o.response, o.description), ...errorResponses } as { [K in S]: ReturnType<typeof json<R>> } & typeof errorResponses,
+  });
+}

@@ -4,8 +4,8 @@ import { TASK_STATUSES, TaskSchema, TERMINAL_STATUSES } from "../tasks/model";
 import { namespaceOf } from "./auth";
 import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
-import { createResourceRoute } from "./routes";
-import { errorResponses, IdempotencyHeader, json, jsonBody, TaskIdParam } from "./schemas";
+import { actionRoute, createResourceRoute } from "./routes";
+import { errorResponses, json, jsonBody, TaskIdParam } from "./schemas";
 
 const security = [{ apiKey: [] }];
 const oneOrMany = <T extends z.ZodTypeAny>(item: T) => z.union([item, z.array(item).min(1).max(100)]);
@@ -95,16 +95,7 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "post",
-    path: "/{task_id}/replay",
-    tags: ["Tasks"],
-    summary: "Replay a finished task as a new task",
-    security,
-    middleware: idempotent,
-    request: { params: TaskIdParam, headers: IdempotencyHeader },
-    responses: { 201: json(TaskSchema, "The new task, with replay_of_task_id set"), ...errorResponses },
-  }),
+  actionRoute({ path: "/{task_id}/replay", tag: "Tasks", summary: "Replay a finished task as a new task", security, params: TaskIdParam, status: 201, response: TaskSchema, description: "The new task, with replay_of_task_id set", idempotent: true }),
   async (c) => {
     const stub = namespaceOf(c);
     const original = unwrap(await stub.findTask(c.req.valid("param").task_id));

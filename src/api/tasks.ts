@@ -7,7 +7,7 @@ import { CreateTaskSchema, jsonBytes, LIMITS, LogLineSchema, StatsSchema, TaskSc
 import { namespaceOf } from "./auth";
 import { idempotent } from "./idempotency";
 import { apiKeyApp } from "./gate";
-import { createResourceRoute, deleteRoute } from "./routes";
+import { actionRoute, createResourceRoute, deleteRoute } from "./routes";
 import { errorResponses, json, paginated, TaskIdParam } from "./schemas";
 import { listRoute, PageQuery, servePage } from "./list";
 import { LOG_CURSOR, taskLogPage } from "./task-logs";
@@ -116,15 +116,7 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "post",
-    path: "/{task_id}/cancel",
-    tags: ["Tasks"],
-    summary: "Cancel a task (a finished task is returned unchanged)",
-    security,
-    request: { params: TaskIdParam },
-    responses: { 200: json(TaskSchema, "The task"), ...errorResponses },
-  }),
+  actionRoute({ path: "/{task_id}/cancel", tag: "Tasks", summary: "Cancel a task (a finished task is returned unchanged)", security, params: TaskIdParam, status: 200, response: TaskSchema, description: "The task" }),
   async (c) => c.json(unwrap(await namespaceOf(c).cancelTask(c.req.valid("param").task_id)), 200),
 );
 

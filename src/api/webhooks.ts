@@ -9,7 +9,7 @@ import { namespaceOf } from "./auth";
 import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { listRoute, servePage } from "./list";
-import { createResourceRoute, deleteRoute, getRoute } from "./routes";
+import { actionRoute, createResourceRoute, deleteRoute, getRoute } from "./routes";
 import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 
 const security = [{ apiKey: [] }];
@@ -124,15 +124,7 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "post",
-    path: "/{webhook_id}/rotate-secret",
-    tags: ["Webhooks"],
-    summary: "Rotate the signing secret (the old one also signs for 24 h)",
-    security,
-    request: { params: WebhookParam },
-    responses: { 200: json(WebhookWithSecret, "The endpoint and its new secret"), ...errorResponses },
-  }),
+  actionRoute({ path: "/{webhook_id}/rotate-secret", tag: "Webhooks", summary: "Rotate the signing secret (the old one also signs for 24 h)", security, params: WebhookParam, status: 200, response: WebhookWithSecret, description: "The endpoint and its new secret" }),
   async (c) => {
     const { webhook, secret } = unwrap(await namespaceOf(c).rotateWebhookSecret(c.req.valid("param").webhook_id));
     return c.json({ ...webhook, secret }, 200);
@@ -140,16 +132,7 @@ app.openapi(
 );
 
 app.openapi(
-  createRoute({
-    method: "post",
-    path: "/{webhook_id}/test",
-    tags: ["Webhooks"],
-    summary: "Send a webhook.test event to this endpoint",
-    security,
-    middleware: idempotent,
-    request: { params: WebhookParam, headers: IdempotencyHeader },
-    responses: { 202: json(DeliverySchema, "The delivery, pending"), ...errorResponses },
-  }),
+  actionRoute({ path: "/{webhook_id}/test", tag: "Webhooks", summary: "Send a webhook.test event to this endpoint", security, params: WebhookParam, status: 202, response: DeliverySchema, description: "The delivery, pending", idempotent: true }),
   async (c) => c.json(unwrap(await namespaceOf(c).testWebhook(c.req.valid("param").webhook_id)), 202),
 );
 
