@@ -1,7 +1,11 @@
 import { z } from "@hono/zod-openapi";
-import type { Position } from "./db/keyset";
 import { ApiError } from "./errors";
 import { base64url } from "./ids";
+
+/** One value of a keyset position. */
+export type KeysetValue = string | number;
+/** Where a page starts: the sort-column values of the last row of the page before. */
+export type Position = readonly KeysetValue[];
 
 /**
  * The one cursor format of every list: base64url JSON of `{l, p}`, the list it belongs to and

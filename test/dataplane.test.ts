@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { normalize, toBlob } from "../src/embed/embedder";
+import { normalize } from "../src/embed/embedder";
+import { toBlob } from "../src/tasks/vector-blob";
 import { SearchCache } from "../src/embed/search";
 import { VectorIndex } from "../src/embed/vector-index";
 import type { Task } from "../src/tasks/model";

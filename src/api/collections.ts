@@ -5,9 +5,9 @@ import { bucketExists, deleteCollection, insertCollection } from "../db/catalog"
 import { type DocumentRow, findCollection, findCollectionWithVersion, findTaxonomy } from "../db/dataplane";
 import { listCollections, listDocuments } from "../db/dataplane-lists";
 import { mapPage, type PageRequest } from "../db/keyset";
-import { fromBlob } from "../embed/embedder";
-import { aiBinding, embedQuery, FeatureExtractorSchema, resolveExtractor } from "../embed/extractor";
-import { DimensionMismatch, searchCache } from "../embed/search";
+import { extractorAvailable, forgetCollection, searchCollection } from "../dataplane/search";
+import { FeatureExtractorSchema, resolveExtractor } from "../tasks/extractor-config";
+import { fromBlob } from "../tasks/vector-blob";
 import { ApiError, createUnique, unwrap } from "../errors";
 import { newId } from "../ids";
 import { type JsonObject, JsonObjectSchema, TaskSchema } from "../tasks/model";
@@ -83,7 +83,7 @@ app.openapi(
     const ns = c.get("principal").namespace_id;
     const body = c.req.valid("json");
     const extractor = resolveExtractor(body.feature_extractor);
-    if (extractor.type === "workers_ai" && !aiBinding(c.env)) {
+    if (!extractorAvailable(c.env, extractor)) {
       throw new ApiError("validation_error", "feature_extractor workers_ai needs the Workers AI binding (AI), which this deployment does not have; use text_embedding", {
         field: "feature_extractor",
       });
@@ -125,7 +125,7 @@ app.openapi(
     const col = await collectionOf(c, c.req.valid("param").collection);
     const cancelled = await namespaceOf(c).cancelWhereInput("collection_id", col.collection_id);
     await deleteCollection(c.env.DB, ns, col.collection_id);
-    searchCache.drop(col.collection_id);
+    forgetCollection(col.collection_id);
     return c.json({ success: true as const, message: `collection ${col.collection_name} deleted; ${cancelled} unfinished tasks cancelled` }, 200);
   },
 );
@@ -178,14 +178,8 @@ app.openapi(
     const found = await findCollectionWithVersion(c.env.DB, c.get("principal").namespace_id, idOrName);
     if (!found) throw new ApiError("not_found", `collection ${idOrName} not found`);
     const { query, limit } = c.req.valid("json");
-    const vector = await embedQuery(c.env, found.collection.feature_extractor, query);
-    try {
-      const results = await searchCache.search(c.env.DB, found.collection.collection_id, found.vectorsVersion, vector, limit ?? 10);
-      return c.json({ results }, 200);
-    } catch (err) {
-      if (err instanceof DimensionMismatch) throw new ApiError("conflict", err.message);
-      throw err;
-    }
+    const results = await searchCollection(c.env, found.collection, found.vectorsVersion, query, limit ?? 10);
+    return c.json({ results }, 200);
   },
 );
 

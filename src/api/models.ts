@@ -4,8 +4,7 @@ import { byIsoTime } from "../cursor";
 import { deleteTaxonomy, insertModel, insertTaxonomy } from "../db/catalog";
 import { findCollection, findModel, findTaxonomy } from "../db/dataplane";
 import { listTaxonomies, toTaxonomy } from "../db/dataplane-lists";
-import { embedQuery } from "../embed/extractor";
-import { probabilities, type SoftmaxModel } from "../embed/softmax";
+import { predictLabel } from "../dataplane/search";
 import { ApiError, createUnique, unwrap } from "../errors";
 import { newId } from "../ids";
 import { type JsonObject, TaskSchema } from "../tasks/model";
@@ -183,11 +182,9 @@ models.openapi(
   async (c) => {
     const model = await modelOf(c, c.req.valid("param").model);
     if (model.weights === null) throw new ApiError("conflict", "the model has not been trained yet; POST .../tune first", { version: 0 });
-    const classifier = JSON.parse(model.weights) as SoftmaxModel;
     const collection = await findCollection(c.env.DB, c.get("principal").namespace_id, model.collection_id);
     if (!collection) throw new ApiError("not_found", `the collection of model ${model.model_name} is gone`);
-    const p = probabilities(classifier, await embedQuery(c.env, collection.feature_extractor, c.req.valid("json").text));
-    const best = p.indexOf(Math.max(...p));
-    return c.json({ label: classifier.labels[best] ?? "", scores: Object.fromEntries(classifier.labels.map((l, i) => [l, p[i] ?? 0])), version: model.version }, 200);
+    const { label, scores } = await predictLabel(c.env, collection.feature_extractor, model.weights, c.req.valid("json").text);
+    return c.json({ label, scores, version: model.version }, 200);
   },
 );

@@ -1,5 +1,5 @@
-import { fromBlob } from "../embed/embedder";
-import { type FeatureExtractor, parseExtractor } from "../embed/extractor";
+import { type FeatureExtractor, parseExtractor } from "../tasks/extractor-config";
+import { fromBlob } from "../tasks/vector-blob";
 import type { JsonObject } from "../tasks/model";
 
 export interface Bucket {

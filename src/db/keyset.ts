@@ -4,10 +4,9 @@
  * page costs the same at the millionth row as at the first and no list is ever read whole.
  */
 
-/** One value of a keyset position. */
-export type KeysetValue = string | number;
-/** Where a page starts: the sort-column values of the last row of the page before. */
-export type Position = readonly KeysetValue[];
+import type { KeysetValue, Position } from "../cursor";
+
+export type { KeysetValue, Position } from "../cursor";
 export type SqlParam = string | number | null;
 
 export interface PageRequest<P extends Position = Position> {

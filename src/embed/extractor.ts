@@ -1,6 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { ApiError } from "../errors";
 import { embed, normalize } from "./embedder";
+import type { FeatureExtractor } from "../tasks/extractor-config";
 
 /**
  * The Workers AI binding, if the deployment has one. It is optional: wrangler.toml has no [ai]
@@ -9,11 +10,6 @@ import { embed, normalize } from "./embedder";
  * this still reads it.
  */
 export const aiBinding = (env: Env): Ai | undefined => (env as { AI?: Ai }).AI;
-
-/** The Workers AI text embedding models a collection may use. */
-export const WORKERS_AI_MODELS = ["@cf/baai/bge-small-en-v1.5", "@cf/baai/bge-base-en-v1.5", "@cf/baai/bge-large-en-v1.5", "@cf/baai/bge-m3"] as const;
-export type WorkersAiModel = (typeof WORKERS_AI_MODELS)[number];
-export const DEFAULT_AI_MODEL: WorkersAiModel = "@cf/baai/bge-base-en-v1.5";
 
 /** Texts per Workers AI call: the embedding models take at most 100 at once. */
 export const AI_BATCH = 100;
@@ -24,28 +20,6 @@ export const AI_BATCH = 100;
 export const AI_TEXT_CHARS = 8192;
 /** Dimensions a model may answer with; anything else is a malformed answer. */
 const MAX_DIMENSIONS = 4096;
-
-export const FeatureExtractorSchema = z
-  .discriminatedUnion("type", [
-    z.object({ type: z.literal("text_embedding") }).strict(),
-    z.object({ type: z.literal("workers_ai"), model: z.enum(WORKERS_AI_MODELS).optional() }).strict(),
-  ])
-  .openapi("FeatureExtractor");
-export type FeatureExtractorInput = z.infer<typeof FeatureExtractorSchema>;
-/** An extractor as stored: a Workers AI one always names its model. */
-export type FeatureExtractor = { type: "text_embedding" } | { type: "workers_ai"; model: WorkersAiModel };
-
-/** The stored form of what a request asked for (the default model made explicit). */
-export function resolveExtractor(input: FeatureExtractorInput | undefined): FeatureExtractor {
-  if (!input || input.type === "text_embedding") return { type: "text_embedding" };
-  return { type: "workers_ai", model: input.model ?? DEFAULT_AI_MODEL };
-}
-
-/** Parses a stored extractor; rows written before extractors had options read as the built-in one. */
-export function parseExtractor(stored: string): FeatureExtractor {
-  const parsed = FeatureExtractorSchema.safeParse(JSON.parse(stored));
-  return parsed.success ? resolveExtractor(parsed.data) : { type: "text_embedding" };
-}
 
 /** Why texts could not be embedded. `retryable` is false when trying again cannot help. */
 export class EmbeddingError extends Error {

@@ -1,5 +1,6 @@
-import { toBlob } from "../embed/embedder";
-import { EmbeddingError, embedTexts, type FeatureExtractor, parseExtractor } from "../embed/extractor";
+import { toBlob } from "../tasks/vector-blob";
+import { EmbeddingError, embedTexts } from "../embed/extractor";
+import { type FeatureExtractor, parseExtractor } from "../tasks/extractor-config";
 import { VectorIndex } from "../embed/vector-index";
 import { collectionExtractorJson, collectionsWorkRows, documentDimensions, upsertDocumentRows } from "../db/documents";
 import type { JsonObject } from "../tasks/model";

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { dot, embed, fromBlob, toBlob } from "../../src/embed/embedder";
+import { dot, embed } from "../../src/embed/embedder";
+import { fromBlob, toBlob } from "../../src/tasks/vector-blob";
 import { assign, lloydStep, prng, seedCentroids } from "../../src/embed/kmeans";
 import { accuracy, newModel, predict, probabilities, trainEpoch } from "../../src/embed/softmax";
 import { VectorIndex } from "../../src/embed/vector-index";
