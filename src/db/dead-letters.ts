@@ -1,5 +1,5 @@
 import type { Task } from "../tasks/model";
-import { parseRecord } from "./records";
+import { parseRecord, recordConditions } from "./records";
 
 /** SPEC §5's bulk-replay filter over the retained records of finished tasks. */
 export interface DeadLetterFilter {
@@ -15,24 +15,13 @@ export interface DeadLetterFilter {
  * `afterSeq`: one page of the dead-letter view. Reads D1's records, where finished tasks live.
  */
 export async function deadLetterPage(db: D1Database, namespaceId: string, filter: DeadLetterFilter, afterSeq: number, limit: number, now = Date.now()): Promise<{ seq: number; task: Task }[]> {
-  const where = ["namespace_id = ?", `status IN (${filter.status.map(() => "?").join(", ")})`, "seq > ?", "(expires_at IS NULL OR expires_at > ?)"];
-  const params: (string | number)[] = [namespaceId, ...filter.status, afterSeq, now];
-  if (filter.task_type && filter.task_type.length > 0) {
-    where.push(`task_type IN (${filter.task_type.map(() => "?").join(", ")})`);
-    params.push(...filter.task_type);
-  }
-  if (filter.error_code !== undefined) {
-    where.push("json_extract(record, '$.error.code') = ?");
-    params.push(filter.error_code);
-  }
-  if (filter.created_after !== undefined) {
-    where.push("created_at > ?");
-    params.push(filter.created_after);
-  }
-  if (filter.created_before !== undefined) {
-    where.push("created_at < ?");
-    params.push(filter.created_before);
-  }
+  const { where, params } = recordConditions(
+    namespaceId,
+    { statuses: filter.status, taskTypes: filter.task_type, errorCode: filter.error_code, createdAfter: filter.created_after, createdBefore: filter.created_before },
+    now,
+  );
+  where.push("seq > ?");
+  params.push(afterSeq);
   const { results } = await db
     .prepare(`SELECT seq, record FROM task_records WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`)
     .bind(...params, limit)

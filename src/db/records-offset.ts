@@ -1,5 +1,5 @@
 import type { Task, TaskStatus } from "../tasks/model";
-import { parseRecord } from "./records";
+import { parseRecord, recordConditions } from "./records";
 
 export interface OffsetQuery {
   statuses?: TaskStatus[];
@@ -24,27 +24,7 @@ export async function listRecordsByOffset(
   q: OffsetQuery,
   now = Date.now(),
 ): Promise<{ tasks: Task[]; more: boolean; total?: number }> {
-  const where = ["namespace_id = ?", "(expires_at IS NULL OR expires_at > ?)"];
-  const params: (string | number)[] = [namespaceId, now];
-  const anyOf = (column: string, values: string[] | undefined) => {
-    if (!values || values.length === 0) return;
-    where.push(`${column} IN (${values.map(() => "?").join(", ")})`);
-    params.push(...values);
-  };
-  anyOf("status", q.statuses);
-  anyOf("task_type", q.taskTypes);
-  if (q.parentTaskId !== undefined) {
-    where.push("parent_task_id = ?");
-    params.push(q.parentTaskId);
-  }
-  if (q.createdAfter !== undefined) {
-    where.push("created_at > ?");
-    params.push(q.createdAfter);
-  }
-  if (q.createdBefore !== undefined) {
-    where.push("created_at < ?");
-    params.push(q.createdBefore);
-  }
+  const { where, params } = recordConditions(namespaceId, q, now);
   const dir = q.sort.direction === "desc" ? "DESC" : "ASC";
   const orderBy = q.sort.field === "created_at" ? `seq ${dir}` : `updated_at ${dir}, task_id ${dir}`;
   const rows = await db

@@ -52,6 +52,44 @@ export async function getRecord(db: D1Database, namespaceId: string, taskId: str
 
 export type SortField = "created_at" | "updated_at";
 
+/** What a query of retained records may select on, besides the namespace (always) and the expiry. */
+export interface RecordFilter {
+  statuses?: readonly string[];
+  taskTypes?: readonly string[];
+  parentTaskId?: string;
+  createdAfter?: string;
+  createdBefore?: string;
+  /** The `error.code` of a failed task. */
+  errorCode?: string;
+}
+
+/**
+ * The WHERE conditions of a records query, with their parameters in order: the namespace, the
+ * records not yet expired at `now`, and each filter given. Every query of task_records builds its
+ * conditions here, so a filter means the same in every list.
+ */
+export function recordConditions(namespaceId: string, f: RecordFilter, now: number): { where: string[]; params: (string | number)[] } {
+  const where = ["namespace_id = ?", "(expires_at IS NULL OR expires_at > ?)"];
+  const params: (string | number)[] = [namespaceId, now];
+  const anyOf = (column: string, values: readonly string[] | undefined) => {
+    if (!values || values.length === 0) return;
+    where.push(`${column} IN (${values.map(() => "?").join(", ")})`);
+    params.push(...values);
+  };
+  anyOf("status", f.statuses);
+  anyOf("task_type", f.taskTypes);
+  const add = (sql: string, value: string | undefined) => {
+    if (value === undefined) return;
+    where.push(sql);
+    params.push(value);
+  };
+  add("parent_task_id = ?", f.parentTaskId);
+  add("created_at > ?", f.createdAfter);
+  add("created_at < ?", f.createdBefore);
+  add("json_extract(record, '$.error.code') = ?", f.errorCode);
+  return { where, params };
+}
+
 export interface RecordQuery {
   statuses?: TaskStatus[];
   taskTypes?: string[];
@@ -90,31 +128,19 @@ export async function listRecords(db: D1Database, namespaceId: string, q: Record
         ? q.taskTypes.map((value) => ({ column: "task_type" as const, value }))
         : [{ column: null, value: null }];
 
-  const common: string[] = ["(expires_at IS NULL OR expires_at > ?)"];
-  const commonParams: (string | number)[] = [now];
-  if (q.taskTypes && q.taskTypes.length > 0 && ranges[0]?.column !== "task_type") {
-    common.push(`task_type IN (${q.taskTypes.map(() => "?").join(", ")})`);
-    commonParams.push(...q.taskTypes);
-  }
-  if (q.parentTaskId !== undefined) {
-    common.push("parent_task_id = ?");
-    commonParams.push(q.parentTaskId);
-  }
-  if (q.createdAfter !== undefined) {
-    common.push("created_at > ?");
-    commonParams.push(q.createdAfter);
-  }
-  if (q.createdBefore !== undefined) {
-    common.push("created_at < ?");
-    commonParams.push(q.createdBefore);
-  }
+  // The filters besides the range's own column, shared by every range.
+  const common = recordConditions(
+    namespaceId,
+    { ...q, statuses: undefined, taskTypes: ranges[0]?.column === "task_type" ? undefined : q.taskTypes },
+    now,
+  );
 
   const keyset = q.after ? afterClause(sortColumns, q.sort.direction, q.after) : null;
   const orderBy = orderClause(sortColumns, q.sort.direction);
 
   const statements = ranges.map((range) => {
-    const where = ["namespace_id = ?", ...(range.column ? [`${range.column} = ?`] : []), ...common, ...(keyset ? [keyset.sql] : [])];
-    const params = [namespaceId, ...(range.value !== null ? [range.value] : []), ...commonParams, ...(keyset?.params ?? [])];
+    const where = [...common.where, ...(range.column ? [`${range.column} = ?`] : []), ...(keyset ? [keyset.sql] : [])];
+    const params = [...common.params, ...(range.value !== null ? [range.value] : []), ...(keyset?.params ?? [])];
     return db
       .prepare(`SELECT task_id, seq, updated_at, record FROM task_records WHERE ${where.join(" AND ")} ORDER BY ${orderBy} LIMIT ?`)
       .bind(...params, q.limit + 1);
@@ -129,16 +155,7 @@ export async function listRecords(db: D1Database, namespaceId: string, q: Record
 
   let total: number | undefined;
   if (q.includeTotal) {
-    const where = ["namespace_id = ?", ...common];
-    const params: (string | number)[] = [namespaceId, ...commonParams];
-    if (q.statuses && q.statuses.length > 0) {
-      where.push(`status IN (${q.statuses.map(() => "?").join(", ")})`);
-      params.push(...q.statuses);
-    }
-    if (q.taskTypes && q.taskTypes.length > 0 && ranges[0]?.column === "task_type") {
-      where.push(`task_type IN (${q.taskTypes.map(() => "?").join(", ")})`);
-      params.push(...q.taskTypes);
-    }
+    const { where, params } = recordConditions(namespaceId, q, now);
     total = (await db.prepare(`SELECT COUNT(*) AS n FROM task_records WHERE ${where.join(" AND ")}`).bind(...params).first<number>("n")) ?? 0;
   }
   return { results: page.results.map((r) => parseRecord(r.record)), next: page.next, ...(total === undefined ? {} : { total }) };
