@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { type CursorKind, decodeCursor, encodeCursor } from "../cursor";
 import type { Page, PageRequest, Position } from "../db/keyset";
+import { head, type RouteHead } from "./routes";
 import { errorResponses, json, paginated } from "./schemas";
 
 /** SPEC §3's list parameters, the same on every list. */
@@ -21,13 +22,10 @@ export function listRoute<
   Item extends z.ZodType,
   Params extends z.ZodObject = typeof NoParams,
   Filters extends z.ZodRawShape = Record<never, never>,
->(o: { path: string; tag: string; summary: string; security: Record<string, string[]>[]; item: Item; name: string; params?: Params; filters?: Filters }) {
+>(o: RouteHead & { item: Item; name: string; params?: Params; filters?: Filters }) {
   return createRoute({
     method: "get",
-    path: o.path,
-    tags: [o.tag],
-    summary: o.summary,
-    security: o.security,
+    ...head(o),
     // The default keeps the type parameter honest: without params the list takes none.
     request: { params: o.params ?? (NoParams as z.ZodObject as Params), query: PageQuery.extend(o.filters ?? ({} as Filters)) },
     responses: { 200: json(paginated(o.item, o.name), o.summary), ...errorResponses },
