@@ -1,8 +1,8 @@
-import { createServer, type Server } from "node:http";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchChromium } from "./chromium";
-import { freePort, startDevServer, type DevServer } from "./dev-server";
+import { startDevServer, type DevServer } from "./dev-server";
+import { type Callback, type HoldingProcessor, startHoldingProcessor } from "./holding-processor";
 import { checkLayout } from "./dashboard-layout";
 
 const ADMIN = "dashboard-test-admin";
@@ -12,41 +12,9 @@ const SCREENSHOTS = process.env.DASHBOARD_SCREENSHOTS ?? "/tmp";
 const WAIT = { timeout: 20_000 };
 const HOSTILE = `<img src=x onerror="window.__pwned=1">`;
 
-interface Callback {
-  url: string;
-  token: string;
-}
-
-/** A processor on loopback that accepts every dispatch and reports only when the test says so. */
-async function startProcessor() {
-  const callbacks = new Map<string, Callback>();
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const body: unknown = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-      const dispatch = body as { task?: { task_id?: unknown }; callback?: { url?: unknown; token?: unknown } };
-      const taskId = dispatch.task?.task_id;
-      const { url, token } = dispatch.callback ?? {};
-      if (typeof taskId === "string" && typeof url === "string" && typeof token === "string") callbacks.set(taskId, { url, token });
-      res.writeHead(202).end("accepted");
-    });
-  });
-  const port = await freePort();
-  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${port}/run`,
-    async dispatched(taskId: string): Promise<Callback> {
-      await expect.poll(() => callbacks.has(taskId), { timeout: 30_000 }).toBe(true);
-      return callbacks.get(taskId)!;
-    },
-    close: () => new Promise((resolve) => server.close(resolve)),
-  };
-}
-
 describe("the dashboard, in Chromium against wrangler dev", { timeout: 90_000 }, () => {
   let dev: DevServer;
-  let processor: Awaited<ReturnType<typeof startProcessor>>;
+  let processor: HoldingProcessor;
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
@@ -88,7 +56,7 @@ describe("the dashboard, in Chromium against wrangler dev", { timeout: 90_000 },
   beforeAll(async () => {
     [dev, processor, browser] = await Promise.all([
       startDevServer({ adminToken: ADMIN }),
-      startProcessor(),
+      startHoldingProcessor(),
       launchChromium(),
     ]);
     const ns = await call("POST", "/v1/namespaces", ADMIN, { namespace_name: "dashboard", settings: { max_concurrent_tasks: 7, requests_per_second: 10_000 } });

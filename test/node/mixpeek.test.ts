@@ -1,54 +1,16 @@
-import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, startDevServer, type DevServer } from "./dev-server";
+import { startDevServer, type DevServer } from "./dev-server";
+import { type Callback, type HoldingProcessor, startHoldingProcessor } from "./holding-processor";
 import { mixpeekResponseSchema, schemaErrors } from "./mixpeek-schema";
 
 const ADMIN = "mixpeek-test-admin";
 const WAIT = { timeout: 30_000, interval: 100 };
 
-interface Callback {
-  url: string;
-  token: string;
-}
-
-/**
- * A processor on loopback: it accepts each dispatch and reports only when the test says so, or
- * refuses (503) a task whose inputs say `dispatch: "refuse"`, which keeps that task retrying.
- */
-async function startProcessor() {
-  const callbacks = new Map<string, Callback>();
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { task: { task_id: string; inputs: Record<string, unknown> }; callback: Callback };
-      if (body.task.inputs.dispatch === "refuse") return res.writeHead(503).end("busy");
-      callbacks.set(body.task.task_id, body.callback);
-      res.writeHead(202).end("accepted");
-    });
-  });
-  const port = await freePort();
-  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${port}/run`,
-    async dispatched(taskId: string): Promise<Callback> {
-      // Called from beforeAll, where expect.poll is not available.
-      const deadline = Date.now() + WAIT.timeout;
-      while (!callbacks.has(taskId)) {
-        if (Date.now() > deadline) throw new Error(`task ${taskId} was never dispatched`);
-        await new Promise((r) => setTimeout(r, WAIT.interval));
-      }
-      return callbacks.get(taskId)!;
-    },
-    close: () => new Promise((resolve) => server.close(resolve)),
-  };
-}
-
 type Json = Record<string, unknown>;
 
 describe("the Mixpeek dialect, against wrangler dev, answers as Mixpeek's document says", { timeout: 120_000 }, () => {
   let dev: DevServer;
-  let processor: Awaited<ReturnType<typeof startProcessor>>;
+  let processor: HoldingProcessor;
   let apiKey = "";
   /** Every task of the namespace: its id, the inputs it was created with, and the Mixpeek status it ends the set-up in. */
   const tasks: { id: string; inputs: Json; status: string; outputs?: Json }[] = [];
@@ -95,7 +57,7 @@ describe("the Mixpeek dialect, against wrangler dev, answers as Mixpeek's docume
   }
 
   beforeAll(async () => {
-    [dev, processor] = await Promise.all([startDevServer({ adminToken: ADMIN }), startProcessor()]);
+    [dev, processor] = await Promise.all([startDevServer({ adminToken: ADMIN }), startHoldingProcessor({ refuse: (inputs) => inputs.dispatch === "refuse" })]);
     const ns = await call("POST", "/v1/namespaces", { token: ADMIN, body: { namespace_name: "mixpeek", settings: { max_concurrent_tasks: 2, requests_per_second: 10_000 } } });
     expect(ns.status, ns.text).toBe(201);
     const key = await call("POST", "/v1/namespaces/mixpeek/api-keys", { token: ADMIN, body: { name: "mixpeek test" } });
