@@ -16,12 +16,31 @@ export async function hook(t: Tenant, name: string, eventTypes: string[] = ["*"]
 
 export type DeliveryRow = { delivery_id: string; event_id: string; event_type: string; status: string; attempts: number; next_attempt_at: number | null; last_status_code: number | null };
 
-export const deliveries = (t: Tenant) => query<DeliveryRow>(t, "SELECT delivery_id, event_id, event_type, status, attempts, next_attempt_at, last_status_code FROM deliveries ORDER BY created_at, delivery_id");
+const DELIVERY_ROWS = "SELECT delivery_id, event_id, event_type, status, attempts, next_attempt_at, last_status_code FROM deliveries ORDER BY created_at, delivery_id";
+
+export const deliveries = (t: Tenant) => query<DeliveryRow>(t, DELIVERY_ROWS);
 export const now = (t: Tenant) => runInDurableObject(stub(t), (instance: NamespaceDO) => instance.clock.now());
 
 /** Waits until no delivery attempt is out. */
 export async function settle(t: Tenant): Promise<void> {
   await eventually(async () => ((await runInDurableObject(stub(t), (i: TestNamespaceDO) => i.deliveriesInFlight())) === 0 ? true : undefined), 20_000, "deliveries to settle");
+}
+
+/**
+ * The delivery rows at a moment when no attempt is out, read in the same Durable Object turn as
+ * that check: `settle()` then `deliveries()` can interleave with an alarm that starts an attempt
+ * between the two (on a busy machine it does), and the rows then show the attempt's timeout as
+ * its next attempt.
+ */
+export async function settledDeliveries(t: Tenant): Promise<DeliveryRow[]> {
+  return eventually(
+    () =>
+      runInDurableObject(stub(t), (instance: TestNamespaceDO, state) =>
+        instance.deliveriesInFlight() === 0 ? state.storage.sql.exec<DeliveryRow>(DELIVERY_ROWS).toArray() : undefined,
+      ),
+    20_000,
+    "deliveries to settle",
+  );
 }
 
 /** Runs the schedule to its end: jumps the clock to each next attempt until nothing is pending. */

@@ -8,7 +8,7 @@ import type { NamespaceDO } from "../src/namespace/do";
 import { MAX_DELIVERY_ATTEMPTS, RETRY_DELAYS_MS, retryAfterMs } from "../src/webhooks/schedule";
 import { call, createTask, eventually, sleep, stub, tenant, waitForStatus } from "./helpers";
 import { fakeEndpoints, HOOK_BASE } from "./fake-endpoint";
-import { deliveries, drive, hook, now, settle } from "./webhook-driver";
+import { deliveries, drive, hook, now, settle, settledDeliveries } from "./webhook-driver";
 import { fakeProcessor, PROCESSOR_URL } from "./fake-processor";
 import { advance, query } from "./inspect";
 
@@ -106,8 +106,7 @@ describe("deliveries", () => {
     await createTask(t, { task_type: "wh_done" });
     const attemptTimes: number[] = [];
     for (let i = 0; i < 20; i++) {
-      await settle(t);
-      const [d] = await deliveries(t);
+      const [d] = await settledDeliveries(t);
       if (!d) throw new Error("no delivery");
       if (attemptTimes.length < d.attempts) attemptTimes.push(await now(t));
       if (d.status !== "pending") break;
