@@ -2,7 +2,7 @@
 // embeds it in src/dashboard/app.generated.ts as a string, which the Worker serves at
 // /dashboard/app.js. Run by `npm run build` (so by `npm ci`, through `prepare`), and before
 // `npm start` and `npm test`. The generated file is not committed.
-import { writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { build } from "esbuild";
 
@@ -25,4 +25,7 @@ const module = [
   `export const DASHBOARD_JS = ${JSON.stringify(`"use strict";\n${output.text}`)};`,
   "",
 ].join("\n");
-writeFileSync(path.join(root, "src/dashboard/app.generated.ts"), module);
+const target = path.join(root, "src/dashboard/app.generated.ts");
+// Unchanged output is not written again: a running `wrangler dev` (the node tests start several
+// at once, and `npm start` builds this) would see the write and reload its Worker.
+if (!existsSync(target) || readFileSync(target, "utf8") !== module) writeFileSync(target, module);
