@@ -6,6 +6,7 @@ import { EVICT_CHUNK, LOG_BATCH } from "../src/namespace/outbox";
 import { yieldTurn } from "../src/namespace/turn";
 import { eventually, stub, tenant, type Tenant } from "./helpers";
 import { allEvents, query } from "./inspect";
+import type { TestNamespaceDO } from "./namespace-do";
 
 type Sample = { tasks: number; records: number; lines: number };
 
@@ -72,5 +73,48 @@ describe("the alarm works in bounded chunks (issue 14)", () => {
       .bind(t.namespaceId)
       .first<{ n: number }>();
     expect(records?.n).toBe(count);
+  });
+
+  it("reads each timer again after a turn: a lease renewed while the alarm yields is kept, not expired nor dropped", async () => {
+    const count = 60;
+    const t = await tenant({ max_concurrent_tasks: count });
+    await runInDurableObject(stub(t), (instance: NamespaceDO) => {
+      instance.io.sendBatch = async () => undefined;
+    });
+    await stub(t).seedBacklog({ count, task_type: "chunk_idle", keys: 0, key_prefix: "", priority: 5 });
+    const ids = (await query<{ task_id: string }>(t, "SELECT task_id FROM tasks ORDER BY seq")).map((r) => r.task_id);
+    const moved = await runInDurableObject(stub(t), (instance: TestNamespaceDO) => ids.filter((id) => instance.forceTransition(id, "processing").ok));
+    expect(moved).toHaveLength(count);
+    const renewed = ids[count - 1] ?? "";
+    const outcome = await runInDurableObject(stub(t), async (instance: NamespaceDO, state) => {
+      const sql = state.storage.sql;
+      const now = instance.clock.now();
+      // Every lease ran out; the last one (due last, so in the alarm's second chunk of timers) by a hair.
+      sql.exec("DELETE FROM timers WHERE kind = 'send'");
+      ids.forEach((id, i) => {
+        const expiredAt = id === renewed ? now - 1 : now - 10_000 + i;
+        sql.exec("UPDATE tasks SET lease_expires_at = ? WHERE task_id = ?", expiredAt, id);
+        sql.exec("INSERT INTO timers (task_id, kind, due_at, tries) VALUES (?, 'lease', ?, 0)", id, expiredAt);
+      });
+      const alarm = instance.alarm();
+      // The alarm lists every due timer, handles the first chunk and yields: in that turn the
+      // worker's progress report renews the last lease, as store.renewLease does.
+      await yieldTurn();
+      const later = now + 60_000;
+      sql.exec("UPDATE tasks SET lease_expires_at = ? WHERE task_id = ?", later, renewed);
+      sql.exec("UPDATE timers SET due_at = ? WHERE task_id = ? AND kind = 'lease'", later, renewed);
+      await alarm;
+      return {
+        timer: sql.exec<{ due_at: number }>("SELECT due_at FROM timers WHERE task_id = ? AND kind = 'lease'", renewed).toArray()[0]?.due_at ?? null,
+        status: sql.exec<{ status: string }>("SELECT status FROM tasks WHERE task_id = ?", renewed).toArray()[0]?.status ?? null,
+        later,
+      };
+    });
+    expect(outcome).toEqual({ timer: outcome.later, status: "processing", later: outcome.later });
+    // The others' leases had run out: each attempt ended (max_attempts 1: failed).
+    const others = await query<{ status: string; n: number }>(t, "SELECT status, COUNT(*) AS n FROM tasks WHERE task_id != ? GROUP BY status", renewed);
+    const evicted = count - 1 - others.reduce((n, r) => n + r.n, 0);
+    expect(others.filter((r) => r.status !== "failed")).toEqual([]);
+    expect(evicted + (others[0]?.n ?? 0)).toBe(count - 1);
   });
 });
