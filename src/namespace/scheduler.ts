@@ -195,7 +195,7 @@ export class Scheduler extends NamespacePart {
    * task created before the walk is in D1 when its first page is read.
    */
   async flushNow(): Promise<void> {
-    // A round writes at most a batch of each kind (100 records), so go on until the outbox is
+    // A round writes at most a batch of each kind (see outbox.ts), so go on until the outbox is
     // empty. A round moves a batch or throws; the rows there at the start bound the rounds, so
     // rows that keep arriving meanwhile cannot hold the caller forever.
     const pending = this.sql.count(
