@@ -223,22 +223,27 @@ export class Scheduler extends NamespacePart {
 
   /**
    * The flush timer: writes up to FLUSH_ROUNDS rounds of the outbox (each bounded, see
-   * flushOutbox); returns whether rows are left, for the alarm to come again at once. On failure
-   * the timer is set again later, with backoff.
+   * flushOutbox); returns whether rows are left, for the alarm to come again at once. While the
+   * rounds run the timer stays set, a backoff ahead, so that a restart midway (the object can go
+   * between any two chunks) leaves it for a later alarm; on failure it is set later still.
    */
   private async flushTimer(): Promise<boolean> {
-    const timer = this.sql.one<{ tries: number }>("SELECT tries FROM timers WHERE task_id = ? AND kind = 'flush'", NAMESPACE_TIMER);
-    this.store.clearTimer(NAMESPACE_TIMER, "flush");
+    const tries = this.sql.one<{ tries: number }>("SELECT tries FROM timers WHERE task_id = ? AND kind = 'flush'", NAMESPACE_TIMER)?.tries ?? 0;
+    this.store.setTimer(NAMESPACE_TIMER, "flush", this.clock.now() + backoffMs(tries), tries + 1);
     try {
       for (let round = 0; round < FLUSH_ROUNDS; round++) {
-        if (!(await this.flush())) return false;
+        if (!(await this.flush())) {
+          // The outbox is empty as flush() returns (nothing ran since): no flush is owed.
+          this.store.clearTimer(NAMESPACE_TIMER, "flush");
+          return false;
+        }
         await yieldTurn();
       }
+      this.store.setTimer(NAMESPACE_TIMER, "flush", this.clock.now());
       return true;
     } catch (err) {
-      const tries = (timer?.tries ?? 0) + 1;
-      console.error(`outbox flush failed (try ${tries}); retrying`, err);
-      this.store.setTimer(NAMESPACE_TIMER, "flush", this.clock.now() + backoffMs(tries), tries);
+      console.error(`outbox flush failed (try ${tries + 1}); retrying`, err);
+      this.store.setTimer(NAMESPACE_TIMER, "flush", this.clock.now() + backoffMs(tries + 1), tries + 1);
       return false;
     }
   }
