@@ -1,12 +1,21 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { DELIVERY_CHUNK } from "../src/namespace/deliveries";
 import type { NamespaceDO } from "../src/namespace/do";
 import { EVICT_CHUNK, LOG_BATCH } from "../src/namespace/outbox";
 import { yieldTurn } from "../src/namespace/turn";
 import { eventually, stub, tenant, type Tenant } from "./helpers";
+import { fakeEndpoints } from "./fake-endpoint";
 import { allEvents, query } from "./inspect";
+import { hook } from "./webhook-driver";
 import type { TestNamespaceDO } from "./namespace-do";
+
+/** The parts of the object these tests reach into. */
+type Inner = {
+  core: { store: { storeEventOnly(type: string, taskId: string | null, data: Record<string, unknown>, at: number): string }; webhooks: { enqueue(webhookId: string, eventId: string, type: string, now: number): unknown; update(webhookId: string, patch: { is_active: boolean }, now: number): unknown } };
+  deliveries: { startDeliveries(now: number): Promise<number> };
+};
 
 type Sample = { tasks: number; records: number; lines: number };
 
@@ -146,5 +155,40 @@ describe("the alarm works in bounded chunks (issue 14)", () => {
       return { during, after: flushTimer(), left: state.storage.sql.exec("SELECT task_id FROM record_outbox").toArray().length };
     });
     expect(seen).toEqual({ during: 1, after: 0, left: 0 });
+  });
+
+  it("starts deliveries a chunk at a time: an endpoint disabled between two chunks gets no more attempts", async () => {
+    const endpoints = fakeEndpoints();
+    try {
+      const t = await tenant();
+      const created = await hook(t, "chunks");
+      const count = 40;
+      const seen = await runInDurableObject(stub(t), async (instance: NamespaceDO, state) => {
+        const { core, deliveries } = instance as unknown as Inner;
+        const now = instance.clock.now();
+        // Due deliveries, made here so that no alarm is armed to start them first.
+        state.storage.transactionSync(() => {
+          for (let i = 0; i < count; i++) {
+            const eventId = core.store.storeEventOnly("task.cancelled", null, { i }, now);
+            core.webhooks.enqueue(created.webhook_id, eventId, "task.cancelled", now);
+          }
+        });
+        // Between two chunks of starts the client disables the endpoint: its pending deliveries
+        // fail. (Its turn is asked for first, so it comes before the second chunk's.)
+        const turn = yieldTurn();
+        const starting = deliveries.startDeliveries(now);
+        await turn;
+        state.storage.transactionSync(() => core.webhooks.update(created.webhook_id, { is_active: false }, now));
+        await starting;
+        return state.storage.sql
+          .exec<{ status: string; attempts: number; n: number }>("SELECT status, attempts, COUNT(*) AS n FROM deliveries GROUP BY status, attempts ORDER BY attempts")
+          .toArray();
+      });
+      // The first chunk went out (attempt 1, settled or still out); the rest never started.
+      expect(seen.filter((r) => r.attempts === 0)).toEqual([{ status: "failed", attempts: 0, n: count - DELIVERY_CHUNK }]);
+      expect(seen.filter((r) => r.attempts === 1).reduce((n, r) => n + r.n, 0)).toBe(DELIVERY_CHUNK);
+    } finally {
+      endpoints.restore();
+    }
   });
 });

@@ -10,7 +10,7 @@ import { type DeliveryRow, toDelivery } from "./webhooks";
 /** Delivery attempts one alarm starts at most; the rest start in the next, at once. */
 const DELIVERY_BATCH = 100;
 /** Delivery attempts started between two turns of the event loop. */
-const DELIVERY_CHUNK = 25;
+export const DELIVERY_CHUNK = 25;
 
 /**
  * Webhook deliveries on their way out: starts the due ones (each attempt persisted before it
