@@ -76,9 +76,10 @@ export async function flushOutbox(host: OutboxHost): Promise<boolean> {
   ];
   await host.d1Batch(statements);
 
-  // The first chunk runs as D1 answers (the await was the turn), the others each after one.
+  // Each chunk after a turn, the first too: locally D1 writes on the object's own thread, so
+  // its answer comes at the end of a hold of its own.
   for (let i = 0; i === 0 || i < parsed.length; i += EVICT_CHUNK) {
-    if (i > 0) await yieldTurn();
+    await yieldTurn();
     host.transaction(() => {
       if (i === 0) {
         const lastLog = logs[logs.length - 1];
