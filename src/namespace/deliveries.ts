@@ -4,10 +4,13 @@ import { fail, ok, type Result } from "../errors";
 import { attemptDelivery } from "../webhooks/deliver";
 import { allowPrivateUrls } from "../webhooks/urls";
 import { NamespacePart } from "./part";
+import { yieldTurn } from "./turn";
 import { type DeliveryRow, toDelivery } from "./webhooks";
 
 /** Delivery attempts one alarm starts at most; the rest start in the next, at once. */
 const DELIVERY_BATCH = 100;
+/** Delivery attempts started between two turns of the event loop. */
+export const DELIVERY_CHUNK = 25;
 
 /**
  * Webhook deliveries on their way out: starts the due ones (each attempt persisted before it
@@ -55,29 +58,40 @@ export class Deliveries extends NamespacePart {
   }
 
   /**
-   * Starts every due webhook delivery. Each attempt is counted and persisted before it goes out,
-   * then runs on its own: the alarm does not wait for it, so a slow or dead endpoint delays
-   * neither the other deliveries nor the queue sends and flushes of later alarms.
+   * Starts the due webhook deliveries, DELIVERY_BATCH at most (the alarm comes again for the
+   * rest). Each attempt is counted and persisted before it goes out, then runs on its own: the
+   * alarm does not wait for it, so a slow or dead endpoint delays neither the other deliveries
+   * nor the queue sends and flushes of later alarms. They start DELIVERY_CHUNK a turn of the
+   * event loop; after a turn each is read again, as its endpoint may have been disabled.
+   * Returns how many were listed.
    */
-  startDeliveries(now: number): void {
+  async startDeliveries(now: number): Promise<number> {
     const due = this.webhooks.due(now, DELIVERY_BATCH).filter((d) => !this.inFlight.has(d.delivery_id));
-    for (const delivery of due) {
-      try {
-        const start = this.ctx.storage.transactionSync(() => {
-          const hook = this.webhooks.get(delivery.webhook_id);
-          const body = this.store.eventBody(delivery.event_id);
-          if (!hook || hook.is_active === 0 || body === null) {
-            this.webhooks.abandon(delivery, !hook || hook.is_active === 0 ? "endpoint disabled or deleted" : "event expired", now);
-            return null;
-          }
-          return { row: this.webhooks.begin(delivery, now), url: hook.url, secrets: this.webhooks.secrets(hook, now), body };
-        });
-        if (!start) continue;
-        this.inFlight.add(delivery.delivery_id);
-        this.ctx.waitUntil(this.deliver(start.row, start.url, start.secrets, start.body));
-      } catch (err) {
-        console.error(`delivery ${delivery.delivery_id} could not start`, err);
-      }
+    for (let i = 0; i < due.length; i += DELIVERY_CHUNK) {
+      if (i > 0) await yieldTurn();
+      for (const listed of due.slice(i, i + DELIVERY_CHUNK)) this.start(listed, now);
+    }
+    return due.length;
+  }
+
+  private start(listed: DeliveryRow, now: number): void {
+    try {
+      const start = this.ctx.storage.transactionSync(() => {
+        const delivery = this.webhooks.getDelivery(listed.delivery_id);
+        if (!delivery || delivery.status !== "pending" || delivery.attempts !== listed.attempts || this.inFlight.has(delivery.delivery_id)) return null;
+        const hook = this.webhooks.get(delivery.webhook_id);
+        const body = this.store.eventBody(delivery.event_id);
+        if (!hook || hook.is_active === 0 || body === null) {
+          this.webhooks.abandon(delivery, !hook || hook.is_active === 0 ? "endpoint disabled or deleted" : "event expired", now);
+          return null;
+        }
+        return { row: this.webhooks.begin(delivery, now), url: hook.url, secrets: this.webhooks.secrets(hook, now), body };
+      });
+      if (!start) return;
+      this.inFlight.add(listed.delivery_id);
+      this.ctx.waitUntil(this.deliver(start.row, start.url, start.secrets, start.body));
+    } catch (err) {
+      console.error(`delivery ${listed.delivery_id} could not start`, err);
     }
   }
 

@@ -5,11 +5,21 @@ import { NamespacePart } from "./part";
 import type { Deliveries } from "./deliveries";
 import type { TaskMessage } from "./messages";
 import { flushOutbox } from "./outbox";
+import { yieldTurn } from "./turn";
 import type { StreamGate } from "./stream-gate";
 import { NAMESPACE_TIMER, type TimerRow } from "./task-row";
 
 const SEND_BATCH = 100;
+/** Timers one alarm turn takes at most; more due brings the alarm back at once. */
 const ALARM_BATCH = 1000;
+/** Lease, timeout and progress timers handled between two turns of the event loop. */
+const TIMER_CHUNK = 50;
+/** Scheduled tasks released (and admitted) in one transaction. */
+const RELEASE_CHUNK = 100;
+/** Outbox rounds one alarm turn writes at most (each with turns inside, see flushOutbox). */
+const FLUSH_ROUNDS = 4;
+/** Rows of each kind one alarm prunes at most, each kind in one statement. */
+const PRUNE_CHUNK = 250;
 const EVENT_RETENTION_MS = 72 * 3600_000;
 /** Longer than any attempt can run (the timeout is at most 24 h), so late reports still get 409. */
 const ATTEMPT_RETENTION_MS = 7 * 24 * 3600_000;
@@ -42,42 +52,83 @@ export class Scheduler extends NamespacePart {
     this.attempts.expire(timer, now);
   }
 
-  private startDeliveries(now: number): void {
-    this.deliveries.startDeliveries(now);
+  private startDeliveries(now: number): Promise<number> {
+    return this.deliveries.startDeliveries(now);
   }
 
   private recheckStreamKeys(now: number): Promise<void> {
     return this.gate.recheckStreamKeys(now);
   }
 
-  /** Runs every due timer, each on its own so that one failure never blocks the rest. */
+  /**
+   * Runs every due timer, each on its own so that one failure never blocks the rest. The work
+   * goes in bounded chunks with a turn of the event loop between them (see ./turn), so no
+   * request waits behind the whole alarm: at most ALARM_BATCH timers and FLUSH_ROUNDS outbox
+   * rounds a turn, and when more is left the alarm comes again at once.
+   */
   async alarm(): Promise<void> {
     this.core.alarmFired();
     const now = this.clock.now();
-    this.ctx.storage.transactionSync(() => {
-      if (this.store.fair.releaseScheduled(now, ALARM_BATCH) > 0) this.admit(now);
-    });
+    let more = await this.releaseScheduled(now);
     const due = this.store.dueTimers(now, ALARM_BATCH);
-    const sends: TimerRow[] = [];
-    let flush = false;
-    for (const timer of due) {
-      try {
-        if (timer.kind === "send") sends.push(timer);
-        else if (timer.kind === "flush") flush = true;
-        else if (timer.kind === "progress") this.ctx.storage.transactionSync(() => this.progressDue(timer, now));
-        else this.ctx.storage.transactionSync(() => this.expire(timer, now));
-      } catch (err) {
-        console.error(`timer ${timer.kind} of ${timer.task_id} failed`, err);
-        this.store.setTimer(timer.task_id, timer.kind, now + backoffMs(timer.tries), timer.tries + 1);
+    more ||= due.length === ALARM_BATCH;
+    const sends = due.filter((timer) => timer.kind === "send");
+    const flush = due.some((timer) => timer.kind === "flush");
+    if (await this.runTimers(due.filter((timer) => timer.kind !== "send" && timer.kind !== "flush"), now)) await yieldTurn();
+    if (await this.startDeliveries(now)) await yieldTurn();
+    if (sends.length > 0) await this.sendMessages(sends);
+    if (flush) more = (await this.flushTimer()) || more;
+    await this.prune(now);
+    await this.recheckStreamKeys(now);
+    // Whatever is left is due now: the flush timer brings the alarm back at once.
+    if (more) this.store.setTimerIfLater(NAMESPACE_TIMER, "flush", now);
+    await this.armAlarm();
+  }
+
+  /**
+   * Releases scheduled tasks that are due and admits, RELEASE_CHUNK a transaction and a turn;
+   * true when more are due than one alarm takes.
+   */
+  private async releaseScheduled(now: number): Promise<boolean> {
+    for (let released = 0; released < ALARM_BATCH; released += RELEASE_CHUNK) {
+      const count = this.ctx.storage.transactionSync(() => {
+        const n = this.store.fair.releaseScheduled(now, RELEASE_CHUNK);
+        if (n > 0) this.admit(now);
+        return n;
+      });
+      if (count > 0) await yieldTurn();
+      if (count < RELEASE_CHUNK) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Lease, timeout and progress timers, each in its own transaction, TIMER_CHUNK of them a turn;
+   * returns how many were listed.
+   * After a turn another request may have moved or removed a timer (a renewed lease, a claim),
+   * so each is read again and handled only if it is still there and due.
+   */
+  private async runTimers(timers: TimerRow[], now: number): Promise<number> {
+    for (let i = 0; i < timers.length; i += TIMER_CHUNK) {
+      if (i > 0) await yieldTurn();
+      for (const listed of timers.slice(i, i + TIMER_CHUNK)) {
+        try {
+          this.ctx.storage.transactionSync(() => {
+            const timer = this.sql.one<TimerRow>(
+              "SELECT * FROM timers WHERE task_id = ? AND kind = ? AND due_at <= ?",
+              listed.task_id, listed.kind, now,
+            );
+            if (!timer) return;
+            if (timer.kind === "progress") this.progressDue(timer, now);
+            else this.expire(timer, now);
+          });
+        } catch (err) {
+          console.error(`timer ${listed.kind} of ${listed.task_id} failed`, err);
+          this.store.setTimer(listed.task_id, listed.kind, now + backoffMs(listed.tries), listed.tries + 1);
+        }
       }
     }
-    this.startDeliveries(now);
-    if (sends.length > 0) await this.sendMessages(sends);
-    if (flush) await this.flushTimer();
-    this.prune(now);
-    await this.recheckStreamKeys(now);
-    if (due.length === ALARM_BATCH) this.store.setTimerIfLater(NAMESPACE_TIMER, "flush", now);
-    await this.armAlarm();
+    return timers.length;
   }
 
   private progressDue(timer: TimerRow, now: number): void {
@@ -144,7 +195,7 @@ export class Scheduler extends NamespacePart {
    * task created before the walk is in D1 when its first page is read.
    */
   async flushNow(): Promise<void> {
-    // A round writes at most a batch of each kind (100 records), so go on until the outbox is
+    // A round writes at most a batch of each kind (see outbox.ts), so go on until the outbox is
     // empty. A round moves a batch or throws; the rows there at the start bound the rounds, so
     // rows that keep arriving meanwhile cannot hold the caller forever.
     const pending = this.sql.count(
@@ -170,16 +221,30 @@ export class Scheduler extends NamespacePart {
     });
   }
 
-  /** The flush timer: writes a round of the outbox, again at once if rows remain, later on failure. */
-  private async flushTimer(): Promise<void> {
-    const timer = this.sql.one<{ tries: number }>("SELECT tries FROM timers WHERE task_id = ? AND kind = 'flush'", NAMESPACE_TIMER);
-    this.store.clearTimer(NAMESPACE_TIMER, "flush");
+  /**
+   * The flush timer: writes up to FLUSH_ROUNDS rounds of the outbox (each bounded, see
+   * flushOutbox); returns whether rows are left, for the alarm to come again at once. While the
+   * rounds run the timer stays set, a backoff ahead, so that a restart midway (the object can go
+   * between any two chunks) leaves it for a later alarm; on failure it is set later still.
+   */
+  private async flushTimer(): Promise<boolean> {
+    const tries = this.sql.one<{ tries: number }>("SELECT tries FROM timers WHERE task_id = ? AND kind = 'flush'", NAMESPACE_TIMER)?.tries ?? 0;
+    this.store.setTimer(NAMESPACE_TIMER, "flush", this.clock.now() + backoffMs(tries), tries + 1);
     try {
-      if (await this.flush()) this.store.setTimerIfLater(NAMESPACE_TIMER, "flush", this.clock.now());
+      for (let round = 0; round < FLUSH_ROUNDS; round++) {
+        if (!(await this.flush())) {
+          // The outbox is empty as flush() returns (nothing ran since): no flush is owed.
+          this.store.clearTimer(NAMESPACE_TIMER, "flush");
+          return false;
+        }
+        await yieldTurn();
+      }
+      this.store.setTimer(NAMESPACE_TIMER, "flush", this.clock.now());
+      return true;
     } catch (err) {
-      const tries = (timer?.tries ?? 0) + 1;
-      console.error(`outbox flush failed (try ${tries}); retrying`, err);
-      this.store.setTimer(NAMESPACE_TIMER, "flush", this.clock.now() + backoffMs(tries), tries);
+      console.error(`outbox flush failed (try ${tries + 1}); retrying`, err);
+      this.store.setTimer(NAMESPACE_TIMER, "flush", this.clock.now() + backoffMs(tries + 1), tries + 1);
+      return false;
     }
   }
 
@@ -195,21 +260,33 @@ export class Scheduler extends NamespacePart {
     this.store.clearTaskTimers(taskId);
   }
 
-  /** Drops what is kept only for a while: old events, settled attempts, idempotency keys. */
-  private prune(now: number): void {
-    this.webhooks.prune(now);
-    this.sql.run(
-      "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE created_at < ? ORDER BY seq LIMIT 500)",
-      now - EVENT_RETENTION_MS,
-    );
-    this.sql.run(
-      `DELETE FROM attempts WHERE rowid IN
-         (SELECT rowid FROM attempts WHERE started_at < ? AND final_status IS NOT NULL LIMIT 500)`,
-      now - ATTEMPT_RETENTION_MS,
-    );
-    this.sql.run(
-      "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE created_at < ? LIMIT 500)",
-      now - IDEMPOTENCY_RETENTION_MS,
-    );
+  /**
+   * Drops what is kept only for a while: old events, settled attempts and deliveries,
+   * idempotency keys; at most PRUNE_CHUNK rows of a kind, each kind a statement and, when it
+   * deleted any, a turn.
+   */
+  private async prune(now: number): Promise<void> {
+    const prunes: (() => number)[] = [
+      () => this.webhooks.prune(now, PRUNE_CHUNK),
+      () =>
+        this.sql.run(
+          // By created_at, through events_created: ordered by seq, the planner walked every event
+          // kept (some 12 ms an alarm at 100 000 events) to find none old enough.
+          "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE created_at < ? ORDER BY created_at LIMIT ?)",
+          now - EVENT_RETENTION_MS, PRUNE_CHUNK,
+        ),
+      () =>
+        this.sql.run(
+          `DELETE FROM attempts WHERE rowid IN
+             (SELECT rowid FROM attempts WHERE started_at < ? AND final_status IS NOT NULL LIMIT ?)`,
+          now - ATTEMPT_RETENTION_MS, PRUNE_CHUNK,
+        ),
+      () =>
+        this.sql.run(
+          "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE created_at < ? LIMIT ?)",
+          now - IDEMPOTENCY_RETENTION_MS, PRUNE_CHUNK,
+        ),
+    ];
+    for (const prune of prunes) if (prune() > 0) await yieldTurn();
   }
 }

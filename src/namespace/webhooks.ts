@@ -251,11 +251,11 @@ export class WebhookStore {
   }
 
   /** Settled deliveries leave once their events have (both are in D1 or expired by then). */
-  prune(now: number): void {
-    this.sql.run(
+  prune(now: number, limit: number): number {
+    return this.sql.run(
       `DELETE FROM deliveries WHERE delivery_id IN
-         (SELECT delivery_id FROM deliveries WHERE status != 'pending' AND updated_at < ? LIMIT 500)`,
-      now - SETTLED_RETENTION_MS,
+         (SELECT delivery_id FROM deliveries WHERE status != 'pending' AND updated_at < ? LIMIT ?)`,
+      now - SETTLED_RETENTION_MS, limit,
     );
   }
 
