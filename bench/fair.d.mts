@@ -6,6 +6,7 @@ export interface FairFigures {
   admissionRatio: number | null;
   cancelled: number | null;
   longestStepMs: number | null;
+  concurrentWaitMs: number | null;
   etaMeanErrorPercent: number | null;
 }
 export function parseFairLines(lines: string[]): FairFigures;

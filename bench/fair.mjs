@@ -29,6 +29,7 @@ export function parseFairLines(lines) {
     admissionRatio: figure(/ratio \d+ \/ 10000 waiting: ([\d.]+)/),
     cancelled: figure(/bulk cancel of (\d+) tasks/),
     longestStepMs: figure(/longest single step[^:]*: ([\d.]+) ms/),
+    concurrentWaitMs: figure(/a concurrent call waited at most ([\d.]+) ms/),
     etaMeanErrorPercent: figure(/eta_seconds against the observed start.*mean error ([\d.]+) %/),
   };
 }
