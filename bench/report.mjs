@@ -67,6 +67,10 @@ export function createReport() {
         );
       }
       console.log("\nSummary:\n");
+      if (figures.length === 0) {
+        console.log("  (the parts run have no figure of issues 11 and 14)");
+        return;
+      }
       printTable(
         ["figure", "measured", "aim", "met?"],
         figures.map(({ name, measured, aim, unit }) => {
