@@ -1,7 +1,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { createExecutionContext } from "cloudflare:test";
 import { countingEnv, currentCounts, resetCounts } from "../bench/counting/env";
-import { tenant } from "./helpers";
+import bench from "../bench/counting/worker";
+import { ADMIN, tenant } from "./helpers";
 
 /**
  * The bench's counting Env (bench/counting/env.ts): what it counts is what `npm run bench`
@@ -42,5 +44,19 @@ describe("the bench's counting Env", () => {
     const before = resetCounts();
     expect(before.worker.d1Statements).toBeGreaterThan(0);
     expect(currentCounts()).toEqual({ worker: expect.objectContaining({ doCalls: 0, d1Statements: 0, queueMessages: 0 }), object: expect.objectContaining({ doCalls: 0, alarms: 0 }) });
+  });
+
+  it("serves the counts only to the admin token, and runs a request marked uncounted on the plain Env", async () => {
+    const ask = (path: string, headers: Record<string, string> = {}, method = "GET") =>
+      bench.fetch(new Request(`http://bench.test${path}`, { method, headers }), env, createExecutionContext());
+    expect((await ask("/__bench/counts")).status).toBe(401);
+    expect((await ask("/__bench/counts", { authorization: "Bearer not-the-admin" })).status).toBe(401);
+    const admin = { authorization: `Bearer ${ADMIN}` };
+    await ask("/__bench/counts/reset", admin, "POST");
+    const t = await tenant();
+    await ask("/v1/tasks/stats", { authorization: `Bearer ${t.key}`, "x-bench-uncounted": "1" });
+    expect((await (await ask("/__bench/counts", admin)).json<{ worker: { doCalls: number } }>()).worker.doCalls).toBe(0);
+    await ask("/v1/tasks/stats", { authorization: `Bearer ${t.key}` });
+    expect((await (await ask("/__bench/counts", admin)).json<{ worker: { doCalls: number } }>()).worker.doCalls).toBeGreaterThan(0);
   });
 });
