@@ -3,9 +3,62 @@
 // a steady load. It runs in the Workers runtime (bench/fair/fair.bench.ts), not against
 // `wrangler dev`: the backlog is seeded straight into the namespace's SQLite.
 // BENCH_FAIR_BIG (1000000) and BENCH_FAIR_CANCEL (100000) shrink it.
-import { spawnSync } from "node:child_process";
+// `node bench/fair.mjs` runs it alone; `npm run bench` runs it as its part `fair` (runFair).
+import { spawn } from "node:child_process";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 
 const root = path.join(import.meta.dirname, "..");
-const result = spawnSync("npx", ["vitest", "run", "--config", "bench/fair/vitest.config.ts"], { cwd: root, stdio: "inherit", env: process.env });
-process.exit(result.status ?? 1);
+
+/**
+ * The figures of fair.bench.ts's `[fair bench] …` lines; a figure whose line is missing (its
+ * test failed before printing) is null.
+ */
+export function parseFairLines(lines) {
+  const figure = (pattern) => {
+    for (const line of lines) {
+      const match = line.match(pattern);
+      if (match) return Number(match[1]);
+    }
+    return null;
+  };
+  return {
+    admissionSmall: figure(/admission at 10000 waiting:.*\(median ([\d.]+)\)/),
+    admissionBig: figure(/admission at (?!10000 )\d+ waiting:.*\(median ([\d.]+)\)/),
+    bigWaiting: figure(/admission at (?!10000 )(\d+) waiting/),
+    admissionRatio: figure(/ratio \d+ \/ 10000 waiting: ([\d.]+)/),
+    cancelled: figure(/bulk cancel of (\d+) tasks/),
+    longestStepMs: figure(/longest single step[^:]*: ([\d.]+) ms/),
+    concurrentWaitMs: figure(/a concurrent call waited at most ([\d.]+) ms/),
+    etaMeanErrorPercent: figure(/eta_seconds against the observed start.*mean error ([\d.]+) %/),
+  };
+}
+
+/** Runs the fairness bench, echoing its output; resolves to its figures and the exit status. */
+export function runFair({ quiet = false } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn("npx", ["vitest", "run", "--config", "bench/fair/vitest.config.ts"], { cwd: root, env: process.env, stdio: ["ignore", "pipe", "pipe"] });
+    const lines = [];
+    let partial = "";
+    child.stdout.on("data", (chunk) => {
+      if (!quiet) process.stdout.write(chunk);
+      const text = partial + chunk.toString("utf8");
+      const parts = text.split("\n");
+      partial = parts.pop() ?? "";
+      lines.push(...parts.filter((l) => l.includes("[fair bench]")));
+    });
+    child.stderr.on("data", (chunk) => {
+      if (!quiet) process.stderr.write(chunk);
+    });
+    child.on("error", reject);
+    child.on("close", (status) => {
+      if (partial.includes("[fair bench]")) lines.push(partial);
+      resolve({ status: status ?? 1, lines, figures: parseFairLines(lines) });
+    });
+  });
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  const { status } = await runFair();
+  process.exit(status);
+}
