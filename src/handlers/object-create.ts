@@ -81,8 +81,9 @@ async function indexObjects(ctxs: HandlerContext<Input>[]): Promise<BatchOutcome
   );
   const ids = await upsertDocumentsOfCollections(env.DB, ns, documents);
   // Each task logs on its own. The lines are not awaited: sent in the same turn as the
-  // completions that follow, they reach the object in one call with them, in order. A refused
-  // line means the attempt ended, and its completion is refused just the same.
+  // completions that follow, they reach the object in one call with them, each folded into its
+  // task's completion (ReportBatcher). A refused line means the attempt ended, and its
+  // completion is refused just the same.
   documents.forEach((d, k) => {
     const documentId = ids[k]!;
     ctxs[d.index]!.log(`document ${documentId} of object ${d.objectId} indexed in ${d.collectionId}`).catch(() => undefined);
