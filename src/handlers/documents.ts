@@ -39,13 +39,17 @@ export async function embedForTask(env: Env, extractor: FeatureExtractor, texts:
   try {
     const vectors = await embedTexts(env, extractor, texts);
     const odd = vectors.find((v) => dimensions !== null && v.length !== dimensions);
-    if (odd) throw new EmbeddingError("ai_invalid_answer", `the extractor gave ${odd.length} dimensions; the collection's documents have ${dimensions}`, true);
+    if (odd && dimensions !== null) throw dimensionsMismatch(odd.length, dimensions);
     return vectors;
   } catch (err) {
     if (!(err instanceof EmbeddingError)) throw err;
     throw new TaskFailure(err.code, err.message, err.retryable);
   }
 }
+
+/** A vector whose length is not that of the collection's documents: a malformed answer, retryable. */
+export const dimensionsMismatch = (got: number, want: number): TaskFailure =>
+  new TaskFailure("ai_invalid_answer", `the extractor gave ${got} dimensions; the collection's documents have ${want}`, true);
 
 /** A collection's feature extractor, or null if the collection is gone. */
 export async function collectionExtractor(db: D1Database, namespaceId: string, collectionId: string): Promise<FeatureExtractor | null> {
