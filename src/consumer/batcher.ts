@@ -1,5 +1,5 @@
 import { fail, type Result } from "../errors";
-import type { Report, ReportAck } from "../namespace/contract";
+import type { ClaimAhead, ClaimedAttempt, Report, ReportAck } from "../namespace/contract";
 import type { NamespaceStub } from "../namespace/stub";
 import { jsonBytes } from "../tasks/model";
 
@@ -7,7 +7,7 @@ import { jsonBytes } from "../tasks/model";
 const MAX_ITEMS = 200;
 const MAX_BYTES = 4 * 1024 * 1024;
 
-interface Pending {
+export interface Pending {
   item: { task_id: string; token: string; report: Report };
   bytes: number;
   resolve: (result: Result<ReportAck>) => void;
@@ -23,6 +23,8 @@ interface Pending {
 export class ReportBatcher {
   private pending: Pending[] = [];
   private scheduled = false;
+  /** A claim-ahead to make with the next call (see `claimAhead`). */
+  private demand: { ahead: ClaimAhead; resolve: (claims: ClaimedAttempt[]) => void } | null = null;
   private stub: NamespaceStub;
   private readonly beats = new Map<number, { timer: ReturnType<typeof setInterval>; attempts: Map<string, Beat> }>();
 
@@ -43,6 +45,27 @@ export class ReportBatcher {
       // Not a microtask: the other attempts of the batch get to make their reports of this turn.
       setTimeout(() => void this.flush(), 0);
     });
+  }
+
+  /**
+   * Asks the namespace, with the next reports sent, for up to `ahead.max` admitted tasks of
+   * `ahead.task_types`, claimed for this invocation (see NamespaceDO.reportAndClaim). Made just
+   * before a batch's final reports, it rides on their call, so the slots they free are filled
+   * at once. Answers [] when the call fails (what it may have claimed is retried once its
+   * lease runs out). `flushClaims` sends it alone if no report comes to carry it.
+   */
+  claimAhead(ahead: ClaimAhead): Promise<ClaimedAttempt[]> {
+    this.demand?.resolve([]);
+    return new Promise((resolve) => {
+      this.demand = { ahead, resolve };
+    });
+  }
+
+  /** Sends a pending claim-ahead now if no report has carried it. */
+  flushClaims(): void {
+    if (this.demand === null || this.scheduled) return;
+    this.scheduled = true;
+    setTimeout(() => void this.flush(), 0);
   }
 
   /**
@@ -72,7 +95,13 @@ export class ReportBatcher {
 
   private async flush(): Promise<void> {
     this.scheduled = false;
-    const batch = this.pending.splice(0);
+    const batch = foldLogsIntoCompletions(this.pending.splice(0));
+    const demand = this.demand;
+    this.demand = null;
+    if (batch.length === 0) {
+      if (demand) await this.sendChunk([], demand);
+      return;
+    }
     // Chunks go one after the other, so an attempt's reports are applied in the order it made them.
     let chunk: Pending[] = [];
     let bytes = 0;
@@ -85,7 +114,8 @@ export class ReportBatcher {
       chunk.push(pending);
       bytes += pending.bytes;
     }
-    if (chunk.length > 0) await this.sendChunk(chunk);
+    // The claim-ahead goes with the last chunk: after every report of this turn has freed its slot.
+    if (chunk.length > 0) await this.sendChunk(chunk, demand);
   }
 
   /**
@@ -93,14 +123,25 @@ export class ReportBatcher {
    * takes a new one; the reports that repeat harmlessly are sent once more. Log lines are not,
    * since the first call may have stored them: their callers get the error.
    */
-  private async sendChunk(chunk: Pending[]): Promise<void> {
+  private async sendChunk(chunk: Pending[], demand: ReportBatcher["demand"] = null): Promise<void> {
     let remaining = chunk;
     for (let attempt = 0; ; attempt++) {
+      // Claimed ahead only on the first call: a failed one may have claimed already.
+      const ahead = attempt === 0 ? demand : null;
       try {
-        const results = await this.stub.reportMany(remaining.map((p) => p.item));
+        const items = remaining.map((p) => p.item);
+        let results: Result<ReportAck>[];
+        if (ahead) {
+          const answer = await this.stub.reportAndClaim(items, ahead.ahead);
+          results = answer.results;
+          ahead.resolve(answer.claims);
+        } else {
+          results = await this.stub.reportMany(items);
+        }
         remaining.forEach((p, i) => p.resolve(results[i] ?? fail("internal_error", "no answer for this report")));
         return;
       } catch (err) {
+        demand?.resolve([]);
         this.stub = this.stubFor();
         const final = attempt >= 1;
         for (const p of remaining) if (final || p.item.report.kind === "logs") p.reject(err);
@@ -116,4 +157,38 @@ interface Beat {
   taskId: string;
   token: string;
   onResult: (result: Result<ReportAck>) => void;
+}
+
+/**
+ * An attempt's log lines sent in the same turn as its completion, with no other report of that
+ * attempt between them, become part of that completion: one item, applied by the object in one
+ * step as the two would be in order (the lines, then the outcome), and answered to both callers.
+ * A batch of handlers that each log a line and complete thus costs one item per task. Unlike a
+ * lone log item, the folded item may be sent again after a failed call: a completion is fenced,
+ * so it and its lines apply at most once.
+ */
+export function foldLogsIntoCompletions(batch: Pending[]): Pending[] {
+  const out: (Pending | null)[] = [];
+  // Per attempt, the position of its last item when that item is a log report.
+  const openLogs = new Map<string, number>();
+  for (const pending of batch) {
+    const { task_id: taskId, token, report } = pending.item;
+    const key = `${taskId}\n${token}`;
+    const at = openLogs.get(key);
+    openLogs.delete(key);
+    const logs = at === undefined ? null : out[at];
+    if (report.kind === "complete" && report.lines === undefined && logs && logs.item.report.kind === "logs") {
+      out[at!] = null;
+      out.push({
+        item: { task_id: taskId, token, report: { ...report, lines: logs.item.report.lines } },
+        bytes: logs.bytes + pending.bytes,
+        resolve: (result) => (logs.resolve(result), pending.resolve(result)),
+        reject: (err) => (logs.reject(err), pending.reject(err)),
+      });
+      continue;
+    }
+    if (report.kind === "logs") openLogs.set(key, out.length);
+    out.push(pending);
+  }
+  return out.filter((p): p is Pending => p !== null);
 }

@@ -77,7 +77,8 @@ export async function runBuiltin(
  * Runs several claimed attempts of one task type with the handler's `runBatch`: one call for
  * all, each attempt with its own context, token, signal and final report. The slice and its
  * overrun bound the whole call. An attempt whose inputs do not parse with the handler's schema
- * fails for good, and is left out of the call.
+ * fails for good, and is left out of the call. `beforeSettle` runs just before the final
+ * reports are made (the consumer's claim-ahead rides on them).
  */
 export async function runBuiltinBatch(
   claims: Claimed[],
@@ -87,6 +88,7 @@ export async function runBuiltinBatch(
   leaseSeconds: number,
   sliceMs = SLICE_MS,
   overrunMs = SLICE_OVERRUN_MS,
+  beforeSettle?: () => void,
 ): Promise<void> {
   const sliceEnds = Date.now() + sliceMs;
   const parsed = claims.map((claim) => handler.inputs.safeParse(claim.task.inputs));
@@ -113,6 +115,8 @@ export async function runBuiltinBatch(
     for (const a of attempts) a.stop();
     clearTimeout(overrun);
   }
+  // In the same turn as the final reports below, so that one call carries both.
+  beforeSettle?.();
   await Promise.all(
     attempts.map(async (a, i) => {
       const j = valid.indexOf(a);

@@ -1,5 +1,5 @@
 import { handlerFor } from "../handlers/table";
-import { BUILTIN_LEASE_SECONDS, type ClaimManyItem } from "../namespace/contract";
+import { BUILTIN_LEASE_SECONDS, type ClaimManyItem, MAX_CLAIM_AHEAD } from "../namespace/contract";
 import { type TaskMessage, TaskMessageSchema } from "../namespace/messages";
 import { namespaceStub } from "../namespace/stub";
 import { ReportBatcher } from "./batcher";
@@ -44,6 +44,7 @@ export async function consumeTasks(batch: MessageBatch, env: Env): Promise<void>
 
 async function consumeNamespace(namespaceId: string, deliveries: Delivery[], env: Env): Promise<void> {
   const stubFor = () => namespaceStub(env, namespaceId);
+  const started = Date.now();
   let claims: ClaimManyItem[];
   try {
     claims = await stubFor().claimMany(deliveries.map((d) => ({ task_id: d.body.task_id, attempt: d.body.attempt, slice: d.body.slice })));
@@ -67,12 +68,19 @@ async function consumeNamespace(namespaceId: string, deliveries: Delivery[], env
     group.push({ message: delivery.message, claim });
     builtins.set(claim.task.task_type, group);
   });
+  const deadline = started + sliceMs(env);
   for (const [taskType, group] of builtins) {
     const handler = handlerFor(taskType);
-    if (handler?.runBatch && group.length > 1) {
-      const runBatch = handler.runBatch.bind(handler);
-      const running = runBuiltinBatch(group.map((g) => g.claim), { inputs: handler.inputs, runBatch }, env, batcher, BUILTIN_LEASE_SECONDS, sliceMs(env));
-      work.push(settled(group.map((g) => g.message), running));
+    // Even a batch of one: its final report claims ahead whatever its slot and others admitted.
+    if (handler?.runBatch) {
+      const definition = { inputs: handler.inputs, runBatch: handler.runBatch.bind(handler) };
+      const run = (claims: Claimed[], beforeSettle: () => void) =>
+        runBuiltinBatch(claims, definition, env, batcher, BUILTIN_LEASE_SECONDS, sliceMs(env), undefined, beforeSettle);
+      const ahead = claimingAhead(taskType, run, batcher, deadline);
+      const first = run(group.map((g) => g.claim), ahead.ask);
+      // The messages are done with once their own batch is; the batches claimed ahead have none.
+      work.push(settled(group.map((g) => g.message), first));
+      work.push(first.then(ahead.rest, () => undefined));
     } else {
       for (const { message, claim } of group) {
         work.push(settled([message], runBuiltin(stubFor, claim, env, BUILTIN_LEASE_SECONDS, sliceMs(env), undefined, batcher)));
@@ -80,6 +88,40 @@ async function consumeNamespace(namespaceId: string, deliveries: Delivery[], env
     }
   }
   await Promise.all(work);
+}
+
+/**
+ * A consumer invocation working its namespace's backlog of a batch handler's type (issue 11):
+ * with each batch's final reports it claims the tasks their freed slots admitted (`ask`, see
+ * ReportBatcher.claimAhead) and runs them as the next batch (`rest`), while its slice lasts.
+ * Each claimed attempt has its own token and lease as a queue claim's would: if this
+ * invocation dies, the lease runs out and the task is retried. After the slice, the tasks
+ * admitted are left to the queue, whose messages the alarm sends as ever.
+ */
+function claimingAhead(taskType: string, run: (claims: Claimed[], beforeSettle: () => void) => Promise<void>, batcher: ReportBatcher, deadline: number) {
+  let demand: Promise<Claimed[]> | null = null;
+  const ask = (): void => {
+    demand = Date.now() < deadline ? batcher.claimAhead({ task_types: [taskType], max: MAX_CLAIM_AHEAD }) : null;
+  };
+  const rest = async (): Promise<void> => {
+    for (;;) {
+      const pending = demand;
+      demand = null;
+      if (!pending) return;
+      // No final report carried it (every attempt had ended elsewhere): it goes alone.
+      batcher.flushClaims();
+      const claims = await pending;
+      if (claims.length === 0) return;
+      try {
+        await run(claims, ask);
+      } catch (err) {
+        // Their final reports could not be sent: the attempts end by their leases and are retried.
+        console.error(`a batch of ${claims.length} ${taskType} tasks claimed ahead failed`, err);
+        return;
+      }
+    }
+  };
+  return { ask, rest };
 }
 
 /** Acks the messages once their work is done; work that threw is delivered again. */

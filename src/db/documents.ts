@@ -1,6 +1,10 @@
+import { Buffer } from "node:buffer";
 import type { JsonObject } from "../tasks/model";
 import { newId } from "../ids";
 import { isoNow } from "../time";
+
+const hex = (bytes: ArrayBuffer | Uint8Array): string =>
+  (bytes instanceof Uint8Array ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : Buffer.from(bytes)).toString("hex");
 
 /**
  * The documents of collections in D1, as the built-in handlers write and read them. Vectors
@@ -34,11 +38,12 @@ export async function upsertDocumentRows(db: D1Database, namespaceId: string, do
       db
         .prepare(
           `INSERT INTO documents (document_id, namespace_id, collection_id, object_id, metadata, vector, codes, created_at, updated_at)
-           VALUES ${group.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}
+           VALUES ${group.map(() => "(?, ?, ?, ?, ?, unhex(?), unhex(?), ?, ?)").join(", ")}
            ON CONFLICT (collection_id, object_id) DO UPDATE SET metadata = excluded.metadata, vector = excluded.vector, codes = excluded.codes, updated_at = excluded.updated_at
            RETURNING collection_id, object_id, document_id`,
         )
-        .bind(...group.flatMap((d) => [newId("doc"), namespaceId, d.collectionId, d.objectId, JSON.stringify(d.metadata), d.vector, d.codes, now, now])),
+        // Blobs go as hex text that SQLite decodes: D1 sends bound bytes as a JSON array of numbers.
+        .bind(...group.flatMap((d) => [newId("doc"), namespaceId, d.collectionId, d.objectId, JSON.stringify(d.metadata), hex(d.vector), hex(d.codes), now, now])),
     );
   }
   const results = await db.batch<{ collection_id: string; object_id: string; document_id: string }>(statements);

@@ -39,7 +39,7 @@ export async function embedForTask(env: Env, extractor: FeatureExtractor, texts:
   try {
     const vectors = await embedTexts(env, extractor, texts);
     const odd = vectors.find((v) => dimensions !== null && v.length !== dimensions);
-    if (odd) throw new EmbeddingError("ai_invalid_answer", `the extractor gave ${odd.length} dimensions; the collection's documents have ${dimensions}`, true);
+    if (odd && dimensions !== null) throw dimensionsMismatch(odd.length, dimensions);
     return vectors;
   } catch (err) {
     if (!(err instanceof EmbeddingError)) throw err;
@@ -47,16 +47,38 @@ export async function embedForTask(env: Env, extractor: FeatureExtractor, texts:
   }
 }
 
+/** A vector whose length is not that of the collection's documents: a malformed answer, retryable. */
+export const dimensionsMismatch = (got: number, want: number): TaskFailure =>
+  new TaskFailure("ai_invalid_answer", `the extractor gave ${got} dimensions; the collection's documents have ${want}`, true);
+
 /** A collection's feature extractor, or null if the collection is gone. */
 export async function collectionExtractor(db: D1Database, namespaceId: string, collectionId: string): Promise<FeatureExtractor | null> {
   const stored = await collectionExtractorJson(db, namespaceId, collectionId);
   return stored === null ? null : parseExtractor(stored);
 }
 
+/**
+ * Extractors parsed from their stored JSON, by that JSON: every batch of an import reads the
+ * same one or two, and parsing with the schema costs more than the rest of the lookup.
+ * Keyed by the stored text, so a changed extractor is a new entry; bounded by clearing.
+ */
+const parsedExtractors = new Map<string, FeatureExtractor>();
+const PARSED_EXTRACTORS_KEPT = 256;
+
+function parseStoredExtractor(stored: string): FeatureExtractor {
+  let extractor = parsedExtractors.get(stored);
+  if (!extractor) {
+    if (parsedExtractors.size >= PARSED_EXTRACTORS_KEPT) parsedExtractors.clear();
+    extractor = parseExtractor(stored);
+    parsedExtractors.set(stored, extractor);
+  }
+  return extractor;
+}
+
 /** Extractors and document dimensions of a namespace's collections, in one query; a collection gone is absent. */
 export async function collectionsForWork(db: D1Database, namespaceId: string, collectionIds: string[]): Promise<Map<string, { extractor: FeatureExtractor; dimensions: number | null }>> {
   const rows = await collectionsWorkRows(db, namespaceId, collectionIds);
-  return new Map(rows.map((r) => [r.collection_id, { extractor: parseExtractor(r.feature_extractor), dimensions: r.bytes === null ? null : r.bytes / 4 }]));
+  return new Map(rows.map((r) => [r.collection_id, { extractor: parseStoredExtractor(r.feature_extractor), dimensions: r.bytes === null ? null : r.bytes / 4 }]));
 }
 
 /** The dimensions of a namespace's collection's documents, or null while it has none. */

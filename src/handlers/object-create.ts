@@ -1,5 +1,6 @@
 import { getObjectForWork, getObjectsForWork } from "../db/dataplane";
-import { collectionDimensions, collectionExtractor, collectionsForWork, embedForTask, upsertDocuments, upsertDocumentsOfCollections } from "./documents";
+import { collectionDimensions, collectionExtractor, collectionsForWork, dimensionsMismatch, embedForTask, upsertDocuments, upsertDocumentsOfCollections } from "./documents";
+import type { FeatureExtractor } from "../tasks/extractor-config";
 import { type BatchOutcome, defineHandler, type HandlerContext, TaskFailure } from "./registry";
 import { BUILTIN_TASK_INPUTS, type BuiltinInputs } from "../tasks/builtin-types";
 import type { JsonObject } from "../tasks/model";
@@ -52,37 +53,57 @@ async function indexObjects(ctxs: HandlerContext<Input>[]): Promise<BatchOutcome
     getObjectsForWork(env.DB, ns, [...new Set(wanted.map((w) => w.object_id))]),
     collectionsForWork(env.DB, ns, [...new Set(wanted.map((w) => w.collection_id))]),
   ]);
-  // Per collection, the tasks to index and their texts: one extractor call each.
+  // The tasks to index, by collection; and by extractor, the distinct texts they need.
   const byCollection = new Map<string, number[]>();
   ctxs.forEach((_, i) => {
     const input = live(i);
     if (!input) return;
     if (!objects.has(input.object_id)) outcomes[i] = objectGone(input.object_id);
     else if (!collections.has(input.collection_id)) outcomes[i] = collectionGone(input.collection_id);
-    else byCollection.set(input.collection_id, [...(byCollection.get(input.collection_id) ?? []), i]);
+    else {
+      const members = byCollection.get(input.collection_id);
+      if (members) members.push(i);
+      else byCollection.set(input.collection_id, [i]);
+    }
   });
+  // One extractor call per extractor, each text once: an object indexed into several collections
+  // of the same extractor (an import into two) is embedded once, not once per collection.
+  const byExtractor = new Map<string, { extractor: FeatureExtractor; texts: Set<string> }>();
+  for (const [collectionId, members] of byCollection) {
+    const { extractor } = collections.get(collectionId)!;
+    const key = JSON.stringify(extractor);
+    const entry = byExtractor.get(key) ?? { extractor, texts: new Set<string>() };
+    for (const i of members) entry.texts.add(objects.get(inputs[i]!.object_id)!.content);
+    byExtractor.set(key, entry);
+  }
+  const embedded = new Map<string, Promise<Map<string, Float32Array | undefined>>>();
+  for (const [key, { extractor, texts }] of byExtractor) {
+    const list = [...texts];
+    const vectors = embedForTask(env, extractor, list).then((v) => new Map(list.map((text, j) => [text, v[j]])));
+    vectors.catch(() => undefined);
+    embedded.set(key, vectors);
+  }
   const documents: { index: number; collectionId: string; objectId: string; metadata: JsonObject; vector: Float32Array }[] = [];
-  await Promise.all(
-    [...byCollection].map(async ([collectionId, members]) => {
-      const collection = collections.get(collectionId)!;
-      const texts = members.map((i) => objects.get(inputs[i]!.object_id)!.content);
-      try {
-        const vectors = await embedForTask(env, collection.extractor, texts, collection.dimensions);
-        members.forEach((i, j) => {
-          const vector = vectors[j];
-          const objectId = inputs[i]!.object_id;
-          if (!vector) outcomes[i] = new Error("the extractor returned no vector");
-          else documents.push({ index: i, collectionId, objectId, metadata: objects.get(objectId)!.metadata, vector });
-        });
-      } catch (err) {
-        for (const i of members) outcomes[i] = err instanceof Error ? err : new Error(String(err));
+  for (const [collectionId, members] of byCollection) {
+    const collection = collections.get(collectionId)!;
+    try {
+      const vectors = await embedded.get(JSON.stringify(collection.extractor))!;
+      for (const i of members) {
+        const objectId = inputs[i]!.object_id;
+        const vector = vectors.get(objects.get(objectId)!.content);
+        if (!vector) outcomes[i] = new Error("the extractor returned no vector");
+        else if (collection.dimensions !== null && vector.length !== collection.dimensions) outcomes[i] = dimensionsMismatch(vector.length, collection.dimensions);
+        else documents.push({ index: i, collectionId, objectId, metadata: objects.get(objectId)!.metadata, vector });
       }
-    }),
-  );
+    } catch (err) {
+      for (const i of members) outcomes[i] = err instanceof Error ? err : new Error(String(err));
+    }
+  }
   const ids = await upsertDocumentsOfCollections(env.DB, ns, documents);
   // Each task logs on its own. The lines are not awaited: sent in the same turn as the
-  // completions that follow, they reach the object in one call with them, in order. A refused
-  // line means the attempt ended, and its completion is refused just the same.
+  // completions that follow, they reach the object in one call with them, each folded into its
+  // task's completion (ReportBatcher). A refused line means the attempt ended, and its
+  // completion is refused just the same.
   documents.forEach((d, k) => {
     const documentId = ids[k]!;
     ctxs[d.index]!.log(`document ${documentId} of object ${d.objectId} indexed in ${d.collectionId}`).catch(() => undefined);

@@ -1,7 +1,8 @@
 import { fail, type Result } from "../errors";
 import { base64url, randomBytes } from "../ids";
+import { hasBuiltinHandler } from "../tasks/builtin-types";
 import { type Attempts, sha256 } from "./attempts";
-import type { ClaimManyItem, Report, ReportAck, ReportManyItem } from "./contract";
+import { type ClaimAhead, type ClaimManyItem, type ClaimedAttempt, MAX_CLAIM_AHEAD, type Report, type ReportAck, type ReportManyItem, type ReportsAndClaims } from "./contract";
 import type { NamespaceCore } from "./core";
 import type { TaskMessage } from "./messages";
 import { NamespacePart } from "./part";
@@ -29,7 +30,7 @@ export class AttemptBatches extends NamespacePart {
     const results: ClaimManyItem[] = [];
     try {
       for (const message of messages) {
-        const token = `${this.namespaceId}.${base64url(randomBytes(32))}`;
+        const token = this.newToken();
         const now = this.clock.now();
         try {
           results.push(this.ctx.storage.transactionSync(() => this.attempts.claim(message, token, now)));
@@ -50,25 +51,84 @@ export class AttemptBatches extends NamespacePart {
   }
 
   /**
+   * reportMany, then a claim-ahead: the caller (a consumer invocation that has just finished a
+   * batch of built-in tasks) also takes up to `ahead.max` tasks of `ahead.task_types` that are
+   * admitted and not yet sent to the queue, each claimed exactly as a queue message's claim
+   * would be, under its own new token and lease. The slots the reports freed are thus worked
+   * at once, without a send, a queue hop and a claim call. A task claimed here never gets its
+   * message (its send timer goes with the claim); one whose message is already out is refused
+   * when that message comes, like any duplicate. Tasks left unclaimed keep their send timers,
+   * so the alarm sends them as before.
+   */
+  async reportAndClaim(items: ReportManyItem[], ahead: ClaimAhead): Promise<ReportsAndClaims> {
+    const results: Result<ReportAck>[] = [];
+    const claims: ClaimedAttempt[] = [];
+    try {
+      results.push(...this.applyEach(items.map((item) => ({ task_id: item.task_id, tokenHash: sha256(item.token), report: item.report }))));
+      claims.push(...this.claimAhead(ahead));
+    } finally {
+      await this.armAlarm();
+    }
+    return { results, claims };
+  }
+
+  /**
+   * The claim-ahead of `reportAndClaim`: queued tasks of the given built-in types whose send is
+   * due now (admitted, or a retry whose delay is over), oldest send first. Types with a
+   * processor are left to the queue (they are dispatched, not run here); so are continuations.
+   */
+  private claimAhead(ahead: ClaimAhead): ClaimedAttempt[] {
+    const types = ahead.task_types.filter((type) => hasBuiltinHandler(type) && !this.core.processors.processorRow(type));
+    const max = Math.max(0, Math.min(Math.floor(ahead.max), MAX_CLAIM_AHEAD));
+    if (types.length === 0 || max === 0) return [];
+    const now = this.clock.now();
+    const due = this.sql.all<{ task_id: string; attempt: number }>(
+      `SELECT t.task_id, t.attempt FROM timers tm JOIN tasks t ON t.task_id = tm.task_id
+        WHERE tm.kind = 'send' AND tm.due_at <= ? AND t.status = 'queued' AND t.task_type IN (SELECT value FROM json_each(?))
+        ORDER BY tm.due_at LIMIT ?`,
+      now, JSON.stringify(types), max,
+    );
+    const claims: ClaimedAttempt[] = [];
+    for (const { task_id: taskId, attempt } of due) {
+      try {
+        const claim = this.ctx.storage.transactionSync(() => this.attempts.claim({ task_id: taskId, attempt }, this.newToken(), now));
+        if (claim.claimed) claims.push(claim);
+      } catch (err) {
+        // Left as it was: its send timer still puts it on the queue.
+        console.error(`claim-ahead of ${taskId} failed`, err);
+      }
+    }
+    return claims;
+  }
+
+  /**
    * The one implementation of a batch of reports (reportMany, PullMode.reportBatch): each
    * fenced by its token's hash and applied in its own transaction. A report that threw is
    * answered `internal_error` (retryable) and changed nothing.
    */
   async applyReports(items: { task_id: string; tokenHash: string; report: Report }[]): Promise<Result<ReportAck>[]> {
-    const results: Result<ReportAck>[] = [];
     try {
-      for (const { task_id: taskId, tokenHash, report } of items) {
-        const now = this.clock.now();
-        try {
-          results.push(this.ctx.storage.transactionSync(() => this.attempts.report(taskId, tokenHash, report, now)));
-        } catch (err) {
-          console.error(`report of ${taskId} failed`, err);
-          results.push(fail("internal_error", "the report could not be applied", { retryable: true }));
-        }
-      }
+      return this.applyEach(items);
     } finally {
       await this.armAlarm();
     }
+  }
+
+  private applyEach(items: { task_id: string; tokenHash: string; report: Report }[]): Result<ReportAck>[] {
+    const results: Result<ReportAck>[] = [];
+    for (const { task_id: taskId, tokenHash, report } of items) {
+      const now = this.clock.now();
+      try {
+        results.push(this.ctx.storage.transactionSync(() => this.attempts.report(taskId, tokenHash, report, now)));
+      } catch (err) {
+        console.error(`report of ${taskId} failed`, err);
+        results.push(fail("internal_error", "the report could not be applied", { retryable: true }));
+      }
+    }
     return results;
+  }
+
+  private newToken(): string {
+    return `${this.namespaceId}.${base64url(randomBytes(32))}`;
   }
 }

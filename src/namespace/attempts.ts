@@ -184,8 +184,11 @@ export class Attempts {
         const logged = this.store.log(row, report.lines.map((l) => ({ level: l.level ?? "info", message: l.message })), now);
         return this.renewLease(logged, leaseSeconds, now);
       }
-      case "complete":
-        return this.finish(row, "completed", { outputs: JSON.stringify(report.outputs), error: null }, now);
+      case "complete": {
+        const lines = report.lines ?? [];
+        const logged = lines.length === 0 ? row : this.store.log(row, lines.map((l) => ({ level: l.level ?? "info", message: l.message })), now);
+        return this.finish(logged, "completed", { outputs: JSON.stringify(report.outputs), error: null }, now);
+      }
       case "fail":
         return this.failAttempt(row, { ...report.error, retryable: report.retryable }, now);
       case "checkpoint": {

@@ -75,7 +75,8 @@ export type Report =
   | { kind: "heartbeat" }
   | { kind: "progress"; progress: ProgressInput }
   | { kind: "logs"; lines: LogLineInput[] }
-  | { kind: "complete"; outputs: Record<string, unknown> }
+  /** `lines`: log lines of the attempt written just before it completes, in the same step. */
+  | { kind: "complete"; outputs: Record<string, unknown>; lines?: LogLineInput[] }
   | { kind: "fail"; error: { code: string; message: string }; retryable: boolean }
   /** A built-in handler yields: its state is kept and the attempt continues in a new invocation. */
   | { kind: "checkpoint"; state: JsonValue };
@@ -88,6 +89,24 @@ export interface ReportAck {
 
 /** One answer of `claimMany`: a claim, or a claim that failed and whose message should be delivered again. */
 export type ClaimManyItem = ClaimResult | { claimed: false; reason: string; retry: true };
+
+/** A claim that took an attempt: what a consumer runs. */
+export type ClaimedAttempt = Extract<ClaimResult, { claimed: true }>;
+
+/** Claims one claim-ahead takes at most: a queue batch's worth. */
+export const MAX_CLAIM_AHEAD = 100;
+
+/** What a consumer asks to claim along with its reports (see `reportAndClaim`). */
+export interface ClaimAhead {
+  task_types: string[];
+  max: number;
+}
+
+/** The answers of `reportAndClaim`: one per report, in order, and the attempts claimed ahead. */
+export interface ReportsAndClaims {
+  results: Result<ReportAck>[];
+  claims: ClaimedAttempt[];
+}
 
 /** One report of `reportMany`: what `report(task_id, token, report)` takes. */
 export interface ReportManyItem {
@@ -176,6 +195,7 @@ export interface NamespaceRpc {
 
   claimMany(messages: Pick<TaskMessage, "task_id" | "attempt" | "slice">[]): Promise<ClaimManyItem[]>;
   reportMany(items: ReportManyItem[]): Promise<Result<ReportAck>[]>;
+  reportAndClaim(items: ReportManyItem[], ahead: ClaimAhead): Promise<ReportsAndClaims>;
   bulkCancel(filter: BulkCancelFilter): Promise<{ cancelled: number; steps: number }>;
   replayTasks(sources: Task[], origin: string): Promise<Result<Task[]>>;
   bulkReplay(filter: DeadLetterFilter, origin: string): Promise<Result<BulkReplayResult>>;

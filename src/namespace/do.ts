@@ -9,6 +9,7 @@ import { Attempts, sha256 } from "./attempts";
 import type { Clock } from "./clock";
 import type {
   BatchReportResult,
+  ClaimAhead,
   ClaimManyItem,
   BulkCancelFilter,
   BulkReplayResult,
@@ -23,6 +24,7 @@ import type {
   Report,
   ReportAck,
   ReportManyItem,
+  ReportsAndClaims,
   Webhook,
   WebhookPatch,
   WebhookPosition,
@@ -297,6 +299,10 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
 
   reportMany(items: ReportManyItem[]): Promise<Result<ReportAck>[]> {
     return this.batches.reportMany(items);
+  }
+
+  reportAndClaim(items: ReportManyItem[], ahead: ClaimAhead): Promise<ReportsAndClaims> {
+    return this.batches.reportAndClaim(items, ahead);
   }
 
   // --- fairness, scheduled starts, bulk cancel and replay (see FairOps) -------------------------
