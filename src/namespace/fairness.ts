@@ -107,6 +107,8 @@ export class FairQueue {
   /** A ready task joins its group; a new group goes to the back of the round. */
   enqueue(key: string, priority: number): void {
     this.changes++;
+    // Most tasks join a group that already waits: one write, no turn or block to work out.
+    if (this.sql.run("UPDATE fair_queue SET waiting = waiting + 1 WHERE key = ? AND priority = ?", key, priority) > 0) return;
     this.sql.run(
       `INSERT INTO fair_queue (key, priority, waiting, turn, blocked) VALUES (?, ?, 1, ?, ?)
        ON CONFLICT (key, priority) DO UPDATE SET waiting = waiting + 1`,
@@ -176,6 +178,7 @@ export class FairQueue {
   }
 
   private isBlocked(key: string): boolean {
+    if (key === NO_KEY || this.perKeyLimit() === null) return false;
     return this.blockedAt(key, this.activeOf(key));
   }
 

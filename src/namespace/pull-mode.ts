@@ -7,6 +7,7 @@ import { type Attempts, sha256 } from "./attempts";
 import { type BatchReportResult, type Lease, MAX_LEASE_TASKS, MAX_LEASE_WAIT_SECONDS, type ProcessorConfig, type ProcessorMode, type Report } from "./contract";
 import type { NamespaceCore } from "./core";
 import { NamespacePart } from "./part";
+import { batchTasks } from "./batch-view";
 import { attemptOfToken, leasable, queuedWithoutSend } from "./pull";
 import type { StreamGate } from "./stream-gate";
 import type { TaskOps } from "./tasks";
@@ -57,13 +58,21 @@ export class PullMode extends NamespacePart {
     }
     // A character no header value may carry keeps these keys apart from single creates' keys.
     const specs = inputs.map((input, index) => ({ key: `${marker}\n${index}`, input }));
-    // No await until createTasks has written: the marker commits with the tasks.
-    this.sql.run("INSERT OR REPLACE INTO idempotency (key, request_hash, task_id, created_at) VALUES (?, ?, '', ?)", marker, batch.requestHash, this.clock.now());
-    const created = await this.tasks.createTasks(specs, origin);
+    // The marker commits with the tasks, and the answer is read in the same step.
+    const created = this.tasks.createKeyed(specs, origin, [], (ids, made) => {
+      this.sql.run("INSERT OR REPLACE INTO idempotency (key, request_hash, task_id, created_at) VALUES (?, ?, '', ?)", marker, batch.requestHash, this.clock.now());
+      return { ids, tasks: batchTasks(this.sql, this.store, ids, made, this.clock.now()) };
+    });
     if (!created.ok) return created;
+    await this.armAlarm();
     const tasks: Task[] = [];
-    for (const taskId of created.value) {
-      const found = await this.findTask(taskId);
+    for (const [index, task] of created.value.tasks.entries()) {
+      if (task) {
+        tasks.push(task);
+        continue;
+      }
+      // A repeated batch whose task has finished since: its record is in D1.
+      const found = await this.findTask(created.value.ids[index] ?? "");
       if (!found.ok) return fail("internal_error", "a task of the batch vanished after insert");
       tasks.push(found.value);
     }

@@ -8,6 +8,7 @@ import {
   type Task,
   type TaskError,
   type TaskStatus,
+  type Waiting,
 } from "../tasks/model";
 import type { MirroredRecord } from "../db/types";
 import { iso } from "../time";
@@ -33,6 +34,8 @@ const FLUSH_DELAY_MS = 500;
 export class TaskStore {
   /** Fair admission (SPEC §5): the groups of ready tasks by key and priority, each key's slots. */
   readonly fair: FairQueue;
+  /** Set while a bulk step runs (see bulk()). */
+  private bulkStep: BulkStep | null = null;
 
   constructor(
     private readonly sql: Sql,
@@ -45,6 +48,54 @@ export class TaskStore {
     private readonly now: () => number = () => Date.now(),
   ) {
     this.fair = new FairQueue(sql, perKeyLimit);
+  }
+
+  /**
+   * Runs `fn` (inside the caller's transaction) as one bulk step: the outbox flush that each
+   * change asks for is set once at the end, and the queue position of each task it inserts is
+   * counted from per-priority totals read once, not by a count over the backlog per task.
+   */
+  bulk<T>(fn: () => T): T {
+    if (this.bulkStep) return fn();
+    const step: BulkStep = { flushAt: null, createdByPriority: null, newestSeq: 0 };
+    this.bulkStep = step;
+    let result: T;
+    try {
+      result = fn();
+    } finally {
+      this.bulkStep = null;
+    }
+    if (step.flushAt !== null) this.setTimerIfLater(NAMESPACE_TIMER, "flush", step.flushAt);
+    return result;
+  }
+
+  /** Created tasks by priority, exact: ready ones from the fair queue's groups, scheduled ones counted. */
+  createdByPriority(): Map<number, number> {
+    const counts = new Map<number, number>();
+    const rows = [
+      ...this.sql.all<{ priority: number; n: number }>("SELECT priority, SUM(waiting) AS n FROM fair_queue GROUP BY priority"),
+      ...this.sql.all<{ priority: number; n: number }>(
+        "SELECT priority, COUNT(*) AS n FROM tasks INDEXED BY tasks_scheduled WHERE status = 'created' AND scheduled = 1 GROUP BY priority",
+      ),
+    ];
+    for (const { priority, n } of rows) counts.set(priority, (counts.get(priority) ?? 0) + Number(n));
+    return counts;
+  }
+
+  /** The queue position of a created task: in a bulk step, the newest task's is a sum of the totals. */
+  private positionOf(row: TaskRow): number {
+    const step = this.bulkStep;
+    if (!step || row.seq !== step.newestSeq) return queuePosition(this.sql, row);
+    step.createdByPriority ??= this.createdByPriority();
+    let position = 0;
+    for (const [priority, n] of step.createdByPriority) if (priority >= row.priority) position += n;
+    return position;
+  }
+
+  /** Asks for an outbox flush at `dueAt`; a bulk step asks once, at its end. */
+  private askFlush(dueAt: number): void {
+    if (this.bulkStep) this.bulkStep.flushAt = Math.min(this.bulkStep.flushAt ?? dueAt, dueAt);
+    else this.setTimerIfLater(NAMESPACE_TIMER, "flush", dueAt);
   }
 
   get(taskId: string): TaskRow | null {
@@ -74,6 +125,11 @@ export class TaskStore {
       row.concurrency_key, row.run_at, scheduled, row.replay_of_task_id,
     );
     if (row.status === "created" && scheduled === 0) this.fair.enqueue(row.concurrency_key, row.priority);
+    const step = this.bulkStep;
+    if (step && row.status === "created") {
+      step.newestSeq = seq;
+      step.createdByPriority?.set(row.priority, (step.createdByPriority.get(row.priority) ?? 0) + 1);
+    }
     const inserted: TaskRow = { ...row, seq, log_count: logCount, version: 1, progress_event_at: null, checkpoint: null, continuation: 0, scheduled };
     this.published(inserted, row.created_at, true);
     return inserted;
@@ -98,6 +154,8 @@ export class TaskStore {
       next.log_count, next.version, next.task_id,
     );
     this.fair.onTransition(row, to, at);
+    const counts = this.bulkStep?.createdByPriority;
+    if (counts && row.status === "created") counts.set(row.priority, (counts.get(row.priority) ?? 1) - 1);
     this.published(next, at, true);
     return next;
   }
@@ -134,11 +192,14 @@ export class TaskStore {
        ON CONFLICT (task_id) DO UPDATE SET version = excluded.version, payload = excluded.payload`,
       row.task_id, row.version, JSON.stringify(record),
     );
-    this.setTimerIfLater(NAMESPACE_TIMER, "flush", at + FLUSH_DELAY_MS);
+    this.askFlush(at + FLUSH_DELAY_MS);
   }
 
-  /** The client-facing task. */
-  toTask(row: TaskRow, live = true): Task {
+  /**
+   * The client-facing task. `view` gives a created task's queue position and waiting when the
+   * caller counted them for many tasks at once (a batch's answer).
+   */
+  toTask(row: TaskRow, live = true, view?: { queue_position: number; waiting: Waiting | null }): Task {
     return {
       task_id: row.task_id,
       namespace_id: this.namespaceId(),
@@ -155,8 +216,8 @@ export class TaskStore {
       concurrency_key: row.concurrency_key === NO_KEY ? null : row.concurrency_key,
       run_at: iso(row.run_at),
       replay_of_task_id: row.replay_of_task_id,
-      queue_position: row.status === "created" ? queuePosition(this.sql, row) : null,
-      waiting: row.status === "created" && live ? waitingOf(this.sql, this.fair, row, this.now()) : null,
+      queue_position: row.status !== "created" ? null : view ? view.queue_position : this.positionOf(row),
+      waiting: row.status !== "created" || !live ? null : view ? view.waiting : waitingOf(this.sql, this.fair, row, this.now()),
       created_at: iso(row.created_at) ?? "",
       queued_at: iso(row.queued_at),
       started_at: iso(row.started_at),
@@ -203,7 +264,7 @@ export class TaskStore {
       row.task_id,
       JSON.stringify({ seq, attempt: row.attempt, level: line.level, message: line.message, at }),
     );
-    this.setTimerIfLater(NAMESPACE_TIMER, "flush", at + FLUSH_DELAY_MS);
+    this.askFlush(at + FLUSH_DELAY_MS);
     return seq;
   }
 
@@ -268,7 +329,7 @@ export class TaskStore {
 
   /** Asks for an outbox flush soon, batching whatever else changes meanwhile. */
   scheduleFlush(at: number): void {
-    this.setTimerIfLater(NAMESPACE_TIMER, "flush", at + FLUSH_DELAY_MS);
+    this.askFlush(at + FLUSH_DELAY_MS);
   }
 
   /** Sets a timer unless one of that kind is already due no later than `dueAt`. */
@@ -302,4 +363,14 @@ export class TaskStore {
     );
     return row?.due === null || row?.due === undefined ? null : Number(row.due);
   }
+}
+
+/** What a bulk step of the store (TaskStore.bulk) keeps until it ends. */
+interface BulkStep {
+  /** The earliest outbox flush a change asked for. */
+  flushAt: number | null;
+  /** Created tasks by priority, read at the first position needed and kept in step after. */
+  createdByPriority: Map<number, number> | null;
+  /** The seq of the task inserted last: the newest created task. */
+  newestSeq: number;
 }
