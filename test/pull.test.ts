@@ -107,6 +107,22 @@ describe("pull-mode processors", () => {
     expect((await lease(t, "pl_order", { max_tasks: 10 })).map((l) => l.task.task_id)).toEqual([urgent.task_id, first.task_id, second.task_id]);
   });
 
+  it("admits a pulled task without a send timer: no alarm round for a task that never goes to the queue", async () => {
+    const t = await tenant({ max_concurrent_tasks: 2 });
+    await pullProcessor(t, "pl_timer");
+    const created = await call<{ tasks: Task[] }>("/v1/tasks/batch", { token: t.key, body: { tasks: [{ task_type: "pl_timer" }, { task_type: "pl_timer" }, { task_type: "pl_timer" }] } });
+    expect(created.body.tasks.map((task) => task.status)).toEqual(["queued", "queued", "created"]);
+    expect(await query(t, "SELECT task_id FROM timers WHERE kind = 'send'")).toEqual([]);
+    const [first] = await lease(t, "pl_timer", { max_tasks: 1 });
+    await reportBatch(t, [{ token: first?.callback.token, type: "complete" }]);
+    // The freed slot admits the third task, leasable at once and again without a send timer.
+    expect((await getTask(t, created.body.tasks[2]?.task_id ?? "")).status).toBe("queued");
+    expect(await query(t, "SELECT task_id FROM timers WHERE kind = 'send'")).toEqual([]);
+    expect((await lease(t, "pl_timer", { max_tasks: 10 })).map((l) => l.task.task_id).sort()).toEqual(
+      [created.body.tasks[1]?.task_id, created.body.tasks[2]?.task_id].sort(),
+    );
+  });
+
   it("never gives one task to two leases made at the same time", async () => {
     const t = await tenant();
     await pullProcessor(t, "pl_race");

@@ -92,18 +92,16 @@ export class PullMode extends NamespacePart {
     const deadline = this.clock.now() + Math.min(Math.max(0, waitMs), MAX_LEASE_WAIT_SECONDS * 1000);
     let waited = false;
     for (;;) {
-      const leases: Lease[] = [];
-      for (const candidate of leasable(this.sql, taskType, this.clock.now(), Math.min(maxTasks, MAX_LEASE_TASKS))) {
-        const claim = await this.claimPulled(candidate);
-        if (!claim.claimed) continue;
-        leases.push({
+      const leases = this.claimLeasable(taskType, Math.min(maxTasks, MAX_LEASE_TASKS)).map(
+        (claim): Lease => ({
           task: claim.task,
           attempt: claim.task.attempt,
           lease_expires_at: claim.lease_expires_at,
           timeout_at: claim.timeout_at,
           callback: { url: `${base}/v1/tasks/${claim.task.task_id}/callback`, token: claim.token },
-        });
-      }
+        }),
+      );
+      if (leases.length > 0) await this.armAlarm();
       const left = deadline - this.clock.now();
       if (leases.length > 0 || left <= 0) return ok(leases);
       if (!waited) {
@@ -115,13 +113,25 @@ export class PullMode extends NamespacePart {
     }
   }
 
-  /** Claims one leasable task for a pull worker, as the queue consumer's claim would. */
-  private async claimPulled(candidate: { task_id: string; attempt: number }) {
+  /**
+   * Claims up to `limit` leasable tasks of a type for a pull worker, each as the queue
+   * consumer's claim would and in its own transaction, all in one synchronous step: a claim
+   * that throws is left out and changes nothing. The caller arms the alarm once after.
+   */
+  private claimLeasable(taskType: string, limit: number) {
     const now = this.clock.now();
-    const token = `${this.namespaceId}.${base64url(randomBytes(32))}`;
-    const claim = this.ctx.storage.transactionSync(() => this.attempts.claim(candidate, token, now, true));
-    await this.armAlarm();
-    return claim;
+    return this.store.bulk(() =>
+      leasable(this.sql, taskType, now, limit).flatMap((candidate) => {
+        const token = `${this.namespaceId}.${base64url(randomBytes(32))}`;
+        try {
+          const claim = this.ctx.storage.transactionSync(() => this.attempts.claim(candidate, token, now, true));
+          return claim.claimed ? [claim] : [];
+        } catch (err) {
+          console.error(`lease of ${candidate.task_id} failed`, err);
+          return [];
+        }
+      }),
+    );
   }
 
   /**
