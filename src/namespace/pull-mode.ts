@@ -124,7 +124,7 @@ export class PullMode extends NamespacePart {
       leasable(this.sql, taskType, now, limit).flatMap((candidate) => {
         const token = `${this.namespaceId}.${base64url(randomBytes(32))}`;
         try {
-          const claim = this.ctx.storage.transactionSync(() => this.attempts.claim(candidate, token, now, true));
+          const claim = this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.claim(candidate, token, now, true)));
           return claim.claimed ? [claim] : [];
         } catch (err) {
           console.error(`lease of ${candidate.task_id} failed`, err);

@@ -12,6 +12,7 @@ import {
 } from "../tasks/model";
 import type { MirroredRecord } from "../db/types";
 import { iso } from "../time";
+import { DeferredWrites } from "./deferred-writes";
 import { FairQueue, NO_KEY } from "./fairness";
 import type { Sql } from "./sql";
 import { queuePosition, waitingOf } from "./waiting";
@@ -51,13 +52,14 @@ export class TaskStore {
   }
 
   /**
-   * Runs `fn` (inside the caller's transaction) as one bulk step: the outbox flush that each
-   * change asks for is set once at the end, and the queue position of each task it inserts is
+   * Runs `fn` (inside the caller's transaction) as one bulk step: its events, log lines and
+   * record snapshots are written at the end in a few statements (DeferredWrites), the outbox
+   * flush that each change asks for is set once, and the queue position of each task it inserts is
    * counted from per-priority totals read once, not by a count over the backlog per task.
    */
   bulk<T>(fn: () => T): T {
     if (this.bulkStep) return fn();
-    const step: BulkStep = { flushAt: null, createdByPriority: null, newestSeq: 0 };
+    const step: BulkStep = { flushAt: null, createdByPriority: null, newestSeq: 0, writes: new DeferredWrites() };
     this.bulkStep = step;
     let result: T;
     try {
@@ -65,8 +67,20 @@ export class TaskStore {
     } finally {
       this.bulkStep = null;
     }
+    step.writes.write(this.sql);
     if (step.flushAt !== null) this.setTimerIfLater(NAMESPACE_TIMER, "flush", step.flushAt);
     return result;
+  }
+
+  /** Runs one item of a bulk step (in its own transaction): if it throws, its deferred rows go with it. */
+  bulkItem<T>(fn: () => T): T {
+    const mark = this.bulkStep?.writes.mark();
+    try {
+      return fn();
+    } catch (err) {
+      if (mark) this.bulkStep?.writes.rollback(mark);
+      throw err;
+    }
   }
 
   /** Created tasks by priority, exact: ready ones from the fair queue's groups, scheduled ones counted. */
@@ -187,7 +201,8 @@ export class TaskStore {
     const task = this.toTask(row, false);
     if (transition) this.emit(task, at);
     const record: MirroredRecord = { seq: row.seq, expires_at: row.completed_at === null ? null : row.completed_at + this.recordRetentionMs, task };
-    this.sql.run(
+    if (this.bulkStep) this.bulkStep.writes.record(row.task_id, row.version, JSON.stringify(record));
+    else this.sql.run(
       `INSERT INTO record_outbox (task_id, version, payload) VALUES (?, ?, ?)
        ON CONFLICT (task_id) DO UPDATE SET version = excluded.version, payload = excluded.payload`,
       row.task_id, row.version, JSON.stringify(record),
@@ -259,11 +274,9 @@ export class TaskStore {
         ? { level: "warn" as LogLevel, message: `log limit of ${LIMITS.logLinesPerTask} lines reached; further lines are dropped` }
         : { level, message: truncateUtf8(message, LIMITS.logLineBytes) };
     const seq = count + 1;
-    this.sql.run(
-      "INSERT INTO outbox (kind, task_id, payload) VALUES ('log', ?, ?)",
-      row.task_id,
-      JSON.stringify({ seq, attempt: row.attempt, level: line.level, message: line.message, at }),
-    );
+    const payload = JSON.stringify({ seq, attempt: row.attempt, level: line.level, message: line.message, at });
+    if (this.bulkStep) this.bulkStep.writes.log(row.task_id, payload);
+    else this.sql.run("INSERT INTO outbox (kind, task_id, payload) VALUES ('log', ?, ?)", row.task_id, payload);
     this.askFlush(at + FLUSH_DELAY_MS);
     return seq;
   }
@@ -287,11 +300,9 @@ export class TaskStore {
   /** Stores an event without fanning it out (a `webhook.test` goes to one endpoint only). */
   storeEventOnly(type: string, taskId: string | null, data: Record<string, unknown>, at: number): string {
     const eventId = newId("evt");
-    const body = { id: eventId, type, created_at: iso(at), namespace_id: this.namespaceId(), data };
-    this.sql.run(
-      "INSERT INTO events (event_id, event_type, task_id, created_at, data) VALUES (?, ?, ?, ?, ?)",
-      eventId, type, taskId, at, JSON.stringify(body),
-    );
+    const body = JSON.stringify({ id: eventId, type, created_at: iso(at), namespace_id: this.namespaceId(), data });
+    if (this.bulkStep) this.bulkStep.writes.event(eventId, type, taskId, at, body);
+    else this.sql.run("INSERT INTO events (event_id, event_type, task_id, created_at, data) VALUES (?, ?, ?, ?, ?)", eventId, type, taskId, at, body);
     return eventId;
   }
 
@@ -373,4 +384,6 @@ interface BulkStep {
   createdByPriority: Map<number, number> | null;
   /** The seq of the task inserted last: the newest created task. */
   newestSeq: number;
+  /** Events, log lines and record snapshots, written when the step ends. */
+  writes: DeferredWrites;
 }
