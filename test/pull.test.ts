@@ -123,6 +123,32 @@ describe("pull-mode processors", () => {
     );
   });
 
+  it("leaves out a task whose claim throws, with nothing of that claim kept, and leases the others", async () => {
+    const t = await tenant();
+    await pullProcessor(t, "pl_throw");
+    const tasks = [await createTask(t, { task_type: "pl_throw" }), await createTask(t, { task_type: "pl_throw" }), await createTask(t, { task_type: "pl_throw" })];
+    const broken = tasks[1]?.task_id;
+    await runInDurableObject(stub(t), (instance: NamespaceDO) => {
+      const attempts = (instance as unknown as { attempts: { claim: (...args: unknown[]) => { claimed: boolean } } }).attempts;
+      const claim = attempts.claim.bind(attempts);
+      // The claim goes all the way (transition, event, log line, snapshot) and then fails.
+      attempts.claim = (...args: unknown[]) => {
+        const result = claim(...args);
+        if ((args[0] as { task_id: string }).task_id === broken) throw new Error("claim failed after its writes");
+        return result;
+      };
+    });
+    const leased = await lease(t, "pl_throw", { max_tasks: 10 });
+    expect(leased.map((l) => l.task.task_id)).toEqual([tasks[0]?.task_id, tasks[2]?.task_id]);
+    expect((await getTask(t, broken ?? "")).status).toBe("queued");
+    expect(await query(t, "SELECT event_type FROM events WHERE task_id = ? ORDER BY seq", broken ?? "")).toEqual([{ event_type: "task.created" }, { event_type: "task.queued" }]);
+    const snapshot = await query<{ payload: string }>(t, "SELECT payload FROM record_outbox WHERE task_id = ?", broken ?? "");
+    for (const row of snapshot) expect((JSON.parse(row.payload) as { task: Task }).task.status).toBe("queued");
+    expect(await query(t, "SELECT payload FROM outbox WHERE task_id = ? AND payload LIKE '%leased%'", broken ?? "")).toEqual([]);
+    const others = await query(t, "SELECT task_id FROM events WHERE event_type = 'task.processing' ORDER BY seq");
+    expect(others).toEqual([{ task_id: tasks[0]?.task_id }, { task_id: tasks[2]?.task_id }]);
+  });
+
   it("never gives one task to two leases made at the same time", async () => {
     const t = await tenant();
     await pullProcessor(t, "pl_race");
