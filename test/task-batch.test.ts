@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import type { Task } from "../src/tasks/model";
 import { env } from "cloudflare:workers";
 import { namespaceStub } from "../src/namespace/stub";
-import { call, getTask, tenant, type Tenant } from "./helpers";
-import { taskEvents } from "./inspect";
+import { call, createTask, getTask, tenant, type Tenant } from "./helpers";
+import { query, taskEvents } from "./inspect";
 
 /** A pulled type: its tasks stay queued until a worker leases them, so nothing runs under the test. */
 async function pulled(t: Tenant, taskType: string) {
@@ -137,5 +137,19 @@ describe("POST /v1/tasks/batch", () => {
       const ahead = [...waitingBefore, ...second.body.tasks.slice(0, index)].filter((other) => other.priority >= task.priority).length;
       expect(body.data.task.queue_position, `item ${index}`).toBe(ahead + 1);
     }
+  });
+
+  it("numbers a batch's tasks on from the namespace's counter, and the next task after them", async () => {
+    const t = await tenant();
+    await pulled(t, "bt_seq");
+    const before = await createTask(t, { task_type: "bt_seq" });
+    const created = await batch(t, Array.from({ length: 5 }, () => ({ task_type: "bt_seq" })));
+    const after = await createTask(t, { task_type: "bt_seq" });
+    const ids = [before.task_id, ...created.body.tasks.map((task) => task.task_id), after.task_id];
+    const rows = await query<{ task_id: string; seq: number }>(t, "SELECT task_id, seq FROM tasks ORDER BY seq");
+    expect(rows.map((r) => r.task_id)).toEqual(ids);
+    const first = rows[0]?.seq ?? 0;
+    expect(rows.map((r) => r.seq)).toEqual(ids.map((_, i) => first + i));
+    expect(await query(t, "SELECT CAST(value AS INTEGER) AS n FROM meta WHERE key = 'task_seq'")).toEqual([{ n: first + 6 }]);
   });
 });

@@ -59,7 +59,7 @@ export class TaskStore {
    */
   bulk<T>(fn: () => T): T {
     if (this.bulkStep) return fn();
-    const step: BulkStep = { flushAt: null, createdByPriority: null, newestSeq: 0, writes: new DeferredWrites() };
+    const step: BulkStep = { flushAt: null, createdByPriority: null, newestSeq: 0, lastSeq: 0, writes: new DeferredWrites() };
     this.bulkStep = step;
     let result: T;
     try {
@@ -68,6 +68,7 @@ export class TaskStore {
       this.bulkStep = null;
     }
     step.writes.write(this.sql);
+    if (step.lastSeq > 0) this.sql.run("UPDATE meta SET value = CAST(? AS INTEGER) WHERE key = 'task_seq'", step.lastSeq);
     if (step.flushAt !== null) this.setTimerIfLater(NAMESPACE_TIMER, "flush", step.flushAt);
     return result;
   }
@@ -122,11 +123,17 @@ export class TaskStore {
     const scheduled = row.status === "created" && row.run_at !== null && row.run_at > row.created_at ? 1 : 0;
     // A counter that only goes up: finished tasks leave this table, so MAX(seq) would reuse
     // numbers that records in D1 already carry, and lists order and page by seq.
-    const seq = this.sql.count(
-      `INSERT INTO meta (key, value) VALUES ('task_seq', (SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks))
-       ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1
-       RETURNING CAST(value AS INTEGER) AS n`,
-    );
+    const step = this.bulkStep;
+    // A bulk step takes the counter once and stores where it got to when it ends.
+    const seq =
+      step && step.lastSeq > 0
+        ? ++step.lastSeq
+        : this.sql.count(
+            `INSERT INTO meta (key, value) VALUES ('task_seq', (SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks))
+             ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1
+             RETURNING CAST(value AS INTEGER) AS n`,
+          );
+    if (step) step.lastSeq = seq;
     const logCount = this.appendLog({ ...row, log_count: 0 }, "info", `created (${row.task_type}, priority ${row.priority})`, row.created_at);
     this.sql.run(
       `INSERT INTO tasks (task_id, seq, task_type, status, inputs, outputs, progress, error, attempt, max_attempts,
@@ -139,7 +146,6 @@ export class TaskStore {
       row.concurrency_key, row.run_at, scheduled, row.replay_of_task_id,
     );
     if (row.status === "created" && scheduled === 0) this.fair.enqueue(row.concurrency_key, row.priority);
-    const step = this.bulkStep;
     if (step && row.status === "created") {
       step.newestSeq = seq;
       step.createdByPriority?.set(row.priority, (step.createdByPriority.get(row.priority) ?? 0) + 1);
@@ -384,6 +390,8 @@ interface BulkStep {
   createdByPriority: Map<number, number> | null;
   /** The seq of the task inserted last: the newest created task. */
   newestSeq: number;
+  /** The last task seq taken from the counter (0 before the first insert); stored when the step ends. */
+  lastSeq: number;
   /** Events, log lines and record snapshots, written when the step ends. */
   writes: DeferredWrites;
 }
