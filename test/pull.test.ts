@@ -149,6 +149,37 @@ describe("pull-mode processors", () => {
     expect(others).toEqual([{ task_id: tasks[0]?.task_id }, { task_id: tasks[2]?.task_id }]);
   });
 
+  it("a batched report that throws keeps nothing of its own and fails the call; the others apply once each", async () => {
+    const t = await tenant();
+    await pullProcessor(t, "pl_report_throw");
+    for (let i = 0; i < 3; i++) await createTask(t, { task_type: "pl_report_throw" });
+    const leased = await lease(t, "pl_report_throw", { max_tasks: 10 });
+    const broken = leased[1]?.task.task_id;
+    await runInDurableObject(stub(t), (instance: NamespaceDO) => {
+      const attempts = (instance as unknown as { attempts: { report: (...args: unknown[]) => unknown } }).attempts;
+      const report = attempts.report.bind(attempts);
+      // The report goes all the way (completion, event, log line, snapshot, admission) and then fails.
+      attempts.report = (...args: unknown[]) => {
+        const result = report(...args);
+        if (args[0] === broken) throw new Error("report failed after its writes");
+        return result;
+      };
+    });
+    const res = await call("/v1/callbacks", { token: t.key, body: { reports: leased.map((l) => ({ token: l.callback.token, type: "complete" })) } });
+    // An item that could not be applied has no status of its own: the call fails, as a single callback would.
+    expect(res.status).toBe(500);
+    expect((await getTask(t, broken ?? "")).status).toBe("processing");
+    expect(await query(t, "SELECT event_type FROM events WHERE task_id = ? ORDER BY seq", broken ?? "")).toEqual([
+      { event_type: "task.created" }, { event_type: "task.queued" }, { event_type: "task.processing" },
+    ]);
+    const snapshot = await query<{ payload: string }>(t, "SELECT payload FROM record_outbox WHERE task_id = ?", broken ?? "");
+    for (const row of snapshot) expect((JSON.parse(row.payload) as { task: Task }).task.status).toBe("processing");
+    for (const l of [leased[0], leased[2]]) {
+      expect((await getTask(t, l?.task.task_id ?? "")).status).toBe("completed");
+      expect(await query(t, "SELECT seq FROM events WHERE task_id = ? AND event_type = 'task.completed'", l?.task.task_id ?? "")).toHaveLength(1);
+    }
+  });
+
   it("never gives one task to two leases made at the same time", async () => {
     const t = await tenant();
     await pullProcessor(t, "pl_race");
