@@ -12,7 +12,7 @@ import {
 } from "../tasks/model";
 import type { MirroredRecord } from "../db/types";
 import { iso } from "../time";
-import { DeferredWrites } from "./deferred-writes";
+import { BulkStep } from "./bulk-step";
 import { FairQueue, NO_KEY } from "./fairness";
 import type { Sql } from "./sql";
 import { queuePosition, waitingOf } from "./waiting";
@@ -52,14 +52,14 @@ export class TaskStore {
   }
 
   /**
-   * Runs `fn` (inside the caller's transaction) as one bulk step: its events, log lines and
-   * record snapshots are written at the end in a few statements (DeferredWrites), the outbox
-   * flush that each change asks for is set once, and the queue position of each task it inserts is
-   * counted from per-priority totals read once, not by a count over the backlog per task.
+   * Runs `fn` (inside the caller's transaction) as one bulk step (BulkStep): its events, log
+   * lines and record snapshots are written at the end in a few statements, the outbox flush and
+   * the task counter are written once, and the queue position of each task it inserts comes from
+   * per-priority totals read once, not from a count over the backlog per task.
    */
   bulk<T>(fn: () => T): T {
     if (this.bulkStep) return fn();
-    const step: BulkStep = { flushAt: null, createdByPriority: null, newestSeq: 0, lastSeq: 0, writes: new DeferredWrites() };
+    const step = new BulkStep(this.sql);
     this.bulkStep = step;
     let result: T;
     try {
@@ -67,9 +67,7 @@ export class TaskStore {
     } finally {
       this.bulkStep = null;
     }
-    step.writes.write(this.sql);
-    if (step.lastSeq > 0) this.sql.run("UPDATE meta SET value = CAST(? AS INTEGER) WHERE key = 'task_seq'", step.lastSeq);
-    if (step.flushAt !== null) this.setTimerIfLater(NAMESPACE_TIMER, "flush", step.flushAt);
+    step.end((dueAt) => this.setTimerIfLater(NAMESPACE_TIMER, "flush", dueAt));
     return result;
   }
 
@@ -84,32 +82,9 @@ export class TaskStore {
     }
   }
 
-  /** Created tasks by priority, exact: ready ones from the fair queue's groups, scheduled ones counted. */
-  createdByPriority(): Map<number, number> {
-    const counts = new Map<number, number>();
-    const rows = [
-      ...this.sql.all<{ priority: number; n: number }>("SELECT priority, SUM(waiting) AS n FROM fair_queue GROUP BY priority"),
-      ...this.sql.all<{ priority: number; n: number }>(
-        "SELECT priority, COUNT(*) AS n FROM tasks INDEXED BY tasks_scheduled WHERE status = 'created' AND scheduled = 1 GROUP BY priority",
-      ),
-    ];
-    for (const { priority, n } of rows) counts.set(priority, (counts.get(priority) ?? 0) + Number(n));
-    return counts;
-  }
-
-  /** The queue position of a created task: in a bulk step, the newest task's is a sum of the totals. */
-  private positionOf(row: TaskRow): number {
-    const step = this.bulkStep;
-    if (!step || row.seq !== step.newestSeq) return queuePosition(this.sql, row);
-    step.createdByPriority ??= this.createdByPriority();
-    let position = 0;
-    for (const [priority, n] of step.createdByPriority) if (priority >= row.priority) position += n;
-    return position;
-  }
-
   /** Asks for an outbox flush at `dueAt`; a bulk step asks once, at its end. */
   private askFlush(dueAt: number): void {
-    if (this.bulkStep) this.bulkStep.flushAt = Math.min(this.bulkStep.flushAt ?? dueAt, dueAt);
+    if (this.bulkStep) this.bulkStep.askFlush(dueAt);
     else this.setTimerIfLater(NAMESPACE_TIMER, "flush", dueAt);
   }
 
@@ -133,7 +108,6 @@ export class TaskStore {
              ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1
              RETURNING CAST(value AS INTEGER) AS n`,
           );
-    if (step) step.lastSeq = seq;
     const logCount = this.appendLog({ ...row, log_count: 0 }, "info", `created (${row.task_type}, priority ${row.priority})`, row.created_at);
     this.sql.run(
       `INSERT INTO tasks (task_id, seq, task_type, status, inputs, outputs, progress, error, attempt, max_attempts,
@@ -146,10 +120,7 @@ export class TaskStore {
       row.concurrency_key, row.run_at, scheduled, row.replay_of_task_id,
     );
     if (row.status === "created" && scheduled === 0) this.fair.enqueue(row.concurrency_key, row.priority);
-    if (step && row.status === "created") {
-      step.newestSeq = seq;
-      step.createdByPriority?.set(row.priority, (step.createdByPriority.get(row.priority) ?? 0) + 1);
-    }
+    step?.inserted(seq, row.priority, row.status === "created");
     const inserted: TaskRow = { ...row, seq, log_count: logCount, version: 1, progress_event_at: null, checkpoint: null, continuation: 0, scheduled };
     this.published(inserted, row.created_at, true);
     return inserted;
@@ -174,8 +145,7 @@ export class TaskStore {
       next.log_count, next.version, next.task_id,
     );
     this.fair.onTransition(row, to, at);
-    const counts = this.bulkStep?.createdByPriority;
-    if (counts && row.status === "created") counts.set(row.priority, (counts.get(row.priority) ?? 1) - 1);
+    if (row.status === "created") this.bulkStep?.leftCreated(row.priority);
     this.published(next, at, true);
     return next;
   }
@@ -237,7 +207,7 @@ export class TaskStore {
       concurrency_key: row.concurrency_key === NO_KEY ? null : row.concurrency_key,
       run_at: iso(row.run_at),
       replay_of_task_id: row.replay_of_task_id,
-      queue_position: row.status !== "created" ? null : view ? view.queue_position : this.positionOf(row),
+      queue_position: row.status !== "created" ? null : (view?.queue_position ?? this.bulkStep?.positionOfNewest(row) ?? queuePosition(this.sql, row)),
       waiting: row.status !== "created" || !live ? null : view ? view.waiting : waitingOf(this.sql, this.fair, row, this.now()),
       created_at: iso(row.created_at) ?? "",
       queued_at: iso(row.queued_at),
@@ -380,18 +350,4 @@ export class TaskStore {
     );
     return row?.due === null || row?.due === undefined ? null : Number(row.due);
   }
-}
-
-/** What a bulk step of the store (TaskStore.bulk) keeps until it ends. */
-interface BulkStep {
-  /** The earliest outbox flush a change asked for. */
-  flushAt: number | null;
-  /** Created tasks by priority, read at the first position needed and kept in step after. */
-  createdByPriority: Map<number, number> | null;
-  /** The seq of the task inserted last: the newest created task. */
-  newestSeq: number;
-  /** The last task seq taken from the counter (0 before the first insert); stored when the step ends. */
-  lastSeq: number;
-  /** Events, log lines and record snapshots, written when the step ends. */
-  writes: DeferredWrites;
 }
