@@ -27,18 +27,41 @@ async function post(baseUrl, apiKey, path, body, signal) {
   return JSON.parse(text);
 }
 
+/** The most reports one POST /v1/callbacks takes (SPEC §6). */
+const REPORTS_PER_CALL = 100;
+
 /**
  * Starts a pull worker; `stop()` ends it once the reports in hand are sent. `completed()` counts
  * the tasks the service accepted as completed, `answers()` the report results by status.
+ * `reportCalls` report calls may be out at once (a report call is mostly waiting on the network).
  */
-export function startPullWorker({ baseUrl = "http://127.0.0.1:8787", apiKey, taskType, concurrency = 10, workMs = 0, waitSeconds = 20, quiet = false }) {
+export function startPullWorker({ baseUrl = "http://127.0.0.1:8787", apiKey, taskType, concurrency = 10, workMs = 0, waitSeconds = 20, reportCalls = 2, quiet = false }) {
   const stopper = new AbortController();
-  const pending = [];
+  let pending = [];
+  /** Tokens with a report call out: their later reports wait for its answer. */
+  const tokensOut = new Set();
   const answers = {};
   let active = 0;
   let completed = 0;
-  let wakeFlusher = () => {};
+  const flusherWakes = new Set();
+  const wakeFlusher = () => {
+    for (const wake of flusherWakes) wake();
+    flusherWakes.clear();
+  };
   let wakeLeaser = () => {};
+
+  /** Up to REPORTS_PER_CALL pending reports whose attempt has no report call out, oldest first. */
+  const takeReports = () => {
+    const taken = [];
+    const left = [];
+    for (const report of pending) {
+      if (taken.length < REPORTS_PER_CALL && !tokensOut.has(report.token)) taken.push(report);
+      else left.push(report);
+    }
+    pending = left;
+    for (const report of taken) tokensOut.add(report.token);
+    return taken;
+  };
 
   const work = async (lease) => {
     const { token } = lease.callback;
@@ -77,17 +100,17 @@ export function startPullWorker({ baseUrl = "http://127.0.0.1:8787", apiKey, tas
     }
   })();
 
-  const flusher = (async () => {
+  const flusher = async () => {
     for (;;) {
-      if (pending.length === 0) {
-        if (stopper.signal.aborted && active === 0) return;
+      const reports = takeReports();
+      if (reports.length === 0) {
+        if (stopper.signal.aborted && active === 0 && pending.length === 0 && tokensOut.size === 0) return;
         await new Promise((r) => {
-          wakeFlusher = r;
-          if (stopper.signal.aborted) r();
+          flusherWakes.add(r);
+          if (stopper.signal.aborted && tokensOut.size === 0) r();
         });
         continue;
       }
-      const reports = pending.splice(0, 100);
       try {
         const { results } = await post(baseUrl, apiKey, "/v1/callbacks", { reports });
         results.forEach((result, i) => {
@@ -99,9 +122,14 @@ export function startPullWorker({ baseUrl = "http://127.0.0.1:8787", apiKey, tas
       } catch (err) {
         if (!quiet) console.error(`reports failed: ${err.message}`);
         await new Promise((r) => setTimeout(r, 1000));
+      } finally {
+        for (const report of reports) tokensOut.delete(report.token);
+        // Reports held behind this call may go now.
+        wakeFlusher();
       }
     }
-  })();
+  };
+  const flushers = Promise.all(Array.from({ length: Math.max(1, reportCalls) }, flusher));
 
   return {
     completed: () => completed,
@@ -111,7 +139,7 @@ export function startPullWorker({ baseUrl = "http://127.0.0.1:8787", apiKey, tas
       wakeLeaser();
       wakeFlusher();
       await leaser;
-      await flusher;
+      await flushers;
     },
   };
 }

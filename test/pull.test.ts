@@ -107,6 +107,79 @@ describe("pull-mode processors", () => {
     expect((await lease(t, "pl_order", { max_tasks: 10 })).map((l) => l.task.task_id)).toEqual([urgent.task_id, first.task_id, second.task_id]);
   });
 
+  it("admits a pulled task without a send timer: no alarm round for a task that never goes to the queue", async () => {
+    const t = await tenant({ max_concurrent_tasks: 2 });
+    await pullProcessor(t, "pl_timer");
+    const created = await call<{ tasks: Task[] }>("/v1/tasks/batch", { token: t.key, body: { tasks: [{ task_type: "pl_timer" }, { task_type: "pl_timer" }, { task_type: "pl_timer" }] } });
+    expect(created.body.tasks.map((task) => task.status)).toEqual(["queued", "queued", "created"]);
+    expect(await query(t, "SELECT task_id FROM timers WHERE kind = 'send'")).toEqual([]);
+    const [first] = await lease(t, "pl_timer", { max_tasks: 1 });
+    await reportBatch(t, [{ token: first?.callback.token, type: "complete" }]);
+    // The freed slot admits the third task, leasable at once and again without a send timer.
+    expect((await getTask(t, created.body.tasks[2]?.task_id ?? "")).status).toBe("queued");
+    expect(await query(t, "SELECT task_id FROM timers WHERE kind = 'send'")).toEqual([]);
+    expect((await lease(t, "pl_timer", { max_tasks: 10 })).map((l) => l.task.task_id).sort()).toEqual(
+      [created.body.tasks[1]?.task_id, created.body.tasks[2]?.task_id].sort(),
+    );
+  });
+
+  it("leaves out a task whose claim throws, with nothing of that claim kept, and leases the others", async () => {
+    const t = await tenant();
+    await pullProcessor(t, "pl_throw");
+    const tasks = [await createTask(t, { task_type: "pl_throw" }), await createTask(t, { task_type: "pl_throw" }), await createTask(t, { task_type: "pl_throw" })];
+    const broken = tasks[1]?.task_id;
+    await runInDurableObject(stub(t), (instance: NamespaceDO) => {
+      const attempts = (instance as unknown as { attempts: { claim: (...args: unknown[]) => { claimed: boolean } } }).attempts;
+      const claim = attempts.claim.bind(attempts);
+      // The claim goes all the way (transition, event, log line, snapshot) and then fails.
+      attempts.claim = (...args: unknown[]) => {
+        const result = claim(...args);
+        if ((args[0] as { task_id: string }).task_id === broken) throw new Error("claim failed after its writes");
+        return result;
+      };
+    });
+    const leased = await lease(t, "pl_throw", { max_tasks: 10 });
+    expect(leased.map((l) => l.task.task_id)).toEqual([tasks[0]?.task_id, tasks[2]?.task_id]);
+    expect((await getTask(t, broken ?? "")).status).toBe("queued");
+    expect(await query(t, "SELECT event_type FROM events WHERE task_id = ? ORDER BY seq", broken ?? "")).toEqual([{ event_type: "task.created" }, { event_type: "task.queued" }]);
+    const snapshot = await query<{ payload: string }>(t, "SELECT payload FROM record_outbox WHERE task_id = ?", broken ?? "");
+    for (const row of snapshot) expect((JSON.parse(row.payload) as { task: Task }).task.status).toBe("queued");
+    expect(await query(t, "SELECT payload FROM outbox WHERE task_id = ? AND payload LIKE '%leased%'", broken ?? "")).toEqual([]);
+    const others = await query(t, "SELECT task_id FROM events WHERE event_type = 'task.processing' ORDER BY seq");
+    expect(others).toEqual([{ task_id: tasks[0]?.task_id }, { task_id: tasks[2]?.task_id }]);
+  });
+
+  it("a batched report that throws keeps nothing of its own and fails the call; the others apply once each", async () => {
+    const t = await tenant();
+    await pullProcessor(t, "pl_report_throw");
+    for (let i = 0; i < 3; i++) await createTask(t, { task_type: "pl_report_throw" });
+    const leased = await lease(t, "pl_report_throw", { max_tasks: 10 });
+    const broken = leased[1]?.task.task_id;
+    await runInDurableObject(stub(t), (instance: NamespaceDO) => {
+      const attempts = (instance as unknown as { attempts: { report: (...args: unknown[]) => unknown } }).attempts;
+      const report = attempts.report.bind(attempts);
+      // The report goes all the way (completion, event, log line, snapshot, admission) and then fails.
+      attempts.report = (...args: unknown[]) => {
+        const result = report(...args);
+        if (args[0] === broken) throw new Error("report failed after its writes");
+        return result;
+      };
+    });
+    const res = await call("/v1/callbacks", { token: t.key, body: { reports: leased.map((l) => ({ token: l.callback.token, type: "complete" })) } });
+    // An item that could not be applied has no status of its own: the call fails, as a single callback would.
+    expect(res.status).toBe(500);
+    expect((await getTask(t, broken ?? "")).status).toBe("processing");
+    expect(await query(t, "SELECT event_type FROM events WHERE task_id = ? ORDER BY seq", broken ?? "")).toEqual([
+      { event_type: "task.created" }, { event_type: "task.queued" }, { event_type: "task.processing" },
+    ]);
+    const snapshot = await query<{ payload: string }>(t, "SELECT payload FROM record_outbox WHERE task_id = ?", broken ?? "");
+    for (const row of snapshot) expect((JSON.parse(row.payload) as { task: Task }).task.status).toBe("processing");
+    for (const l of [leased[0], leased[2]]) {
+      expect((await getTask(t, l?.task.task_id ?? "")).status).toBe("completed");
+      expect(await query(t, "SELECT seq FROM events WHERE task_id = ? AND event_type = 'task.completed'", l?.task.task_id ?? "")).toHaveLength(1);
+    }
+  });
+
   it("never gives one task to two leases made at the same time", async () => {
     const t = await tenant();
     await pullProcessor(t, "pl_race");

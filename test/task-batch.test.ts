@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import type { Task } from "../src/tasks/model";
 import { env } from "cloudflare:workers";
 import { namespaceStub } from "../src/namespace/stub";
-import { call, getTask, tenant, type Tenant } from "./helpers";
+import { call, createTask, getTask, tenant, type Tenant } from "./helpers";
+import { query, taskEvents } from "./inspect";
 
 /** A pulled type: its tasks stay queued until a worker leases them, so nothing runs under the test. */
 async function pulled(t: Tenant, taskType: string) {
@@ -114,5 +115,41 @@ describe("POST /v1/tasks/batch", () => {
     expect(await stats(t)).toMatchObject({ queued: 3 });
     const refused = await namespace.createTaskBatch(items.slice(0, 1), "http://edge.test", { key: "lost-answer", requestHash: "h2" });
     expect(refused.ok ? null : refused.error.type).toBe("validation_error");
+  });
+
+  it("answers each created task with the queue position and waiting a read gives, and stores each one's position at its creation", async () => {
+    const t = await tenant({ max_concurrent_tasks: 2, max_concurrent_per_key: 1 });
+    await pulled(t, "bt_view");
+    const item = (priority: number, key?: string, extra: Record<string, unknown> = {}) => ({ task_type: "bt_view", priority, ...(key ? { concurrency_key: key } : {}), ...extra });
+    const view = (task: Task) => ({ status: task.status, queue_position: task.queue_position, reason: task.waiting?.reason, position: task.waiting?.position });
+    const first = await batch(t, [item(5, "a"), item(5, "a"), item(9, "b"), item(5), item(3, "b")]);
+    expect(first.status, JSON.stringify(first.body)).toBe(201);
+    for (const task of first.body.tasks) expect(view(task), task.task_id).toEqual(view(await getTask(t, task.task_id)));
+    const second = await batch(t, [item(5, "a"), item(9), item(5, "c"), item(3), item(5, "a", { delay_seconds: 600 }), item(9, "b"), item(5), item(1, "c")]);
+    expect(second.status, JSON.stringify(second.body)).toBe(201);
+    for (const task of second.body.tasks) expect(view(task), task.task_id).toEqual(view(await getTask(t, task.task_id)));
+    expect(second.body.tasks.filter((task) => task.status === "created").length).toBe(8);
+    // At its creation a task is the newest: its place is behind every created task of its priority or higher.
+    const waitingBefore = first.body.tasks.filter((task) => task.status === "created");
+    for (const [index, task] of second.body.tasks.entries()) {
+      const created = (await taskEvents(t, task.task_id)).find((e) => e.event_type === "task.created");
+      const body = JSON.parse(String(created?.data)) as { data: { task: Task } };
+      const ahead = [...waitingBefore, ...second.body.tasks.slice(0, index)].filter((other) => other.priority >= task.priority).length;
+      expect(body.data.task.queue_position, `item ${index}`).toBe(ahead + 1);
+    }
+  });
+
+  it("numbers a batch's tasks on from the namespace's counter, and the next task after them", async () => {
+    const t = await tenant();
+    await pulled(t, "bt_seq");
+    const before = await createTask(t, { task_type: "bt_seq" });
+    const created = await batch(t, Array.from({ length: 5 }, () => ({ task_type: "bt_seq" })));
+    const after = await createTask(t, { task_type: "bt_seq" });
+    const ids = [before.task_id, ...created.body.tasks.map((task) => task.task_id), after.task_id];
+    const rows = await query<{ task_id: string; seq: number }>(t, "SELECT task_id, seq FROM tasks ORDER BY seq");
+    expect(rows.map((r) => r.task_id)).toEqual(ids);
+    const first = rows[0]?.seq ?? 0;
+    expect(rows.map((r) => r.seq)).toEqual(ids.map((_, i) => first + i));
+    expect(await query(t, "SELECT CAST(value AS INTEGER) AS n FROM meta WHERE key = 'task_seq'")).toEqual([{ n: first + 6 }]);
   });
 });

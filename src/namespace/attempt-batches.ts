@@ -119,7 +119,7 @@ export class AttemptBatches extends NamespacePart {
     for (const { task_id: taskId, tokenHash, report } of items) {
       const now = this.clock.now();
       try {
-        results.push(this.ctx.storage.transactionSync(() => this.attempts.report(taskId, tokenHash, report, now)));
+        results.push(this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.report(taskId, tokenHash, report, now))));
       } catch (err) {
         console.error(`report of ${taskId} failed`, err);
         results.push(fail("internal_error", "the report could not be applied", { retryable: true }));

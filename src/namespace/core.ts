@@ -103,7 +103,7 @@ export class NamespaceCore {
    * Admits ready tasks while slots are free: highest priority first, round-robin across the
    * concurrency keys of a priority (store.fair), oldest first within a key; a key at
    * max_concurrent_per_key waits. Each one becomes `queued` with a send timer due now, so the
-   * alarm puts it on the queue.
+   * alarm puts it on the queue; a pulled type's has none (pull workers lease it).
    */
   admit(now: number): void {
     const free = this.settings.max_concurrent_tasks - this.store.activeCount();
@@ -111,7 +111,8 @@ export class NamespaceCore {
       const row = this.store.fair.nextReady();
       if (!row) return;
       this.store.transition(row, "queued", { queued_at: row.queued_at ?? now }, now);
-      this.store.setTimer(row.task_id, "send", now);
+      // A pulled task never goes to the queue: it waits, leasable at once, for a worker.
+      if (this.processors.processorRow(row.task_type)?.mode !== "pull") this.store.setTimer(row.task_id, "send", now);
     }
   }
 

@@ -107,6 +107,8 @@ export class FairQueue {
   /** A ready task joins its group; a new group goes to the back of the round. */
   enqueue(key: string, priority: number): void {
     this.changes++;
+    // Most tasks join a group that already waits: one write, no turn or block to work out.
+    if (this.sql.run("UPDATE fair_queue SET waiting = waiting + 1 WHERE key = ? AND priority = ?", key, priority) > 0) return;
     this.sql.run(
       `INSERT INTO fair_queue (key, priority, waiting, turn, blocked) VALUES (?, ?, 1, ?, ?)
        ON CONFLICT (key, priority) DO UPDATE SET waiting = waiting + 1`,
@@ -134,12 +136,14 @@ export class FairQueue {
   /** A task of `key` took a slot (+1) or gave one back (−1); the key blocks at its limit. */
   slots(key: string, delta: 1 | -1): void {
     this.changes++;
-    this.sql.run("INSERT INTO fair_keys (key, active) VALUES (?, 0) ON CONFLICT (key) DO NOTHING", key);
     const active = this.sql.one<{ active: number }>(
-      "UPDATE fair_keys SET active = MAX(active + ?, 0) WHERE key = ? RETURNING active",
-      delta, key,
+      `INSERT INTO fair_keys (key, active) VALUES (?, MAX(?, 0))
+       ON CONFLICT (key) DO UPDATE SET active = MAX(fair_keys.active + ?, 0) RETURNING active`,
+      key, delta, delta,
     )?.active ?? 0;
     if (active === 0) this.sql.run("DELETE FROM fair_keys WHERE key = ?", key);
+    // Keyless tasks and keys without a per-key limit never block: their groups stay unblocked.
+    if (key === NO_KEY || this.perKeyLimit() === null) return;
     const blocked = this.blockedAt(key, active) ? 1 : 0;
     this.sql.run("UPDATE fair_queue SET blocked = ? WHERE key = ? AND blocked != ?", blocked, key, blocked);
   }
@@ -176,6 +180,7 @@ export class FairQueue {
   }
 
   private isBlocked(key: string): boolean {
+    if (key === NO_KEY || this.perKeyLimit() === null) return false;
     return this.blockedAt(key, this.activeOf(key));
   }
 

@@ -7,6 +7,7 @@ import { type Attempts, sha256 } from "./attempts";
 import { type BatchReportResult, type Lease, MAX_LEASE_TASKS, MAX_LEASE_WAIT_SECONDS, type ProcessorConfig, type ProcessorMode, type Report } from "./contract";
 import type { NamespaceCore } from "./core";
 import { NamespacePart } from "./part";
+import { batchTasks } from "./batch-view";
 import { attemptOfToken, leasable, queuedWithoutSend } from "./pull";
 import type { StreamGate } from "./stream-gate";
 import type { TaskOps } from "./tasks";
@@ -57,13 +58,21 @@ export class PullMode extends NamespacePart {
     }
     // A character no header value may carry keeps these keys apart from single creates' keys.
     const specs = inputs.map((input, index) => ({ key: `${marker}\n${index}`, input }));
-    // No await until createTasks has written: the marker commits with the tasks.
-    this.sql.run("INSERT OR REPLACE INTO idempotency (key, request_hash, task_id, created_at) VALUES (?, ?, '', ?)", marker, batch.requestHash, this.clock.now());
-    const created = await this.tasks.createTasks(specs, origin);
+    // The marker commits with the tasks, and the answer is read in the same step.
+    const created = this.tasks.createKeyed(specs, origin, [], (ids, made) => {
+      this.sql.run("INSERT OR REPLACE INTO idempotency (key, request_hash, task_id, created_at) VALUES (?, ?, '', ?)", marker, batch.requestHash, this.clock.now());
+      return { ids, tasks: batchTasks(this.sql, this.store, ids, made, this.clock.now()) };
+    });
     if (!created.ok) return created;
+    await this.armAlarm();
     const tasks: Task[] = [];
-    for (const taskId of created.value) {
-      const found = await this.findTask(taskId);
+    for (const [index, task] of created.value.tasks.entries()) {
+      if (task) {
+        tasks.push(task);
+        continue;
+      }
+      // A repeated batch whose task has finished since: its record is in D1.
+      const found = await this.findTask(created.value.ids[index] ?? "");
       if (!found.ok) return fail("internal_error", "a task of the batch vanished after insert");
       tasks.push(found.value);
     }
@@ -83,18 +92,16 @@ export class PullMode extends NamespacePart {
     const deadline = this.clock.now() + Math.min(Math.max(0, waitMs), MAX_LEASE_WAIT_SECONDS * 1000);
     let waited = false;
     for (;;) {
-      const leases: Lease[] = [];
-      for (const candidate of leasable(this.sql, taskType, this.clock.now(), Math.min(maxTasks, MAX_LEASE_TASKS))) {
-        const claim = await this.claimPulled(candidate);
-        if (!claim.claimed) continue;
-        leases.push({
+      const leases = this.claimLeasable(taskType, Math.min(maxTasks, MAX_LEASE_TASKS)).map(
+        (claim): Lease => ({
           task: claim.task,
           attempt: claim.task.attempt,
           lease_expires_at: claim.lease_expires_at,
           timeout_at: claim.timeout_at,
           callback: { url: `${base}/v1/tasks/${claim.task.task_id}/callback`, token: claim.token },
-        });
-      }
+        }),
+      );
+      if (leases.length > 0) await this.armAlarm();
       const left = deadline - this.clock.now();
       if (leases.length > 0 || left <= 0) return ok(leases);
       if (!waited) {
@@ -106,13 +113,25 @@ export class PullMode extends NamespacePart {
     }
   }
 
-  /** Claims one leasable task for a pull worker, as the queue consumer's claim would. */
-  private async claimPulled(candidate: { task_id: string; attempt: number }) {
+  /**
+   * Claims up to `limit` leasable tasks of a type for a pull worker, each as the queue
+   * consumer's claim would and in its own transaction, all in one synchronous step: a claim
+   * that throws is left out and changes nothing. The caller arms the alarm once after.
+   */
+  private claimLeasable(taskType: string, limit: number) {
     const now = this.clock.now();
-    const token = `${this.namespaceId}.${base64url(randomBytes(32))}`;
-    const claim = this.ctx.storage.transactionSync(() => this.attempts.claim(candidate, token, now, true));
-    await this.armAlarm();
-    return claim;
+    return this.store.bulk(() =>
+      leasable(this.sql, taskType, now, limit).flatMap((candidate) => {
+        const token = `${this.namespaceId}.${base64url(randomBytes(32))}`;
+        try {
+          const claim = this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.claim(candidate, token, now, true)));
+          return claim.claimed ? [claim] : [];
+        } catch (err) {
+          console.error(`lease of ${candidate.task_id} failed`, err);
+          return [];
+        }
+      }),
+    );
   }
 
   /**
@@ -125,7 +144,10 @@ export class PullMode extends NamespacePart {
       const attempt = attemptOfToken(this.sql, tokenHash);
       return attempt ? { task_id: attempt.task_id, tokenHash, report } : null;
     });
-    const outcomes = await this.batches.applyReports(known.filter((item) => item !== null));
+    // One bulk step: the reports' events, log lines and snapshots go out in a few statements.
+    // applyReports arms the alarm before the step has written its flush timer: armed again after.
+    const outcomes = await this.store.bulk(() => this.batches.applyReports(known.filter((item) => item !== null)));
+    await this.armAlarm();
     let next = 0;
     return known.map((item): BatchReportResult => {
       if (!item) return { task_id: null, status: 401, error: { type: "unauthorized", message: "invalid callback token" } };

@@ -8,9 +8,11 @@ import {
   type Task,
   type TaskError,
   type TaskStatus,
+  type Waiting,
 } from "../tasks/model";
 import type { MirroredRecord } from "../db/types";
 import { iso } from "../time";
+import { BulkStep } from "./bulk-step";
 import { FairQueue, NO_KEY } from "./fairness";
 import type { Sql } from "./sql";
 import { queuePosition, waitingOf } from "./waiting";
@@ -33,6 +35,8 @@ const FLUSH_DELAY_MS = 500;
 export class TaskStore {
   /** Fair admission (SPEC §5): the groups of ready tasks by key and priority, each key's slots. */
   readonly fair: FairQueue;
+  /** Set while a bulk step runs (see bulk()). */
+  private bulkStep: BulkStep | null = null;
 
   constructor(
     private readonly sql: Sql,
@@ -47,6 +51,43 @@ export class TaskStore {
     this.fair = new FairQueue(sql, perKeyLimit);
   }
 
+  /**
+   * Runs `fn` (inside the caller's transaction) as one bulk step (BulkStep): its events, log
+   * lines and record snapshots are written at the end in a few statements, the outbox flush and
+   * the task counter are written once, and the queue position of each task it inserts comes from
+   * per-priority totals read once, not from a count over the backlog per task.
+   */
+  bulk<T>(fn: () => T): T {
+    if (this.bulkStep) return fn();
+    const step = new BulkStep(this.sql);
+    this.bulkStep = step;
+    let result: T;
+    try {
+      result = fn();
+    } finally {
+      this.bulkStep = null;
+    }
+    step.end((dueAt) => this.setTimerIfLater(NAMESPACE_TIMER, "flush", dueAt));
+    return result;
+  }
+
+  /** Runs one item of a bulk step (in its own transaction): if it throws, its deferred rows go with it. */
+  bulkItem<T>(fn: () => T): T {
+    const mark = this.bulkStep?.writes.mark();
+    try {
+      return fn();
+    } catch (err) {
+      if (mark) this.bulkStep?.writes.rollback(mark);
+      throw err;
+    }
+  }
+
+  /** Asks for an outbox flush at `dueAt`; a bulk step asks once, at its end. */
+  private askFlush(dueAt: number): void {
+    if (this.bulkStep) this.bulkStep.askFlush(dueAt);
+    else this.setTimerIfLater(NAMESPACE_TIMER, "flush", dueAt);
+  }
+
   get(taskId: string): TaskRow | null {
     return this.sql.one<TaskRow>("SELECT * FROM tasks WHERE task_id = ?", taskId);
   }
@@ -57,11 +98,16 @@ export class TaskStore {
     const scheduled = row.status === "created" && row.run_at !== null && row.run_at > row.created_at ? 1 : 0;
     // A counter that only goes up: finished tasks leave this table, so MAX(seq) would reuse
     // numbers that records in D1 already carry, and lists order and page by seq.
-    const seq = this.sql.count(
-      `INSERT INTO meta (key, value) VALUES ('task_seq', (SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks))
-       ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1
-       RETURNING CAST(value AS INTEGER) AS n`,
-    );
+    const step = this.bulkStep;
+    // A bulk step takes the counter once and stores where it got to when it ends.
+    const seq =
+      step && step.lastSeq > 0
+        ? ++step.lastSeq
+        : this.sql.count(
+            `INSERT INTO meta (key, value) VALUES ('task_seq', (SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks))
+             ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1
+             RETURNING CAST(value AS INTEGER) AS n`,
+          );
     const logCount = this.appendLog({ ...row, log_count: 0 }, "info", `created (${row.task_type}, priority ${row.priority})`, row.created_at);
     this.sql.run(
       `INSERT INTO tasks (task_id, seq, task_type, status, inputs, outputs, progress, error, attempt, max_attempts,
@@ -74,6 +120,7 @@ export class TaskStore {
       row.concurrency_key, row.run_at, scheduled, row.replay_of_task_id,
     );
     if (row.status === "created" && scheduled === 0) this.fair.enqueue(row.concurrency_key, row.priority);
+    step?.inserted(seq, row.priority, row.status === "created");
     const inserted: TaskRow = { ...row, seq, log_count: logCount, version: 1, progress_event_at: null, checkpoint: null, continuation: 0, scheduled };
     this.published(inserted, row.created_at, true);
     return inserted;
@@ -98,6 +145,7 @@ export class TaskStore {
       next.log_count, next.version, next.task_id,
     );
     this.fair.onTransition(row, to, at);
+    if (row.status === "created") this.bulkStep?.leftCreated(row.priority);
     this.published(next, at, true);
     return next;
   }
@@ -129,16 +177,20 @@ export class TaskStore {
     const task = this.toTask(row, false);
     if (transition) this.emit(task, at);
     const record: MirroredRecord = { seq: row.seq, expires_at: row.completed_at === null ? null : row.completed_at + this.recordRetentionMs, task };
-    this.sql.run(
+    if (this.bulkStep) this.bulkStep.writes.record(row.task_id, row.version, JSON.stringify(record));
+    else this.sql.run(
       `INSERT INTO record_outbox (task_id, version, payload) VALUES (?, ?, ?)
        ON CONFLICT (task_id) DO UPDATE SET version = excluded.version, payload = excluded.payload`,
       row.task_id, row.version, JSON.stringify(record),
     );
-    this.setTimerIfLater(NAMESPACE_TIMER, "flush", at + FLUSH_DELAY_MS);
+    this.askFlush(at + FLUSH_DELAY_MS);
   }
 
-  /** The client-facing task. */
-  toTask(row: TaskRow, live = true): Task {
+  /**
+   * The client-facing task. `view` gives a created task's queue position and waiting when the
+   * caller counted them for many tasks at once (a batch's answer).
+   */
+  toTask(row: TaskRow, live = true, view?: { queue_position: number; waiting: Waiting | null }): Task {
     return {
       task_id: row.task_id,
       namespace_id: this.namespaceId(),
@@ -155,8 +207,8 @@ export class TaskStore {
       concurrency_key: row.concurrency_key === NO_KEY ? null : row.concurrency_key,
       run_at: iso(row.run_at),
       replay_of_task_id: row.replay_of_task_id,
-      queue_position: row.status === "created" ? queuePosition(this.sql, row) : null,
-      waiting: row.status === "created" && live ? waitingOf(this.sql, this.fair, row, this.now()) : null,
+      queue_position: row.status !== "created" ? null : (view?.queue_position ?? this.bulkStep?.positionOfNewest(row) ?? queuePosition(this.sql, row)),
+      waiting: row.status !== "created" || !live ? null : view ? view.waiting : waitingOf(this.sql, this.fair, row, this.now()),
       created_at: iso(row.created_at) ?? "",
       queued_at: iso(row.queued_at),
       started_at: iso(row.started_at),
@@ -198,12 +250,10 @@ export class TaskStore {
         ? { level: "warn" as LogLevel, message: `log limit of ${LIMITS.logLinesPerTask} lines reached; further lines are dropped` }
         : { level, message: truncateUtf8(message, LIMITS.logLineBytes) };
     const seq = count + 1;
-    this.sql.run(
-      "INSERT INTO outbox (kind, task_id, payload) VALUES ('log', ?, ?)",
-      row.task_id,
-      JSON.stringify({ seq, attempt: row.attempt, level: line.level, message: line.message, at }),
-    );
-    this.setTimerIfLater(NAMESPACE_TIMER, "flush", at + FLUSH_DELAY_MS);
+    const payload = JSON.stringify({ seq, attempt: row.attempt, level: line.level, message: line.message, at });
+    if (this.bulkStep) this.bulkStep.writes.log(row.task_id, payload);
+    else this.sql.run("INSERT INTO outbox (kind, task_id, payload) VALUES ('log', ?, ?)", row.task_id, payload);
+    this.askFlush(at + FLUSH_DELAY_MS);
     return seq;
   }
 
@@ -226,11 +276,9 @@ export class TaskStore {
   /** Stores an event without fanning it out (a `webhook.test` goes to one endpoint only). */
   storeEventOnly(type: string, taskId: string | null, data: Record<string, unknown>, at: number): string {
     const eventId = newId("evt");
-    const body = { id: eventId, type, created_at: iso(at), namespace_id: this.namespaceId(), data };
-    this.sql.run(
-      "INSERT INTO events (event_id, event_type, task_id, created_at, data) VALUES (?, ?, ?, ?, ?)",
-      eventId, type, taskId, at, JSON.stringify(body),
-    );
+    const body = JSON.stringify({ id: eventId, type, created_at: iso(at), namespace_id: this.namespaceId(), data });
+    if (this.bulkStep) this.bulkStep.writes.event(eventId, type, taskId, at, body);
+    else this.sql.run("INSERT INTO events (event_id, event_type, task_id, created_at, data) VALUES (?, ?, ?, ?, ?)", eventId, type, taskId, at, body);
     return eventId;
   }
 
@@ -268,7 +316,7 @@ export class TaskStore {
 
   /** Asks for an outbox flush soon, batching whatever else changes meanwhile. */
   scheduleFlush(at: number): void {
-    this.setTimerIfLater(NAMESPACE_TIMER, "flush", at + FLUSH_DELAY_MS);
+    this.askFlush(at + FLUSH_DELAY_MS);
   }
 
   /** Sets a timer unless one of that kind is already due no later than `dueAt`. */

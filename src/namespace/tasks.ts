@@ -156,30 +156,63 @@ export class TaskOps extends NamespacePart {
     origin: string,
     events: { type: string; data: Record<string, unknown> }[] = [],
   ): Promise<Result<string[]>> {
+    const created = this.createKeyed(specs, origin, events, (ids) => ids);
+    await this.armAlarm();
+    return created;
+  }
+
+  /**
+   * The synchronous heart of createTasks: the checks, then one transaction that stores the new
+   * tasks, their keys and `events`, admits, and runs `within` with the ids in the order given
+   * (a batch writes its marker and reads its answer there), and the ids this call made. The
+   * caller arms the alarm after.
+   */
+  createKeyed<T>(
+    specs: { key: string; input: CreateTaskInput }[],
+    origin: string,
+    events: { type: string; data: Record<string, unknown> }[],
+    within: (ids: string[], made: ReadonlySet<string>) => T,
+  ): Result<T> {
     for (const { input } of specs) {
       if (!hasBuiltinHandler(input.task_type) && !this.processorRow(input.task_type)) {
         return fail("validation_error", `no handler or processor for task_type "${input.task_type}"`);
       }
     }
-    const fresh = specs.filter(({ key }) => this.sql.one("SELECT 1 AS seen FROM idempotency WHERE key = ?", key) === null).length;
+    // One lookup for every key; nothing runs between it and the transaction, so it still holds there.
+    const seen = new Map(
+      this.sql
+        .all<{ key: string; task_id: string }>("SELECT key, task_id FROM idempotency WHERE key IN (SELECT value FROM json_each(?))", JSON.stringify(specs.map((s) => s.key)))
+        .map((r) => [r.key, r.task_id]),
+    );
+    const fresh = specs.filter(({ key }) => !seen.has(key)).length;
     if (fresh > 0 && !this.unfinished.fits(fresh, this.settings.max_unfinished_tasks)) {
       return quotaExceeded("max_unfinished_tasks", this.settings.max_unfinished_tasks, "unfinished tasks");
     }
     const now = this.clock.now();
-    const ids = this.ctx.storage.transactionSync(() => {
-      const made = specs.map(({ key, input }) => {
-        const seen = this.sql.one<{ task_id: string }>("SELECT task_id FROM idempotency WHERE key = ?", key);
-        if (seen) return seen.task_id;
-        const taskId = this.insertTask(input, origin, now);
-        this.sql.run("INSERT INTO idempotency (key, request_hash, task_id, created_at) VALUES (?, '', ?, ?)", key, taskId, now);
-        return taskId;
-      });
-      for (const event of events) this.store.storeEvent(event.type, null, event.data, now);
-      this.admit(now);
-      return made;
-    });
-    await this.armAlarm();
-    return ok(ids);
+    return ok(
+      this.ctx.storage.transactionSync(() =>
+        this.store.bulk(() => {
+          const made: [string, string][] = [];
+          const ids = specs.map(({ key, input }) => {
+            const known = seen.get(key);
+            if (known !== undefined) return known;
+            const taskId = this.insertTask(input, origin, now);
+            seen.set(key, taskId);
+            made.push([key, taskId]);
+            return taskId;
+          });
+          if (made.length > 0) {
+            this.sql.run(
+              "INSERT INTO idempotency (key, request_hash, task_id, created_at) SELECT json_extract(value, '$[0]'), '', json_extract(value, '$[1]'), ? FROM json_each(?)",
+              now, JSON.stringify(made),
+            );
+          }
+          for (const event of events) this.store.storeEvent(event.type, null, event.data, now);
+          this.admit(now);
+          return within(ids, new Set(made.map(([, taskId]) => taskId)));
+        }),
+      ),
+    );
   }
 
   /** The tasks made under keys starting with `prefix` (the data plane's sweep asks this). */

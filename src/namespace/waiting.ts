@@ -26,7 +26,7 @@ export interface WaitingRow {
  * its share of the slots); null while there is no rate yet. `rate_limited` is never produced:
  * admission itself is not rate limited (the request bucket refuses creates instead).
  */
-export function waitingOf(sql: Sql, fair: FairQueue, row: WaitingRow, now: number): Waiting {
+export function waitingOf(sql: Sql, fair: FairQueue, row: WaitingRow, now: number, known?: KnownCounts): Waiting {
   const rate = fair.rate(now);
   if (row.scheduled === 1 && row.run_at !== null) {
     const position =
@@ -37,20 +37,23 @@ export function waitingOf(sql: Sql, fair: FairQueue, row: WaitingRow, now: numbe
       ) + 1;
     return { reason: "scheduled", position, eta_seconds: Math.max(0, Math.ceil((row.run_at - now) / 1000)) };
   }
-  const rankInGroup = sql.count(
-    "SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_fair WHERE status = 'created' AND scheduled = 0 AND concurrency_key = ? AND priority = ? AND seq < ?",
-    row.concurrency_key, row.priority, row.seq,
-  );
+  const rankInGroup =
+    known?.rankInGroup ??
+    sql.count(
+      "SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_fair WHERE status = 'created' AND scheduled = 0 AND concurrency_key = ? AND priority = ? AND seq < ?",
+      row.concurrency_key, row.priority, row.seq,
+    );
   const limit = fair.limit();
   const groups = fair.groups();
-  const activeTotal = sql.count("SELECT COUNT(*) AS n FROM tasks WHERE status IN ('queued', 'processing')");
+  const activeTotal = known?.activeTotal ?? sql.count("SELECT COUNT(*) AS n FROM tasks WHERE status IN ('queued', 'processing')");
   if (row.concurrency_key !== NO_KEY && limit !== null) {
-    const ahead =
-      rankInGroup +
-      sql.count(
-        "SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_fair WHERE status = 'created' AND scheduled = 0 AND concurrency_key = ? AND priority > ?",
-        row.concurrency_key, row.priority,
-      );
+    const higher = known
+      ? groups.reduce((n, g) => (g.key === row.concurrency_key && g.priority > row.priority ? n + g.waiting : n), 0)
+      : sql.count(
+          "SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_fair WHERE status = 'created' AND scheduled = 0 AND concurrency_key = ? AND priority > ?",
+          row.concurrency_key, row.priority,
+        );
+    const ahead = rankInGroup + higher;
     const active = fair.activeOf(row.concurrency_key);
     const room = Math.max(limit - active, 0);
     if (ahead >= room) {
@@ -62,6 +65,17 @@ export function waitingOf(sql: Sql, fair: FairQueue, row: WaitingRow, now: numbe
   }
   const position = roundRobinPosition(groups, row, rankInGroup + 1, limit);
   return { reason: "concurrency_limit", position, eta_seconds: eta(position, rate) };
+}
+
+/**
+ * Counts a caller worked out for many tasks at once (a batch's answer, from the fair queue's
+ * group totals) instead of counting the backlog for each: the ready tasks of the row's group
+ * older than it, and the tasks holding slots. With them, a key's tasks at higher priorities
+ * are read from the same group totals.
+ */
+export interface KnownCounts {
+  rankInGroup: number;
+  activeTotal: number;
 }
 
 /** 1-based place in the backlog: higher priority first, then older first (SPEC's queue_position). */

@@ -1,0 +1,70 @@
+import { DeferredWrites } from "./deferred-writes";
+import type { Sql } from "./sql";
+
+/**
+ * What one bulk step of the task store (TaskStore.bulk) keeps until it ends: the rows it
+ * writes at the end (DeferredWrites), the earliest outbox flush asked for, the task counter
+ * taken once, and created tasks by priority for the queue position of each task it inserts.
+ */
+export class BulkStep {
+  readonly writes = new DeferredWrites();
+  /** The earliest outbox flush a change asked for. */
+  flushAt: number | null = null;
+  /** The last task seq taken from the counter (0 before the first insert); stored at the end. */
+  lastSeq = 0;
+  /** The seq of the task inserted last: the newest created task. */
+  private newestSeq = 0;
+  /** Created tasks by priority, read at the first position needed and kept in step after. */
+  private created: Map<number, number> | null = null;
+
+  constructor(private readonly sql: Sql) {}
+
+  askFlush(dueAt: number): void {
+    this.flushAt = Math.min(this.flushAt ?? dueAt, dueAt);
+  }
+
+  /** A task was inserted (after the fair queue took it). */
+  inserted(seq: number, priority: number, created: boolean): void {
+    this.lastSeq = seq;
+    if (!created) return;
+    this.newestSeq = seq;
+    this.created?.set(priority, (this.created.get(priority) ?? 0) + 1);
+  }
+
+  /** A created task of `priority` left `created`. */
+  leftCreated(priority: number): void {
+    this.created?.set(priority, (this.created.get(priority) ?? 1) - 1);
+  }
+
+  /**
+   * The queue position of the newest created task, a sum of the totals (it is behind every
+   * created task of its priority or higher); null for any other task.
+   */
+  positionOfNewest(row: { seq: number; priority: number }): number | null {
+    if (row.seq !== this.newestSeq) return null;
+    this.created ??= createdByPriority(this.sql);
+    let position = 0;
+    for (const [priority, n] of this.created) if (priority >= row.priority) position += n;
+    return position;
+  }
+
+  /** Writes what the step deferred; `flush` sets the outbox flush it asked for. */
+  end(flush: (dueAt: number) => void): void {
+    this.writes.write(this.sql);
+    if (this.lastSeq > 0) this.sql.run("UPDATE meta SET value = CAST(? AS INTEGER) WHERE key = 'task_seq'", this.lastSeq);
+    if (this.flushAt !== null) flush(this.flushAt);
+  }
+}
+
+/** Created tasks by priority, exact: ready ones from the fair queue's groups, scheduled ones counted. */
+export function createdByPriority(sql: Sql): Map<number, number> {
+  const counts = new Map<number, number>();
+  const rows = [
+    ...sql.all<{ priority: number; n: number }>("SELECT priority, SUM(waiting) AS n FROM fair_queue GROUP BY priority"),
+    ...sql.all<{ priority: number; n: number }>(
+      "SELECT priority, COUNT(*) AS n FROM tasks INDEXED BY tasks_scheduled WHERE status = 'created' AND scheduled = 1 GROUP BY priority",
+    ),
+  ];
+  for (const { priority, n } of rows) counts.set(priority, (counts.get(priority) ?? 0) + Number(n));
+  return counts;
+}
