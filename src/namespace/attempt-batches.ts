@@ -26,23 +26,19 @@ export class AttemptBatches extends NamespacePart {
    * token. An item whose claim threw is answered `{claimed: false, retry: true}`: its message
    * should be delivered again.
    */
-  async claimMany(messages: Pick<TaskMessage, "task_id" | "attempt" | "slice">[]): Promise<ClaimManyItem[]> {
-    const results: ClaimManyItem[] = [];
-    try {
-      for (const message of messages) {
+  claimMany(messages: Pick<TaskMessage, "task_id" | "attempt" | "slice">[]): Promise<ClaimManyItem[]> {
+    return this.step(() =>
+      messages.map((message): ClaimManyItem => {
         const token = this.newToken();
         const now = this.clock.now();
         try {
-          results.push(this.ctx.storage.transactionSync(() => this.attempts.claim(message, token, now)));
+          return this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.claim(message, token, now)));
         } catch (err) {
           console.error(`claim of ${message.task_id} failed`, err);
-          results.push({ claimed: false, reason: "the claim failed", retry: true });
+          return { claimed: false, reason: "the claim failed", retry: true };
         }
-      }
-    } finally {
-      await this.armAlarm();
-    }
-    return results;
+      }),
+    );
   }
 
   /** Applies many attempts' reports, each as `report` would, fenced by its own token. */
@@ -60,16 +56,11 @@ export class AttemptBatches extends NamespacePart {
    * when that message comes, like any duplicate. Tasks left unclaimed keep their send timers,
    * so the alarm sends them as before.
    */
-  async reportAndClaim(items: ReportManyItem[], ahead: ClaimAhead): Promise<ReportsAndClaims> {
-    const results: Result<ReportAck>[] = [];
-    const claims: ClaimedAttempt[] = [];
-    try {
-      results.push(...this.applyEach(items.map((item) => ({ task_id: item.task_id, tokenHash: sha256(item.token), report: item.report }))));
-      claims.push(...this.claimAhead(ahead));
-    } finally {
-      await this.armAlarm();
-    }
-    return { results, claims };
+  reportAndClaim(items: ReportManyItem[], ahead: ClaimAhead): Promise<ReportsAndClaims> {
+    return this.step(() => {
+      const results = this.applyEach(items.map((item) => ({ task_id: item.task_id, tokenHash: sha256(item.token), report: item.report })));
+      return { results, claims: this.claimAhead(ahead) };
+    });
   }
 
   /**
@@ -91,7 +82,7 @@ export class AttemptBatches extends NamespacePart {
     const claims: ClaimedAttempt[] = [];
     for (const { task_id: taskId, attempt } of due) {
       try {
-        const claim = this.ctx.storage.transactionSync(() => this.attempts.claim({ task_id: taskId, attempt }, this.newToken(), now));
+        const claim = this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.claim({ task_id: taskId, attempt }, this.newToken(), now)));
         if (claim.claimed) claims.push(claim);
       } catch (err) {
         // Left as it was: its send timer still puts it on the queue.
@@ -106,9 +97,18 @@ export class AttemptBatches extends NamespacePart {
    * fenced by its token's hash and applied in its own transaction. A report that threw is
    * answered `internal_error` (retryable) and changed nothing.
    */
-  async applyReports(items: { task_id: string; tokenHash: string; report: Report }[]): Promise<Result<ReportAck>[]> {
+  applyReports(items: { task_id: string; tokenHash: string; report: Report }[]): Promise<Result<ReportAck>[]> {
+    return this.step(() => this.applyEach(items));
+  }
+
+  /**
+   * Runs `fn` as one bulk step of the task store (TaskStore.bulk: the items' events, log lines
+   * and record snapshots written in a few statements at its end), then arms the alarm once for
+   * whatever the step set, its outbox flush included.
+   */
+  private async step<T>(fn: () => T): Promise<T> {
     try {
-      return this.applyEach(items);
+      return this.store.bulk(fn);
     } finally {
       await this.armAlarm();
     }

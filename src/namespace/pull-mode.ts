@@ -144,10 +144,8 @@ export class PullMode extends NamespacePart {
       const attempt = attemptOfToken(this.sql, tokenHash);
       return attempt ? { task_id: attempt.task_id, tokenHash, report } : null;
     });
-    // One bulk step: the reports' events, log lines and snapshots go out in a few statements.
-    // applyReports arms the alarm before the step has written its flush timer: armed again after.
-    const outcomes = await this.store.bulk(() => this.batches.applyReports(known.filter((item) => item !== null)));
-    await this.armAlarm();
+    // One bulk step (applyReports): the reports' events, log lines and snapshots go out in a few statements.
+    const outcomes = await this.batches.applyReports(known.filter((item) => item !== null));
     let next = 0;
     return known.map((item): BatchReportResult => {
       if (!item) return { task_id: null, status: 401, error: { type: "unauthorized", message: "invalid callback token" } };
