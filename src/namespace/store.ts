@@ -1,12 +1,9 @@
 import { newId } from "../ids";
 import {
   canTransition,
-  type JsonObject,
   LIMITS,
   type LogLevel,
-  type Progress,
   type Task,
-  type TaskError,
   type TaskStatus,
   type Waiting,
 } from "../tasks/model";
@@ -15,6 +12,7 @@ import { iso } from "../time";
 import { BulkStep } from "./bulk-step";
 import { FairQueue, NO_KEY } from "./fairness";
 import type { Sql } from "./sql";
+import { taskOf } from "./task-view";
 import { queuePosition, waitingOf } from "./waiting";
 import { InvalidTransition, NAMESPACE_TIMER, type NewTaskRow, type TaskPatch, type TaskRow, type TimerKind, type TimerRow, truncateUtf8 } from "./task-row";
 
@@ -191,32 +189,11 @@ export class TaskStore {
    * caller counted them for many tasks at once (a batch's answer).
    */
   toTask(row: TaskRow, live = true, view?: { queue_position: number; waiting: Waiting | null }): Task {
-    return {
-      task_id: row.task_id,
-      namespace_id: this.namespaceId(),
-      task_type: row.task_type,
-      status: row.status,
-      inputs: JSON.parse(row.inputs) as JsonObject,
-      outputs: row.outputs === null ? null : (JSON.parse(row.outputs) as JsonObject),
-      progress: JSON.parse(row.progress) as Progress,
-      error: row.error === null ? null : (JSON.parse(row.error) as TaskError),
-      attempt: row.attempt,
-      max_attempts: row.max_attempts,
-      priority: row.priority,
-      parent_task_id: row.parent_task_id,
-      concurrency_key: row.concurrency_key === NO_KEY ? null : row.concurrency_key,
-      run_at: iso(row.run_at),
-      replay_of_task_id: row.replay_of_task_id,
-      queue_position: row.status !== "created" ? null : (view?.queue_position ?? this.bulkStep?.positionOfNewest(row) ?? queuePosition(this.sql, row)),
-      waiting: row.status !== "created" || !live ? null : view ? view.waiting : waitingOf(this.sql, this.fair, row, this.now()),
-      created_at: iso(row.created_at) ?? "",
-      queued_at: iso(row.queued_at),
-      started_at: iso(row.started_at),
-      completed_at: iso(row.completed_at),
-      updated_at: iso(row.updated_at) ?? "",
-      timeout_at: row.status === "processing" ? iso(row.timeout_at) : null,
-      expires_at: row.completed_at === null ? null : iso(row.completed_at + this.recordRetentionMs),
-    };
+    const created = row.status === "created";
+    return taskOf(row, this.namespaceId(), this.recordRetentionMs, {
+      queue_position: !created ? null : (view?.queue_position ?? this.bulkStep?.positionOfNewest(row) ?? queuePosition(this.sql, row)),
+      waiting: !created || !live ? null : view ? view.waiting : waitingOf(this.sql, this.fair, row, this.now()),
+    });
   }
 
   countByStatus(status: TaskStatus): number {

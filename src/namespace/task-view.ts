@@ -1,0 +1,42 @@
+import type { JsonObject, Progress, Task, TaskError, Waiting } from "../tasks/model";
+import { iso } from "../time";
+import { NO_KEY } from "./fairness";
+import type { TaskRow } from "./task-row";
+
+/**
+ * The client-facing task of a row. `live` holds what only the object can count: a created
+ * task's queue position and why it waits (null for any other status).
+ */
+export function taskOf(
+  row: TaskRow,
+  namespaceId: string,
+  recordRetentionMs: number,
+  live: { queue_position: number | null; waiting: Waiting | null },
+): Task {
+  return {
+    task_id: row.task_id,
+    namespace_id: namespaceId,
+    task_type: row.task_type,
+    status: row.status,
+    inputs: JSON.parse(row.inputs) as JsonObject,
+    outputs: row.outputs === null ? null : (JSON.parse(row.outputs) as JsonObject),
+    progress: JSON.parse(row.progress) as Progress,
+    error: row.error === null ? null : (JSON.parse(row.error) as TaskError),
+    attempt: row.attempt,
+    max_attempts: row.max_attempts,
+    priority: row.priority,
+    parent_task_id: row.parent_task_id,
+    concurrency_key: row.concurrency_key === NO_KEY ? null : row.concurrency_key,
+    run_at: iso(row.run_at),
+    replay_of_task_id: row.replay_of_task_id,
+    queue_position: live.queue_position,
+    waiting: live.waiting,
+    created_at: iso(row.created_at) ?? "",
+    queued_at: iso(row.queued_at),
+    started_at: iso(row.started_at),
+    completed_at: iso(row.completed_at),
+    updated_at: iso(row.updated_at) ?? "",
+    timeout_at: row.status === "processing" ? iso(row.timeout_at) : null,
+    expires_at: row.completed_at === null ? null : iso(row.completed_at + recordRetentionMs),
+  };
+}
