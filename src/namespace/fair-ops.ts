@@ -56,7 +56,11 @@ export class FairOps extends NamespacePart {
    * Measured (bench/fair, 100 000 tasks): the steps past 50 ms used to have a whole alarm run in
    * their yield (100 records to D1 and their evictions in one go, plus a scan of every event);
    * with the alarm in chunks (scheduler.ts, outbox.ts) 11 of 4 000 steps passed 50 ms, against
-   * 478, and those few also come without the alarm when the shared machine is busy.
+   * 478. The few left are V8 major (mark-compact) collections on the isolate's thread, not our
+   * code: with each phase traced and perf sampling workerd, each of the 13 ticker gaps over 50 ms
+   * of one run held one of its 13 major GC pauses (34–67 ms, mostly sweeping on the main thread),
+   * whichever phase it fell in (a cancel step, an eviction chunk, a D1 round, the prune); SQLite
+   * checkpoints (DO and D1) were frequent but short. Locally the heap is vitest's runner's too.
    */
   async bulkCancel(filter: BulkCancelFilter): Promise<BulkCancelResult> {
     const until = this.sql.count("SELECT COALESCE(MAX(seq), 0) AS n FROM tasks");
