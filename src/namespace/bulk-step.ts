@@ -12,6 +12,8 @@ export class BulkStep {
   flushAt: number | null = null;
   /** The last task seq taken from the counter (0 before the first insert); stored at the end. */
   lastSeq = 0;
+  /** The seq the counter row already holds (its first insert takes it there): no rewrite needed up to it. */
+  storedSeq = 0;
   /** The seq of the task inserted last: the newest created task. */
   private newestSeq = 0;
   /** Created tasks by priority, read at the first position needed and kept in step after. */
@@ -51,7 +53,7 @@ export class BulkStep {
   /** Writes what the step deferred; `flush` sets the outbox flush it asked for. */
   end(flush: (dueAt: number) => void): void {
     this.writes.write(this.sql);
-    if (this.lastSeq > 0) this.sql.run("UPDATE meta SET value = CAST(? AS INTEGER) WHERE key = 'task_seq'", this.lastSeq);
+    if (this.lastSeq > this.storedSeq) this.sql.run("UPDATE meta SET value = CAST(? AS INTEGER) WHERE key = 'task_seq'", this.lastSeq);
     if (this.flushAt !== null) flush(this.flushAt);
   }
 }

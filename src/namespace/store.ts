@@ -106,6 +106,7 @@ export class TaskStore {
              ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1
              RETURNING CAST(value AS INTEGER) AS n`,
           );
+    if (step && step.storedSeq === 0) step.storedSeq = seq;
     const logCount = this.appendLog({ ...row, log_count: 0 }, "info", `created (${row.task_type}, priority ${row.priority})`, row.created_at);
     this.sql.run(
       `INSERT INTO tasks (task_id, seq, task_type, status, inputs, outputs, progress, error, attempt, max_attempts,
