@@ -44,10 +44,15 @@ export class BulkStep {
    */
   positionOfNewest(row: { seq: number; priority: number }): number | null {
     if (row.seq !== this.newestSeq) return null;
-    this.created ??= createdByPriority(this.sql);
     let position = 0;
-    for (const [priority, n] of this.created) if (priority >= row.priority) position += n;
+    for (const [priority, n] of this.createdTotals()) if (priority >= row.priority) position += n;
     return position;
+  }
+
+  /** Created tasks by priority as they stand now: read once, then kept in step by inserts and transitions. */
+  createdTotals(): ReadonlyMap<number, number> {
+    this.created ??= createdByPriority(this.sql);
+    return this.created;
   }
 
   /** Writes what the step deferred; `flush` sets the outbox flush it asked for. */
