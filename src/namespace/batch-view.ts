@@ -1,5 +1,4 @@
 import type { Task, Waiting } from "../tasks/model";
-import { createdByPriority } from "./bulk-step";
 import type { Sql } from "./sql";
 import type { TaskStore } from "./store";
 import type { TaskRow } from "./task-row";
@@ -23,7 +22,7 @@ export function batchTasks(sql: Sql, store: TaskStore, ids: string[], made: Read
     .filter((row): row is TaskRow => row?.status === "created")
     .sort((a, b) => b.seq - a.seq);
   if (waiting.length > 0) {
-    const byPriority = createdByPriority(sql);
+    const byPriority = store.createdByPriority();
     const groupSizes = new Map(store.fair.groups().map((g) => [groupOf(g), g.waiting]));
     const activeTotal = store.activeCount();
     // Newest first: how many of the batch's created tasks are newer, by priority and by group.

@@ -12,6 +12,8 @@ export class BulkStep {
   flushAt: number | null = null;
   /** The last task seq taken from the counter (0 before the first insert); stored at the end. */
   lastSeq = 0;
+  /** The seq the counter row already holds (its first insert takes it there): no rewrite needed up to it. */
+  storedSeq = 0;
   /** The seq of the task inserted last: the newest created task. */
   private newestSeq = 0;
   /** Created tasks by priority, read at the first position needed and kept in step after. */
@@ -42,16 +44,21 @@ export class BulkStep {
    */
   positionOfNewest(row: { seq: number; priority: number }): number | null {
     if (row.seq !== this.newestSeq) return null;
-    this.created ??= createdByPriority(this.sql);
     let position = 0;
-    for (const [priority, n] of this.created) if (priority >= row.priority) position += n;
+    for (const [priority, n] of this.createdTotals()) if (priority >= row.priority) position += n;
     return position;
+  }
+
+  /** Created tasks by priority as they stand now: read once, then kept in step by inserts and transitions. */
+  createdTotals(): ReadonlyMap<number, number> {
+    this.created ??= createdByPriority(this.sql);
+    return this.created;
   }
 
   /** Writes what the step deferred; `flush` sets the outbox flush it asked for. */
   end(flush: (dueAt: number) => void): void {
     this.writes.write(this.sql);
-    if (this.lastSeq > 0) this.sql.run("UPDATE meta SET value = CAST(? AS INTEGER) WHERE key = 'task_seq'", this.lastSeq);
+    if (this.lastSeq > this.storedSeq) this.sql.run("UPDATE meta SET value = CAST(? AS INTEGER) WHERE key = 'task_seq'", this.lastSeq);
     if (this.flushAt !== null) flush(this.flushAt);
   }
 }

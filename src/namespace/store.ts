@@ -9,7 +9,7 @@ import {
 } from "../tasks/model";
 import type { MirroredRecord } from "../db/types";
 import { iso } from "../time";
-import { BulkStep } from "./bulk-step";
+import { BulkStep, createdByPriority } from "./bulk-step";
 import { FairQueue, NO_KEY } from "./fairness";
 import type { Sql } from "./sql";
 import { taskOf } from "./task-view";
@@ -106,6 +106,7 @@ export class TaskStore {
              ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1
              RETURNING CAST(value AS INTEGER) AS n`,
           );
+    if (step && step.storedSeq === 0) step.storedSeq = seq;
     const logCount = this.appendLog({ ...row, log_count: 0 }, "info", `created (${row.task_type}, priority ${row.priority})`, row.created_at);
     this.sql.run(
       `INSERT INTO tasks (task_id, seq, task_type, status, inputs, outputs, progress, error, attempt, max_attempts,
@@ -194,6 +195,11 @@ export class TaskStore {
       queue_position: !created ? null : (view?.queue_position ?? this.bulkStep?.positionOfNewest(row) ?? queuePosition(this.sql, row)),
       waiting: !created || !live ? null : view ? view.waiting : waitingOf(this.sql, this.fair, row, this.now()),
     });
+  }
+
+  /** Created tasks by priority, exact: a bulk step's running totals, else read now. */
+  createdByPriority(): ReadonlyMap<number, number> {
+    return this.bulkStep?.createdTotals() ?? createdByPriority(this.sql);
   }
 
   countByStatus(status: TaskStatus): number {

@@ -6,6 +6,7 @@ import { type CreateTaskInput, isTerminal, type Settings, type Stats, type Task 
 import { iso } from "../time";
 import { NO_KEY } from "./fairness";
 import { NamespacePart } from "./part";
+import { batchTasks } from "./batch-view";
 import { quotaExceeded } from "./limits";
 import { checkSchedule, runAtOf } from "./schedule";
 import { EMPTY_PROGRESS, type TaskRow } from "./task-row";
@@ -75,19 +76,24 @@ export class TaskOps extends NamespacePart {
       return quotaExceeded("max_unfinished_tasks", this.settings.max_unfinished_tasks, "unfinished tasks");
     }
     const now = this.clock.now();
-    const row = this.ctx.storage.transactionSync(() => {
-      const taskId = this.insertTask(input, origin, now);
-      if (idempotency) {
-        this.sql.run(
-          "INSERT OR REPLACE INTO idempotency (key, request_hash, task_id, created_at) VALUES (?, ?, ?, ?)",
-          idempotency.key, idempotency.requestHash, taskId, now,
-        );
-      }
-      this.admit(now);
-      return this.store.get(taskId);
-    });
+    // A bulk step of one, answered as a batch of one: its event, log line and snapshot go out in
+    // the step's few statements, and its queue position and waiting come from the per-priority
+    // and per-group totals, not from counts over the backlog (which grow with every waiting task).
+    const task = this.ctx.storage.transactionSync(() =>
+      this.store.bulk(() => {
+        const taskId = this.insertTask(input, origin, now);
+        if (idempotency) {
+          this.sql.run(
+            "INSERT OR REPLACE INTO idempotency (key, request_hash, task_id, created_at) VALUES (?, ?, ?, ?)",
+            idempotency.key, idempotency.requestHash, taskId, now,
+          );
+        }
+        this.admit(now);
+        return batchTasks(this.sql, this.store, [taskId], new Set([taskId]), now)[0];
+      }),
+    );
     await this.armAlarm();
-    return row ? ok(this.store.toTask(row)) : fail("internal_error", "task vanished after insert");
+    return task ? ok(task) : fail("internal_error", "task vanished after insert");
   }
 
   /** Whether a task of this type can run here: a built-in handler or a processor takes it. */
