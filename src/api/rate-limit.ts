@@ -63,43 +63,6 @@ function refuse(lease: Lease): never {
 }
 
 /**
- * A busy isolate (its grants have grown past one token) asks for the next grant in the
- * background once half of the last one is spent, so that its requests rarely find the lease
- * empty: an empty lease makes every request that meets it during the refill ask for a token of
- * its own, one Durable Object call each. The request that starts it is not held: it has its
- * token, and the refill runs on its waitUntil.
- */
-function refillAhead(c: Context<AppEnv>, namespaceId: string, lease: Lease): void {
-  if (lease.refilling > 0 || lease.grantSize < 2 || lease.tokens * 2 > lease.grantSize || !lease.last) return;
-  let waitUntil: (promise: Promise<unknown>) => void;
-  try {
-    const ctx = c.executionCtx;
-    waitUntil = ctx.waitUntil.bind(ctx);
-  } catch {
-    return;
-  }
-  const want = Math.min(Math.max(1, Math.floor(lease.last.limit / 20)), lease.grantSize * 2);
-  lease.refilling++;
-  const refill = namespaceStub(c.env, namespaceId)
-    .takeRequestTokens(want)
-    .then((grant) => {
-      const at = Date.now();
-      lease.last = grant;
-      lease.lastAt = at;
-      if (grant.granted === 0) return;
-      // Tokens taken ahead are spent within a lease of their own; what is left joins them.
-      lease.tokens = (at < lease.expiresAt ? lease.tokens : 0) + grant.granted;
-      lease.expiresAt = at + LEASE_MS;
-      lease.grantSize = want;
-    })
-    .catch((err: unknown) => console.error(`request tokens of ${namespaceId} could not be taken ahead`, err))
-    .finally(() => {
-      lease.refilling--;
-    });
-  waitUntil(refill);
-}
-
-/**
  * Spends one of the namespace's request tokens (SPEC §3) or throws 429 `rate_limited` before
  * anything is read or changed. Sets the RateLimit headers on the response either way.
  */
@@ -108,7 +71,6 @@ export async function spendRequestToken(c: Context<AppEnv>, namespaceId: string)
   const now = Date.now();
   if (lease.tokens > 0 && now < lease.expiresAt) {
     lease.tokens--;
-    refillAhead(c, namespaceId, lease);
   } else {
     if (now < lease.refusedUntil) refuse(lease);
     const ceiling = lease.last ? Math.max(1, Math.floor(lease.last.limit / 20)) : 1;
