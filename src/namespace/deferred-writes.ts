@@ -3,6 +3,29 @@ import type { Sql } from "./sql";
 /** A multi-row statement's JSON parameter stays well under SQLite's largest value. */
 const CHUNK_BYTES = 512 * 1024;
 
+type EventRow = [eventId: string, type: string, taskId: string | null, at: number, data: string];
+type LogRow = [taskId: string, payload: string];
+type RecordRow = [taskId: string, version: number, payload: string];
+
+/** Writes one event row now. */
+export function insertEvent(sql: Sql, ...row: EventRow): void {
+  sql.run("INSERT INTO events (event_id, event_type, task_id, created_at, data) VALUES (?, ?, ?, ?, ?)", ...row);
+}
+
+/** Puts one log line in the outbox now. */
+export function insertLog(sql: Sql, ...row: LogRow): void {
+  sql.run("INSERT INTO outbox (kind, task_id, payload) VALUES ('log', ?, ?)", ...row);
+}
+
+/** Puts a task's snapshot in the record outbox now, replacing an older one not yet flushed. */
+export function upsertRecord(sql: Sql, ...row: RecordRow): void {
+  sql.run(
+    `INSERT INTO record_outbox (task_id, version, payload) VALUES (?, ?, ?)
+     ON CONFLICT (task_id) DO UPDATE SET version = excluded.version, payload = excluded.payload`,
+    ...row,
+  );
+}
+
 /**
  * The event, log-line and record-snapshot rows of one bulk step (TaskStore.bulk), written at
  * its end in a few multi-row statements (the rows as one JSON parameter, expanded by
@@ -11,9 +34,9 @@ const CHUNK_BYTES = 512 * 1024;
  * drop what one of its own transactions wrote when that transaction rolled back.
  */
 export class DeferredWrites {
-  private events: [string, string, string | null, number, string][] = [];
-  private logs: [string, string][] = [];
-  private records: [string, number, string][] = [];
+  private events: EventRow[] = [];
+  private logs: LogRow[] = [];
+  private records: RecordRow[] = [];
 
   event(eventId: string, type: string, taskId: string | null, at: number, data: string): void {
     this.events.push([eventId, type, taskId, at, data]);
@@ -43,15 +66,9 @@ export class DeferredWrites {
     // A step of one change (a single create) writes its rows as plain inserts: expanding one row
     // from JSON costs more than binding it.
     if (this.events.length <= 1 && this.logs.length <= 1 && this.records.length <= 1) {
-      for (const e of this.events) sql.run("INSERT INTO events (event_id, event_type, task_id, created_at, data) VALUES (?, ?, ?, ?, ?)", ...e);
-      for (const l of this.logs) sql.run("INSERT INTO outbox (kind, task_id, payload) VALUES ('log', ?, ?)", ...l);
-      for (const r of this.records) {
-        sql.run(
-          `INSERT INTO record_outbox (task_id, version, payload) VALUES (?, ?, ?)
-           ON CONFLICT (task_id) DO UPDATE SET version = excluded.version, payload = excluded.payload`,
-          ...r,
-        );
-      }
+      for (const e of this.events) insertEvent(sql, ...e);
+      for (const l of this.logs) insertLog(sql, ...l);
+      for (const r of this.records) upsertRecord(sql, ...r);
       this.rollback([0, 0, 0]);
       return;
     }

@@ -10,6 +10,7 @@ import {
 import type { MirroredRecord } from "../db/types";
 import { iso } from "../time";
 import { BulkStep, createdByPriority } from "./bulk-step";
+import { insertEvent, insertLog, upsertRecord } from "./deferred-writes";
 import { FairQueue, NO_KEY } from "./fairness";
 import type { Sql } from "./sql";
 import { taskOf } from "./task-view";
@@ -177,11 +178,7 @@ export class TaskStore {
     if (transition) this.emit(task, at);
     const record: MirroredRecord = { seq: row.seq, expires_at: row.completed_at === null ? null : row.completed_at + this.recordRetentionMs, task };
     if (this.bulkStep) this.bulkStep.writes.record(row.task_id, row.version, JSON.stringify(record));
-    else this.sql.run(
-      `INSERT INTO record_outbox (task_id, version, payload) VALUES (?, ?, ?)
-       ON CONFLICT (task_id) DO UPDATE SET version = excluded.version, payload = excluded.payload`,
-      row.task_id, row.version, JSON.stringify(record),
-    );
+    else upsertRecord(this.sql, row.task_id, row.version, JSON.stringify(record));
     this.askFlush(at + FLUSH_DELAY_MS);
   }
 
@@ -235,7 +232,7 @@ export class TaskStore {
     const seq = count + 1;
     const payload = JSON.stringify({ seq, attempt: row.attempt, level: line.level, message: line.message, at });
     if (this.bulkStep) this.bulkStep.writes.log(row.task_id, payload);
-    else this.sql.run("INSERT INTO outbox (kind, task_id, payload) VALUES ('log', ?, ?)", row.task_id, payload);
+    else insertLog(this.sql, row.task_id, payload);
     this.askFlush(at + FLUSH_DELAY_MS);
     return seq;
   }
@@ -261,7 +258,7 @@ export class TaskStore {
     const eventId = newId("evt");
     const body = JSON.stringify({ id: eventId, type, created_at: iso(at), namespace_id: this.namespaceId(), data });
     if (this.bulkStep) this.bulkStep.writes.event(eventId, type, taskId, at, body);
-    else this.sql.run("INSERT INTO events (event_id, event_type, task_id, created_at, data) VALUES (?, ?, ?, ?, ?)", eventId, type, taskId, at, body);
+    else insertEvent(this.sql, eventId, type, taskId, at, body);
     return eventId;
   }
 
