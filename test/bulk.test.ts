@@ -1,19 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { registerHandler, TaskFailure } from "../src/handlers/registry";
 import type { Task } from "../src/tasks/model";
-import { call, createTask, eventually, getTask, sleep, stub, tenant, type Tenant, waitForStatus } from "./helpers";
+import { call, createTask, eventually, getTask, registerHeldHandler, stub, tenant, type Tenant, waitForStatus } from "./helpers";
 import { allEvents, query } from "./inspect";
 
-/** Runs until its task ends elsewhere, yielding every slice so the consumer stays free. */
-registerHandler({
-  type: "bulk_held",
-  run: async (ctx) => {
-    for (;;) {
-      if (ctx.shouldYield() || ctx.signal.aborted) return ctx.yield({});
-      await sleep(10);
-    }
-  },
-});
+registerHeldHandler("bulk_held");
 registerHandler({ type: "bulk_quick", run: async () => ({ ok: true }) });
 registerHandler({
   type: "bulk_boom",

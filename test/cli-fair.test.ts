@@ -2,18 +2,9 @@ import { exports } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import type { FetchLike } from "../src/client";
 import { main } from "../src/cli";
-import { registerHandler } from "../src/handlers/registry";
-import { createTask, getTask, ORIGIN, sleep, tenant, type Tenant } from "./helpers";
+import { createTask, getTask, ORIGIN, registerHeldHandler, tenant, type Tenant } from "./helpers";
 
-registerHandler({
-  type: "clif_held",
-  run: async (ctx) => {
-    for (;;) {
-      if (ctx.shouldYield() || ctx.signal.aborted) return ctx.yield({});
-      await sleep(10);
-    }
-  },
-});
+registerHeldHandler("clif_held");
 
 const service: FetchLike = (input, init) => exports.default.fetch(new Request(input, init));
 

@@ -1,6 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import type { TestNamespaceDO } from "./namespace-do";
 import { expect } from "vitest";
+import { registerHandler } from "../src/handlers/registry";
 import type { Task } from "../src/tasks/model";
 
 export const ADMIN = "test-admin-token";
@@ -125,4 +126,17 @@ export class Latch {
   release(key: string): void {
     this.open.add(key);
   }
+}
+
+/** Registers a handler that runs until its task ends elsewhere, yielding every slice so the consumer stays free. */
+export function registerHeldHandler(type: string): void {
+  registerHandler({
+    type,
+    run: async (ctx) => {
+      for (;;) {
+        if (ctx.shouldYield() || ctx.signal.aborted) return ctx.yield({});
+        await sleep(10);
+      }
+    },
+  });
 }
