@@ -45,7 +45,7 @@ registerHandler({
 });
 
 describe("checkpoints", () => {
-  // This project binds HANDLER_SLICE_MS=300 (vitest.config.ts); with the real 10 s slice the work
+  // This project binds HANDLER_SLICE_MS=1 (vitest.config.ts); with the real 10 s slice the work
   // would fit in one invocation.
   it("tells a handler to yield once its time slice is used, and goes on from the checkpoint", async () => {
     const t = await tenant();

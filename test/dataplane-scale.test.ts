@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Task } from "../src/tasks/model";
 import { call, eventually, tenant, type Tenant } from "./helpers";
-import { advance, allEvents, query } from "./inspect";
+import { allEvents } from "./inspect";
 
 async function setup(t: Tenant, name: string, collections: string[]) {
   const bucket = (await call("/v1/buckets", { token: t.key, body: { bucket_name: name } })).body;
@@ -53,32 +53,4 @@ describe("batch import at scale", () => {
     }
     expect(peak).toBeLessThanOrEqual(100);
   }, 900_000);
-
-  it("resumes an import whose attempt died from its checkpoint, without duplicating an object", async () => {
-    const t = await tenant();
-    const { bucket } = await setup(t, "resume", ["only"]);
-    const objects = Array.from({ length: 1500 }, (_, i) => ({ content: `resumable ${i}` }));
-    const batch = (await call(`/v1/buckets/${bucket.bucket_id}/objects/batch`, { token: t.key, body: { objects } })).body.task as Task;
-    await eventually(async () => {
-      const rows = await query<{ checkpoint: string | null }>(t, "SELECT checkpoint FROM tasks WHERE task_id = ?", batch.task_id);
-      return rows[0]?.checkpoint ? true : undefined;
-    }, 60_000, "a checkpoint");
-    // The attempt's consumer is lost: its lease runs out and attempt 2 takes over from the checkpoint.
-    await advance(t, 61_000);
-    await advance(t, 10_000);
-    const done = await eventually(async () => {
-      const current = (await call(`/v1/tasks/${batch.task_id}`, { token: t.key })).body as Task;
-      return current.status === "completed" ? current : undefined;
-    }, 300_000, "the resumed import");
-    await eventually(async () => {
-      const s = (await call("/v1/tasks/stats", { token: t.key })).body;
-      return s.created + s.queued + s.processing === 0 ? true : undefined;
-    }, 300_000);
-    expect(done.attempt).toBeGreaterThanOrEqual(2);
-    expect(done.outputs?.objects_created).toBe(1500);
-    expect(await count("SELECT COUNT(*) AS n FROM objects WHERE bucket_id = ?", bucket.bucket_id)).toBe(1500);
-    expect(await count("SELECT COUNT(DISTINCT content) AS n FROM objects WHERE bucket_id = ?", bucket.bucket_id)).toBe(1500);
-    const children = (await call(`/v1/tasks?parent_task_id=${batch.task_id}&limit=1&include_total=true`, { token: t.key })).body;
-    expect(children.pagination.total).toBe(1500);
-  }, 600_000);
 });
