@@ -32,23 +32,37 @@ export async function purgeLogs(db: D1Database, cutoffMs: number, limit: number)
   return result.meta.changes ?? 0;
 }
 
-/** D1 binds at most 100 parameters a statement; a line takes 8. */
-const LINES_PER_STATEMENT = 12;
+/** Lines go to D1 as one JSON parameter a statement, up to about this many characters of it. */
+const LOG_CHUNK_CHARS = 256 * 1024;
 
-/** Inserts of log lines, several a statement; (task_id, seq) makes a replay change nothing. */
+/**
+ * Inserts of log lines, many a statement (the lines as one JSON parameter, expanded by
+ * json_each); (task_id, seq) makes a replay change nothing.
+ */
 export function logInserts(db: D1Database, namespaceId: string, lines: { task_id: string; line: LogPayload }[]): D1PreparedStatement[] {
   const statements: D1PreparedStatement[] = [];
-  for (let i = 0; i < lines.length; i += LINES_PER_STATEMENT) {
-    const chunk = lines.slice(i, i + LINES_PER_STATEMENT);
+  let chunk: unknown[][] = [];
+  let chars = 0;
+  const flush = () => {
+    if (chunk.length === 0) return;
     statements.push(
       db
         .prepare(
           `INSERT OR IGNORE INTO task_logs (task_id, seq, namespace_id, attempt, level, message, timestamp, written_at)
-           VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
+           SELECT value ->> 0, value ->> 1, ?, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 FROM json_each(?)`,
         )
-        .bind(...chunk.flatMap(({ task_id, line }) => [task_id, line.seq, namespaceId, line.attempt, line.level, line.message, iso(line.at), line.at])),
+        .bind(namespaceId, JSON.stringify(chunk)),
     );
+    chunk = [];
+    chars = 0;
+  };
+  for (const { task_id, line } of lines) {
+    // A line is at most LIMITS.logLineBytes, so a chunk never grows far past the bound.
+    if (chars + line.message.length > LOG_CHUNK_CHARS) flush();
+    chunk.push([task_id, line.seq, line.attempt, line.level, line.message, iso(line.at), line.at]);
+    chars += line.message.length + 100;
   }
+  flush();
   return statements;
 }
 

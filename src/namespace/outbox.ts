@@ -84,11 +84,23 @@ export async function flushOutbox(host: OutboxHost): Promise<boolean> {
       if (i === 0) {
         const lastLog = logs[logs.length - 1];
         if (lastLog) host.sql.run("DELETE FROM outbox WHERE id <= ?", lastLog.id);
-        for (const d of deliveries) host.sql.run("DELETE FROM delivery_outbox WHERE delivery_id = ? AND version = ?", d.delivery_id, d.version);
+        if (deliveries.length > 0) {
+          host.sql.run(
+            "DELETE FROM delivery_outbox WHERE (delivery_id, version) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))",
+            JSON.stringify(deliveries.map((d) => [d.delivery_id, d.version])),
+          );
+        }
       }
-      for (const r of parsed.slice(i, i + EVICT_CHUNK)) {
-        // Guarded by version: a newer snapshot written while D1 was busy stays for the next round.
-        host.sql.run("DELETE FROM record_outbox WHERE task_id = ? AND version = ?", r.task_id, r.version);
+      const chunk = parsed.slice(i, i + EVICT_CHUNK);
+      // One statement for the chunk (through the primary key, a search per pair), guarded by
+      // version: a newer snapshot written while D1 was busy stays for the next round.
+      if (chunk.length > 0) {
+        host.sql.run(
+          "DELETE FROM record_outbox WHERE (task_id, version) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))",
+          JSON.stringify(chunk.map((r) => [r.task_id, r.version])),
+        );
+      }
+      for (const r of chunk) {
         if (isTerminal(r.record.task.status)) host.onTerminalFlushed(r.task_id, r.version, r.record.task.status);
       }
     });
