@@ -13,9 +13,17 @@ import { waitingOf } from "./waiting";
  * creating step, before anything else can create a task.
  */
 export function batchTasks(sql: Sql, store: TaskStore, ids: string[], made: ReadonlySet<string>, now: number): (Task | null)[] {
-  const rows = new Map(
-    sql.all<TaskRow>("SELECT * FROM tasks WHERE task_id IN (SELECT value FROM json_each(?))", JSON.stringify(ids)).map((row) => [row.task_id, row]),
-  );
+  // The step's own rows as it left them; only tasks it did not touch (a repeat's) are read.
+  const rows = new Map<string, TaskRow>();
+  const unread: string[] = [];
+  for (const id of ids) {
+    const row = store.stepRow(id);
+    if (row) rows.set(id, row);
+    else unread.push(id);
+  }
+  if (unread.length > 0) {
+    for (const row of sql.all<TaskRow>("SELECT * FROM tasks WHERE task_id IN (SELECT value FROM json_each(?))", JSON.stringify(unread))) rows.set(row.task_id, row);
+  }
   const views = new Map<string, { queue_position: number; waiting: Waiting }>();
   const waiting = [...made]
     .map((id) => rows.get(id))

@@ -1,5 +1,6 @@
 import { DeferredWrites } from "./deferred-writes";
 import type { Sql } from "./sql";
+import type { TaskRow } from "./task-row";
 
 /**
  * What one bulk step of the task store (TaskStore.bulk) keeps until it ends: the rows it
@@ -8,6 +9,11 @@ import type { Sql } from "./sql";
  */
 export class BulkStep {
   readonly writes = new DeferredWrites();
+  /**
+   * The rows as the step left them, of the tasks it inserted or changed through the store (a
+   * batch's answer reads them here, not back from SQLite); cleared when an item rolls back.
+   */
+  readonly rows = new Map<string, TaskRow>();
   /** The earliest outbox flush a change asked for. */
   flushAt: number | null = null;
   /** The last task seq taken from the counter (0 before the first insert); stored at the end. */

@@ -1,8 +1,5 @@
 import type { Sql } from "./sql";
 
-/** A multi-row statement's JSON parameter stays well under SQLite's largest value. */
-const CHUNK_BYTES = 512 * 1024;
-
 type EventRow = [eventId: string, type: string, taskId: string | null, at: number, data: string];
 type LogRow = [taskId: string, payload: string];
 type RecordRow = [taskId: string, version: number, payload: string];
@@ -28,8 +25,7 @@ export function upsertRecord(sql: Sql, ...row: RecordRow): void {
 
 /**
  * The event, log-line and record-snapshot rows of one bulk step (TaskStore.bulk), written at
- * its end in a few multi-row statements (the rows as one JSON parameter, expanded by
- * json_each) instead of three statements a change. Nothing in a step reads these tables back:
+ * its end in a few multi-row statements instead of three statements a change. Nothing in a step reads these tables back:
  * streams, deliveries and the outbox flush read them after it. `mark` and `rollback` let a step
  * drop what one of its own transactions wrote when that transaction rolled back.
  */
@@ -61,53 +57,44 @@ export class DeferredWrites {
     this.records.length = records;
   }
 
-  /** Writes every row, in the order the step made them. */
+  /**
+   * Writes every row, in the order the step made them: as many rows a statement as the
+   * object's 100 bound parameters allow, bound column by column (parsing rows out of one JSON
+   * parameter costs SQLite more than binding them), the rest one a statement.
+   */
   write(sql: Sql): void {
-    // A step of one change (a single create) writes its rows as plain inserts: expanding one row
-    // from JSON costs more than binding it.
-    if (this.events.length <= 1 && this.logs.length <= 1 && this.records.length <= 1) {
-      for (const e of this.events) insertEvent(sql, ...e);
-      for (const l of this.logs) insertLog(sql, ...l);
-      for (const r of this.records) upsertRecord(sql, ...r);
-      this.rollback([0, 0, 0]);
-      return;
-    }
-    for (const chunk of chunks(this.events, (e) => e[4].length)) {
-      sql.run(
-        `INSERT INTO events (event_id, event_type, task_id, created_at, data)
-         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?) ORDER BY key`,
-        JSON.stringify(chunk),
-      );
-    }
-    for (const chunk of chunks(this.logs, (l) => l[1].length)) {
-      sql.run("INSERT INTO outbox (kind, task_id, payload) SELECT 'log', value ->> 0, value ->> 1 FROM json_each(?) ORDER BY key", JSON.stringify(chunk));
-    }
+    insertMany(sql, this.events, EVENT_INSERT, insertEvent);
+    insertMany(sql, this.logs, LOG_INSERT, insertLog);
     // Only the last snapshot of each task matters.
-    const latest = [...new Map(this.records.map((r) => [r[0], r])).values()];
-    for (const chunk of chunks(latest, (r) => r[2].length)) {
-      sql.run(
-        `INSERT INTO record_outbox (task_id, version, payload)
-         SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true
-         ON CONFLICT (task_id) DO UPDATE SET version = excluded.version, payload = excluded.payload`,
-        JSON.stringify(chunk),
-      );
-    }
+    const latest = this.records.length <= 1 ? this.records : [...new Map(this.records.map((r) => [r[0], r])).values()];
+    insertMany(sql, latest, RECORD_UPSERT, upsertRecord);
     this.rollback([0, 0, 0]);
   }
 }
 
-/** Splits rows into runs of about CHUNK_BYTES (a row larger than that goes alone). */
-function* chunks<T>(rows: T[], size: (row: T) => number): Generator<T[]> {
-  let chunk: T[] = [];
-  let bytes = 0;
-  for (const row of rows) {
-    if (chunk.length > 0 && bytes + size(row) > CHUNK_BYTES) {
-      yield chunk;
-      chunk = [];
-      bytes = 0;
-    }
-    chunk.push(row);
-    bytes += size(row);
-  }
-  if (chunk.length > 0) yield chunk;
+/** SQL of one multi-row statement: `rows` tuples of `columns` parameters each, within 100 parameters. */
+interface ManyRows {
+  rows: number;
+  sql: string;
+}
+
+const tuples = (rows: number, columns: number): string =>
+  Array.from({ length: rows }, () => `(${Array.from({ length: columns }, () => "?").join(", ")})`).join(", ");
+
+const EVENT_INSERT: ManyRows = {
+  rows: 20,
+  sql: `INSERT INTO events (event_id, event_type, task_id, created_at, data) VALUES ${tuples(20, 5)}`,
+};
+const LOG_INSERT: ManyRows = { rows: 50, sql: `INSERT INTO outbox (kind, task_id, payload) VALUES ${Array(50).fill("('log', ?, ?)").join(", ")}` };
+const RECORD_UPSERT: ManyRows = {
+  rows: 33,
+  sql: `INSERT INTO record_outbox (task_id, version, payload) VALUES ${tuples(33, 3)}
+        ON CONFLICT (task_id) DO UPDATE SET version = excluded.version, payload = excluded.payload`,
+};
+
+/** Full statements of `many.rows` rows (one prepared text, reused), then the rest one by one. */
+function insertMany<R extends SqlStorageValue[]>(sql: Sql, rows: R[], many: ManyRows, one: (sql: Sql, ...row: R) => void): void {
+  let i = 0;
+  for (; i + many.rows <= rows.length; i += many.rows) sql.run(many.sql, ...rows.slice(i, i + many.rows).flat());
+  for (; i < rows.length; i++) one(sql, ...(rows[i] as R));
 }

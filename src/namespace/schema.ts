@@ -235,6 +235,14 @@ const MIGRATIONS: readonly { id: number; name: string; sql: string }[] = [
       INSERT OR REPLACE INTO meta (key, value) VALUES ('fair_turn', (SELECT COALESCE(MAX(seq), 0) FROM tasks));
     `,
   },
+  {
+    id: 7,
+    name: "events pruned by seq: no created_at index written with every event",
+    sql: `
+      -- The prune takes the oldest events by seq (the primary key) instead.
+      DROP INDEX IF EXISTS events_created;
+    `,
+  },
 ];
 
 /** Applies every migration not yet applied, each in its own transaction. */

@@ -77,6 +77,7 @@ export class TaskStore {
       return fn();
     } catch (err) {
       if (mark) this.bulkStep?.writes.rollback(mark);
+      this.bulkStep?.rows.clear();
       throw err;
     }
   }
@@ -89,6 +90,11 @@ export class TaskStore {
 
   get(taskId: string): TaskRow | null {
     return this.sql.one<TaskRow>("SELECT * FROM tasks WHERE task_id = ?", taskId);
+  }
+
+  /** The row of a task the running bulk step inserted or changed, as it stands now; else undefined. */
+  stepRow(taskId: string): TaskRow | undefined {
+    return this.bulkStep?.rows.get(taskId);
   }
 
   insert(given: NewTaskRow): TaskRow {
@@ -165,6 +171,7 @@ export class TaskStore {
   renewLease(row: TaskRow, leaseExpiresAt: number): TaskRow {
     this.sql.run("UPDATE tasks SET lease_expires_at = ? WHERE task_id = ?", leaseExpiresAt, row.task_id);
     this.setTimer(row.task_id, "lease", leaseExpiresAt);
+    this.bulkStep?.rows.delete(row.task_id);
     return { ...row, lease_expires_at: leaseExpiresAt };
   }
 
@@ -173,6 +180,7 @@ export class TaskStore {
    * outbox will mirror to D1 (replacing any older snapshot of the same task not yet flushed).
    */
   private published(row: TaskRow, at: number, transition: boolean): void {
+    this.bulkStep?.rows.set(row.task_id, row);
     // `waiting` is a live view, computed on reads; events and records carry null.
     const task = this.toTask(row, false);
     if (transition) this.emit(task, at);
@@ -214,6 +222,7 @@ export class TaskStore {
     let logCount = row.log_count;
     for (const line of lines) logCount = this.appendLog({ ...row, log_count: logCount }, line.level, line.message, at);
     if (logCount !== row.log_count) this.sql.run("UPDATE tasks SET log_count = ? WHERE task_id = ?", logCount, row.task_id);
+    this.bulkStep?.rows.delete(row.task_id);
     return { ...row, log_count: logCount };
   }
 
@@ -276,6 +285,7 @@ export class TaskStore {
   emitProgress(row: TaskRow, at: number): void {
     if (row.status !== "processing") return;
     this.sql.run("UPDATE tasks SET progress_event_at = ? WHERE task_id = ?", at, row.task_id);
+    this.bulkStep?.rows.delete(row.task_id);
     this.emit(this.toTask(row), at, "task.progress");
   }
 
