@@ -17,6 +17,16 @@ export function newId(prefix: IdPrefix): string {
   return `${prefix}_${out}`;
 }
 
+/**
+ * A new opaque id whose first 9 characters are `at` (ms, base 36), then 20 random ones as in
+ * newId: ids made later sort later, so an index on them grows at its end instead of touching a
+ * random page of a large index with every insert (events are many and kept for days).
+ */
+export function newOrderedId(prefix: IdPrefix, at: number): string {
+  const time = Math.max(0, Math.floor(at)).toString(36).padStart(9, "0");
+  return `${prefix}_${time}${newId(prefix).slice(prefix.length + 1)}`;
+}
+
 /** base64url without padding. */
 export function base64url(bytes: Uint8Array): string {
   let binary = "";

@@ -1,4 +1,4 @@
-import { newId } from "../ids";
+import { newOrderedId } from "../ids";
 import {
   canTransition,
   LIMITS,
@@ -264,7 +264,7 @@ export class TaskStore {
 
   /** Stores an event without fanning it out (a `webhook.test` goes to one endpoint only). */
   storeEventOnly(type: string, taskId: string | null, data: Record<string, unknown>, at: number): string {
-    const eventId = newId("evt");
+    const eventId = newOrderedId("evt", at);
     const body = JSON.stringify({ id: eventId, type, created_at: iso(at), namespace_id: this.namespaceId(), data });
     if (this.bulkStep) this.bulkStep.writes.event(eventId, type, taskId, at, body);
     else insertEvent(this.sql, eventId, type, taskId, at, body);
