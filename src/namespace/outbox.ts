@@ -9,11 +9,12 @@ import { yieldTurn } from "./turn";
 
 /**
  * Rows one round writes to D1 at most, of each kind. Locally (Miniflare) D1 runs on the
- * object's own thread, so a batch holds the object for its whole write: some 5 ms for a round
- * of this size on an idle machine (bench/fair). In production the object is free meanwhile.
+ * object's own thread, so a batch holds the object for its whole write: a few milliseconds for
+ * a round of this size (one upsert statement of records and one of lines, see db/records.ts and
+ * db/logs.ts). In production the object is free meanwhile.
  */
-export const LOG_BATCH = 150;
-export const RECORD_BATCH = 50;
+export const LOG_BATCH = 200;
+export const RECORD_BATCH = 100;
 export const DELIVERY_BATCH = 100;
 /** D1 takes at most a few MB a batch; record snapshots can reach 1 MiB of outputs each. */
 const RECORD_BATCH_BYTES = 4 * 1024 * 1024;
@@ -77,11 +78,12 @@ export async function flushOutbox(host: OutboxHost): Promise<boolean> {
   await host.d1Batch(statements);
 
   // Each chunk after a turn, the first too: locally D1 writes on the object's own thread, so
-  // its answer comes at the end of a hold of its own.
-  for (let i = 0; i === 0 || i < parsed.length; i += EVICT_CHUNK) {
+  // its answer comes at the end of a hold of its own. A chunk ends at its EVICT_CHUNK-th
+  // eviction; clearing a snapshot that evicts nothing costs little, so those share a chunk.
+  for (const [index, chunk] of evictionChunks(parsed).entries()) {
     await yieldTurn();
     host.transaction(() => {
-      if (i === 0) {
+      if (index === 0) {
         const lastLog = logs[logs.length - 1];
         if (lastLog) host.sql.run("DELETE FROM outbox WHERE id <= ?", lastLog.id);
         if (deliveries.length > 0) {
@@ -91,7 +93,6 @@ export async function flushOutbox(host: OutboxHost): Promise<boolean> {
           );
         }
       }
-      const chunk = parsed.slice(i, i + EVICT_CHUNK);
       // One statement for the chunk (through the primary key, a search per pair), guarded by
       // version: a newer snapshot written while D1 was busy stays for the next round.
       if (chunk.length > 0) {
@@ -110,4 +111,20 @@ export async function flushOutbox(host: OutboxHost): Promise<boolean> {
       "SELECT (EXISTS (SELECT 1 FROM outbox) OR EXISTS (SELECT 1 FROM record_outbox) OR EXISTS (SELECT 1 FROM delivery_outbox)) AS n",
     ) > 0
   );
+}
+
+/** The flushed records in runs of at most EVICT_CHUNK terminal ones (each may evict its task); at least one run. */
+function evictionChunks<R extends { record: MirroredRecord }>(records: R[]): R[][] {
+  const chunks: R[][] = [[]];
+  let evictions = 0;
+  for (const r of records) {
+    const terminal = isTerminal(r.record.task.status);
+    if (terminal && evictions === EVICT_CHUNK) {
+      chunks.push([]);
+      evictions = 0;
+    }
+    chunks[chunks.length - 1]!.push(r);
+    if (terminal) evictions++;
+  }
+  return chunks;
 }
