@@ -243,6 +243,17 @@ const MIGRATIONS: readonly { id: number; name: string; sql: string }[] = [
       DROP INDEX IF EXISTS events_created;
     `,
   },
+  {
+    id: 8,
+    name: "the by-type index holds queued tasks only",
+    sql: `
+      -- Every query by type asks for queued tasks (a lease, claim-ahead, a type turned push), and
+      -- the queued are few (at most the concurrency limit): created and finished tasks no longer
+      -- write an entry here.
+      DROP INDEX IF EXISTS tasks_by_type;
+      CREATE INDEX tasks_queued_by_type ON tasks (task_type, priority DESC, seq) WHERE status = 'queued';
+    `,
+  },
 ];
 
 /** Applies every migration not yet applied, each in its own transaction. */
