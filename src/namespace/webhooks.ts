@@ -93,6 +93,7 @@ export class WebhookStore {
   create(input: { url: string; event_types: string[]; description: string | null }, now: number): { webhook: Webhook; secret: string } {
     const secret = newSigningSecret();
     const webhookId = newId("wh");
+    this.active = null;
     this.sql.run(
       `INSERT INTO webhooks (webhook_id, url, event_types, description, is_active, secret, created_at, updated_at)
        VALUES (?, ?, ?, ?, 1, ?, ?, ?)`,
@@ -117,6 +118,7 @@ export class WebhookStore {
       disabled_reason: reactivated ? null : patch.is_active === false ? "disabled by the client" : row.disabled_reason,
       updated_at: now,
     };
+    this.active = null;
     this.sql.run(
       `UPDATE webhooks SET url = ?, event_types = ?, description = ?, is_active = ?, failing_since = ?, disabled_reason = ?, updated_at = ?
        WHERE webhook_id = ?`,
@@ -129,6 +131,7 @@ export class WebhookStore {
   remove(webhookId: string, now: number): boolean {
     if (!this.get(webhookId)) return false;
     this.failPending(webhookId, "endpoint deleted", now);
+    this.active = null;
     this.sql.run("DELETE FROM webhooks WHERE webhook_id = ?", webhookId);
     return true;
   }
@@ -153,10 +156,25 @@ export class WebhookStore {
 
   /** One pending delivery per active endpoint that subscribes to the event's type. */
   fanOut(eventId: string, eventType: string, now: number): void {
-    for (const hook of this.sql.all<WebhookRow>("SELECT * FROM webhooks WHERE is_active = 1")) {
-      const types = JSON.parse(hook.event_types) as string[];
-      if (types.includes("*") || types.includes(eventType)) this.enqueue(hook.webhook_id, eventId, eventType, now);
+    for (const hook of this.activeHooks()) {
+      if (hook.types.includes("*") || hook.types.includes(eventType)) this.enqueue(hook.webhook_id, eventId, eventType, now);
     }
+  }
+
+  /**
+   * The active endpoints and their event types, read once for the rest of the synchronous run
+   * (a bulk step fans out an event per task); a change to an endpoint here reads them again.
+   */
+  private active: { webhook_id: string; types: string[] }[] | null = null;
+
+  private activeHooks(): { webhook_id: string; types: string[] }[] {
+    if (this.active === null) {
+      this.active = this.sql
+        .all<Pick<WebhookRow, "webhook_id" | "event_types">>("SELECT webhook_id, event_types FROM webhooks WHERE is_active = 1")
+        .map((hook) => ({ webhook_id: hook.webhook_id, types: JSON.parse(hook.event_types) as string[] }));
+      queueMicrotask(() => (this.active = null));
+    }
+    return this.active;
   }
 
   enqueue(webhookId: string, eventId: string, eventType: string, now: number): DeliveryRow {
@@ -240,6 +258,7 @@ export class WebhookStore {
   }
 
   disable(webhookId: string, reason: string, now: number): void {
+    this.active = null;
     this.sql.run("UPDATE webhooks SET is_active = 0, disabled_reason = ?, updated_at = ? WHERE webhook_id = ?", reason, now, webhookId);
     this.failPending(webhookId, "endpoint disabled", now);
   }
