@@ -7,13 +7,12 @@ import {
   type TaskStatus,
   type Waiting,
 } from "../tasks/model";
-import type { MirroredRecord } from "../db/types";
 import { iso } from "../time";
 import { BulkStep, createdByPriority } from "./bulk-step";
 import { insertEvent, insertLog, upsertRecord } from "./deferred-writes";
 import { FairQueue, NO_KEY } from "./fairness";
 import type { Sql } from "./sql";
-import { taskOf } from "./task-view";
+import { eventJson, recordJson, taskOf } from "./task-view";
 import { queuePosition, waitingOf } from "./waiting";
 import { InvalidTransition, NAMESPACE_TIMER, type NewTaskRow, type TaskPatch, type TaskRow, type TimerKind, type TimerRow, truncateUtf8 } from "./task-row";
 
@@ -181,12 +180,14 @@ export class TaskStore {
    */
   private published(row: TaskRow, at: number, transition: boolean): void {
     this.bulkStep?.rows.set(row.task_id, row);
-    // `waiting` is a live view, computed on reads; events and records carry null.
+    // `waiting` is a live view, computed on reads; events and records carry null. The task's
+    // JSON is made once, for its event and its snapshot.
     const task = this.toTask(row, false);
-    if (transition) this.emit(task, at);
-    const record: MirroredRecord = { seq: row.seq, expires_at: row.completed_at === null ? null : row.completed_at + this.recordRetentionMs, task };
-    if (this.bulkStep) this.bulkStep.writes.record(row.task_id, row.version, JSON.stringify(record));
-    else upsertRecord(this.sql, row.task_id, row.version, JSON.stringify(record));
+    const taskJson = JSON.stringify(task);
+    if (transition) this.emit(task, at, undefined, taskJson);
+    const record = recordJson(row.seq, row.completed_at === null ? null : row.completed_at + this.recordRetentionMs, taskJson);
+    if (this.bulkStep) this.bulkStep.writes.record(row.task_id, row.version, record);
+    else upsertRecord(this.sql, row.task_id, row.version, record);
     this.askFlush(at + FLUSH_DELAY_MS);
   }
 
@@ -248,24 +249,24 @@ export class TaskStore {
 
   // --- events --------------------------------------------------------------------------------
 
-  private emit(task: Task, at: number, type = `task.${task.status}`): void {
-    this.storeEvent(type, task.task_id, { task }, at);
+  private emit(task: Task, at: number, type = `task.${task.status}`, taskJson = JSON.stringify(task)): void {
+    this.storeEvent(type, task.task_id, `{"task":${taskJson}}`, at);
   }
 
   /**
    * Stores an event, numbered by the namespace's sequence, with the body its webhook deliveries
-   * and streams carry.
+   * and streams carry; `data` may come as its JSON text already.
    */
-  storeEvent(type: string, taskId: string | null, data: Record<string, unknown>, at: number): string {
+  storeEvent(type: string, taskId: string | null, data: Record<string, unknown> | string, at: number): string {
     const eventId = this.storeEventOnly(type, taskId, data, at);
     this.onEvent(eventId, type, at);
     return eventId;
   }
 
   /** Stores an event without fanning it out (a `webhook.test` goes to one endpoint only). */
-  storeEventOnly(type: string, taskId: string | null, data: Record<string, unknown>, at: number): string {
+  storeEventOnly(type: string, taskId: string | null, data: Record<string, unknown> | string, at: number): string {
     const eventId = newOrderedId("evt", at);
-    const body = JSON.stringify({ id: eventId, type, created_at: iso(at), namespace_id: this.namespaceId(), data });
+    const body = eventJson({ id: eventId, type, created_at: iso(at), namespace_id: this.namespaceId() }, data);
     if (this.bulkStep) this.bulkStep.writes.event(eventId, type, taskId, at, body);
     else insertEvent(this.sql, eventId, type, taskId, at, body);
     return eventId;

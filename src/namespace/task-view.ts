@@ -40,3 +40,16 @@ export function taskOf(
     expires_at: row.completed_at === null ? null : iso(row.completed_at + recordRetentionMs),
   };
 }
+
+/**
+ * An event's body, `JSON.stringify({ ...head, data })` to the byte, with `data` given as an object
+ * or as its JSON text (a task's event reuses the JSON made for its snapshot).
+ */
+export function eventJson(head: { id: string; type: string; created_at: string | null; namespace_id: string }, data: Record<string, unknown> | string): string {
+  return typeof data === "string" ? `${JSON.stringify(head).slice(0, -1)},"data":${data}}` : JSON.stringify({ ...head, data });
+}
+
+/** A record snapshot for D1 (a MirroredRecord), `JSON.stringify({ seq, expires_at, task })` to the byte, from the task's JSON text. */
+export function recordJson(seq: number, expiresAt: number | null, taskJson: string): string {
+  return `{"seq":${JSON.stringify(seq)},"expires_at":${JSON.stringify(expiresAt)},"task":${taskJson}}`;
+}
