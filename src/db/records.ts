@@ -17,7 +17,8 @@ const ON_CONFLICT = `ON CONFLICT (task_id) DO UPDATE SET status = excluded.statu
   expires_at = excluded.expires_at, version = excluded.version, record = excluded.record
   WHERE excluded.version > task_records.version`;
 
-type Upsert = { version: number; record: MirroredRecord };
+/** `taskJson`, when given, is `JSON.stringify(record.task)` already made (the outbox keeps it). */
+type Upsert = { version: number; record: MirroredRecord; taskJson?: string };
 
 /**
  * The upserts that mirror task versions into D1: one statement for many records (the rows as
@@ -47,7 +48,7 @@ export function recordUpserts(db: D1Database, namespaceId: string, rows: Upsert[
   };
   for (const row of rows) {
     const t = row.record.task;
-    const text = JSON.stringify(t);
+    const text = row.taskJson ?? JSON.stringify(t);
     if (text.length > JSON_CHUNK_CHARS) {
       large.push(row);
       continue;

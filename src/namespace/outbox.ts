@@ -66,7 +66,7 @@ export async function flushOutbox(host: OutboxHost): Promise<boolean> {
   );
   if (logs.length === 0 && records.length === 0 && deliveries.length === 0) return false;
 
-  const parsed = records.map((r) => ({ ...r, record: JSON.parse(r.payload) as MirroredRecord }));
+  const parsed = records.map((r) => ({ ...r, record: JSON.parse(r.payload) as MirroredRecord, taskJson: taskJsonOf(r.payload) }));
   const lines = logs.map((r) => ({ task_id: r.task_id, line: JSON.parse(r.payload) as LogPayload }));
   const statements = [
     ...recordUpserts(host.db, host.namespaceId, parsed),
@@ -127,4 +127,13 @@ function evictionChunks<R extends { record: MirroredRecord }>(records: R[]): R[]
     if (terminal) evictions++;
   }
   return chunks;
+}
+
+/**
+ * The task's JSON text inside a snapshot's payload, `{"seq":…,"expires_at":…,"task":{…}}`
+ * (task-view recordJson; `seq` and `expires_at` are numbers or null), so it is not made again.
+ */
+function taskJsonOf(payload: string): string | undefined {
+  const at = payload.indexOf(',"task":');
+  return payload.startsWith('{"seq":') && at > 0 && payload.endsWith("}") ? payload.slice(at + 8, -1) : undefined;
 }
