@@ -86,6 +86,8 @@ export const EMPTY_PROGRESS: Progress = { percent: null, message: null, processe
 
 /** Cuts a string to at most `maxBytes` of UTF-8 without splitting a character. */
 export function truncateUtf8(text: string, maxBytes: number): string {
+  // A UTF-16 code unit is at most 3 bytes of UTF-8: a short text needs no encoding to know it fits.
+  if (text.length * 3 <= maxBytes) return text;
   const bytes = new TextEncoder().encode(text);
   if (bytes.byteLength <= maxBytes) return text;
   const marker = " …[truncated]";
