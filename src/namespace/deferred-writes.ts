@@ -25,8 +25,8 @@ export function upsertRecord(sql: Sql, ...row: RecordRow): void {
 
 /**
  * The event, log-line and record-snapshot rows of one bulk step (TaskStore.bulk), written at
- * its end in a few multi-row statements instead of three statements a change. Nothing in a step reads these tables back:
- * streams, deliveries and the outbox flush read them after it. `mark` and `rollback` let a step
+ * its end in a few multi-row statements instead of three statements a change. Nothing in a
+ * step reads these tables back: streams, deliveries and the outbox flush read them after it. `mark` and `rollback` let a step
  * drop what one of its own transactions wrote when that transaction rolled back.
  */
 export class DeferredWrites {
