@@ -1,13 +1,12 @@
-import { HTTPException } from "hono/http-exception";
 import dashboard from "../dashboard";
 import docs from "../docs";
-import { ApiError, errorBody } from "../errors";
+import { errorBody } from "../errors";
 import { LIMITS } from "../tasks/model";
 import { apiKeyAuth } from "./auth";
 import { bodyUpTo } from "./gate";
 import callbacks, { batchCallbacks } from "./callbacks";
 import events from "./events";
-import { newApp } from "./env";
+import { answerError, newApp } from "./env";
 import namespaces from "./namespaces";
 import processors from "./processors";
 import taskBatch from "./task-batch";
@@ -62,17 +61,7 @@ export function createApp() {
 
   app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
 
-  app.onError((err, c) => {
-    if (err instanceof ApiError) {
-      for (const [name, value] of Object.entries(err.headers)) c.header(name, value);
-      return c.json(err.toBody(), err.status);
-    }
-    if (err instanceof HTTPException && err.status === 400) {
-      return c.json(errorBody("invalid_json", "the request body is not valid JSON"), 400);
-    }
-    console.error(`unhandled error on ${c.req.method} ${c.req.path}`, err);
-    return c.json(errorBody("internal_error", "internal error"), 500);
-  });
+  app.onError(answerError);
 
   return app;
 }

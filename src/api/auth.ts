@@ -28,29 +28,33 @@ const CALLBACK_TOKEN = /^(ns_[a-z0-9]{20})\.[A-Za-z0-9_-]{43}$/;
 /** D1 lookups of credentials (API keys, callback namespaces) made by this isolate: tests prove that a refused request makes none. */
 export const credentialLookups = { count: 0 };
 
+/** A gate's credential check (src/api/gate.ts), from headers alone: throws SPEC §3's error or lets the request on. */
+export type CredentialCheck = (c: Context<AppEnv>) => Promise<void>;
+
 /**
- * The API-key gate of a namespace's routes, run before anything reads the request body: the
+ * The API-key check of a namespace's routes, run before anything reads the request body: the
  * key decides the namespace, and the request spends one of its request tokens (SPEC §3).
  */
-export const apiKeyAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
+export const requireNamespaceKey: CredentialCheck = async (c) => {
   const principal = await requireApiKey(c);
   c.set("principal", principal);
   await spendRequestToken(c, principal.namespace_id);
-  return next();
 };
 
-/** The gate of the admin API: ADMIN_TOKEN. */
-export const adminAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
-  await requireAdmin(c);
-  return next();
-};
+/** The check of the admin API: ADMIN_TOKEN. */
+export const requireAdminToken: CredentialCheck = (c) => requireAdmin(c);
 
 /**
- * The gate of a processor's callbacks: the attempt's token, which names its namespace and is
+ * The check of a processor's callbacks: the attempt's token, which names its namespace and is
  * vouched for by that namespace's object; the callback spends one of the namespace's tokens.
  */
-export const callbackAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
+export const requireCallbackToken: CredentialCheck = async (c) => {
   await spendRequestToken(c, await callbackNamespace(c));
+};
+
+/** requireNamespaceKey as middleware, for routes outside a gated sub-app (SPEC §11's /mixpeek). */
+export const apiKeyAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
+  await requireNamespaceKey(c);
   return next();
 };
 

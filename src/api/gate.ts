@@ -1,13 +1,13 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { ApiError } from "../errors";
 import { LIMITS } from "../tasks/model";
-import { adminAuth, apiKeyAuth, callbackAuth } from "./auth";
+import { type CredentialCheck, requireAdminToken, requireCallbackToken, requireNamespaceKey } from "./auth";
 import { type AppEnv, newApp } from "./env";
-import { emptyJsonIsEmptyObject } from "./json-body";
+import { readEmptyJsonAsEmptyObject } from "./json-body";
 
 /** A request with a body must send JSON: anything else would be validated as an empty object. */
-const requireJson: MiddlewareHandler = async (c, next) => {
+function refuseNonJson(c: Context): void {
   const method = c.req.method;
   if (method === "POST" || method === "PUT" || method === "PATCH") {
     const type = c.req.header("Content-Type");
@@ -17,34 +17,52 @@ const requireJson: MiddlewareHandler = async (c, next) => {
       throw new ApiError("invalid_json", "the request body must be JSON, sent with Content-Type: application/json");
     }
   }
-  await next();
-};
+}
+
+const tooLarge = (maxSize: number) => new ApiError("payload_too_large", `request body exceeds ${maxSize} bytes`);
 
 /** Refuses a body over `maxSize` bytes with 413, counting as it streams (SPEC §5 Limits). */
 export const bodyUpTo = (maxSize: number): MiddlewareHandler =>
   bodyLimit({
     maxSize,
     onError: () => {
-      throw new ApiError("payload_too_large", `request body exceeds ${maxSize} bytes`);
+      throw tooLarge(maxSize);
     },
   });
 
+const nothingNext = async (): Promise<void> => {};
+
 /**
- * What runs before every route of a sub-app: its credentials first (headers only, so a request
- * without them is answered before its body is read, SPEC §4), then the body's size and type.
+ * What runs before every route of a sub-app, as one middleware: its credentials first (headers
+ * only, so a request without them is answered before its body is read, SPEC §4), then the
+ * body's size and type.
  */
-const gate = (auth: MiddlewareHandler<AppEnv>, maxBodyBytes: number): MiddlewareHandler<AppEnv>[] => [
-  auth,
-  bodyUpTo(maxBodyBytes),
-  requireJson,
-  emptyJsonIsEmptyObject,
-];
+const gate = (check: CredentialCheck, maxBodyBytes: number): MiddlewareHandler<AppEnv> => {
+  const countingLimit = bodyUpTo(maxBodyBytes);
+  return async (c, next) => {
+    await check(c);
+    const raw = c.req.raw;
+    if (raw.body) {
+      // A stated length is checked as bodyLimit checks it; a body of unstated length is counted
+      // as it streams (bodyLimit reads it, then the request goes on).
+      const length = raw.headers.get("content-length");
+      if (length !== null && !raw.headers.has("transfer-encoding")) {
+        if (parseInt(length || "0", 10) > maxBodyBytes) throw tooLarge(maxBodyBytes);
+      } else {
+        await countingLimit(c, nothingNext);
+      }
+    }
+    refuseNonJson(c);
+    readEmptyJsonAsEmptyObject(c);
+    return next();
+  };
+};
 
 /** A sub-app of a namespace's routes: an API key, bodies up to 1 MiB unless said otherwise. */
-export const apiKeyApp = (maxBodyBytes: number = LIMITS.bodyBytes) => newApp(gate(apiKeyAuth, maxBodyBytes));
+export const apiKeyApp = (maxBodyBytes: number = LIMITS.bodyBytes) => newApp([gate(requireNamespaceKey, maxBodyBytes)]);
 
 /** A sub-app of the admin API: ADMIN_TOKEN. */
-export const adminApp = () => newApp(gate(adminAuth, LIMITS.bodyBytes));
+export const adminApp = () => newApp([gate(requireAdminToken, LIMITS.bodyBytes)]);
 
 /** A sub-app of a processor's callbacks: the attempt's token. */
-export const callbackApp = () => newApp(gate(callbackAuth, LIMITS.bodyBytes));
+export const callbackApp = () => newApp([gate(requireCallbackToken, LIMITS.bodyBytes)]);

@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context } from "hono";
 
 const JSON_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
 
@@ -8,7 +8,7 @@ const JSON_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
  * parsing "" as JSON gives, and a route that needs a body names the missing fields (422).
  * The body is read only when a validator asks for it, so never before authentication.
  */
-export const emptyJsonIsEmptyObject: MiddlewareHandler = async (c, next) => {
+export function readEmptyJsonAsEmptyObject(c: Context): void {
   const type = c.req.header("Content-Type");
   if (type !== undefined && JSON_TYPE.test(type)) {
     const request = c.req;
@@ -18,5 +18,4 @@ export const emptyJsonIsEmptyObject: MiddlewareHandler = async (c, next) => {
       return (text.trim() === "" ? {} : JSON.parse(text)) as T;
     };
   }
-  await next();
-};
+}

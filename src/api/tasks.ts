@@ -81,8 +81,9 @@ app.openapi(
     if (input.inputs !== undefined && jsonBytes(input.inputs) > LIMITS.inputsBytes) {
       throw new ApiError("payload_too_large", `inputs exceed ${LIMITS.inputsBytes} bytes of JSON`, { field: "inputs" });
     }
-    await refuseDataPlaneType(namespaceOf(c), input.task_type);
-    const task = unwrap(await namespaceOf(c).createTask(input, new URL(c.req.url).origin, c.get("idempotency")));
+    const stub = namespaceOf(c);
+    await refuseDataPlaneType(stub, input.task_type);
+    const task = unwrap(await stub.createTask(input, new URL(c.req.url).origin, c.get("idempotency")));
     return c.json(task, 201);
   },
 );

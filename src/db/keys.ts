@@ -20,7 +20,17 @@ export interface KeyPrincipal {
  * refused within this bound everywhere (SPEC §4 promises 60 s).
  */
 export const KEY_CACHE_TTL_MS = 30_000;
-const cache = new Map<string, { principal: KeyPrincipal; expires: number }>();
+/**
+ * The cache is keyed by the secret itself, so a request whose key it holds computes no hash
+ * (a digest is a promise round trip through the runtime: a measurable part of a request). Each
+ * entry keeps the key's hash, by which a revocation finds it.
+ */
+const cache = new Map<string, { hash: string; principal: KeyPrincipal; expires: number }>();
+
+/** Forgets the cached lookups of the key with this hash (its revocation in this isolate). */
+function forgetKey(hash: string): void {
+  for (const [secret, entry] of cache) if (entry.hash === hash) cache.delete(secret);
+}
 
 export async function insertKey(db: D1Database, namespaceId: string, key: ApiKey, secret: string): Promise<void> {
   await db
@@ -41,7 +51,7 @@ export async function revokeKey(db: D1Database, namespaceId: string, keyId: stri
     .prepare("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE key_id = ? AND namespace_id = ? RETURNING key_hash")
     .bind(at, keyId, namespaceId)
     .first<{ key_hash: string }>();
-  if (row) cache.delete(row.key_hash);
+  if (row) forgetKey(row.key_hash);
   return row !== null;
 }
 
@@ -62,11 +72,11 @@ export async function liveKeyIds(db: D1Database, namespaceId: string, keyIds: st
  * runs before the key is looked up in D1 (not when the cache answers) and may refuse by throwing.
  */
 export async function authenticateKey(db: D1Database, secret: string, now = Date.now(), beforeLookup?: () => Promise<void>): Promise<KeyPrincipal | null> {
-  const hash = await sha256Hex(secret);
-  const cached = cache.get(hash);
+  const cached = cache.get(secret);
   if (cached && cached.expires > now) return cached.principal;
-  cache.delete(hash);
+  cache.delete(secret);
   await beforeLookup?.();
+  const hash = await sha256Hex(secret);
   const row = await db
     .prepare(
       `SELECT k.key_id, k.key_hash, k.namespace_id, n.namespace_name FROM api_keys k
@@ -80,6 +90,6 @@ export async function authenticateKey(db: D1Database, secret: string, now = Date
   if (!row || !constantTimeEqual(row.key_hash, hash)) return null;
   const principal = { key_id: row.key_id, namespace_id: row.namespace_id, namespace_name: row.namespace_name };
   if (cache.size > 10_000) cache.clear();
-  cache.set(hash, { principal, expires: now + KEY_CACHE_TTL_MS });
+  cache.set(secret, { hash, principal, expires: now + KEY_CACHE_TTL_MS });
   return principal;
 }
