@@ -53,8 +53,8 @@ export class Attempts {
    * Claims a queued task for the attempt a queue message carries, under `token`. Only the first
    * delivery of that attempt's message wins; every other delivery is told why not and changes nothing.
    */
-  claim(message: Pick<TaskMessage, "task_id" | "attempt" | "slice">, token: string, now: number, pulled = false): ClaimResult {
-    const row = this.store.get(message.task_id);
+  claim(message: Pick<TaskMessage, "task_id" | "attempt" | "slice">, token: string, now: number, pulled = false, known?: KnownTask): ClaimResult {
+    const row = known?.row ?? this.store.get(message.task_id);
     if (!row) return { claimed: false, reason: "unknown task" };
     if (message.slice !== undefined) return this.claimContinuation(row, message.attempt, message.slice, token, now);
     if (row.status !== "queued" || row.attempt !== message.attempt) {
@@ -63,7 +63,7 @@ export class Attempts {
     const processor = this.processorRow(row.task_type);
     // A lease that raced a switch to push mode: the task keeps its send timer and goes to the queue.
     if (pulled && processor?.mode !== "pull") return { claimed: false, reason: "not a pulled task" };
-    this.store.clearTimer(row.task_id, "send");
+    if (known?.sendTimer !== false) this.store.clearTimer(row.task_id, "send");
     // A message sent before its type became pulled: the task waits for a worker's lease.
     if (!pulled && processor?.mode === "pull") return { claimed: false, reason: "pulled by workers" };
     if (!processor && !hasBuiltinHandler(row.task_type)) {
@@ -131,11 +131,8 @@ export class Attempts {
    * Applies a report of one attempt, authenticated by that attempt's token. An unknown token
    * is `unauthorized`; the token of an attempt that has ended is a `conflict` that changes nothing.
    */
-  report(taskId: string, tokenHash: string, report: Report, now: number): Result<ReportAck> {
-    const attempt = this.sql.one<{ task_id: string; attempt: number; lease_seconds: number; final_status: string | null }>(
-      "SELECT task_id, attempt, lease_seconds, final_status FROM attempts WHERE token_hash = ?",
-      tokenHash,
-    );
+  report(taskId: string, tokenHash: string, report: Report, now: number, found?: AttemptOfToken | null): Result<ReportAck> {
+    const attempt = found === undefined ? this.attemptOfToken(tokenHash) : found;
     if (!attempt || attempt.task_id !== taskId) return fail("unauthorized", "invalid callback token");
     const row = this.store.get(taskId);
     if (!row) {
@@ -155,6 +152,11 @@ export class Attempts {
       lease_expires_at: next.status === "processing" ? iso(next.lease_expires_at) : null,
       task: this.store.toTask(next),
     });
+  }
+
+  /** The attempt a callback token's hash belongs to, ended or not; null for an unknown token. */
+  attemptOfToken(tokenHash: string): AttemptOfToken | null {
+    return this.sql.one<AttemptOfToken>("SELECT task_id, attempt, lease_seconds, final_status FROM attempts WHERE token_hash = ?", tokenHash);
   }
 
   /**
@@ -274,6 +276,23 @@ export class Attempts {
     }
     return null;
   }
+}
+
+/** An attempt as its callback token finds it: reads within the same step may pass it to `report`. */
+export interface AttemptOfToken extends Record<string, SqlStorageValue> {
+  task_id: string;
+  attempt: number;
+  lease_seconds: number;
+  final_status: string | null;
+}
+
+/**
+ * A task a caller has just read in the same synchronous step (a lease's candidates): `claim`
+ * takes it instead of reading it again, and skips removing a send timer it knows is not there.
+ */
+export interface KnownTask {
+  row: TaskRow;
+  sendTimer: boolean;
 }
 
 interface SavedCheckpoint {

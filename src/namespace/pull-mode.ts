@@ -8,7 +8,7 @@ import { type BatchReportResult, type Lease, MAX_LEASE_TASKS, MAX_LEASE_WAIT_SEC
 import type { NamespaceCore } from "./core";
 import { NamespacePart } from "./part";
 import { batchTasks } from "./batch-view";
-import { attemptOfToken, leasable, queuedWithoutSend } from "./pull";
+import { leasable, queuedWithoutSend } from "./pull";
 import type { StreamGate } from "./stream-gate";
 import type { TaskOps } from "./tasks";
 
@@ -124,10 +124,10 @@ export class PullMode extends NamespacePart {
       leasable(this.sql, taskType, now, limit).flatMap((candidate) => {
         const token = `${this.namespaceId}.${base64url(randomBytes(32))}`;
         try {
-          const claim = this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.claim(candidate, token, now, true)));
+          const claim = this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.claim(candidate.row, token, now, true, candidate)));
           return claim.claimed ? [claim] : [];
         } catch (err) {
-          console.error(`lease of ${candidate.task_id} failed`, err);
+          console.error(`lease of ${candidate.row.task_id} failed`, err);
           return [];
         }
       }),
@@ -139,10 +139,11 @@ export class PullMode extends NamespacePart {
    * callback would be, in the order given; one failing changes nothing for the others.
    */
   async reportBatch(reports: { token: string; report: Report }[]): Promise<BatchReportResult[]> {
+    // Found here and handed on: each report is applied in this same step, so it is not read again.
     const known = reports.map(({ token, report }) => {
       const tokenHash = sha256(token);
-      const attempt = attemptOfToken(this.sql, tokenHash);
-      return attempt ? { task_id: attempt.task_id, tokenHash, report } : null;
+      const attempt = this.attempts.attemptOfToken(tokenHash);
+      return attempt ? { task_id: attempt.task_id, tokenHash, report, attempt } : null;
     });
     // One bulk step (applyReports): the reports' events, log lines and snapshots go out in a few statements.
     const outcomes = await this.batches.applyReports(known.filter((item) => item !== null));

@@ -73,6 +73,14 @@ export const toDelivery = (row: DeliveryRow): Delivery => ({
  * change to it is mirrored to D1 through the outbox.
  */
 export class WebhookStore {
+  /**
+   * The active endpoints as fanOut needs them, read at the first event after any write to
+   * `webhooks` (every event used to read them: four statements a task). A write drops it, and
+   * drops it again once its synchronous step is over, so a list read inside a transaction that
+   * then rolled back is never kept.
+   */
+  private subscribers: { webhookId: string; all: boolean; types: Set<string> }[] | null = null;
+
   constructor(
     private readonly sql: Sql,
     /** Asks for an outbox flush: every delivery change is mirrored to D1. */
@@ -98,6 +106,7 @@ export class WebhookStore {
        VALUES (?, ?, ?, ?, 1, ?, ?, ?)`,
       webhookId, input.url, JSON.stringify(input.event_types), input.description, secret, now, now,
     );
+    this.endpointsChanged();
     const row = this.get(webhookId);
     if (!row) throw new Error("webhook vanished after insert");
     return { webhook: toWebhook(row), secret };
@@ -122,6 +131,7 @@ export class WebhookStore {
        WHERE webhook_id = ?`,
       next.url, next.event_types, next.description, next.is_active, next.failing_since, next.disabled_reason, now, webhookId,
     );
+    this.endpointsChanged();
     if (next.is_active === 0 && row.is_active === 1) this.failPending(webhookId, "endpoint disabled", now);
     return toWebhook(next);
   }
@@ -130,6 +140,7 @@ export class WebhookStore {
     if (!this.get(webhookId)) return false;
     this.failPending(webhookId, "endpoint deleted", now);
     this.sql.run("DELETE FROM webhooks WHERE webhook_id = ?", webhookId);
+    this.endpointsChanged();
     return true;
   }
 
@@ -153,10 +164,19 @@ export class WebhookStore {
 
   /** One pending delivery per active endpoint that subscribes to the event's type. */
   fanOut(eventId: string, eventType: string, now: number): void {
-    for (const hook of this.sql.all<WebhookRow>("SELECT * FROM webhooks WHERE is_active = 1")) {
-      const types = JSON.parse(hook.event_types) as string[];
-      if (types.includes("*") || types.includes(eventType)) this.enqueue(hook.webhook_id, eventId, eventType, now);
-    }
+    this.subscribers ??= this.sql.all<WebhookRow>("SELECT * FROM webhooks WHERE is_active = 1").map((hook) => {
+      const types = new Set(JSON.parse(hook.event_types) as string[]);
+      return { webhookId: hook.webhook_id, all: types.has("*"), types };
+    });
+    for (const hook of this.subscribers) if (hook.all || hook.types.has(eventType)) this.enqueue(hook.webhookId, eventId, eventType, now);
+  }
+
+  /** Every write to `webhooks` calls this: fanOut reads the endpoints again. */
+  private endpointsChanged(): void {
+    this.subscribers = null;
+    queueMicrotask(() => {
+      this.subscribers = null;
+    });
   }
 
   enqueue(webhookId: string, eventId: string, eventType: string, now: number): DeliveryRow {
@@ -241,6 +261,7 @@ export class WebhookStore {
 
   disable(webhookId: string, reason: string, now: number): void {
     this.sql.run("UPDATE webhooks SET is_active = 0, disabled_reason = ?, updated_at = ? WHERE webhook_id = ?", reason, now, webhookId);
+    this.endpointsChanged();
     this.failPending(webhookId, "endpoint disabled", now);
   }
 
