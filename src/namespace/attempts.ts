@@ -85,8 +85,12 @@ export class Attempts {
       now,
       `attempt ${row.attempt} of ${row.max_attempts}${processor?.mode === "pull" ? " leased by a pull worker" : processor ? ` dispatched to ${processor.url}` : ""}`,
     );
-    this.store.setTimer(row.task_id, "lease", leaseExpiresAt);
-    this.store.setTimer(row.task_id, "timeout", timeoutAt);
+    // Both of the attempt's timers in one statement (as TaskStore.setTimer would set each).
+    this.sql.run(
+      `INSERT INTO timers (task_id, kind, due_at, tries) VALUES (?, 'lease', ?, 0), (?, 'timeout', ?, 0)
+       ON CONFLICT (task_id, kind) DO UPDATE SET due_at = excluded.due_at, tries = excluded.tries`,
+      row.task_id, leaseExpiresAt, row.task_id, timeoutAt,
+    );
     return {
       claimed: true,
       task: this.store.toTask(next),

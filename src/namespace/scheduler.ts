@@ -1,4 +1,4 @@
-import { isTerminal } from "../tasks/model";
+import { TERMINAL_STATUSES } from "../tasks/model";
 import type { Attempts } from "./attempts";
 import { backoffMs, type NamespaceCore } from "./core";
 import { NamespacePart } from "./part";
@@ -24,6 +24,8 @@ const EVENT_RETENTION_MS = 72 * 3600_000;
 /** Longer than any attempt can run (the timeout is at most 24 h), so late reports still get 409. */
 const ATTEMPT_RETENTION_MS = 7 * 24 * 3600_000;
 const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
+/** `IN (...)` of the terminal statuses, for SQL. */
+const TERMINAL_SQL = TERMINAL_STATUSES.map((status) => `'${status}'`).join(", ");
 
 /**
  * The one alarm that multiplexes every timer: each due timer goes to its handler (queue sends,
@@ -253,9 +255,12 @@ export class Scheduler extends NamespacePart {
    * storage to the live tasks. Its attempts stay a while, so that a late report still gets 409.
    */
   private evict(taskId: string, version: number, status: string): void {
-    const row = this.store.get(taskId);
-    if (!row || row.version !== version || !isTerminal(row.status)) return;
-    this.sql.run("DELETE FROM tasks WHERE task_id = ?", taskId);
+    // Only the version flushed, and only if terminal: the row is not read first.
+    const gone = this.sql.run(
+      `DELETE FROM tasks WHERE task_id = ? AND version = ? AND status IN (${TERMINAL_SQL})`,
+      taskId, version,
+    );
+    if (gone === 0) return;
     this.sql.run("UPDATE attempts SET final_status = ? WHERE task_id = ?", status, taskId);
     this.store.clearTaskTimers(taskId);
   }
