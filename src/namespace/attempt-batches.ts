@@ -1,7 +1,7 @@
 import { fail, type Result } from "../errors";
 import { base64url, randomBytes } from "../ids";
 import { hasBuiltinHandler } from "../tasks/builtin-types";
-import { type AttemptOfToken, type Attempts, sha256 } from "./attempts";
+import { type Attempts, type FoundAttempt, sha256 } from "./attempts";
 import { type ClaimAhead, type ClaimManyItem, type ClaimedAttempt, MAX_CLAIM_AHEAD, type Report, type ReportAck, type ReportManyItem, type ReportsAndClaims } from "./contract";
 import type { NamespaceCore } from "./core";
 import type { TaskMessage } from "./messages";
@@ -118,10 +118,10 @@ export class AttemptBatches extends NamespacePart {
   private applyEach(items: ReportItem[]): Result<ReportAck>[] {
     return this.core.withAdmissionAfter(() => {
       const results: Result<ReportAck>[] = [];
-      for (const { task_id: taskId, tokenHash, report, attempt } of items) {
+      for (const { task_id: taskId, tokenHash, report, found } of items) {
         const now = this.clock.now();
         try {
-          results.push(this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.report(taskId, tokenHash, report, now, attempt))));
+          results.push(this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.report(taskId, tokenHash, report, now, found))));
         } catch (err) {
           console.error(`report of ${taskId} failed`, err);
           results.push(fail("internal_error", "the report could not be applied", { retryable: true }));
@@ -137,12 +137,12 @@ export class AttemptBatches extends NamespacePart {
 }
 
 /**
- * One report of a batch, fenced by its token's hash. `attempt` is what that hash found when the
- * caller read it in the same synchronous step (PullMode.reportBatch), so it is not read again.
+ * One report of a batch, fenced by its token's hash. `found` is what the caller read for it in
+ * the same synchronous step (PullMode.reportBatch), so it is not read again.
  */
 interface ReportItem {
   task_id: string;
   tokenHash: string;
   report: Report;
-  attempt?: AttemptOfToken;
+  found?: FoundAttempt;
 }

@@ -135,10 +135,10 @@ export class Attempts {
    * Applies a report of one attempt, authenticated by that attempt's token. An unknown token
    * is `unauthorized`; the token of an attempt that has ended is a `conflict` that changes nothing.
    */
-  report(taskId: string, tokenHash: string, report: Report, now: number, found?: AttemptOfToken | null): Result<ReportAck> {
-    const attempt = found === undefined ? this.attemptOfToken(tokenHash) : found;
+  report(taskId: string, tokenHash: string, report: Report, now: number, found?: FoundAttempt): Result<ReportAck> {
+    const attempt = found === undefined ? this.attemptOfToken(tokenHash) : found.attempt;
     if (!attempt || attempt.task_id !== taskId) return fail("unauthorized", "invalid callback token");
-    const row = this.store.get(taskId);
+    const row = found?.row === undefined ? this.store.get(taskId) : found.row;
     if (!row) {
       const status = attempt.final_status ?? "ended";
       return fail("conflict", `attempt ${attempt.attempt} has ended; the task is ${status}`, { status });
@@ -161,6 +161,21 @@ export class Attempts {
   /** The attempt a callback token's hash belongs to, ended or not; null for an unknown token. */
   attemptOfToken(tokenHash: string): AttemptOfToken | null {
     return this.sql.one<AttemptOfToken>("SELECT task_id, attempt, lease_seconds, final_status FROM attempts WHERE token_hash = ?", tokenHash);
+  }
+
+  /** attemptOfToken with its task's row (null once the task has left), in one read. */
+  attemptWithTask(tokenHash: string): { attempt: AttemptOfToken; row: TaskRow | null } | null {
+    const found = this.sql.one<TaskRow & { a_task_id: string; a_attempt: number; a_lease_seconds: number; a_final_status: string | null }>(
+      `SELECT a.task_id AS a_task_id, a.attempt AS a_attempt, a.lease_seconds AS a_lease_seconds, a.final_status AS a_final_status, t.*
+         FROM attempts a LEFT JOIN tasks t ON t.task_id = a.task_id WHERE a.token_hash = ?`,
+      tokenHash,
+    );
+    if (!found) return null;
+    const { a_task_id: taskId, a_attempt: attempt, a_lease_seconds: leaseSeconds, a_final_status: finalStatus, ...row } = found;
+    return {
+      attempt: { task_id: taskId, attempt, lease_seconds: leaseSeconds, final_status: finalStatus },
+      row: row.task_id === null ? null : row,
+    };
   }
 
   /**
@@ -282,12 +297,21 @@ export class Attempts {
   }
 }
 
-/** An attempt as its callback token finds it: reads within the same step may pass it to `report`. */
+/** An attempt as its callback token finds it. */
 export interface AttemptOfToken extends Record<string, SqlStorageValue> {
   task_id: string;
   attempt: number;
   lease_seconds: number;
   final_status: string | null;
+}
+
+/**
+ * What a caller read for `report` in the same synchronous step, before anything changed them:
+ * the token's attempt, and its task's row (left out to have `report` read it).
+ */
+export interface FoundAttempt {
+  attempt: AttemptOfToken | null;
+  row?: TaskRow | null;
 }
 
 /**

@@ -139,11 +139,18 @@ export class PullMode extends NamespacePart {
    * callback would be, in the order given; one failing changes nothing for the others.
    */
   async reportBatch(reports: { token: string; report: Report }[]): Promise<BatchReportResult[]> {
-    // Found here and handed on: each report is applied in this same step, so it is not read again.
+    // Read here, in the same synchronous step that applies them, and handed on. A report changes
+    // only its own task, so a task's row read here is current for its first report in the
+    // batch; a later report of the same task reads it again.
+    const seen = new Set<string>();
     const known = reports.map(({ token, report }) => {
       const tokenHash = sha256(token);
-      const attempt = this.attempts.attemptOfToken(tokenHash);
-      return attempt ? { task_id: attempt.task_id, tokenHash, report, attempt } : null;
+      const found = this.attempts.attemptWithTask(tokenHash);
+      if (!found) return null;
+      const taskId = found.attempt.task_id;
+      const first = !seen.has(taskId);
+      seen.add(taskId);
+      return { task_id: taskId, tokenHash, report, found: first ? found : { attempt: found.attempt } };
     });
     // One bulk step (applyReports): the reports' events, log lines and snapshots go out in a few statements.
     const outcomes = await this.batches.applyReports(known.filter((item) => item !== null));

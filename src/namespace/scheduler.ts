@@ -260,9 +260,8 @@ export class Scheduler extends NamespacePart {
       `DELETE FROM tasks WHERE task_id = ? AND version = ? AND status IN (${TERMINAL_SQL})`,
       taskId, version,
     );
-    if (gone === 0) return;
-    this.sql.run("UPDATE attempts SET final_status = ? WHERE task_id = ?", status, taskId);
-    this.store.clearTaskTimers(taskId);
+    // Its timers went with its terminal transition (every one clears them), so none is left to remove.
+    if (gone > 0) this.sql.run("UPDATE attempts SET final_status = ? WHERE task_id = ?", status, taskId);
   }
 
   /**
