@@ -114,13 +114,12 @@ export class NamespaceCore {
       return;
     }
     const free = this.settings.max_concurrent_tasks - this.store.activeCount();
-    for (let admitted = 0; admitted < free; admitted++) {
-      const row = this.store.fair.nextReady();
-      if (!row) return;
+    if (free <= 0) return;
+    this.store.fair.admitRun(free, (row) => {
       this.store.transition(row, "queued", { queued_at: row.queued_at ?? now }, now);
       // A pulled task never goes to the queue: it waits, leasable at once, for a worker.
       if (this.processors.processorRow(row.task_type)?.mode !== "pull") this.store.setTimer(row.task_id, "send", now);
-    }
+    });
   }
 
   /**
