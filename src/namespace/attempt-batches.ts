@@ -1,7 +1,8 @@
 import { fail, type Result } from "../errors";
 import { base64url, randomBytes } from "../ids";
 import { hasBuiltinHandler } from "../tasks/builtin-types";
-import { type Attempts, type FoundAttempt, sha256 } from "./attempts";
+import type { FoundAttempt } from "./attempt-rows";
+import { type Attempts, sha256 } from "./attempts";
 import { type ClaimAhead, type ClaimManyItem, type ClaimedAttempt, MAX_CLAIM_AHEAD, type Report, type ReportAck, type ReportManyItem, type ReportsAndClaims } from "./contract";
 import type { NamespaceCore } from "./core";
 import type { TaskMessage } from "./messages";

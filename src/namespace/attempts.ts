@@ -5,6 +5,7 @@ import { type JsonValue, type Progress, retryDelayMs, type Settings, type TaskEr
 import { iso } from "../time";
 import { BUILTIN_LEASE_SECONDS, type ClaimResult, type Report, type ReportAck } from "./contract";
 import type { TaskMessage } from "./messages";
+import { attemptOfToken, type FoundAttempt, type KnownTask } from "./attempt-rows";
 import type { ProcessorStore } from "./processors";
 import type { Sql } from "./sql";
 import type { TaskStore } from "./store";
@@ -136,7 +137,7 @@ export class Attempts {
    * is `unauthorized`; the token of an attempt that has ended is a `conflict` that changes nothing.
    */
   report(taskId: string, tokenHash: string, report: Report, now: number, found?: FoundAttempt): Result<ReportAck> {
-    const attempt = found === undefined ? this.attemptOfToken(tokenHash) : found.attempt;
+    const attempt = found === undefined ? attemptOfToken(this.sql, tokenHash) : found.attempt;
     if (!attempt || attempt.task_id !== taskId) return fail("unauthorized", "invalid callback token");
     const row = found?.row === undefined ? this.store.get(taskId) : found.row;
     if (!row) {
@@ -156,26 +157,6 @@ export class Attempts {
       lease_expires_at: next.status === "processing" ? iso(next.lease_expires_at) : null,
       task: this.store.toTask(next),
     });
-  }
-
-  /** The attempt a callback token's hash belongs to, ended or not; null for an unknown token. */
-  attemptOfToken(tokenHash: string): AttemptOfToken | null {
-    return this.sql.one<AttemptOfToken>("SELECT task_id, attempt, lease_seconds, final_status FROM attempts WHERE token_hash = ?", tokenHash);
-  }
-
-  /** attemptOfToken with its task's row (null once the task has left), in one read. */
-  attemptWithTask(tokenHash: string): { attempt: AttemptOfToken; row: TaskRow | null } | null {
-    const found = this.sql.one<TaskRow & { a_task_id: string; a_attempt: number; a_lease_seconds: number; a_final_status: string | null }>(
-      `SELECT a.task_id AS a_task_id, a.attempt AS a_attempt, a.lease_seconds AS a_lease_seconds, a.final_status AS a_final_status, t.*
-         FROM attempts a LEFT JOIN tasks t ON t.task_id = a.task_id WHERE a.token_hash = ?`,
-      tokenHash,
-    );
-    if (!found) return null;
-    const { a_task_id: taskId, a_attempt: attempt, a_lease_seconds: leaseSeconds, a_final_status: finalStatus, ...row } = found;
-    return {
-      attempt: { task_id: taskId, attempt, lease_seconds: leaseSeconds, final_status: finalStatus },
-      row: row.task_id === null ? null : row,
-    };
   }
 
   /**
@@ -295,32 +276,6 @@ export class Attempts {
     }
     return null;
   }
-}
-
-/** An attempt as its callback token finds it. */
-export interface AttemptOfToken extends Record<string, SqlStorageValue> {
-  task_id: string;
-  attempt: number;
-  lease_seconds: number;
-  final_status: string | null;
-}
-
-/**
- * What a caller read for `report` in the same synchronous step, before anything changed them:
- * the token's attempt, and its task's row (left out to have `report` read it).
- */
-export interface FoundAttempt {
-  attempt: AttemptOfToken | null;
-  row?: TaskRow | null;
-}
-
-/**
- * A task a caller has just read in the same synchronous step (a lease's candidates): `claim`
- * takes it instead of reading it again, and skips removing a send timer it knows is not there.
- */
-export interface KnownTask {
-  row: TaskRow;
-  sendTimer: boolean;
 }
 
 interface SavedCheckpoint {

@@ -8,6 +8,7 @@ import { type BatchReportResult, type Lease, MAX_LEASE_TASKS, MAX_LEASE_WAIT_SEC
 import type { NamespaceCore } from "./core";
 import { NamespacePart } from "./part";
 import { batchTasks } from "./batch-view";
+import { attemptWithTask } from "./attempt-rows";
 import { leasable, queuedWithoutSend } from "./pull";
 import type { StreamGate } from "./stream-gate";
 import type { TaskOps } from "./tasks";
@@ -145,7 +146,7 @@ export class PullMode extends NamespacePart {
     const seen = new Set<string>();
     const known = reports.map(({ token, report }) => {
       const tokenHash = sha256(token);
-      const found = this.attempts.attemptWithTask(tokenHash);
+      const found = attemptWithTask(this.sql, tokenHash);
       if (!found) return null;
       const taskId = found.attempt.task_id;
       const first = !seen.has(taskId);

@@ -1,4 +1,4 @@
-import type { KnownTask } from "./attempts";
+import type { KnownTask } from "./attempt-rows";
 import type { Sql } from "./sql";
 import type { TaskRow } from "./task-row";
 

@@ -74,10 +74,9 @@ export const toDelivery = (row: DeliveryRow): Delivery => ({
  */
 export class WebhookStore {
   /**
-   * The active endpoints as fanOut needs them, read at the first event after any write to
-   * `webhooks` (every event used to read them: four statements a task). A write drops it, and
-   * drops it again once its synchronous step is over, so a list read inside a transaction that
-   * then rolled back is never kept.
+   * The active endpoints as fanOut needs them, read at the first event after a write to
+   * `webhooks` (each event used to read them). A write drops it now and again after its step,
+   * so a list read inside a transaction that then rolled back is never kept.
    */
   private subscribers: { webhookId: string; all: boolean; types: Set<string> }[] | null = null;
 
