@@ -209,6 +209,33 @@ describe("pull-mode processors", () => {
     expect((await lease(t, "pl_admit", { max_tasks: 10 })).map((l) => l.task.task_id)).toEqual(made.slice(3, 5));
   });
 
+  it("evicts the finished tasks of a flush together, each with how it ended for late reports; a running one stays", async () => {
+    const t = await tenant();
+    await pullProcessor(t, "pl_evict");
+    for (let i = 0; i < 4; i++) await createTask(t, { task_type: "pl_evict" });
+    const [done, failed, alsoDone, running] = (await lease(t, "pl_evict", { max_tasks: 10 })) as [Lease, Lease, Lease, Lease];
+    await reportBatch(t, [
+      { token: done.callback.token, type: "complete", outputs: { ok: 1 } },
+      { token: failed.callback.token, type: "fail", error: { code: "bad", message: "no" }, retryable: false },
+      { token: alsoDone.callback.token, type: "complete" },
+    ]);
+    for (let i = 0; i < 5; i++) await advance(t, 1000);
+    const left = await query<{ task_id: string }>(t, "SELECT task_id FROM tasks");
+    expect(left.map((r) => r.task_id)).toEqual([running.task.task_id]);
+    const ended = await query<{ task_id: string; final_status: string | null }>(t, "SELECT task_id, final_status FROM attempts ORDER BY started_at, task_id");
+    expect(new Map(ended.map((a) => [a.task_id, a.final_status]))).toEqual(
+      new Map([[done.task.task_id, "completed"], [failed.task.task_id, "failed"], [alsoDone.task.task_id, "completed"], [running.task.task_id, null]]),
+    );
+    // Their records are in D1, and a late report learns how each ended.
+    expect(await getTask(t, failed.task.task_id)).toMatchObject({ status: "failed", error: { code: "bad" } });
+    const late = await reportBatch(t, [
+      { token: done.callback.token, type: "complete" },
+      { token: failed.callback.token, type: "progress", percent: 5 },
+      { token: running.callback.token, type: "complete" },
+    ]);
+    expect(late.map((r) => [r.status, r.error?.details?.status])).toEqual([[409, "completed"], [409, "failed"], [200, undefined]]);
+  });
+
   it("never gives one task to two leases made at the same time", async () => {
     const t = await tenant();
     await pullProcessor(t, "pl_race");

@@ -1,4 +1,4 @@
-import { TERMINAL_STATUSES } from "../tasks/model";
+import { evictFlushed } from "./evict";
 import type { Attempts } from "./attempts";
 import { backoffMs, type NamespaceCore } from "./core";
 import { NamespacePart } from "./part";
@@ -24,8 +24,6 @@ const EVENT_RETENTION_MS = 72 * 3600_000;
 /** Longer than any attempt can run (the timeout is at most 24 h), so late reports still get 409. */
 const ATTEMPT_RETENTION_MS = 7 * 24 * 3600_000;
 const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
-/** `IN (...)` of the terminal statuses, for SQL. */
-const TERMINAL_SQL = TERMINAL_STATUSES.map((status) => `'${status}'`).join(", ");
 
 /**
  * The one alarm that multiplexes every timer: each due timer goes to its handler (queue sends,
@@ -33,6 +31,9 @@ const TERMINAL_SQL = TERMINAL_STATUSES.map((status) => `'${status}'`).join(", ")
  * rows are pruned, open streams' keys are checked, and the alarm is armed for what is next.
  */
 export class Scheduler extends NamespacePart {
+  /** The terminal tasks (id, version) the flush chunk in progress has put safely in D1. */
+  private flushedTerminal: [taskId: string, version: number][] = [];
+
   constructor(
     core: NamespaceCore,
     private readonly attempts: Attempts,
@@ -218,8 +219,16 @@ export class Scheduler extends NamespacePart {
       db: this.env.DB,
       namespaceId: this.namespaceId,
       d1Batch: (statements) => this.io.d1Batch(statements),
-      transaction: (fn) => this.ctx.storage.transactionSync(fn),
-      onTerminalFlushed: (taskId, version, status) => this.evict(taskId, version, status),
+      // The terminal tasks a chunk flushed leave together, at the end of its transaction.
+      transaction: (fn) =>
+        this.ctx.storage.transactionSync(() => {
+          this.flushedTerminal = [];
+          const result = fn();
+          evictFlushed(this.sql, this.flushedTerminal);
+          this.flushedTerminal = [];
+          return result;
+        }),
+      onTerminalFlushed: (taskId, version) => this.flushedTerminal.push([taskId, version]),
     });
   }
 
@@ -248,20 +257,6 @@ export class Scheduler extends NamespacePart {
       this.store.setTimer(NAMESPACE_TIMER, "flush", this.clock.now() + backoffMs(tries + 1), tries + 1);
       return false;
     }
-  }
-
-  /**
-   * A terminal task whose final record is safe in D1 leaves the Durable Object, which keeps its
-   * storage to the live tasks. Its attempts stay a while, so that a late report still gets 409.
-   */
-  private evict(taskId: string, version: number, status: string): void {
-    // Only the version flushed, and only if terminal: the row is not read first.
-    const gone = this.sql.run(
-      `DELETE FROM tasks WHERE task_id = ? AND version = ? AND status IN (${TERMINAL_SQL})`,
-      taskId, version,
-    );
-    // Its timers went with its terminal transition (every one clears them), so none is left to remove.
-    if (gone > 0) this.sql.run("UPDATE attempts SET final_status = ? WHERE task_id = ?", status, taskId);
   }
 
   /**
