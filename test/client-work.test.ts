@@ -65,6 +65,68 @@ describe("client.work", () => {
     expect(callbacks).toBeLessThan(36);
   });
 
+  it("keeps a second report call out while the first is, and never sends an attempt's later report before its earlier one is answered", async () => {
+    const t = await tenant();
+    await pulled(t, "cw_pipe");
+    const [slowId, fastId] = await createBatch(t, [{ task_type: "cw_pipe", inputs: { slow: true } }, { task_type: "cw_pipe", inputs: {} }]);
+    // Report calls are held until the test lets them through; lease answers tell which token is whose.
+    const tokenOf = new Map<string, string>();
+    const calls: { types: string[]; tokens: string[] }[] = [];
+    let answer: () => void = () => undefined;
+    const answering = new Promise<void>((resolve) => (answer = resolve));
+    const fetch: FetchLike = async (input, init) => {
+      const request = new Request(input, init);
+      if (new URL(request.url).pathname === "/v1/callbacks") {
+        const { reports } = (await request.clone().json()) as { reports: { token: string; type: string }[] };
+        calls.push({ types: reports.map((r) => r.type), tokens: reports.map((r) => r.token) });
+        await answering;
+        return exports.default.fetch(request);
+      }
+      const response = await exports.default.fetch(request);
+      if (request.url.endsWith("/lease")) {
+        const { leases } = (await response.clone().json()) as { leases: { task: { task_id: string }; callback: { token: string } }[] };
+        for (const lease of leases) tokenOf.set(lease.task.task_id, lease.callback.token);
+      }
+      return response;
+    };
+    let releaseSlow: () => void = () => undefined;
+    const slowMayEnd = new Promise<void>((resolve) => (releaseSlow = resolve));
+    let releaseFast: () => void = () => undefined;
+    const fastMayEnd = new Promise<void>((resolve) => (releaseFast = resolve));
+    const stop = new AbortController();
+    const worker = clientFor(t, fetch).work(
+      "cw_pipe",
+      async (ctx) => {
+        if (ctx.task.inputs.slow !== true) {
+          await fastMayEnd;
+          return { fast: true };
+        }
+        ctx.progress({ percent: 50 });
+        await slowMayEnd;
+        return { slow: true };
+      },
+      { concurrency: 2, signal: stop.signal, waitSeconds: 1 },
+    );
+    // The first call carries the slow task's progress, and is held.
+    await eventually(async () => (calls.length === 1 ? true : undefined), 10_000, "the first report call");
+    const slowToken = tokenOf.get(slowId ?? "");
+    expect(calls[0]).toEqual({ types: ["progress"], tokens: [slowToken] });
+    // Both results are ready: the fast task's goes out in a second call while the first is held;
+    // the slow task's waits behind its own progress.
+    releaseSlow();
+    releaseFast();
+    await eventually(async () => (calls.length === 2 ? true : undefined), 10_000, "a second report call while the first is out");
+    expect(calls[1]).toEqual({ types: ["complete"], tokens: [tokenOf.get(fastId ?? "")] });
+    answer();
+    await waitForStatus(t, slowId ?? "", "completed");
+    await waitForStatus(t, fastId ?? "", "completed");
+    stop.abort();
+    await worker;
+    expect(calls).toHaveLength(3);
+    expect(calls[2]).toEqual({ types: ["complete"], tokens: [slowToken] });
+    expect((await getTask(t, slowId ?? "")).outputs).toEqual({ slow: true });
+  });
+
   it("fails the attempt with the thrown error's code, retried unless it says retryable: false", async () => {
     const t = await tenant();
     await pulled(t, "cw_fail");

@@ -38,6 +38,25 @@ async function countObjectD1(t: Tenant): Promise<{ statements: number }> {
   return counted;
 }
 
+/**
+ * Counts the SQL statements the namespace's object runs (its own SQLite), by their first words:
+ * the CPU a task costs there grows with them.
+ */
+async function countObjectSql(t: Tenant): Promise<{ statements: number; byQuery: Map<string, number> }> {
+  const counted = { statements: 0, byQuery: new Map<string, number>() };
+  await runInDurableObject(stub(t), (_instance: NamespaceDO, state) => {
+    const sql = state.storage.sql;
+    const exec = sql.exec.bind(sql);
+    sql.exec = ((query: string, ...params: SqlStorageValue[]) => {
+      counted.statements++;
+      const key = query.replace(/\s+/g, " ").trim().slice(0, 60);
+      counted.byQuery.set(key, (counted.byQuery.get(key) ?? 0) + 1);
+      return exec(query, ...params);
+    }) as typeof sql.exec;
+  });
+  return counted;
+}
+
 /** Runs the object's alarm until its outbox is empty. */
 async function flushAll(t: Tenant): Promise<void> {
   for (let i = 0; i < 20; i++) {
@@ -55,13 +74,16 @@ describe("calls per task in pull mode", () => {
     const t = await tenant({ max_concurrent_tasks: 1000 });
     expect((await call("/v1/processors/pc_pull", { token: t.key, method: "PUT", body: { mode: "pull" } })).status).toBe(201);
     const objectD1 = await countObjectD1(t);
+    const objectSql = await countObjectSql(t);
     const counting = countingEnv(env);
     const hundred = { tasks: Array.from({ length: 100 }, (_, i) => ({ task_type: "pc_pull", inputs: { i } })) };
 
     for (let i = 0; i < TASKS / 100; i++) await post(counting.env, t, "/v1/tasks/batch", hundred);
     await flushAll(t);
-    const create = { ...counting.reset(), objectD1: objectD1.statements };
+    const create = { ...counting.reset(), objectD1: objectD1.statements, objectSql: objectSql.statements };
     objectD1.statements = 0;
+    objectSql.statements = 0;
+    objectSql.byQuery.clear();
 
     for (let i = 0; i < TASKS / 100; i++) {
       const { leases } = await post<{ leases: { callback: { token: string } }[] }>(counting.env, t, "/v1/processors/pc_pull/lease", { max_tasks: 100 });
@@ -72,21 +94,26 @@ describe("calls per task in pull mode", () => {
       expect(results.every((r) => r.status === 200 && r.task.status === "completed")).toBe(true);
     }
     await flushAll(t);
-    const pull = { ...counting.reset(), objectD1: objectD1.statements };
+    const pull = { ...counting.reset(), objectD1: objectD1.statements, objectSql: objectSql.statements };
 
     const perTask = (c: typeof create) => ({
       do_calls: c.doCalls / TASKS,
       worker_d1: c.d1Statements / TASKS,
       object_d1: c.objectD1 / TASKS,
+      object_sql: c.objectSql / TASKS,
       by_method: c.byMethod,
     });
     console.log(`batch create, per task: ${JSON.stringify(perTask(create))}`);
     console.log(`pull (lease + report), per task: ${JSON.stringify(perTask(pull))}`);
+    console.log(`pull (lease + report), SQL statements per task:\n${[...objectSql.byQuery].sort((a, b) => b[1] - a[1]).map(([q, n]) => `  ${(n / TASKS).toFixed(2)}  ${q}`).join("\n")}`);
     // One createTaskBatch a hundred tasks, plus the odd request-token refill.
     expect(create.doCalls / TASKS).toBeLessThanOrEqual(0.02);
     expect(pull.doCalls / TASKS).toBeLessThanOrEqual(0.04);
     // The outbox flush writes records and log lines many to a statement (D1's 100 bound values each).
     expect(create.objectD1 / TASKS).toBeLessThanOrEqual(0.3);
     expect(pull.objectD1 / TASKS).toBeLessThanOrEqual(0.3);
+    // The object's own SQLite: 21.3 statements a pulled task before the lease and report steps
+    // were cut (each statement costs some 40 µs of the object's thread locally), 8.4 after.
+    expect(pull.objectSql / TASKS).toBeLessThanOrEqual(10);
   });
 });

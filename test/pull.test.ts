@@ -180,6 +180,62 @@ describe("pull-mode processors", () => {
     }
   });
 
+  it("fills the slots a batch of reports frees once, after the lot; a report that throws frees none", async () => {
+    const t = await tenant({ max_concurrent_tasks: 3 });
+    await pullProcessor(t, "pl_admit");
+    const made: string[] = [];
+    for (let i = 0; i < 6; i++) made.push((await createTask(t, { task_type: "pl_admit" })).task_id);
+    const leased = await lease(t, "pl_admit", { max_tasks: 10 });
+    expect(leased).toHaveLength(3);
+    const broken = leased[1]?.task.task_id;
+    await runInDurableObject(stub(t), (instance: NamespaceDO) => {
+      const attempts = (instance as unknown as { attempts: { report: (...args: unknown[]) => unknown } }).attempts;
+      const report = attempts.report.bind(attempts);
+      attempts.report = (...args: unknown[]) => {
+        const result = report(...args);
+        if (args[0] === broken) throw new Error("report failed after its writes");
+        return result;
+      };
+    });
+    const res = await call("/v1/callbacks", { token: t.key, body: { reports: leased.map((l) => ({ token: l.callback.token, type: "complete" })) } });
+    expect(res.status).toBe(500);
+    // Two slots freed, two waiting tasks admitted, oldest first; the limit holds.
+    const statuses = await Promise.all(made.map(async (id) => (await getTask(t, id)).status));
+    expect(statuses).toEqual(["completed", "processing", "completed", "queued", "queued", "created"]);
+    const events = await query<{ event_type: string; task_id: string }>(t, "SELECT event_type, task_id FROM events WHERE event_type IN ('task.completed', 'task.queued') AND seq > (SELECT MAX(seq) FROM events WHERE event_type = 'task.processing') ORDER BY seq");
+    expect(events.map((e) => e.event_type)).toEqual(["task.completed", "task.completed", "task.queued", "task.queued"]);
+    expect(events.slice(2).map((e) => e.task_id)).toEqual(made.slice(3, 5));
+    // The admitted tasks are leasable at once.
+    expect((await lease(t, "pl_admit", { max_tasks: 10 })).map((l) => l.task.task_id)).toEqual(made.slice(3, 5));
+  });
+
+  it("evicts the finished tasks of a flush together, each with how it ended for late reports; a running one stays", async () => {
+    const t = await tenant();
+    await pullProcessor(t, "pl_evict");
+    for (let i = 0; i < 4; i++) await createTask(t, { task_type: "pl_evict" });
+    const [done, failed, alsoDone, running] = (await lease(t, "pl_evict", { max_tasks: 10 })) as [Lease, Lease, Lease, Lease];
+    await reportBatch(t, [
+      { token: done.callback.token, type: "complete", outputs: { ok: 1 } },
+      { token: failed.callback.token, type: "fail", error: { code: "bad", message: "no" }, retryable: false },
+      { token: alsoDone.callback.token, type: "complete" },
+    ]);
+    for (let i = 0; i < 5; i++) await advance(t, 1000);
+    const left = await query<{ task_id: string }>(t, "SELECT task_id FROM tasks");
+    expect(left.map((r) => r.task_id)).toEqual([running.task.task_id]);
+    const ended = await query<{ task_id: string; final_status: string | null }>(t, "SELECT task_id, final_status FROM attempts ORDER BY started_at, task_id");
+    expect(new Map(ended.map((a) => [a.task_id, a.final_status]))).toEqual(
+      new Map([[done.task.task_id, "completed"], [failed.task.task_id, "failed"], [alsoDone.task.task_id, "completed"], [running.task.task_id, null]]),
+    );
+    // Their records are in D1, and a late report learns how each ended.
+    expect(await getTask(t, failed.task.task_id)).toMatchObject({ status: "failed", error: { code: "bad" } });
+    const late = await reportBatch(t, [
+      { token: done.callback.token, type: "complete" },
+      { token: failed.callback.token, type: "progress", percent: 5 },
+      { token: running.callback.token, type: "complete" },
+    ]);
+    expect(late.map((r) => [r.status, r.error?.details?.status])).toEqual([[409, "completed"], [409, "failed"], [200, undefined]]);
+  });
+
   it("never gives one task to two leases made at the same time", async () => {
     const t = await tenant();
     await pullProcessor(t, "pl_race");

@@ -27,6 +27,12 @@ export interface WorkOptions {
   signal?: AbortSignal;
   /** How long one lease call waits for work (0–60 s). Default 20. */
   waitSeconds?: number;
+  /**
+   * Report calls (`POST /v1/callbacks`) out at once (1–8). Default 2: a call is mostly waiting on
+   * the network, so a second one sends while the first is out. An attempt's reports stay in
+   * order: while one of its reports is out, its later ones wait for that call's answer.
+   */
+  reportCalls?: number;
 }
 
 interface LeaseBody {
@@ -52,6 +58,8 @@ interface Running {
   lines: { level: string; message: string }[];
   final: Report | null;
   ended: boolean;
+  /** A report call carrying reports of this attempt is out: its later reports wait for the answer. */
+  sending: boolean;
 }
 
 const MAX_REPORTS = 100;
@@ -66,24 +74,41 @@ export async function work(client: WorkClient, taskType: string, handler: WorkHa
   const concurrency = Math.max(1, Math.floor(options.concurrency ?? 10));
   const waitSeconds = Math.max(0, Math.min(60, Math.round(options.waitSeconds ?? 20)));
   const stop = options.signal;
+  const reportCalls = Math.max(1, Math.min(8, Math.floor(options.reportCalls ?? 2)));
   const running = new Map<string, Running>();
   const handlers = new Set<Promise<void>>();
-  let wakeFlusher: () => void = () => undefined;
+  /** Flushers asleep, waiting for reports to send, an answer, or a lease to check. */
+  const flusherWakes = new Set<() => void>();
   let slotFreed: () => void = () => undefined;
 
-  const schedule = () => wakeFlusher();
+  const schedule = () => {
+    for (const wake of [...flusherWakes]) wake();
+  };
 
-  /** Takes every pending report, each task's lines first, then its progress, then its result. */
-  const takeReports = (): Report[] => {
-    const reports: Report[] = [];
-    for (const run of running.values()) {
-      while (run.lines.length > 0) reports.push({ token: run.token, type: "logs", lines: run.lines.splice(0, MAX_LINES) });
-      if (run.progress) reports.push({ token: run.token, type: "progress", ...run.progress });
-      run.progress = null;
-      if (run.final) reports.push(run.final);
-      run.final = null;
+  /**
+   * Takes up to MAX_REPORTS pending reports of attempts with no report call out, each attempt's
+   * lines first, then its progress, then its result, and marks those attempts as sending.
+   */
+  const takeReports = (): { taskId: string; run: Running; report: Report }[] => {
+    const taken: { taskId: string; run: Running; report: Report }[] = [];
+    for (const [taskId, run] of running) {
+      if (taken.length >= MAX_REPORTS) break;
+      if (run.sending) continue;
+      const before = taken.length;
+      const take = (report: Report) => taken.push({ taskId, run, report });
+      while (run.lines.length > 0 && taken.length < MAX_REPORTS) take({ token: run.token, type: "logs", lines: run.lines.splice(0, MAX_LINES) });
+      // What is left of this attempt waits for the next call, behind the lines taken now.
+      if (run.lines.length === 0 && run.progress && taken.length < MAX_REPORTS) {
+        take({ token: run.token, type: "progress", ...run.progress });
+        run.progress = null;
+      }
+      if (run.lines.length === 0 && run.progress === null && run.final && taken.length < MAX_REPORTS) {
+        take(run.final);
+        run.final = null;
+      }
+      if (taken.length > before) run.sending = true;
     }
-    return reports;
+    return taken;
   };
 
   const settle = (taskId: string, run: Running, result: unknown) => {
@@ -97,47 +122,57 @@ export async function work(client: WorkClient, taskType: string, handler: WorkHa
     run.controller.abort(new EdgeTasksError(`task ${taskId}: ${isRecord(result.error) ? String(result.error.message) : "attempt ended"}`));
   };
 
-  /** Sends the pending reports, at most one request at a time, until none is left and the worker has stopped. */
-  const flusher = (async () => {
+  /** Whether every report is sent and answered, and nothing more can come. */
+  const finished = () => (stop?.aborted ?? false) && handlers.size === 0 && [...running.values()].every((r) => !r.sending && r.final === null && r.progress === null && r.lines.length === 0);
+
+  /**
+   * One of `reportCalls` senders: sends pending reports, a call at a time, until the worker has
+   * stopped and every report is answered.
+   */
+  const flusher = async () => {
     let failures = 0;
     for (;;) {
-      const reports = takeReports();
-      if (reports.length === 0) {
-        for (const [taskId, run] of running) if (run.ended && run.final === null && run.lines.length === 0) running.delete(taskId);
-        if ((stop?.aborted ?? false) && handlers.size === 0) return;
+      const taken = takeReports();
+      if (taken.length === 0) {
+        for (const [taskId, run] of running) if (run.ended && !run.sending && run.final === null && run.lines.length === 0) running.delete(taskId);
+        if (finished()) {
+          schedule();
+          return;
+        }
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => wakeFlusher(), renewalCheckMs(running));
-          wakeFlusher = () => {
+          const wake = () => {
             clearTimeout(timer);
-            wakeFlusher = () => undefined;
+            flusherWakes.delete(wake);
             resolve();
           };
+          const timer = setTimeout(wake, renewalCheckMs(running));
+          flusherWakes.add(wake);
         });
         renewDue(running);
         continue;
       }
-      for (let i = 0; i < reports.length; i += MAX_REPORTS) {
-        const chunk = reports.slice(i, i + MAX_REPORTS);
-        try {
-          const answer = await client.request("POST", "/v1/callbacks", { body: { reports: chunk } });
-          const results = isRecord(answer) && Array.isArray(answer.results) ? answer.results : [];
-          chunk.forEach((report, n) => {
-            for (const [taskId, run] of running) if (run.token === report.token) settle(taskId, run, results[n]);
-          });
-          failures = 0;
-        } catch (err) {
-          // Results and progress are sent again (a repeated result gets 409, harmlessly); lines are
-          // not, since the failed request may have stored them.
-          for (const report of chunk) {
-            const run = [...running.values()].find((r) => r.token === report.token);
-            if (run && (report.type === "complete" || report.type === "fail") && run.final === null) run.final = report;
-          }
-          console.error(`edge-tasks worker: sending ${chunk.length} reports failed`, err);
-          await sleep(backoffMs({ baseDelayMs: 500, maxDelayMs: 10_000 }, failures++)).catch(() => undefined);
+      const reports = taken.map((t) => t.report);
+      try {
+        const answer = await client.request("POST", "/v1/callbacks", { body: { reports } });
+        const results = isRecord(answer) && Array.isArray(answer.results) ? answer.results : [];
+        taken.forEach(({ taskId, run }, n) => settle(taskId, run, results[n]));
+        failures = 0;
+      } catch (err) {
+        // Results and progress are sent again (a repeated result gets 409, harmlessly); lines are
+        // not, since the failed request may have stored them.
+        for (const { run, report } of taken) {
+          if ((report.type === "complete" || report.type === "fail") && run.final === null) run.final = report;
         }
+        console.error(`edge-tasks worker: sending ${reports.length} reports failed`, err);
+        await sleep(backoffMs({ baseDelayMs: 500, maxDelayMs: 10_000 }, failures++)).catch(() => undefined);
+      } finally {
+        for (const { run } of taken) run.sending = false;
+        // Reports held behind this call may go now; a sleeping flusher may be the one to end.
+        schedule();
       }
     }
-  })();
+  };
+  const flushers = Promise.all(Array.from({ length: reportCalls }, flusher));
 
   const run = (lease: LeaseBody) => {
     const controller = new AbortController();
@@ -154,6 +189,7 @@ export async function work(client: WorkClient, taskType: string, handler: WorkHa
       lines: [],
       final: null,
       ended: false,
+      sending: false,
     };
     running.set(lease.task.task_id, state);
     // The flusher's next wait must be short enough to renew this lease in time.
@@ -220,7 +256,7 @@ export async function work(client: WorkClient, taskType: string, handler: WorkHa
   }
   await Promise.all([...handlers]);
   schedule();
-  await flusher;
+  await flushers;
 }
 
 /** The part of the client a worker uses. */

@@ -1,6 +1,7 @@
 import { fail, type Result } from "../errors";
 import { base64url, randomBytes } from "../ids";
 import { hasBuiltinHandler } from "../tasks/builtin-types";
+import type { FoundAttempt } from "./attempt-rows";
 import { type Attempts, sha256 } from "./attempts";
 import { type ClaimAhead, type ClaimManyItem, type ClaimedAttempt, MAX_CLAIM_AHEAD, type Report, type ReportAck, type ReportManyItem, type ReportsAndClaims } from "./contract";
 import type { NamespaceCore } from "./core";
@@ -97,7 +98,7 @@ export class AttemptBatches extends NamespacePart {
    * fenced by its token's hash and applied in its own transaction. A report that threw is
    * answered `internal_error` (retryable) and changed nothing.
    */
-  applyReports(items: { task_id: string; tokenHash: string; report: Report }[]): Promise<Result<ReportAck>[]> {
+  applyReports(items: ReportItem[]): Promise<Result<ReportAck>[]> {
     return this.step(() => this.applyEach(items));
   }
 
@@ -114,21 +115,35 @@ export class AttemptBatches extends NamespacePart {
     }
   }
 
-  private applyEach(items: { task_id: string; tokenHash: string; report: Report }[]): Result<ReportAck>[] {
-    const results: Result<ReportAck>[] = [];
-    for (const { task_id: taskId, tokenHash, report } of items) {
-      const now = this.clock.now();
-      try {
-        results.push(this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.report(taskId, tokenHash, report, now))));
-      } catch (err) {
-        console.error(`report of ${taskId} failed`, err);
-        results.push(fail("internal_error", "the report could not be applied", { retryable: true }));
+  /** Each report in its own transaction; the slots they free are filled once, after the lot. */
+  private applyEach(items: ReportItem[]): Result<ReportAck>[] {
+    return this.core.withAdmissionAfter(() => {
+      const results: Result<ReportAck>[] = [];
+      for (const { task_id: taskId, tokenHash, report, found } of items) {
+        const now = this.clock.now();
+        try {
+          results.push(this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.report(taskId, tokenHash, report, now, found))));
+        } catch (err) {
+          console.error(`report of ${taskId} failed`, err);
+          results.push(fail("internal_error", "the report could not be applied", { retryable: true }));
+        }
       }
-    }
-    return results;
+      return results;
+    }, () => this.clock.now());
   }
 
   private newToken(): string {
     return `${this.namespaceId}.${base64url(randomBytes(32))}`;
   }
+}
+
+/**
+ * One report of a batch, fenced by its token's hash. `found` is what the caller read for it in
+ * the same synchronous step (PullMode.reportBatch), so it is not read again.
+ */
+interface ReportItem {
+  task_id: string;
+  tokenHash: string;
+  report: Report;
+  found?: FoundAttempt;
 }

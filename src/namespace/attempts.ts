@@ -5,6 +5,7 @@ import { type JsonValue, type Progress, retryDelayMs, type Settings, type TaskEr
 import { iso } from "../time";
 import { BUILTIN_LEASE_SECONDS, type ClaimResult, type Report, type ReportAck } from "./contract";
 import type { TaskMessage } from "./messages";
+import { attemptOfToken, type FoundAttempt, type KnownTask } from "./attempt-rows";
 import type { ProcessorStore } from "./processors";
 import type { Sql } from "./sql";
 import type { TaskStore } from "./store";
@@ -53,8 +54,8 @@ export class Attempts {
    * Claims a queued task for the attempt a queue message carries, under `token`. Only the first
    * delivery of that attempt's message wins; every other delivery is told why not and changes nothing.
    */
-  claim(message: Pick<TaskMessage, "task_id" | "attempt" | "slice">, token: string, now: number, pulled = false): ClaimResult {
-    const row = this.store.get(message.task_id);
+  claim(message: Pick<TaskMessage, "task_id" | "attempt" | "slice">, token: string, now: number, pulled = false, known?: KnownTask): ClaimResult {
+    const row = known?.row ?? this.store.get(message.task_id);
     if (!row) return { claimed: false, reason: "unknown task" };
     if (message.slice !== undefined) return this.claimContinuation(row, message.attempt, message.slice, token, now);
     if (row.status !== "queued" || row.attempt !== message.attempt) {
@@ -63,7 +64,7 @@ export class Attempts {
     const processor = this.processorRow(row.task_type);
     // A lease that raced a switch to push mode: the task keeps its send timer and goes to the queue.
     if (pulled && processor?.mode !== "pull") return { claimed: false, reason: "not a pulled task" };
-    this.store.clearTimer(row.task_id, "send");
+    if (known?.sendTimer !== false) this.store.clearTimer(row.task_id, "send");
     // A message sent before its type became pulled: the task waits for a worker's lease.
     if (!pulled && processor?.mode === "pull") return { claimed: false, reason: "pulled by workers" };
     if (!processor && !hasBuiltinHandler(row.task_type)) {
@@ -85,8 +86,12 @@ export class Attempts {
       now,
       `attempt ${row.attempt} of ${row.max_attempts}${processor?.mode === "pull" ? " leased by a pull worker" : processor ? ` dispatched to ${processor.url}` : ""}`,
     );
-    this.store.setTimer(row.task_id, "lease", leaseExpiresAt);
-    this.store.setTimer(row.task_id, "timeout", timeoutAt);
+    // Both of the attempt's timers in one statement (as TaskStore.setTimer would set each).
+    this.sql.run(
+      `INSERT INTO timers (task_id, kind, due_at, tries) VALUES (?, 'lease', ?, 0), (?, 'timeout', ?, 0)
+       ON CONFLICT (task_id, kind) DO UPDATE SET due_at = excluded.due_at, tries = excluded.tries`,
+      row.task_id, leaseExpiresAt, row.task_id, timeoutAt,
+    );
     return {
       claimed: true,
       task: this.store.toTask(next),
@@ -131,13 +136,10 @@ export class Attempts {
    * Applies a report of one attempt, authenticated by that attempt's token. An unknown token
    * is `unauthorized`; the token of an attempt that has ended is a `conflict` that changes nothing.
    */
-  report(taskId: string, tokenHash: string, report: Report, now: number): Result<ReportAck> {
-    const attempt = this.sql.one<{ task_id: string; attempt: number; lease_seconds: number; final_status: string | null }>(
-      "SELECT task_id, attempt, lease_seconds, final_status FROM attempts WHERE token_hash = ?",
-      tokenHash,
-    );
+  report(taskId: string, tokenHash: string, report: Report, now: number, found?: FoundAttempt): Result<ReportAck> {
+    const attempt = found === undefined ? attemptOfToken(this.sql, tokenHash) : found.attempt;
     if (!attempt || attempt.task_id !== taskId) return fail("unauthorized", "invalid callback token");
-    const row = this.store.get(taskId);
+    const row = found?.row === undefined ? this.store.get(taskId) : found.row;
     if (!row) {
       const status = attempt.final_status ?? "ended";
       return fail("conflict", `attempt ${attempt.attempt} has ended; the task is ${status}`, { status });

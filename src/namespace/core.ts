@@ -46,6 +46,9 @@ export class NamespaceCore {
     sendBatch: (messages: MessageSendRequest<TaskMessage>[]): Promise<unknown> => this.env.TASKS_QUEUE.sendBatch(messages),
     d1Batch: (statements: D1PreparedStatement[]): Promise<unknown> => this.env.DB.batch(statements),
   };
+  /** While set (withAdmissionAfter), admit() only notes that it is owed. */
+  private admissionsHeld = false;
+  private admissionOwed = false;
   /** The alarm time last set (on the clock's time line), null when none is pending. */
   private alarmAt: number | null = null;
   /** When the open streams' keys are next checked against D1 (clock time); null while none is open. */
@@ -106,13 +109,42 @@ export class NamespaceCore {
    * alarm puts it on the queue; a pulled type's has none (pull workers lease it).
    */
   admit(now: number): void {
+    if (this.admissionsHeld) {
+      this.admissionOwed = true;
+      return;
+    }
     const free = this.settings.max_concurrent_tasks - this.store.activeCount();
-    for (let admitted = 0; admitted < free; admitted++) {
-      const row = this.store.fair.nextReady();
-      if (!row) return;
+    if (free <= 0) return;
+    this.store.fair.admitRun(free, (row) => {
       this.store.transition(row, "queued", { queued_at: row.queued_at ?? now }, now);
       // A pulled task never goes to the queue: it waits, leasable at once, for a worker.
       if (this.processors.processorRow(row.task_type)?.mode !== "pull") this.store.setTimer(row.task_id, "send", now);
+    });
+  }
+
+  /**
+   * Runs `fn` (synchronous: a batch of reports, each in its own transaction) with admission
+   * held back to its end, then admits once, in a transaction of its own, for every slot the
+   * batch freed: one count of the active tasks instead of one a finished task. Nothing else runs
+   * in between, so no task waits longer for it, and the limit holds throughout.
+   */
+  withAdmissionAfter<T>(fn: () => T, now: () => number): T {
+    if (this.admissionsHeld) return fn();
+    this.admissionsHeld = true;
+    try {
+      return fn();
+    } finally {
+      this.admissionsHeld = false;
+      if (this.admissionOwed) {
+        this.admissionOwed = false;
+        try {
+          // A bulk item: if the admission rolls back, so do the rows it deferred to the step's end.
+          this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.admit(now())));
+        } catch (err) {
+          // As if that last finish had failed to admit: the next finish, create or alarm admits.
+          console.error("admission after a batch of reports failed", err);
+        }
+      }
     }
   }
 

@@ -43,6 +43,8 @@ export class FairQueue {
   /** Bumped by every change, so that a snapshot of the groups is reused while it holds. */
   private changes = 0;
   private snapshot: { changes: number; groups: Group[] } | null = null;
+  /** The group an admitRun is taking tasks from, and how many it has admitted so far. */
+  private run: { key: string; priority: number; admitted: number } | null = null;
   /** Recent completion times (clock ms), oldest first: the moving completion rate. */
   private readonly completions: number[] = [];
 
@@ -55,6 +57,12 @@ export class FairQueue {
 
   /** Keeps the queue in step with a task's transition: a ready task leaving, a slot taken or freed. */
   onTransition(row: TaskRow, to: TaskStatus, at: number): void {
+    const run = this.run;
+    if (run && to === "queued" && row.status === "created" && row.scheduled === 0 && row.concurrency_key === run.key && row.priority === run.priority) {
+      // Admitted in a run (admitRun): the group and the key are updated once, at its end.
+      run.admitted++;
+      return;
+    }
     if (row.status === "created" && row.scheduled === 0) this.dequeue(row.concurrency_key, row.priority, to === "queued");
     const holds = (s: TaskStatus): boolean => s === "queued" || s === "processing";
     if (holds(row.status) !== holds(to)) this.slots(row.concurrency_key, holds(to) ? 1 : -1);
@@ -78,21 +86,47 @@ export class FairQueue {
     return due.length;
   }
 
-  /** The next ready task admission takes: the oldest of the group whose turn it is. */
-  nextReady(): TaskRow | null {
-    for (;;) {
-      const turn = this.next();
-      if (!turn) return null;
-      const row = this.sql.one<TaskRow>(
-        "SELECT * FROM tasks INDEXED BY tasks_fair WHERE status = 'created' AND scheduled = 0 AND concurrency_key = ? AND priority = ? ORDER BY seq LIMIT 1",
-        turn.key, turn.priority,
+  /**
+   * Admits up to `limit` ready tasks, one group's turn after another: each admission takes the
+   * oldest task of the group whose turn it is, which then goes to the back of its round. While
+   * that group has no rival (no other unblocked group of its priority) and no per-key limit can
+   * block it mid-way, admission after admission would take that same group's next task: its
+   * next tasks are read at once, and the group and its key are updated once for all of them.
+   * `admit` makes each one queued (a transition, which comes back here through onTransition).
+   * Returns how many were admitted.
+   */
+  admitRun(limit: number, admit: (row: TaskRow) => void): number {
+    let admitted = 0;
+    while (admitted < limit) {
+      // The group whose turn it is, and the one after it: a rival if it has the same priority.
+      const [turn, after] = this.sql.all<{ key: string; priority: number; waiting: number }>(
+        "SELECT key, priority, waiting FROM fair_queue WHERE blocked = 0 ORDER BY priority DESC, turn LIMIT 2",
       );
-      if (row) return row;
-      // A group without a ready task would stop admission for good: drop it and go on (each
-      // pass removes a row, so the loop ends). The counters are kept exact; this is a guard.
-      console.error(`fair queue group (${turn.key}, ${turn.priority}) had no ready task; dropped`);
-      this.drop(turn);
+      if (!turn) break;
+      const alone = after?.priority !== turn.priority && (turn.key === NO_KEY || this.perKeyLimit() === null);
+      const rows = this.sql.all<TaskRow>(
+        "SELECT * FROM tasks INDEXED BY tasks_fair WHERE status = 'created' AND scheduled = 0 AND concurrency_key = ? AND priority = ? ORDER BY seq LIMIT ?",
+        turn.key, turn.priority, alone ? Math.max(1, Math.min(limit - admitted, turn.waiting)) : 1,
+      );
+      if (rows.length === 0) {
+        console.error(`fair queue group (${turn.key}, ${turn.priority}) had no ready task; dropped`);
+        this.drop(turn);
+        continue;
+      }
+      this.run = { key: turn.key, priority: turn.priority, admitted: 0 };
+      try {
+        for (const row of rows) admit(row);
+      } finally {
+        const run = this.run;
+        this.run = null;
+        if (run.admitted > 0) {
+          this.dequeue(run.key, run.priority, true, run.admitted);
+          this.slots(run.key, run.admitted);
+        }
+        admitted += run.admitted;
+      }
     }
+    return admitted;
   }
 
   // --- the queue itself ------------------------------------------------------------------------
@@ -116,12 +150,12 @@ export class FairQueue {
     );
   }
 
-  /** A ready task left its group (admitted or cancelled); `served` renews the group's turn. */
-  dequeue(key: string, priority: number, served: boolean): void {
+  /** `count` ready tasks left their group (admitted or cancelled); `served` renews the group's turn. */
+  dequeue(key: string, priority: number, served: boolean, count = 1): void {
     this.changes++;
     const left = this.sql.one<{ waiting: number }>(
-      "UPDATE fair_queue SET waiting = waiting - 1 WHERE key = ? AND priority = ? RETURNING waiting",
-      key, priority,
+      "UPDATE fair_queue SET waiting = waiting - ? WHERE key = ? AND priority = ? RETURNING waiting",
+      count, key, priority,
     );
     if (left && left.waiting <= 0) this.sql.run("DELETE FROM fair_queue WHERE key = ? AND priority = ?", key, priority);
     else if (left && served) this.sql.run("UPDATE fair_queue SET turn = ? WHERE key = ? AND priority = ?", this.nextTurn(), key, priority);
@@ -133,8 +167,8 @@ export class FairQueue {
     this.sql.run("DELETE FROM fair_queue WHERE key = ? AND priority = ?", turn.key, turn.priority);
   }
 
-  /** A task of `key` took a slot (+1) or gave one back (−1); the key blocks at its limit. */
-  slots(key: string, delta: 1 | -1): void {
+  /** Tasks of `key` took slots (delta > 0) or gave them back; the key blocks at its limit. */
+  slots(key: string, delta: number): void {
     this.changes++;
     const active = this.sql.one<{ active: number }>(
       `INSERT INTO fair_keys (key, active) VALUES (?, MAX(?, 0))

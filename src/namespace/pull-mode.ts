@@ -8,7 +8,8 @@ import { type BatchReportResult, type Lease, MAX_LEASE_TASKS, MAX_LEASE_WAIT_SEC
 import type { NamespaceCore } from "./core";
 import { NamespacePart } from "./part";
 import { batchTasks } from "./batch-view";
-import { attemptOfToken, leasable, queuedWithoutSend } from "./pull";
+import { attemptWithTask } from "./attempt-rows";
+import { leasable, queuedWithoutSend } from "./pull";
 import type { StreamGate } from "./stream-gate";
 import type { TaskOps } from "./tasks";
 
@@ -124,10 +125,10 @@ export class PullMode extends NamespacePart {
       leasable(this.sql, taskType, now, limit).flatMap((candidate) => {
         const token = `${this.namespaceId}.${base64url(randomBytes(32))}`;
         try {
-          const claim = this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.claim(candidate, token, now, true)));
+          const claim = this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.claim(candidate.row, token, now, true, candidate)));
           return claim.claimed ? [claim] : [];
         } catch (err) {
-          console.error(`lease of ${candidate.task_id} failed`, err);
+          console.error(`lease of ${candidate.row.task_id} failed`, err);
           return [];
         }
       }),
@@ -139,10 +140,18 @@ export class PullMode extends NamespacePart {
    * callback would be, in the order given; one failing changes nothing for the others.
    */
   async reportBatch(reports: { token: string; report: Report }[]): Promise<BatchReportResult[]> {
+    // Read here, in the same synchronous step that applies them, and handed on. A report changes
+    // only its own task, so a task's row read here is current for its first report in the
+    // batch; a later report of the same task reads it again.
+    const seen = new Set<string>();
     const known = reports.map(({ token, report }) => {
       const tokenHash = sha256(token);
-      const attempt = attemptOfToken(this.sql, tokenHash);
-      return attempt ? { task_id: attempt.task_id, tokenHash, report } : null;
+      const found = attemptWithTask(this.sql, tokenHash);
+      if (!found) return null;
+      const taskId = found.attempt.task_id;
+      const first = !seen.has(taskId);
+      seen.add(taskId);
+      return { task_id: taskId, tokenHash, report, found: first ? found : { attempt: found.attempt } };
     });
     // One bulk step (applyReports): the reports' events, log lines and snapshots go out in a few statements.
     const outcomes = await this.batches.applyReports(known.filter((item) => item !== null));

@@ -1,18 +1,23 @@
+import type { KnownTask } from "./attempt-rows";
 import type { Sql } from "./sql";
+import type { TaskRow } from "./task-row";
 
 /**
- * The queued tasks of `taskType` a worker may lease now, highest priority then oldest first.
+ * The queued tasks of `taskType` a worker may lease now, highest priority then oldest first,
+ * whole (a lease claims each at once, in the same step), and whether each has a send timer.
  * A task whose send timer lies in the future is waiting out its retry delay (SPEC §5): it
  * becomes leasable when that timer comes due, as a pushed task would be sent then.
  */
-export function leasable(sql: Sql, taskType: string, now: number, limit: number): { task_id: string; attempt: number }[] {
-  return sql.all<{ task_id: string; attempt: number }>(
-    `SELECT task_id, attempt FROM tasks
-      WHERE task_type = ? AND status = 'queued'
-        AND NOT EXISTS (SELECT 1 FROM timers WHERE timers.task_id = tasks.task_id AND timers.kind = 'send' AND timers.due_at > ?)
-      ORDER BY priority DESC, seq ASC LIMIT ?`,
-    taskType, now, limit,
-  );
+export function leasable(sql: Sql, taskType: string, now: number, limit: number): KnownTask[] {
+  return sql
+    .all<TaskRow & { send_due_at: number | null }>(
+      `SELECT tasks.*, timers.due_at AS send_due_at FROM tasks
+         LEFT JOIN timers ON timers.task_id = tasks.task_id AND timers.kind = 'send'
+        WHERE tasks.task_type = ? AND tasks.status = 'queued' AND (timers.due_at IS NULL OR timers.due_at <= ?)
+        ORDER BY tasks.priority DESC, tasks.seq ASC LIMIT ?`,
+      taskType, now, limit,
+    )
+    .map(({ send_due_at: sendDueAt, ...row }) => ({ row, sendTimer: sendDueAt !== null }));
 }
 
 /**
@@ -28,11 +33,6 @@ export function queuedWithoutSend(sql: Sql, taskType: string): string[] {
       taskType,
     )
     .map((r) => r.task_id);
-}
-
-/** Where the callback token of an attempt belongs, ended or not; null for an unknown token. */
-export function attemptOfToken(sql: Sql, tokenHash: string): { task_id: string } | null {
-  return sql.one<{ task_id: string }>("SELECT task_id FROM attempts WHERE token_hash = ?", tokenHash);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { isTerminal } from "../tasks/model";
+import { evictFlushed } from "./evict";
 import type { Attempts } from "./attempts";
 import { backoffMs, type NamespaceCore } from "./core";
 import { NamespacePart } from "./part";
@@ -31,6 +31,9 @@ const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
  * rows are pruned, open streams' keys are checked, and the alarm is armed for what is next.
  */
 export class Scheduler extends NamespacePart {
+  /** The terminal tasks (id, version) the flush chunk in progress has put safely in D1. */
+  private flushedTerminal: [taskId: string, version: number][] = [];
+
   constructor(
     core: NamespaceCore,
     private readonly attempts: Attempts,
@@ -216,8 +219,16 @@ export class Scheduler extends NamespacePart {
       db: this.env.DB,
       namespaceId: this.namespaceId,
       d1Batch: (statements) => this.io.d1Batch(statements),
-      transaction: (fn) => this.ctx.storage.transactionSync(fn),
-      onTerminalFlushed: (taskId, version, status) => this.evict(taskId, version, status),
+      // The terminal tasks a chunk flushed leave together, at the end of its transaction.
+      transaction: (fn) =>
+        this.ctx.storage.transactionSync(() => {
+          this.flushedTerminal = [];
+          const result = fn();
+          evictFlushed(this.sql, this.flushedTerminal);
+          this.flushedTerminal = [];
+          return result;
+        }),
+      onTerminalFlushed: (taskId, version) => this.flushedTerminal.push([taskId, version]),
     });
   }
 
@@ -246,18 +257,6 @@ export class Scheduler extends NamespacePart {
       this.store.setTimer(NAMESPACE_TIMER, "flush", this.clock.now() + backoffMs(tries + 1), tries + 1);
       return false;
     }
-  }
-
-  /**
-   * A terminal task whose final record is safe in D1 leaves the Durable Object, which keeps its
-   * storage to the live tasks. Its attempts stay a while, so that a late report still gets 409.
-   */
-  private evict(taskId: string, version: number, status: string): void {
-    const row = this.store.get(taskId);
-    if (!row || row.version !== version || !isTerminal(row.status)) return;
-    this.sql.run("DELETE FROM tasks WHERE task_id = ?", taskId);
-    this.sql.run("UPDATE attempts SET final_status = ? WHERE task_id = ?", status, taskId);
-    this.store.clearTaskTimers(taskId);
   }
 
   /**

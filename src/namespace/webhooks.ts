@@ -73,6 +73,13 @@ export const toDelivery = (row: DeliveryRow): Delivery => ({
  * change to it is mirrored to D1 through the outbox.
  */
 export class WebhookStore {
+  /**
+   * The active endpoints as fanOut needs them, read at the first event after a write to
+   * `webhooks` (each event used to read them). A write drops it now and again after its step,
+   * so a list read inside a transaction that then rolled back is never kept.
+   */
+  private subscribers: { webhookId: string; all: boolean; types: Set<string> }[] | null = null;
+
   constructor(
     private readonly sql: Sql,
     /** Asks for an outbox flush: every delivery change is mirrored to D1. */
@@ -93,12 +100,12 @@ export class WebhookStore {
   create(input: { url: string; event_types: string[]; description: string | null }, now: number): { webhook: Webhook; secret: string } {
     const secret = newSigningSecret();
     const webhookId = newId("wh");
-    this.active = null;
     this.sql.run(
       `INSERT INTO webhooks (webhook_id, url, event_types, description, is_active, secret, created_at, updated_at)
        VALUES (?, ?, ?, ?, 1, ?, ?, ?)`,
       webhookId, input.url, JSON.stringify(input.event_types), input.description, secret, now, now,
     );
+    this.endpointsChanged();
     const row = this.get(webhookId);
     if (!row) throw new Error("webhook vanished after insert");
     return { webhook: toWebhook(row), secret };
@@ -118,12 +125,12 @@ export class WebhookStore {
       disabled_reason: reactivated ? null : patch.is_active === false ? "disabled by the client" : row.disabled_reason,
       updated_at: now,
     };
-    this.active = null;
     this.sql.run(
       `UPDATE webhooks SET url = ?, event_types = ?, description = ?, is_active = ?, failing_since = ?, disabled_reason = ?, updated_at = ?
        WHERE webhook_id = ?`,
       next.url, next.event_types, next.description, next.is_active, next.failing_since, next.disabled_reason, now, webhookId,
     );
+    this.endpointsChanged();
     if (next.is_active === 0 && row.is_active === 1) this.failPending(webhookId, "endpoint disabled", now);
     return toWebhook(next);
   }
@@ -131,8 +138,8 @@ export class WebhookStore {
   remove(webhookId: string, now: number): boolean {
     if (!this.get(webhookId)) return false;
     this.failPending(webhookId, "endpoint deleted", now);
-    this.active = null;
     this.sql.run("DELETE FROM webhooks WHERE webhook_id = ?", webhookId);
+    this.endpointsChanged();
     return true;
   }
 
@@ -156,25 +163,19 @@ export class WebhookStore {
 
   /** One pending delivery per active endpoint that subscribes to the event's type. */
   fanOut(eventId: string, eventType: string, now: number): void {
-    for (const hook of this.activeHooks()) {
-      if (hook.types.includes("*") || hook.types.includes(eventType)) this.enqueue(hook.webhook_id, eventId, eventType, now);
-    }
+    this.subscribers ??= this.sql.all<WebhookRow>("SELECT * FROM webhooks WHERE is_active = 1").map((hook) => {
+      const types = new Set(JSON.parse(hook.event_types) as string[]);
+      return { webhookId: hook.webhook_id, all: types.has("*"), types };
+    });
+    for (const hook of this.subscribers) if (hook.all || hook.types.has(eventType)) this.enqueue(hook.webhookId, eventId, eventType, now);
   }
 
-  /**
-   * The active endpoints and their event types, read once for the rest of the synchronous run
-   * (a bulk step fans out an event per task); a change to an endpoint here reads them again.
-   */
-  private active: { webhook_id: string; types: string[] }[] | null = null;
-
-  private activeHooks(): { webhook_id: string; types: string[] }[] {
-    if (this.active === null) {
-      this.active = this.sql
-        .all<Pick<WebhookRow, "webhook_id" | "event_types">>("SELECT webhook_id, event_types FROM webhooks WHERE is_active = 1")
-        .map((hook) => ({ webhook_id: hook.webhook_id, types: JSON.parse(hook.event_types) as string[] }));
-      queueMicrotask(() => (this.active = null));
-    }
-    return this.active;
+  /** Every write to `webhooks` calls this: fanOut reads the endpoints again. */
+  private endpointsChanged(): void {
+    this.subscribers = null;
+    queueMicrotask(() => {
+      this.subscribers = null;
+    });
   }
 
   enqueue(webhookId: string, eventId: string, eventType: string, now: number): DeliveryRow {
@@ -258,8 +259,8 @@ export class WebhookStore {
   }
 
   disable(webhookId: string, reason: string, now: number): void {
-    this.active = null;
     this.sql.run("UPDATE webhooks SET is_active = 0, disabled_reason = ?, updated_at = ? WHERE webhook_id = ?", reason, now, webhookId);
+    this.endpointsChanged();
     this.failPending(webhookId, "endpoint disabled", now);
   }
 

@@ -1,0 +1,48 @@
+import type { Sql } from "./sql";
+import type { TaskRow } from "./task-row";
+
+/** An attempt as its callback token finds it. */
+export interface AttemptOfToken extends Record<string, SqlStorageValue> {
+  task_id: string;
+  attempt: number;
+  lease_seconds: number;
+  final_status: string | null;
+}
+
+/**
+ * What a caller read for Attempts.report in the same synchronous step, before anything changed
+ * them: the token's attempt, and its task's row (left out to have `report` read it).
+ */
+export interface FoundAttempt {
+  attempt: AttemptOfToken | null;
+  row?: TaskRow | null;
+}
+
+/**
+ * A task a caller has just read in the same synchronous step (a lease's candidates): Attempts.claim
+ * takes it instead of reading it again, and skips removing a send timer it knows is not there.
+ */
+export interface KnownTask {
+  row: TaskRow;
+  sendTimer: boolean;
+}
+
+/** The attempt a callback token's hash belongs to, ended or not; null for an unknown token. */
+export function attemptOfToken(sql: Sql, tokenHash: string): AttemptOfToken | null {
+  return sql.one<AttemptOfToken>("SELECT task_id, attempt, lease_seconds, final_status FROM attempts WHERE token_hash = ?", tokenHash);
+}
+
+/** attemptOfToken with its task's row (null once the task has left), in one read. */
+export function attemptWithTask(sql: Sql, tokenHash: string): { attempt: AttemptOfToken; row: TaskRow | null } | null {
+  const found = sql.one<TaskRow & { a_task_id: string; a_attempt: number; a_lease_seconds: number; a_final_status: string | null }>(
+    `SELECT a.task_id AS a_task_id, a.attempt AS a_attempt, a.lease_seconds AS a_lease_seconds, a.final_status AS a_final_status, t.*
+       FROM attempts a LEFT JOIN tasks t ON t.task_id = a.task_id WHERE a.token_hash = ?`,
+    tokenHash,
+  );
+  if (!found) return null;
+  const { a_task_id: taskId, a_attempt: attempt, a_lease_seconds: leaseSeconds, a_final_status: finalStatus, ...row } = found;
+  return {
+    attempt: { task_id: taskId, attempt, lease_seconds: leaseSeconds, final_status: finalStatus },
+    row: row.task_id === null ? null : row,
+  };
+}
