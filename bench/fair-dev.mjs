@@ -7,7 +7,8 @@
 // nobody leases, so at most max_concurrent_tasks are queued and the rest wait as created), the
 // cancel is POST /v1/tasks/bulk-cancel; the step lengths come from inside the object through the
 // counting build's seams (/__bench/fair/*: the last bulk cancel's result, a ticker, the outbox).
-// BENCH_FAIR_CANCEL (100000) shrinks it; BENCH_FAIR_DEV_PORT (8794) moves it.
+// BENCH_FAIR_CANCEL (100000) shrinks it; BENCH_FAIR_DEV_PORT (8794) moves it; BENCH_FAIR_INSPECTOR
+// (a port) opens wrangler's inspector there, for a CPU profile of the cancel.
 // `node bench/fair-dev.mjs` runs it alone; `npm run bench` runs it in its part `fair` (runFairDev).
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -103,7 +104,10 @@ export async function runFairDev({ count = Number(process.env.BENCH_FAIR_CANCEL 
     execFileSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: root, stdio: "ignore", env: { ...process.env, CI: "true" } });
     server = spawn(
       wrangler,
-      ["dev", "bench/counting/worker.ts", "--port", String(port), "--ip", "127.0.0.1", "--persist-to", state, "--log-level", "warn", "--var", `ADMIN_TOKEN:${ADMIN}`],
+      [
+        "dev", "bench/counting/worker.ts", "--port", String(port), "--ip", "127.0.0.1", "--persist-to", state, "--log-level", "warn", "--var", `ADMIN_TOKEN:${ADMIN}`,
+        ...(process.env.BENCH_FAIR_INSPECTOR ? ["--inspector-port", process.env.BENCH_FAIR_INSPECTOR] : []),
+      ],
       { cwd: root, stdio: ["ignore", "inherit", "inherit"], detached: true },
     );
     await until(async () => (await http("GET", "/health")).status === 200, 60_000, "wrangler dev to serve");
@@ -139,13 +143,14 @@ export async function runFairDev({ count = Number(process.env.BENCH_FAIR_CANCEL 
     say(`seeded ${count} tasks through POST /v1/tasks/batch (${BATCH} a call) in ${seeded.toFixed(1)} s, outbox drained after ${((performance.now() - seedStart) / 1000).toFixed(1)} s: ${stats.created} created, ${stats.queued} queued`);
 
     const ticking = seam("ticker");
-    await sleep(100);
+    // A profiler attached on the line above gets a moment to start.
+    await sleep(process.env.BENCH_FAIR_INSPECTOR ? 2000 : 100);
     let done = false;
     const probes = [];
     const probing = (async () => {
       while (!done) {
         const t0 = performance.now();
-        await http("GET", "/v1/tasks/stats", { token: key });
+        await http("GET", `/v1/processors/${TASK_TYPE}`, { token: key });
         probes.push(performance.now() - t0);
       }
     })();
@@ -164,7 +169,7 @@ export async function runFairDev({ count = Number(process.env.BENCH_FAIR_CANCEL 
     say(`bulk cancel of ${cancel.json.cancelled} tasks (POST /v1/tasks/bulk-cancel): ${total.toFixed(1)} s, ${steps.steps} steps (${((total * 1000) / steps.steps).toFixed(1)} ms a step on average)`);
     say(`longest single step (from its start to the end of its yield, an upper bound, read inside the object): ${steps.longest_step_ms.toFixed(1)} ms (aim < ${STEP_AIM_MS} ms); p99 ${steps.p99_step_ms.toFixed(1)} ms, ${steps.slow_steps} of ${steps.steps} over ${STEP_AIM_MS} ms`);
     say(`object held at once (in-object ticker, the cancel and the alarm's drain of its outbox, ${drained.toFixed(1)} s): ${formatSpread(spread(gaps))}`);
-    say(`a concurrent GET /v1/tasks/stats waited at most ${waited.longest.toFixed(1)} ms (p50 ${waited.p50.toFixed(1)} ms, p99 ${waited.p99.toFixed(1)} ms, ${waited.count} calls)`);
+    say(`a concurrent call (GET /v1/processors/{type}, one row in the object) waited at most ${waited.longest.toFixed(1)} ms (p50 ${waited.p50.toFixed(1)} ms, p99 ${waited.p99.toFixed(1)} ms, ${waited.count} calls)`);
     return {
       cancelled: cancel.json.cancelled,
       steps: steps.steps,
