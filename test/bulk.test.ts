@@ -102,6 +102,19 @@ describe("bulk cancel", () => {
     await bulkCancel(t, { task_type: "bulk_held" });
   });
 
+  it("finds a sparse filter's few tasks across windows of the scan, a bounded number of rows a step", async () => {
+    const t = await tenant({ max_concurrent_tasks: 1 });
+    // 12 000 tasks over 4 000 keys: key user-7 has three, 4 000 apart, in three windows of 5 000.
+    await stub(t).seedBacklog({ count: 12_000, task_type: "bulk_held", keys: 4000, key_prefix: "user-", priority: 5 });
+    const result = await stub(t).bulkCancel({ concurrency_key: "user-7" });
+    expect(result.cancelled).toBe(3);
+    // Two passes (the waiting tasks, then every unfinished one) of three windows each.
+    expect(result.steps).toBe(6);
+    const left = await query<{ n: number }>(t, "SELECT COUNT(*) AS n FROM tasks WHERE status = 'cancelled'");
+    expect(left[0]?.n).toBe(3);
+    await bulkCancel(t, { task_type: "bulk_held" });
+  });
+
   it("races completions: every task ends exactly once, cancelled or completed", async () => {
     const t = await tenant({ max_concurrent_tasks: 4 });
     const made: Task[] = [];
