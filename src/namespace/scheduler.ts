@@ -253,9 +253,9 @@ export class Scheduler extends NamespacePart {
    * storage to the live tasks. Its attempts stay a while, so that a late report still gets 409.
    */
   private evict(taskId: string, version: number, status: string): void {
-    const row = this.store.get(taskId);
-    if (!row || row.version !== version || !isTerminal(row.status)) return;
-    this.sql.run("DELETE FROM tasks WHERE task_id = ?", taskId);
+    // One statement, no read of the whole row (a bulk cancel evicts 100 000 of them).
+    const deleted = this.sql.run("DELETE FROM tasks WHERE task_id = ? AND version = ? AND status IN ('completed', 'failed', 'cancelled')", taskId, version);
+    if (deleted === 0) return;
     this.sql.run("UPDATE attempts SET final_status = ? WHERE task_id = ?", status, taskId);
     this.store.clearTaskTimers(taskId);
   }
