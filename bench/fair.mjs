@@ -1,7 +1,9 @@
 // The fairness benchmark (issue 14): admission rate at 10 000 and 1 000 000 waiting tasks over
 // 10 000 keys, the longest step of a 100 000-task bulk cancel, and the error of eta_seconds on
 // a steady load. It runs in the Workers runtime (bench/fair/fair.bench.ts), not against
-// `wrangler dev`: the backlog is seeded straight into the namespace's SQLite.
+// `wrangler dev`: the backlog is seeded straight into the namespace's SQLite. Its heap also holds
+// Vitest's runner, whose full collections land in the cancel's steps: `npm run bench` takes the
+// bulk-cancel figure from bench/fair-dev.mjs (wrangler dev) and prints this one beside it.
 // BENCH_FAIR_BIG (1000000) and BENCH_FAIR_CANCEL (100000) shrink it.
 // `node bench/fair.mjs` runs it alone; `npm run bench` runs it as its part `fair` (runFair).
 import { spawn } from "node:child_process";

@@ -82,6 +82,39 @@ describe("bulk cancel", () => {
     await bulkCancel(t, { task_type: "bulk_held" });
   });
 
+  it("admits none of the tasks it cancels: a slot it frees goes to a task it leaves alone", async () => {
+    const t = await tenant({ max_concurrent_tasks: 2 });
+    await stub(t).seedBacklog({ count: 200, task_type: "bulk_held", keys: 1, key_prefix: "gone", priority: 5 });
+    const kept = await createTask(t, { task_type: "bulk_held", concurrency_key: "keep" });
+    const result = await bulkCancel(t, { concurrency_key: "gone0" });
+    expect(result.body.cancelled).toBe(200);
+    // Only the two running when the call began were ever admitted: no waiting task of the filter
+    // was queued (and sent to a consumer) by a slot the call freed, only to be cancelled next.
+    const admitted = await query<{ n: number }>(
+      t,
+      "SELECT COUNT(*) AS n FROM events WHERE event_type = 'task.queued' AND task_id IN (SELECT task_id FROM tasks WHERE concurrency_key = 'gone0')",
+    );
+    expect(admitted[0]?.n).toBe(2);
+    const gone = await query<{ status: string; n: number }>(t, "SELECT status, COUNT(*) AS n FROM tasks WHERE concurrency_key = 'gone0' GROUP BY status");
+    expect(gone).toEqual([{ status: "cancelled", n: 200 }]);
+    for (const [, ends] of await terminalEvents(t)) expect(ends).toEqual(["task.cancelled"]);
+    expect(["queued", "processing"]).toContain((await getTask(t, kept.task_id)).status);
+    await bulkCancel(t, { task_type: "bulk_held" });
+  });
+
+  it("finds a sparse filter's few tasks across windows of the scan, a bounded number of rows a step", async () => {
+    const t = await tenant({ max_concurrent_tasks: 1 });
+    // 12 000 tasks over 4 000 keys: key user-7 has three, 4 000 apart, in three windows of 5 000.
+    await stub(t).seedBacklog({ count: 12_000, task_type: "bulk_held", keys: 4000, key_prefix: "user-", priority: 5 });
+    const result = await stub(t).bulkCancel({ concurrency_key: "user-7" });
+    expect(result.cancelled).toBe(3);
+    // Two passes (the waiting tasks, then every unfinished one) of three windows each.
+    expect(result.steps).toBe(6);
+    const left = await query<{ n: number }>(t, "SELECT COUNT(*) AS n FROM tasks WHERE status = 'cancelled'");
+    expect(left[0]?.n).toBe(3);
+    await bulkCancel(t, { task_type: "bulk_held" });
+  });
+
   it("races completions: every task ends exactly once, cancelled or completed", async () => {
     const t = await tenant({ max_concurrent_tasks: 4 });
     const made: Task[] = [];

@@ -48,45 +48,56 @@ export class FairOps extends NamespacePart {
    * ordinary cancel (event, webhooks, slot freed and given to the backlog), in steps of at most
    * CANCEL_STEP tasks with a yield between them, so other requests run while a big one goes on.
    *
+   * Two passes over the tasks by seq: the waiting (`created`) ones first, then every status the
+   * filter names. A slot freed by the cancel goes to the backlog at once; were the running tasks
+   * cancelled first, each freed slot would admit a waiting task that the same call cancels a
+   * moment later (two transitions, two events, a queue message for nothing, and a consumer
+   * starting it). The second pass catches what moved meanwhile (a waiting task admitted by a
+   * completion, a retry back to `created`); a task that finished meanwhile is not touched.
+   *
+   * Each step is one bulk step of the store (TaskStore.bulk): its events, log lines and record
+   * snapshots are written in a few multi-row statements, and the outbox flush is asked once.
+   *
    * `longest_step_ms` (for the benchmark) is the longest time from a step's start to the end of
    * its yield. The runtime's clock stands still while code runs and moves only when I/O or a
    * timer completes, so a step cannot be timed around its synchronous transaction alone (that
    * reads 0): the reading after the yield includes the step's transaction, its alarm arming and
    * whatever other calls ran in the yield (each of which waited at most that long). An upper bound.
-   * Measured (bench/fair, 100 000 tasks): the steps past 50 ms used to have a whole alarm run in
-   * their yield (100 records to D1 and their evictions in one go, plus a scan of every event);
-   * with the alarm in chunks (scheduler.ts, outbox.ts) 11 of 4 000 steps passed 50 ms, against
-   * 478. The few left are V8 major (mark-compact) collections on the isolate's thread, not our
-   * code: with each phase traced and perf sampling workerd, each of the 13 ticker gaps over 50 ms
-   * of one run held one of its 13 major GC pauses (34–67 ms, mostly sweeping on the main thread),
-   * whichever phase it fell in (a cancel step, an eviction chunk, a D1 round, the prune); SQLite
-   * checkpoints (DO and D1) were frequent but short. Locally the heap is vitest's runner's too.
+   * Measured: bench/fair-dev.mjs (wrangler dev, the production-like heap) and bench/fair (in
+   * vitest-pool-workers, whose heap is also Vitest's runner: there the few steps past 50 ms each
+   * held a V8 major collection of 34–67 ms, whichever phase it fell in).
    */
   async bulkCancel(filter: BulkCancelFilter): Promise<BulkCancelResult> {
     const until = this.sql.count("SELECT COALESCE(MAX(seq), 0) AS n FROM tasks");
-    let after: number | null = 0;
+    const statuses = filter.status ?? ["created", "queued", "processing"];
+    const passes: BulkCancelFilter[] = statuses.includes("created") && statuses.some((s) => s === "queued" || s === "processing") ? [{ ...filter, status: ["created"] }, filter] : [filter];
     let cancelled = 0;
     const stepMs: number[] = [];
-    while (after !== null) {
-      const from: number = after;
-      const stepStart = performance.now();
-      const now = this.clock.now();
-      after = this.ctx.storage.transactionSync(() => {
-        const step = cancelStep(this.sql, filter, from, until);
-        let freed = false;
-        for (const row of step.rows) {
-          freed ||= row.status !== "created";
-          this.store.transition(row, "cancelled", { completed_at: now, timeout_at: null, lease_expires_at: null }, now, "cancelled by a bulk cancel");
-          this.store.clearTaskTimers(row.task_id);
-        }
-        if (freed) this.admit(now);
-        cancelled += step.rows.length;
-        return step.next;
-      });
-      await this.armAlarm();
-      // Let other requests in between steps.
-      if (after !== null) await yieldTurn();
-      stepMs.push(performance.now() - stepStart);
+    for (const [index, pass] of passes.entries()) {
+      let after: number | null = 0;
+      while (after !== null) {
+        const from: number = after;
+        const stepStart = performance.now();
+        const now = this.clock.now();
+        after = this.ctx.storage.transactionSync(() =>
+          this.store.bulk(() => {
+            const step = cancelStep(this.sql, pass, from, until);
+            let freed = false;
+            for (const row of step.rows) {
+              freed ||= row.status !== "created";
+              this.store.transition(row, "cancelled", { completed_at: now, timeout_at: null, lease_expires_at: null }, now, "cancelled by a bulk cancel");
+              this.store.clearTaskTimers(row.task_id);
+            }
+            if (freed) this.admit(now);
+            cancelled += step.rows.length;
+            return step.next;
+          }),
+        );
+        await this.armAlarm();
+        // Let other requests in between steps.
+        if (after !== null || index < passes.length - 1) await yieldTurn();
+        stepMs.push(performance.now() - stepStart);
+      }
     }
     stepMs.sort((a, b) => a - b);
     return {
