@@ -2,7 +2,8 @@ import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { ApiError } from "../errors";
 import { LIMITS } from "../tasks/model";
-import { adminAuth, apiKeyAuth, callbackAuth } from "./auth";
+import { adminAuth, apiKeyAuth } from "./auth";
+import { callbackAuth } from "./callback-auth";
 import { type AppEnv, newApp } from "./env";
 import { emptyJsonIsEmptyObject } from "./json-body";
 

@@ -1,6 +1,7 @@
 import { config } from "../config";
 import { fail, ok, type Result } from "../errors";
 import { getRecord } from "../db/records";
+import { CallbackTokens } from "./callback-tokens";
 import { DEFAULT_SETTINGS, type Settings, type Task } from "../tasks/model";
 import { Clock } from "./clock";
 import { RequestBucket, UnfinishedTasks } from "./limits";
@@ -32,6 +33,8 @@ export class NamespaceCore {
   readonly store: TaskStore;
   readonly webhooks: WebhookStore;
   readonly processors: ProcessorStore;
+  /** The key processor callback tokens are signed with, and their minting. */
+  readonly callbackTokens: CallbackTokens;
   readonly streams: EventStreams;
   readonly waiters = new Waiters();
   /** Lease calls of pull workers waiting for work (SPEC §6); they count as long-polls. */
@@ -63,6 +66,7 @@ export class NamespaceCore {
     readonly env: Env,
   ) {
     this.sql = new Sql(ctx.storage.sql);
+    this.callbackTokens = new CallbackTokens(this.sql, () => this.namespaceId);
     const retentionMs = config(env).recordRetentionMs;
     this.store = new TaskStore(this.sql, () => this.namespaceId, retentionMs, (eventId, type, at) => {
       if (type === "task.completed" || type === "task.failed" || type === "task.cancelled") this.unfinished.finished();
