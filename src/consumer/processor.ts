@@ -10,31 +10,6 @@ type Claimed = Extract<ClaimResult, { claimed: true }>;
 
 export const DISPATCH_TIMEOUT_MS = 15_000;
 
-/** A processor's answer up to this long is read to its end; a longer one is cancelled there. */
-const READ_ANSWER_BYTES = 16 * 1024;
-
-/**
- * Lets go of the body of a processor's answer, which says nothing: only its status counts. A
- * short one is read to its end, which leaves the connection free for the next dispatch
- * (cancelling it closes the connection, and that showed in the consumer's CPU profile); a longer
- * one is cancelled once past READ_ANSWER_BYTES. A body that fails or stalls (the dispatch's
- * timeout aborts it) still counts by its status.
- */
-async function discardAnswer(res: Response): Promise<void> {
-  const reader = res.body?.getReader();
-  if (!reader) return;
-  try {
-    for (let read = 0; read <= READ_ANSWER_BYTES; ) {
-      const chunk = await reader.read();
-      if (chunk.done) return;
-      read += chunk.value.byteLength;
-    }
-    await reader.cancel();
-  } catch {
-    // The status has come; the body is not worth failing the dispatch for.
-  }
-}
-
 /**
  * Hands a claimed attempt to the namespace's processor with a signed POST. A 2xx within 15 s
  * accepts it and the processor reports back through the callbacks; anything else fails the
@@ -67,7 +42,7 @@ export async function dispatchToProcessor(stubFor: () => NamespaceStub, claim: C
     const headers = { "content-type": "application/json", "user-agent": "edge-tasks", ...(await signedHeaders([processor.secret], messageId, body)) };
     const response = await withTimeout(DISPATCH_TIMEOUT_MS, async (signal) => {
       const res = await fetch(verdict.url, { method: "POST", headers, body, redirect: "manual", signal });
-      await discardAnswer(res);
+      await res.body?.cancel();
       return res;
     });
     outcome = response.ok ? null : fail("dispatch_failed", `processor answered ${response.status}`, true);
