@@ -1,7 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { NamespaceDO } from "../src/namespace/do";
-import { call, type ApiResponse, stub, tenant, type Tenant } from "./helpers";
+import { call, type ApiResponse, eventually, sleep, stub, tenant, type Tenant } from "./helpers";
 
 // Issue 11: requests that find their isolate's lease of request tokens empty while a refill is
 // out once asked the object for a token each (0.65 object calls a task on the push path). They
@@ -53,5 +53,32 @@ describe("request tokens of a burst", () => {
     // 20 in the bucket, one of them spent by the first request (the lease may hold what it left).
     expect(statusCounts(responses)).toEqual({ 200: 19, 429: 281 });
     expect(grants.mock.calls.length).toBeLessThanOrEqual(10);
+  });
+
+  it("do not wait on a refill that never comes back: the next request takes over", async () => {
+    const t = await tenant({ requests_per_second: 10_000 });
+    // The lease is left empty: the first grant is one token, spent by this request.
+    expect((await call("/v1/tasks/stats", { token: t.key })).status).toBe(200);
+    // The next refill hangs (as the continuation of a cancelled request would never run) until released.
+    const hung = { released: false };
+    const grants = await runInDurableObject(stub(t), (instance: NamespaceDO) => {
+      const proto = Object.getPrototypeOf(instance) as NamespaceDO;
+      const take = proto.takeRequestTokens;
+      return vi.spyOn(proto, "takeRequestTokens").mockImplementationOnce(function (this: NamespaceDO, want: number) {
+        return (async () => {
+          while (!hung.released) await sleep(5);
+          return take.call(this, want);
+        })() as unknown as ReturnType<NamespaceDO["takeRequestTokens"]>;
+      });
+    });
+    const stuck = call("/v1/tasks/stats", { token: t.key });
+    await eventually(async () => (grants.mock.calls.length === 1 ? true : undefined));
+    // A request arriving meanwhile waits a while for the hung refill, then refills on its own.
+    const next = await call("/v1/tasks/stats", { token: t.key });
+    expect(next.status).toBe(200);
+    expect(hung.released).toBe(false);
+    expect(grants.mock.calls.length).toBe(2);
+    hung.released = true;
+    expect((await stuck).status).toBe(200);
   });
 });

@@ -12,15 +12,18 @@ const LEASE_MS = 1000;
 const MAX_LEASES = 10_000;
 /**
  * A request that finds the lease empty while another request's refill is out looks again every
- * POLL_MS until the refill has landed, for at most REFILL_WAIT_MS, then asks on its own for one
- * token (the refill's request may have been cancelled, and its continuation with it). It polls
- * because it cannot be woken: a promise of one request cannot be resolved from another in the
- * Workers runtime (RefcountedFulfiller: "Cannot perform I/O on behalf of a different request").
+ * POLL_MS until the refill has landed. It polls because it cannot be woken: a promise of one
+ * request cannot be resolved from another in the Workers runtime (RefcountedFulfiller: "Cannot
+ * perform I/O on behalf of a different request"). A refill out longer than a few times the last
+ * one took (REFILL_SLOW_FACTOR, within REFILL_LOST_MIN_MS..REFILL_WAIT_MS) is taken for lost (its
+ * request may have been cancelled, its continuation with it): the next request to look takes over
+ * with a refill of its own. No request waits longer than REFILL_WAIT_MS in all: then it asks for
+ * a token of its own.
  */
 const POLL_MS = 2;
+const REFILL_SLOW_FACTOR = 4;
+const REFILL_LOST_MIN_MS = 50;
 const REFILL_WAIT_MS = 1000;
-/** A refill out longer than this is taken for lost: the next request starts a new one. */
-const REFILL_LOST_MS = 2000;
 
 /**
  * The tokens this isolate holds for one namespace. One refill at a time asks the NamespaceDO
@@ -45,6 +48,8 @@ interface Lease {
   /** The refill out right now (its number, when it started), or null. */
   refill: { id: number; since: number } | null;
   refills: number;
+  /** How long the last refill took. */
+  refillMs: number;
   /** Requests in spendRequestToken without a token yet: the concurrency a grant must serve. */
   hungry: number;
 }
@@ -55,7 +60,7 @@ function leaseOf(namespaceId: string): Lease {
   let lease = leases.get(namespaceId);
   if (!lease) {
     if (leases.size >= MAX_LEASES) leases.clear();
-    lease = { tokens: 0, expiresAt: 0, grantSize: 1, spent: 0, last: null, lastAt: 0, refusedUntil: 0, refill: null, refills: 0, hungry: 0 };
+    lease = { tokens: 0, expiresAt: 0, grantSize: 1, spent: 0, last: null, lastAt: 0, refusedUntil: 0, refill: null, refills: 0, refillMs: 0, hungry: 0 };
     leases.set(namespaceId, lease);
   }
   return lease;
@@ -115,11 +120,14 @@ async function takeGranted(c: Context<AppEnv>, namespaceId: string, lease: Lease
     const now = Date.now();
     if (now < lease.refusedUntil) refuse(lease);
     const out = lease.refill;
-    if (!out || now - out.since >= REFILL_LOST_MS) return refill(c, namespaceId, lease, false);
+    if (!out || now - out.since >= lostAfterMs(lease)) return refill(c, namespaceId, lease, false);
     if (now - since >= REFILL_WAIT_MS) return refill(c, namespaceId, lease, true);
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }
+
+/** How long a refill may be out before it is taken for lost. */
+const lostAfterMs = (lease: Lease): number => Math.min(REFILL_WAIT_MS, Math.max(REFILL_LOST_MIN_MS, REFILL_SLOW_FACTOR * lease.refillMs));
 
 /** The next grant's size: doubled after a lease ran out in time, what one lease used after one expired unused. */
 function nextGrantSize(lease: Lease, now: number): number {
@@ -149,6 +157,7 @@ async function refill(c: Context<AppEnv>, namespaceId: string, lease: Lease, bes
       return false;
     }
     const at = Date.now();
+    lease.refillMs = at - now;
     lease.last = grant;
     lease.lastAt = at;
     // Tokens of an expired lease are dropped; an unexpired one's join the grant.
