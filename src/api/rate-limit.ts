@@ -14,15 +14,15 @@ const MAX_LEASES = 10_000;
  * A request that finds the lease empty while another request's refill is out looks again every
  * POLL_MS until the refill has landed. It polls because it cannot be woken: a promise of one
  * request cannot be resolved from another in the Workers runtime (RefcountedFulfiller: "Cannot
- * perform I/O on behalf of a different request"). A refill out longer than a few times the last
+ * perform I/O on behalf of a different request"). A refill out longer than several times the last
  * one took (REFILL_SLOW_FACTOR, within REFILL_LOST_MIN_MS..REFILL_WAIT_MS) is taken for lost (its
  * request may have been cancelled, its continuation with it): the next request to look takes over
  * with a refill of its own. No request waits longer than REFILL_WAIT_MS in all: then it asks for
  * a token of its own.
  */
 const POLL_MS = 2;
-const REFILL_SLOW_FACTOR = 4;
-const REFILL_LOST_MIN_MS = 50;
+const REFILL_SLOW_FACTOR = 8;
+const REFILL_LOST_MIN_MS = 250;
 const REFILL_WAIT_MS = 1000;
 
 /**
