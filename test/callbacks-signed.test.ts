@@ -112,4 +112,18 @@ describe("signed callback tokens", () => {
     expect(spies.isCallbackToken).not.toHaveBeenCalled();
     expect(spies.callbackKey.mock.calls.length).toBeLessThanOrEqual(1);
   });
+
+  it("are signed with a key the object makes when it starts, outside any claim's transaction, and keeps", async () => {
+    const t = await tenant();
+    const stored = await runInDurableObject(stub(t), (instance: NamespaceDO, state) => ({
+      row: state.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'callback_key'").toArray(),
+      key: instance.callbackKey(),
+    }));
+    // Made before any task was claimed: no transaction of a claim that rolls back can hold it.
+    expect(stored.row).toEqual([{ value: stored.key }]);
+    expect(stored.key).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    processor = fakeProcessor();
+    await dispatched(t, "signed_keep");
+    expect(await runInDurableObject(stub(t), (instance: NamespaceDO) => instance.callbackKey())).toBe(stored.key);
+  });
 });

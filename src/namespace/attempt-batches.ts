@@ -81,7 +81,8 @@ export class AttemptBatches extends NamespacePart {
     const claims: ClaimedAttempt[] = [];
     for (const { task_id: taskId, attempt } of due) {
       try {
-        const claim = this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.claim({ task_id: taskId, attempt }, this.core.callbackTokens.mint(taskId), now)));
+        const token = this.core.callbackTokens.mint(taskId);
+        const claim = this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.claim({ task_id: taskId, attempt }, token, now)));
         if (claim.claimed) claims.push(claim);
       } catch (err) {
         // Left as it was: its send timer still puts it on the queue.

@@ -16,8 +16,9 @@ export class CallbackTokens {
   ) {}
 
   /**
-   * The key, made if there is none yet. Called outside any transaction (as every mint is): a
-   * key written in a transaction that rolled back must not stay in memory.
+   * The key, made if there is none yet. The object makes it when it starts (NamespaceCore),
+   * outside any transaction: a key written in a transaction that rolled back must not stay in
+   * memory, where tokens would be signed with it and Workers would keep it.
    */
   key(): string {
     return this.load().key;

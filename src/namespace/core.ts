@@ -1,8 +1,8 @@
 import { config } from "../config";
 import { fail, ok, type Result } from "../errors";
 import { getRecord } from "../db/records";
-import { CallbackTokens } from "./callback-tokens";
 import { DEFAULT_SETTINGS, type Settings, type Task } from "../tasks/model";
+import { CallbackTokens } from "./callback-tokens";
 import { Clock } from "./clock";
 import { RequestBucket, UnfinishedTasks } from "./limits";
 import type { TaskMessage } from "./messages";
@@ -82,6 +82,8 @@ export class NamespaceCore {
     this.processors = new ProcessorStore(this.sql);
     void ctx.blockConcurrencyWhile(async () => {
       migrate(this.sql, ctx.storage);
+      // Made here, outside any transaction, so that a key never lives only in a rolled-back one.
+      this.callbackTokens.key();
       const meta = new Map(this.sql.all<{ key: string; value: string }>("SELECT key, value FROM meta").map((r) => [r.key, r.value]));
       this.namespaceId = meta.get("namespace_id") ?? ctx.id.name ?? "";
       const saved = meta.get("settings");
