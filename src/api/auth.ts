@@ -1,9 +1,8 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { namespaceStub, type NamespaceStub } from "../namespace/stub";
 import { authenticateKey, type KeyPrincipal } from "../db/keys";
-import { namespaceExists } from "../db/namespaces";
 import { ApiError } from "../errors";
-import { secretsEqual, sha256Hex } from "../ids";
+import { secretsEqual } from "../ids";
 import type { AppEnv } from "./env";
 import { spendRequestToken } from "./rate-limit";
 import { config } from "../config";
@@ -21,9 +20,6 @@ export function bearerToken(c: Context): string | null {
   }
   return null;
 }
-
-/** A callback token names its namespace: `<namespace_id>.<secret>`. */
-const CALLBACK_TOKEN = /^(ns_[a-z0-9]{20})\.[A-Za-z0-9_-]{43}$/;
 
 /** D1 lookups of credentials (API keys, callback namespaces) made by this isolate: tests prove that a refused request makes none. */
 export const credentialLookups = { count: 0 };
@@ -44,14 +40,6 @@ export const requireNamespaceKey: CredentialCheck = async (c) => {
 /** The check of the admin API: ADMIN_TOKEN. */
 export const requireAdminToken: CredentialCheck = (c) => requireAdmin(c);
 
-/**
- * The check of a processor's callbacks: the attempt's token, which names its namespace and is
- * vouched for by that namespace's object; the callback spends one of the namespace's tokens.
- */
-export const requireCallbackToken: CredentialCheck = async (c) => {
-  await spendRequestToken(c, await callbackNamespace(c));
-};
-
 /** requireNamespaceKey as middleware, for routes outside a gated sub-app (SPEC §11's /mixpeek). */
 export const apiKeyAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
   await requireNamespaceKey(c);
@@ -63,13 +51,13 @@ export const apiKeyAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
  * D1: this runs just before every lookup a cache cannot answer. A request without
  * CF-Connecting-IP did not come through Cloudflare's edge (a service binding, the test harness).
  */
-async function limitUnknownCredentials(c: Context<AppEnv>): Promise<void> {
+export async function limitUnknownCredentials(c: Context<AppEnv>): Promise<void> {
   const address = c.req.header("CF-Connecting-IP");
   if (address && !(await c.env.AUTH_LIMITER.limit({ key: address })).success) throw addressLimited();
   credentialLookups.count++;
 }
 
-const addressLimited = () =>
+export const addressLimited = () =>
   new ApiError("rate_limited", "too many requests with unknown credentials from this address", undefined, {
     "Retry-After": String(ADDRESS_PERIOD_SECONDS),
     "RateLimit-Remaining": "0",
@@ -77,54 +65,7 @@ const addressLimited = () =>
   });
 
 /** The period of the AUTH_LIMITER binding in wrangler.toml. */
-const ADDRESS_PERIOD_SECONDS = 10;
-
-/** Namespaces this isolate has seen named by a callback token; namespaces are never deleted. */
-const callbackNamespaces = new Map<string, true>();
-/** Callback tokens (by hash) the namespace's object has vouched for, until when. */
-const verifiedCallbacks = new Map<string, number>();
-/** Addresses refused for guessing callback tokens, until when. */
-const guessingAddresses = new Map<string, number>();
-const CALLBACK_CACHE_MS = 60_000;
-const CACHE_ENTRIES = 10_000;
-
-const remember = <V>(map: Map<string, V>, key: string, value: V) => {
-  if (map.size >= CACHE_ENTRIES) map.clear();
-  map.set(key, value);
-};
-
-/**
- * The namespace of a processor callback whose token its namespace's object vouches for. A token
- * naming an unknown namespace costs a D1 lookup, limited per address as for API keys. A valid
- * token is asked about once per isolate; one that fails counts against its address, and an
- * address beyond the limit is refused before its next guess reaches the object.
- */
-async function callbackNamespace(c: Context<AppEnv>): Promise<string> {
-  const token = bearerToken(c);
-  if (!token) throw new ApiError("unauthorized", "missing callback token");
-  const namespaceId = CALLBACK_TOKEN.exec(token)?.[1];
-  const taskId = /^\/v1\/tasks\/([^/]+)\//.exec(c.req.path)?.[1];
-  if (!namespaceId || !taskId) throw new ApiError("unauthorized", "invalid callback token");
-  if (!callbackNamespaces.has(namespaceId)) {
-    await limitUnknownCredentials(c);
-    if (!(await namespaceExists(c.env.DB, namespaceId))) throw new ApiError("unauthorized", "invalid callback token");
-    remember(callbackNamespaces, namespaceId, true);
-  }
-  const key = `${taskId} ${await sha256Hex(token)}`;
-  const now = Date.now();
-  if ((verifiedCallbacks.get(key) ?? 0) > now) return namespaceId;
-  const address = c.req.header("CF-Connecting-IP");
-  if (address && (guessingAddresses.get(address) ?? 0) > now) throw addressLimited();
-  if (!(await namespaceStub(c.env, namespaceId).isCallbackToken(taskId, token))) {
-    if (address && !(await c.env.AUTH_LIMITER.limit({ key: address })).success) {
-      remember(guessingAddresses, address, now + ADDRESS_PERIOD_SECONDS * 1000);
-      throw addressLimited();
-    }
-    throw new ApiError("unauthorized", "invalid callback token");
-  }
-  remember(verifiedCallbacks, key, now + CALLBACK_CACHE_MS);
-  return namespaceId;
-}
+export const ADDRESS_PERIOD_SECONDS = 10;
 
 async function requireAdmin(c: Context<AppEnv>): Promise<void> {
   const token = bearerToken(c);

@@ -2,7 +2,8 @@ import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { ApiError } from "../errors";
 import { LIMITS } from "../tasks/model";
-import { type CredentialCheck, requireAdminToken, requireCallbackToken, requireNamespaceKey } from "./auth";
+import { type CredentialCheck, requireAdminToken, requireNamespaceKey } from "./auth";
+import { requireCallbackToken } from "./callback-auth";
 import { type AppEnv, newApp } from "./env";
 import { readEmptyJsonAsEmptyObject } from "./json-body";
 

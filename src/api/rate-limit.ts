@@ -10,25 +10,48 @@ import type { AppEnv } from "./env";
  */
 const LEASE_MS = 1000;
 const MAX_LEASES = 10_000;
+/**
+ * A request that finds the lease empty while another request's refill is out looks again every
+ * POLL_MS until the refill has landed. It polls because it cannot be woken: a promise of one
+ * request cannot be resolved from another in the Workers runtime (RefcountedFulfiller: "Cannot
+ * perform I/O on behalf of a different request"). A refill out longer than several times the last
+ * one took (REFILL_SLOW_FACTOR, within REFILL_LOST_MIN_MS..REFILL_WAIT_MS) is taken for lost (its
+ * request may have been cancelled, its continuation with it): the next request to look takes over
+ * with a refill of its own. No request waits longer than REFILL_WAIT_MS in all: then it asks for
+ * a token of its own.
+ */
+const POLL_MS = 2;
+const REFILL_SLOW_FACTOR = 8;
+const REFILL_LOST_MIN_MS = 250;
+const REFILL_WAIT_MS = 1000;
 
 /**
- * The tokens this isolate holds for one namespace. Each refill asks the NamespaceDO for a grant
- * that doubles while grants are used up in time and falls back to one token when some expire
- * unused, so a busy isolate pays one round trip for many requests and an idle one wastes little.
- * Requests share only these numbers, never a pending refill: a promise of one request's I/O
- * cannot be awaited safely by another in the Workers runtime.
+ * The tokens this isolate holds for one namespace. One refill at a time asks the NamespaceDO
+ * for a grant; requests that find the lease empty meanwhile wait for it (issue 11: each of them
+ * asking for a token of its own was most of the object's calls on a busy path). A grant is sized
+ * to what the isolate spends: it doubles while grants run out before their lease ends, falls
+ * back to what one lease actually used when some expire unused, and is never smaller than the
+ * number of requests waiting for it. So a busy isolate pays about one round trip a lease and an
+ * idle one wastes little. The limit stays exact: a request spends only a token the object granted.
  */
 interface Lease {
   tokens: number;
   expiresAt: number;
   grantSize: number;
+  /** Tokens spent since the last grant arrived: what one lease used, when some expire unused. */
+  spent: number;
   /** The NamespaceDO's answer to the last refill, for the RateLimit headers. */
   last: RequestGrant | null;
   lastAt: number;
   /** No whole token exists in the bucket before this time (from the last refused refill). */
   refusedUntil: number;
-  /** Refills out right now. */
-  refilling: number;
+  /** The refill out right now (its number, when it started), or null. */
+  refill: { id: number; since: number } | null;
+  refills: number;
+  /** How long the last refill took. */
+  refillMs: number;
+  /** Requests in spendRequestToken without a token yet: the concurrency a grant must serve. */
+  hungry: number;
 }
 
 const leases = new Map<string, Lease>();
@@ -37,7 +60,7 @@ function leaseOf(namespaceId: string): Lease {
   let lease = leases.get(namespaceId);
   if (!lease) {
     if (leases.size >= MAX_LEASES) leases.clear();
-    lease = { tokens: 0, expiresAt: 0, grantSize: 1, last: null, lastAt: 0, refusedUntil: 0, refilling: 0 };
+    lease = { tokens: 0, expiresAt: 0, grantSize: 1, spent: 0, last: null, lastAt: 0, refusedUntil: 0, refill: null, refills: 0, refillMs: 0, hungry: 0 };
     leases.set(namespaceId, lease);
   }
   return lease;
@@ -68,41 +91,90 @@ function refuse(lease: Lease): never {
  */
 export async function spendRequestToken(c: Context<AppEnv>, namespaceId: string): Promise<void> {
   const lease = leaseOf(namespaceId);
-  const now = Date.now();
-  if (lease.tokens > 0 && now < lease.expiresAt) {
-    lease.tokens--;
-  } else {
+  if (!takeHeld(lease)) {
+    lease.hungry++;
+    try {
+      if (!(await takeGranted(c, namespaceId, lease))) return;
+    } finally {
+      lease.hungry--;
+    }
+  }
+  for (const [name, value] of Object.entries(headers(lease, false))) c.header(name, value);
+}
+
+function takeHeld(lease: Lease): boolean {
+  if (lease.tokens <= 0 || Date.now() >= lease.expiresAt) return false;
+  lease.tokens--;
+  lease.spent++;
+  return true;
+}
+
+/**
+ * Takes a token once the lease holds one: waits for the refill out, if any, or refills. False
+ * when the object could not be asked (the request goes unlimited); throws 429 when the bucket is empty.
+ */
+async function takeGranted(c: Context<AppEnv>, namespaceId: string, lease: Lease): Promise<boolean> {
+  const since = Date.now();
+  for (;;) {
+    if (takeHeld(lease)) return true;
+    const now = Date.now();
     if (now < lease.refusedUntil) refuse(lease);
-    const ceiling = lease.last ? Math.max(1, Math.floor(lease.last.limit / 20)) : 1;
-    // Requests that find the lease empty while a refill is out ask for their own token only, so
-    // that a burst of them cannot take the whole bucket into one isolate.
-    const want = lease.refilling > 0 ? 1 : (lease.grantSize = lease.tokens > 0 ? 1 : Math.min(ceiling, lease.grantSize * 2));
+    const out = lease.refill;
+    if (!out || now - out.since >= lostAfterMs(lease)) return refill(c, namespaceId, lease, false);
+    if (now - since >= REFILL_WAIT_MS) return refill(c, namespaceId, lease, true);
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+/** How long a refill may be out before it is taken for lost. */
+const lostAfterMs = (lease: Lease): number => Math.min(REFILL_WAIT_MS, Math.max(REFILL_LOST_MIN_MS, REFILL_SLOW_FACTOR * lease.refillMs));
+
+/** The next grant's size: doubled after a lease ran out in time, what one lease used after one expired unused. */
+function nextGrantSize(lease: Lease, now: number): number {
+  const ceiling = lease.last ? Math.max(1, Math.floor(lease.last.limit / 20)) : 1;
+  const expiredUnused = lease.tokens > 0 && now >= lease.expiresAt;
+  return Math.min(ceiling, expiredUnused ? Math.max(1, lease.spent) : lease.grantSize * 2);
+}
+
+/**
+ * Asks the NamespaceDO for a grant for this request and the ones waiting, then takes a token of
+ * it. A request that gave up waiting for a refill still out asks for its own token only, so that
+ * a slow object cannot make many requests each take a grant sized for all.
+ */
+async function refill(c: Context<AppEnv>, namespaceId: string, lease: Lease, besideAnother: boolean): Promise<boolean> {
+  const now = Date.now();
+  // Requests waiting now would each take a token of their own: one grant serves them all.
+  const want = besideAnother ? 1 : Math.max((lease.grantSize = nextGrantSize(lease, now)), lease.hungry);
+  const mine = { id: ++lease.refills, since: now };
+  lease.refill = mine;
+  try {
     let grant: RequestGrant;
-    lease.refilling++;
     try {
       grant = await namespaceStub(c.env, namespaceId).takeRequestTokens(want);
     } catch (err) {
       // The limit protects the service; it is not worth failing a request the namespace may serve.
       console.error(`request tokens of ${namespaceId} could not be taken; the request goes unlimited`, err);
-      return;
-    } finally {
-      lease.refilling--;
+      return false;
     }
     const at = Date.now();
+    lease.refillMs = at - now;
     lease.last = grant;
     lease.lastAt = at;
-    // Concurrent refills add up; tokens of an expired lease are dropped.
+    // Tokens of an expired lease are dropped; an unexpired one's join the grant.
     const held = (at < lease.expiresAt ? lease.tokens : 0) + grant.granted;
     if (held === 0) {
       lease.refusedUntil = now + grant.nextTokenMs;
       refuse(lease);
     }
-    // A refill that found the bucket empty may still spend what a concurrent one brought.
     lease.tokens = held - 1;
     if (grant.granted > 0) {
       lease.expiresAt = at + LEASE_MS;
       lease.refusedUntil = 0;
+      lease.spent = 0;
     }
+    lease.spent++;
+    return true;
+  } finally {
+    if (lease.refill?.id === mine.id) lease.refill = null;
   }
-  for (const [name, value] of Object.entries(headers(lease, false))) c.header(name, value);
 }

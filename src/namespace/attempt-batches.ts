@@ -1,5 +1,4 @@
 import { fail, type Result } from "../errors";
-import { base64url, randomBytes } from "../ids";
 import { hasBuiltinHandler } from "../tasks/builtin-types";
 import type { FoundAttempt } from "./attempt-rows";
 import { type Attempts, sha256 } from "./attempts";
@@ -30,7 +29,7 @@ export class AttemptBatches extends NamespacePart {
   claimMany(messages: Pick<TaskMessage, "task_id" | "attempt" | "slice">[]): Promise<ClaimManyItem[]> {
     return this.step(() =>
       messages.map((message): ClaimManyItem => {
-        const token = this.newToken();
+        const token = this.core.callbackTokens.mint(message.task_id);
         const now = this.clock.now();
         try {
           return this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.claim(message, token, now)));
@@ -83,7 +82,8 @@ export class AttemptBatches extends NamespacePart {
     const claims: ClaimedAttempt[] = [];
     for (const { task_id: taskId, attempt } of due) {
       try {
-        const claim = this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.claim({ task_id: taskId, attempt }, this.newToken(), now)));
+        const token = this.core.callbackTokens.mint(taskId);
+        const claim = this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.claim({ task_id: taskId, attempt }, token, now)));
         if (claim.claimed) claims.push(claim);
       } catch (err) {
         // Left as it was: its send timer still puts it on the queue.
@@ -130,10 +130,6 @@ export class AttemptBatches extends NamespacePart {
       }
       return results;
     }, () => this.clock.now());
-  }
-
-  private newToken(): string {
-    return `${this.namespaceId}.${base64url(randomBytes(32))}`;
   }
 }
 

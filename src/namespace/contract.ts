@@ -171,6 +171,7 @@ export interface NamespaceRpc {
   claim(message: Pick<TaskMessage, "task_id" | "attempt" | "slice">): Promise<ClaimResult>;
   report(taskId: string, token: string, report: Report): Promise<Result<ReportAck>>;
   isCallbackToken(taskId: string, token: string): boolean;
+  callbackKey(): string;
   deadLetter(message: Pick<TaskMessage, "task_id" | "attempt">): Promise<void>;
 
   putProcessor(taskType: string, url: string | null, leaseSeconds: number, mode?: ProcessorMode): Promise<Result<{ processor: ProcessorConfig; secret: string | null }>>;

@@ -2,6 +2,7 @@ import { config } from "../config";
 import { fail, ok, type Result } from "../errors";
 import { getRecord } from "../db/records";
 import { DEFAULT_SETTINGS, type Settings, type Task } from "../tasks/model";
+import { CallbackTokens } from "./callback-tokens";
 import { Clock } from "./clock";
 import { RequestBucket, UnfinishedTasks } from "./limits";
 import type { TaskMessage } from "./messages";
@@ -32,6 +33,8 @@ export class NamespaceCore {
   readonly store: TaskStore;
   readonly webhooks: WebhookStore;
   readonly processors: ProcessorStore;
+  /** The key processor callback tokens are signed with, and their minting. */
+  readonly callbackTokens: CallbackTokens;
   readonly streams: EventStreams;
   readonly waiters = new Waiters();
   /** Lease calls of pull workers waiting for work (SPEC §6); they count as long-polls. */
@@ -66,6 +69,7 @@ export class NamespaceCore {
     readonly env: Env,
   ) {
     this.sql = new Sql(ctx.storage.sql);
+    this.callbackTokens = new CallbackTokens(this.sql, () => this.namespaceId);
     const retentionMs = config(env).recordRetentionMs;
     this.store = new TaskStore(this.sql, () => this.namespaceId, retentionMs, (eventId, type, at) => {
       if (type === "task.completed" || type === "task.failed" || type === "task.cancelled") this.unfinished.finished();
@@ -81,6 +85,8 @@ export class NamespaceCore {
     this.processors = new ProcessorStore(this.sql);
     void ctx.blockConcurrencyWhile(async () => {
       migrate(this.sql, ctx.storage);
+      // Made here, outside any transaction, so that a key never lives only in a rolled-back one.
+      this.callbackTokens.key();
       const meta = new Map(this.sql.all<{ key: string; value: string }>("SELECT key, value FROM meta").map((r) => [r.key, r.value]));
       this.namespaceId = meta.get("namespace_id") ?? ctx.id.name ?? "";
       const saved = meta.get("settings");

@@ -2,7 +2,6 @@ import { DurableObject } from "cloudflare:workers";
 import type { Page, PageRequest } from "../db/keyset";
 import type { NumberedLogLine } from "../db/types";
 import { fail, ok, type Result } from "../errors";
-import { base64url, randomBytes } from "../ids";
 import type { CreateTaskInput, Settings, Stats, Task } from "../tasks/model";
 import { AttemptBatches } from "./attempt-batches";
 import { Attempts, sha256 } from "./attempts";
@@ -181,8 +180,7 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
   /** Claims a queued task for the attempt a queue message carries (see Attempts.claim). */
   claim(message: Pick<TaskMessage, "task_id" | "attempt" | "slice">): Promise<ClaimResult> {
     const now = this.clock.now();
-    const secret = base64url(randomBytes(32));
-    const token = `${this.core.namespaceId}.${secret}`;
+    const token = this.core.callbackTokens.mint(message.task_id);
     return this.changed(() => this.attempts.claim(message, token, now));
   }
 
@@ -193,8 +191,14 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
     return this.changed(() => this.attempts.report(taskId, tokenHash, report, now));
   }
 
+  /** Asked by the Worker about a token of the unsigned format that tokens had before signed ones. */
   isCallbackToken(taskId: string, token: string): boolean {
     return this.attempts.isCallbackToken(taskId, token);
+  }
+
+  /** The key callback tokens are signed with: a Worker fetches it once, then checks tokens itself. */
+  callbackKey(): string {
+    return this.core.callbackTokens.key();
   }
 
   /** The dead-letter queue gave up on this attempt's message: the task can never be claimed. */

@@ -1,6 +1,5 @@
 import { config } from "../config";
 import { fail, ok, type Result } from "../errors";
-import { base64url, randomBytes } from "../ids";
 import type { CreateTaskInput, Task } from "../tasks/model";
 import type { AttemptBatches } from "./attempt-batches";
 import { type Attempts, sha256 } from "./attempts";
@@ -123,7 +122,7 @@ export class PullMode extends NamespacePart {
     const now = this.clock.now();
     return this.store.bulk(() =>
       leasable(this.sql, taskType, now, limit).flatMap((candidate) => {
-        const token = `${this.namespaceId}.${base64url(randomBytes(32))}`;
+        const token = this.core.callbackTokens.mint(candidate.row.task_id);
         try {
           const claim = this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.claim(candidate.row, token, now, true, candidate)));
           return claim.claimed ? [claim] : [];
