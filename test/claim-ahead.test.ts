@@ -90,6 +90,37 @@ describe("claim-ahead", () => {
     expect(await eventTypes(t, b.task_id)).toEqual(["task.created", "task.queued", "task.processing", "task.completed"]);
   });
 
+  it("sends to the queue a task its reports admitted that the claim-ahead left (its send held in the step, then set)", async () => {
+    const t = await tenant({ max_concurrent_tasks: 2 });
+    const captured = await captureSends(t);
+    const ns = namespaceStub(env, t.namespaceId);
+    const a = await createTask(t, { task_type: "ca_batch" });
+    const b = await createTask(t, { task_type: "ca_batch" });
+    const c = await createTask(t, { task_type: "ca_batch" });
+    const d = await createTask(t, { task_type: "ca_batch" });
+    const [ma, mb] = await messagesOf(captured, [a.task_id, b.task_id]);
+    const [ca, cb] = await ns.claimMany([ma!, mb!]);
+    if (!ca?.claimed || !cb?.claimed) throw new Error("both claims should win");
+    // Both slots free in one step and admit C and D; the claim-ahead takes one of them.
+    const { results, claims } = await ns.reportAndClaim(
+      [
+        { task_id: a.task_id, token: ca.token, report: { kind: "complete", outputs: {} } },
+        { task_id: b.task_id, token: cb.token, report: { kind: "complete", outputs: {} } },
+      ],
+      { task_types: ["ca_batch"], max: 1 },
+    );
+    expect(results.map((r) => r.ok)).toEqual([true, true]);
+    expect(claims.map((claim) => claim.task.task_id)).toEqual([c.task_id]);
+    expect(await statusOf(t, d.task_id)).toBe("queued");
+    // D goes to the queue as any admitted task does; C never does.
+    const [md] = await messagesOf(captured, [d.task_id]);
+    expect(md).toMatchObject({ task_id: d.task_id, attempt: 1 });
+    expect(captured.some((m) => m.task_id === c.task_id)).toBe(false);
+    expect((await deliver(env, [md!])).retryMessages).toEqual([]);
+    expect((await waitForStatus(t, d.task_id, "completed")).outputs).toEqual({ batched: 1 });
+    expect(await eventTypes(t, d.task_id)).toEqual(["task.created", "task.queued", "task.processing", "task.completed"]);
+  });
+
   it("takes no task cancelled after its admission, no retry still in its delay, no task of another type; the limit holds", async () => {
     const t = await tenant({ max_concurrent_tasks: 2 });
     const captured = await captureSends(t);

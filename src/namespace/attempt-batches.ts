@@ -3,7 +3,7 @@ import { hasBuiltinHandler } from "../tasks/builtin-types";
 import type { FoundAttempt } from "./attempt-rows";
 import { type Attempts, sha256 } from "./attempts";
 import { type ClaimAhead, type ClaimManyItem, type ClaimedAttempt, MAX_CLAIM_AHEAD, type Report, type ReportAck, type ReportManyItem, type ReportsAndClaims } from "./contract";
-import type { NamespaceCore } from "./core";
+import type { HeldSend, NamespaceCore } from "./core";
 import type { TaskMessage } from "./messages";
 import { NamespacePart } from "./part";
 
@@ -54,22 +54,32 @@ export class AttemptBatches extends NamespacePart {
    * at once, without a send, a queue hop and a claim call. A task claimed here never gets its
    * message (its send timer goes with the claim); one whose message is already out is refused
    * when that message comes, like any duplicate. Tasks left unclaimed keep their send timers,
-   * so the alarm sends them as before.
+   * so the alarm sends them as before. The tasks of those types that the reports' freed slots
+   * admit get no send timer unless the claim-ahead leaves them (NamespaceCore.holdingSends):
+   * most are claimed in the same step, and a timer set and cleared at once costs two statements.
    */
   reportAndClaim(items: ReportManyItem[], ahead: ClaimAhead): Promise<ReportsAndClaims> {
-    return this.step(() => {
-      const results = this.applyEach(items.map((item) => ({ task_id: item.task_id, tokenHash: sha256(item.token), report: item.report })));
-      return { results, claims: this.claimAhead(ahead) };
-    });
+    return this.step(() =>
+      this.core.holdingSends(new Set(this.aheadTypes(ahead)), this.clock.now(), (held) => {
+        const results = this.applyEach(items.map((item) => ({ task_id: item.task_id, tokenHash: sha256(item.token), report: item.report })));
+        return { results, claims: this.claimAhead(ahead, held) };
+      }),
+    );
+  }
+
+  /** The types a claim-ahead may take: built-in ones without a processor. */
+  private aheadTypes(ahead: ClaimAhead): string[] {
+    return ahead.task_types.filter((type) => hasBuiltinHandler(type) && !this.core.processors.processorRow(type));
   }
 
   /**
    * The claim-ahead of `reportAndClaim`: queued tasks of the given built-in types whose send is
-   * due now (admitted, or a retry whose delay is over), oldest send first. Types with a
-   * processor are left to the queue (they are dispatched, not run here); so are continuations.
+   * due now (admitted, or a retry whose delay is over), oldest send first, then those this step
+   * admitted with their sends held (`held`, in the order admitted). Types with a processor are
+   * left to the queue (they are dispatched, not run here); so are continuations.
    */
-  private claimAhead(ahead: ClaimAhead): ClaimedAttempt[] {
-    const types = ahead.task_types.filter((type) => hasBuiltinHandler(type) && !this.core.processors.processorRow(type));
+  private claimAhead(ahead: ClaimAhead, held: readonly HeldSend[] = []): ClaimedAttempt[] {
+    const types = this.aheadTypes(ahead);
     const max = Math.max(0, Math.min(Math.floor(ahead.max), MAX_CLAIM_AHEAD));
     if (types.length === 0 || max === 0) return [];
     const now = this.clock.now();
@@ -80,13 +90,20 @@ export class AttemptBatches extends NamespacePart {
       now, JSON.stringify(types), max,
     );
     const claims: ClaimedAttempt[] = [];
-    for (const { task_id: taskId, attempt } of due) {
+    const candidates = [...due.map((d) => ({ ...d, sendTimer: true })), ...held.map((h) => ({ ...h, sendTimer: false }))];
+    for (const { task_id: taskId, attempt, sendTimer } of candidates.slice(0, max)) {
       try {
         const token = this.core.callbackTokens.mint(taskId);
-        const claim = this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.claim({ task_id: taskId, attempt }, token, now)));
+        const claim = this.store.bulkItem(() =>
+          this.ctx.storage.transactionSync(() => {
+            // A held task (NamespaceCore.holdingSends) has no send timer to remove.
+            const row = sendTimer ? undefined : this.store.get(taskId);
+            return this.attempts.claim({ task_id: taskId, attempt }, token, now, false, row ? { row, sendTimer: false } : undefined);
+          }),
+        );
         if (claim.claimed) claims.push(claim);
       } catch (err) {
-        // Left as it was: its send timer still puts it on the queue.
+        // Left as it was: its send timer (a held one's is set at the step's end) puts it on the queue.
         console.error(`claim-ahead of ${taskId} failed`, err);
       }
     }

@@ -52,6 +52,12 @@ export class NamespaceCore {
   /** While set (withAdmissionAfter), admit() only notes that it is owed. */
   private admissionsHeld = false;
   private admissionOwed = false;
+  /**
+   * Set for one synchronous step that claims ahead (AttemptBatches.reportAndClaim): the tasks of
+   * these types that admission queues get no send timer yet, their ids are kept here, the step's
+   * claim-ahead takes them, and the step sets the timers of those it left (releaseSends).
+   */
+  private heldSends: { types: ReadonlySet<string>; tasks: HeldSend[] } | null = null;
   /** The alarm time last set (on the clock's time line), null when none is pending. */
   private alarmAt: number | null = null;
   /** When the open streams' keys are next checked against D1 (clock time); null while none is open. */
@@ -124,7 +130,8 @@ export class NamespaceCore {
     this.store.fair.admitRun(free, (row) => {
       this.store.transition(row, "queued", { queued_at: row.queued_at ?? now }, now);
       // A pulled task never goes to the queue: it waits, leasable at once, for a worker.
-      if (this.processors.processorRow(row.task_type)?.mode !== "pull") this.store.setTimer(row.task_id, "send", now);
+      if (this.heldSends?.types.has(row.task_type)) this.heldSends.tasks.push({ task_id: row.task_id, attempt: row.attempt });
+      else if (this.processors.processorRow(row.task_type)?.mode !== "pull") this.store.setTimer(row.task_id, "send", now);
     });
   }
 
@@ -154,6 +161,31 @@ export class NamespaceCore {
     }
   }
 
+  /**
+   * Runs `fn` (synchronous) with the sends of the tasks of `types` it admits held: `fn` gets
+   * the list of those tasks, in the order admitted, which grows as it admits, and may claim
+   * them. Whatever it does, and however it ends, each held task still queued gets its send
+   * timer, due `now`, before this returns: a queued task is never left without one.
+   */
+  holdingSends<T>(types: ReadonlySet<string>, now: number, fn: (held: readonly HeldSend[]) => T): T {
+    if (this.heldSends || types.size === 0) return fn([]);
+    const held = { types, tasks: [] as HeldSend[] };
+    this.heldSends = held;
+    try {
+      return fn(held.tasks);
+    } finally {
+      this.heldSends = null;
+      if (held.tasks.length > 0) {
+        this.sql.run(
+          `INSERT INTO timers (task_id, kind, due_at, tries) SELECT task_id, 'send', ?, 0 FROM tasks
+           WHERE task_id IN (SELECT value FROM json_each(?)) AND status = 'queued'
+           ON CONFLICT (task_id, kind) DO UPDATE SET due_at = excluded.due_at, tries = excluded.tries`,
+          now, JSON.stringify(held.tasks.map((t) => t.task_id)),
+        );
+      }
+    }
+  }
+
   /** A task of this namespace, live here or retained in D1. */
   async findTask(taskId: string): Promise<Result<Task>> {
     const row = this.store.get(taskId);
@@ -161,6 +193,12 @@ export class NamespaceCore {
     const record = await getRecord(this.env.DB, this.namespaceId, taskId, this.clock.now());
     return record ? ok(record) : fail("not_found", notFoundMessage(taskId, this.env));
   }
+}
+
+/** A task admitted while its send was held (NamespaceCore.holdingSends). */
+export interface HeldSend {
+  task_id: string;
+  attempt: number;
 }
 
 /** The 404 of an unknown task says that records expire: a purged task looks just like it. */
