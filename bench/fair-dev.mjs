@@ -15,6 +15,7 @@
 // BENCH_FAIR_INSPECTOR (a port) opens wrangler's inspector there, for a CPU profile of the cancel.
 // `node bench/fair-dev.mjs` runs it alone; `npm run bench` runs it in its part `fair` (runFairDev).
 import { execFileSync, spawn } from "node:child_process";
+import { devEnv, devEnvLine } from "./dev-env.mjs";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { getPriority, loadavg, setPriority, tmpdir } from "node:os";
@@ -128,8 +129,9 @@ export async function runFairDev({ count = Number(process.env.BENCH_FAIR_CANCEL 
         "dev", "bench/counting/worker.ts", "--port", String(port), "--ip", "127.0.0.1", "--persist-to", state, "--log-level", "warn", "--var", `ADMIN_TOKEN:${ADMIN}`,
         ...(process.env.BENCH_FAIR_INSPECTOR ? ["--inspector-port", process.env.BENCH_FAIR_INSPECTOR] : []),
       ],
-      { cwd: root, stdio: ["ignore", "inherit", "inherit"], detached: true },
+      { cwd: root, stdio: ["ignore", "inherit", "inherit"], detached: true, env: devEnv() },
     );
+    say(devEnvLine());
     if (raised) setPriority(ownPriority);
     say(`wrangler dev at nice ${raised ? process.env.BENCH_FAIR_NICE ?? -10 : `${ownPriority} (raising its priority was not allowed or not asked for)`}; load average ${loadavg().map((l) => l.toFixed(2)).join(", ")} on this machine`);
     await until(async () => (await http("GET", "/health")).status === 200, 60_000, "wrangler dev to serve");

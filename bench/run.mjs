@@ -26,6 +26,7 @@
 // production entry (src/index.ts) with nothing counted; BENCH_SKIP_RECORDS=1, BENCH_SKIP_DATAPLANE=1
 // (ingest and dataplane) and BENCH_DATAPLANE=import (ingest without dataplane) drop parts.
 import { spawn, execFileSync } from "node:child_process";
+import { devEnv, devEnvLine } from "./dev-env.mjs";
 import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, createServer, request } from "node:http";
 import { tmpdir } from "node:os";
@@ -225,8 +226,9 @@ async function serverParts() {
   server = spawn(
     wrangler,
     ["dev", ...entry, "--port", String(PORT), "--ip", "127.0.0.1", "--persist-to", state, "--log-level", "warn", "--var", `ADMIN_TOKEN:${ADMIN}`, "--var", "ALLOW_PRIVATE_URLS:true"],
-    { stdio: ["ignore", "inherit", "inherit"], detached: true },
+    { stdio: ["ignore", "inherit", "inherit"], detached: true, env: devEnv() },
   );
+  console.log(devEnvLine());
   processor = await startProcessor({ port: PROCESSOR_PORT, quiet: true });
 
   await waitFor(async () => (await http("GET", "/health")).status === 200, 60_000, "wrangler dev to serve");
