@@ -2,10 +2,10 @@
 // from the real embedder, bundled for Node) and measures through the running service.
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import { jsonClient } from "./http-client.mjs";
 import { seedNamespace } from "./seed.mjs";
 
 /** The embedder of src/embed and the search index's vector encoding, bundled so that Node can run them. */
@@ -159,30 +159,7 @@ async function standalone() {
         detached: true,
         env,
       });
-      const agent = new Agent({ keepAlive: true });
-      const http = (method, url, { token, body } = {}) =>
-        new Promise((resolve, reject) => {
-          const payload = body === undefined ? undefined : JSON.stringify(body);
-          const req = request(`http://127.0.0.1:${port}${url}`, {
-            method,
-            agent,
-            headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(payload ? { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } : {}) },
-          }, (res) => {
-            const chunks = [];
-            res.on("data", (c) => chunks.push(c));
-            res.on("end", () => {
-              const text = Buffer.concat(chunks).toString("utf8");
-              let json = null;
-              try {
-                json = JSON.parse(text);
-              } catch {}
-              resolve({ status: res.statusCode, json, text });
-            });
-          });
-          req.on("error", reject);
-          if (payload) req.write(payload);
-          req.end();
-        });
+      const { http, close } = jsonClient(`http://127.0.0.1:${port}`);
       const deadline = Date.now() + 60_000;
       for (;;) {
         try {
@@ -197,7 +174,7 @@ async function standalone() {
       console.log(formatSearch(`${count.toLocaleString("en")} documents, ${label}`, result));
       const tiny = await searchLatency(http, ns.apiKey, tinyId, { n: Math.min(n, 100) });
       console.log(formatSearch(`1 document, ${label}`, tiny));
-      agent.destroy();
+      close();
       return result;
     } finally {
       if (server) {

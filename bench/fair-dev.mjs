@@ -16,8 +16,8 @@
 // `node bench/fair-dev.mjs` runs it alone; `npm run bench` runs it in its part `fair` (runFairDev).
 import { execFileSync, spawn } from "node:child_process";
 import { devEnv, devEnvLine } from "./dev-env.mjs";
+import { jsonClient } from "./http-client.mjs";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { Agent, request } from "node:http";
 import { getPriority, loadavg, setPriority, tmpdir } from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -48,41 +48,7 @@ export function formatSpread(s, aimMs = STEP_AIM_MS) {
   return `longest ${s.longest.toFixed(1)} ms, p99 ${s.p99.toFixed(1)} ms, ${s.over} of ${s.count} over ${aimMs} ms`;
 }
 
-function client(base) {
-  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
-  const http = (method, url, { token, body } = {}) =>
-    new Promise((resolve, reject) => {
-      const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = request(
-        `${base}${url}`,
-        {
-          method,
-          agent,
-          headers: {
-            ...(token ? { authorization: `Bearer ${token}` } : {}),
-            "x-bench-uncounted": "1",
-            ...(payload ? { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } : {}),
-          },
-        },
-        (res) => {
-          const chunks = [];
-          res.on("data", (c) => chunks.push(c));
-          res.on("end", () => {
-            const text = Buffer.concat(chunks).toString("utf8");
-            let json = null;
-            try {
-              json = JSON.parse(text);
-            } catch {}
-            resolve({ status: res.statusCode, json, text });
-          });
-        },
-      );
-      req.on("error", reject);
-      if (payload) req.write(payload);
-      req.end();
-    });
-  return { http, close: () => agent.destroy() };
-}
+const client = (base) => jsonClient(base, { maxSockets: 16, uncountedAll: true });
 
 /** Sets this process's nice value (its children inherit it); false when not allowed or not asked. */
 function raisePriority(nice) {

@@ -28,7 +28,8 @@
 import { spawn, execFileSync } from "node:child_process";
 import { devEnv, devEnvLine } from "./dev-env.mjs";
 import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
-import { Agent, createServer, request } from "node:http";
+import { createServer } from "node:http";
+import { jsonClient } from "./http-client.mjs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { startProcessor } from "../examples/processor.mjs";
@@ -67,41 +68,8 @@ const ADMIN = "bench-admin-token";
 const BASE = `http://127.0.0.1:${PORT}`;
 /** Work a path set off may still be in flight when it ends (a completion's answer, an alarm): counts wait this long. */
 const SETTLE_MS = 1500;
-const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY * 2 });
-
-/** One request; `uncounted` marks the bench's own polling, which the counting build leaves out. */
-function http(method, url, { token, body, uncounted = false } = {}) {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = request(
-      `${BASE}${url}`,
-      {
-        method,
-        agent,
-        headers: {
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-          ...(uncounted ? { "x-bench-uncounted": "1" } : {}),
-          ...(payload ? { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } : {}),
-        },
-      },
-      (res) => {
-        const chunks = [];
-        res.on("data", (c) => chunks.push(c));
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          let json = null;
-          try {
-            json = JSON.parse(text);
-          } catch {}
-          resolve({ status: res.statusCode, json, text });
-        });
-      },
-    );
-    req.on("error", reject);
-    if (payload) req.write(payload);
-    req.end();
-  });
-}
+/** `http(method, url, { token, body, uncounted })`: `uncounted` marks the bench's own polling, which the counting build leaves out. */
+const { http, close: closeClient } = jsonClient(BASE, { maxSockets: CONCURRENCY * 2 });
 
 /** A closed loop of CONCURRENCY clients for SECONDS; returns requests/s and latency percentiles. */
 async function load(name, send) {
@@ -504,7 +472,7 @@ try {
     } catch {}
   }
   await processor?.close();
-  agent.destroy();
+  closeClient();
   if (purgeSeconds !== null) {
     await new Promise((r) => setTimeout(r, 1000));
     const out = execFileSync(
