@@ -1,4 +1,5 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { vi } from "vitest";
 import type { NamespaceDO } from "../src/namespace/do";
 import { stub, type Tenant } from "./helpers";
 
@@ -29,4 +30,12 @@ export async function query<T extends Record<string, SqlStorageValue>>(t: Tenant
 export async function advance(t: Tenant, ms: number): Promise<void> {
   await runInDurableObject(stub(t), (instance: NamespaceDO) => instance.clock.advance(ms));
   await runDurableObjectAlarm(stub(t));
+}
+
+/** Stops the namespace's clock (until vi.restoreAllMocks), so that its request bucket refills by nothing during a burst. */
+export async function freezeClock(t: Tenant): Promise<void> {
+  await runInDurableObject(stub(t), (instance: NamespaceDO) => {
+    const at = instance.clock.now();
+    vi.spyOn(instance.clock, "now").mockReturnValue(at);
+  });
 }

@@ -5,7 +5,7 @@ import { registerHandler } from "../src/handlers/registry";
 import type { NamespaceDO } from "../src/namespace/do";
 import { RequestBucket, UnfinishedTasks } from "../src/namespace/limits";
 import { ADMIN, call, type ApiResponse, Latch, stub, tenant, type Tenant } from "./helpers";
-import { allEvents } from "./inspect";
+import { allEvents, freezeClock } from "./inspect";
 
 registerHandler({ type: "lim_noop", run: async () => ({}) });
 const latch = new Latch();
@@ -20,14 +20,6 @@ registerHandler({
 afterEach(() => {
   vi.restoreAllMocks();
 });
-
-/** Stops the namespace's clock, so that its request bucket refills by nothing during a burst. */
-async function freezeClock(t: Tenant): Promise<void> {
-  await runInDurableObject(stub(t), (instance: NamespaceDO) => {
-    const at = instance.clock.now();
-    vi.spyOn(instance.clock, "now").mockReturnValue(at);
-  });
-}
 
 const statusCounts = (responses: ApiResponse[]) => {
   const counts: Record<number, number> = {};

@@ -56,6 +56,19 @@ async function recordSends(t: Tenant, drop = false): Promise<TaskMessage[]> {
 
 const stats = async (t: Tenant) => (await call<{ created: number; queued: number; processing: number }>("/v1/tasks/stats", { token: t.key })).body;
 
+/** Makes the object's reports of one task fail after all their writes (completion, event, log line, snapshot, admission). */
+async function failReportsOf(t: Tenant, taskId: string | undefined): Promise<void> {
+  await runInDurableObject(stub(t), (instance: NamespaceDO) => {
+    const attempts = (instance as unknown as { attempts: { report: (...args: unknown[]) => unknown } }).attempts;
+    const report = attempts.report.bind(attempts);
+    attempts.report = (...args: unknown[]) => {
+      const result = report(...args);
+      if (args[0] === taskId) throw new Error("report failed after its writes");
+      return result;
+    };
+  });
+}
+
 describe("pull-mode processors", () => {
   it("registers a type for pulling without a url; mode appears on every processor", async () => {
     const t = await tenant();
@@ -155,16 +168,7 @@ describe("pull-mode processors", () => {
     for (let i = 0; i < 3; i++) await createTask(t, { task_type: "pl_report_throw" });
     const leased = await lease(t, "pl_report_throw", { max_tasks: 10 });
     const broken = leased[1]?.task.task_id;
-    await runInDurableObject(stub(t), (instance: NamespaceDO) => {
-      const attempts = (instance as unknown as { attempts: { report: (...args: unknown[]) => unknown } }).attempts;
-      const report = attempts.report.bind(attempts);
-      // The report goes all the way (completion, event, log line, snapshot, admission) and then fails.
-      attempts.report = (...args: unknown[]) => {
-        const result = report(...args);
-        if (args[0] === broken) throw new Error("report failed after its writes");
-        return result;
-      };
-    });
+    await failReportsOf(t, broken);
     const res = await call("/v1/callbacks", { token: t.key, body: { reports: leased.map((l) => ({ token: l.callback.token, type: "complete" })) } });
     // An item that could not be applied has no status of its own: the call fails, as a single callback would.
     expect(res.status).toBe(500);
@@ -188,15 +192,7 @@ describe("pull-mode processors", () => {
     const leased = await lease(t, "pl_admit", { max_tasks: 10 });
     expect(leased).toHaveLength(3);
     const broken = leased[1]?.task.task_id;
-    await runInDurableObject(stub(t), (instance: NamespaceDO) => {
-      const attempts = (instance as unknown as { attempts: { report: (...args: unknown[]) => unknown } }).attempts;
-      const report = attempts.report.bind(attempts);
-      attempts.report = (...args: unknown[]) => {
-        const result = report(...args);
-        if (args[0] === broken) throw new Error("report failed after its writes");
-        return result;
-      };
-    });
+    await failReportsOf(t, broken);
     const res = await call("/v1/callbacks", { token: t.key, body: { reports: leased.map((l) => ({ token: l.callback.token, type: "complete" })) } });
     expect(res.status).toBe(500);
     // Two slots freed, two waiting tasks admitted, oldest first; the limit holds.

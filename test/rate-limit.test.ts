@@ -2,6 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { NamespaceDO } from "../src/namespace/do";
 import { call, type ApiResponse, eventually, sleep, stub, tenant, type Tenant } from "./helpers";
+import { freezeClock } from "./inspect";
 
 // Issue 11: requests that find their isolate's lease of request tokens empty while a refill is
 // out once asked the object for a token each (0.65 object calls a task on the push path). They
@@ -10,14 +11,6 @@ import { call, type ApiResponse, eventually, sleep, stub, tenant, type Tenant } 
 afterEach(() => {
   vi.restoreAllMocks();
 });
-
-/** Stops the namespace's clock, so that its request bucket refills by nothing during a burst. */
-async function freezeClock(t: Tenant): Promise<void> {
-  await runInDurableObject(stub(t), (instance: NamespaceDO) => {
-    const at = instance.clock.now();
-    vi.spyOn(instance.clock, "now").mockReturnValue(at);
-  });
-}
 
 /** Counts the object's takeRequestTokens calls (on the prototype: RPC calls only methods of the class). */
 const spyOnGrants = (t: Tenant) =>
