@@ -50,8 +50,12 @@ interface Lease {
   refills: number;
   /** How long the last refill took. */
   refillMs: number;
-  /** Requests in spendRequestToken without a token yet: the concurrency a grant must serve. */
-  hungry: number;
+  /**
+   * Requests in spendRequestToken without a token yet (when each began to wait): the concurrency
+   * a grant must serve. A cancelled request never runs its `finally`, so only those that began
+   * within REFILL_WAIT_MS count (a live one refills alone after that): none stays counted for good.
+   */
+  hungry: Set<{ since: number }>;
 }
 
 const leases = new Map<string, Lease>();
@@ -60,7 +64,7 @@ function leaseOf(namespaceId: string): Lease {
   let lease = leases.get(namespaceId);
   if (!lease) {
     if (leases.size >= MAX_LEASES) leases.clear();
-    lease = { tokens: 0, expiresAt: 0, grantSize: 1, spent: 0, last: null, lastAt: 0, refusedUntil: 0, refill: null, refills: 0, refillMs: 0, hungry: 0 };
+    lease = { tokens: 0, expiresAt: 0, grantSize: 1, spent: 0, last: null, lastAt: 0, refusedUntil: 0, refill: null, refills: 0, refillMs: 0, hungry: new Set() };
     leases.set(namespaceId, lease);
   }
   return lease;
@@ -92,11 +96,12 @@ function refuse(lease: Lease): never {
 export async function spendRequestToken(c: Context<AppEnv>, namespaceId: string): Promise<void> {
   const lease = leaseOf(namespaceId);
   if (!takeHeld(lease)) {
-    lease.hungry++;
+    const waiting = { since: Date.now() };
+    lease.hungry.add(waiting);
     try {
       if (!(await takeGranted(c, namespaceId, lease))) return;
     } finally {
-      lease.hungry--;
+      lease.hungry.delete(waiting);
     }
   }
   for (const [name, value] of Object.entries(headers(lease, false))) c.header(name, value);
@@ -126,6 +131,12 @@ async function takeGranted(c: Context<AppEnv>, namespaceId: string, lease: Lease
   }
 }
 
+/** The requests waiting for a token now; those waiting past REFILL_WAIT_MS are gone (cancelled) and leave the set. */
+function waitingNow(lease: Lease, now: number): number {
+  for (const waiting of lease.hungry) if (now - waiting.since > REFILL_WAIT_MS) lease.hungry.delete(waiting);
+  return lease.hungry.size;
+}
+
 /** How long a refill may be out before it is taken for lost. */
 const lostAfterMs = (lease: Lease): number => Math.min(REFILL_WAIT_MS, Math.max(REFILL_LOST_MIN_MS, REFILL_SLOW_FACTOR * lease.refillMs));
 
@@ -144,7 +155,7 @@ function nextGrantSize(lease: Lease, now: number): number {
 async function refill(c: Context<AppEnv>, namespaceId: string, lease: Lease, besideAnother: boolean): Promise<boolean> {
   const now = Date.now();
   // Requests waiting now would each take a token of their own: one grant serves them all.
-  const want = besideAnother ? 1 : Math.max((lease.grantSize = nextGrantSize(lease, now)), lease.hungry);
+  const want = besideAnother ? 1 : Math.max((lease.grantSize = nextGrantSize(lease, now)), waitingNow(lease, now));
   const mine = { id: ++lease.refills, since: now };
   lease.refill = mine;
   try {
