@@ -1,5 +1,6 @@
 import { Buffer } from "node:buffer";
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { base64url, randomBytes } from "../ids";
 
 /**
  * A processor callback's token (SPEC §6) vouches for itself: `<namespace_id>.<nonce>.<mac>`,
@@ -28,7 +29,7 @@ export function parseCallbackToken(token: string): CallbackTokenShape | null {
 }
 
 /** A new namespace callback key: 32 random bytes, base64url. */
-export const newCallbackKey = (): string => randomBytes(32).toString("base64url");
+export const newCallbackKey = (): string => base64url(randomBytes(32));
 
 /** A key as createHmac takes it, decoded once per holder. */
 export const callbackKeyBytes = (key: string): Buffer => Buffer.from(key, "base64url");
@@ -38,7 +39,7 @@ const macOf = (key: Buffer, namespaceId: string, taskId: string, nonce: string):
 
 /** A new token for an attempt (or slice) of `taskId`: a fresh nonce, so every one is new. */
 export function mintCallbackToken(key: Buffer, namespaceId: string, taskId: string): string {
-  const nonce = randomBytes(16).toString("base64url");
+  const nonce = base64url(randomBytes(16));
   return `${namespaceId}.${nonce}.${macOf(key, namespaceId, taskId, nonce).toString("base64url")}`;
 }
 
@@ -48,6 +49,8 @@ export function mintCallbackToken(key: Buffer, namespaceId: string, taskId: stri
  * into the attempt's row.
  */
 export function verifyCallbackToken(key: Buffer, token: Extract<CallbackTokenShape, { signed: true }>, taskId: string): boolean {
+  // node:crypto's compare, not ids.ts's constantTimeEqual (crypto.subtle.timingSafeEqual is
+  // Workers-only): this module runs in Node too (the unit tests).
   const expected = Buffer.from(macOf(key, token.namespaceId, taskId, token.nonce).toString("base64url"));
   const given = Buffer.from(token.mac);
   return given.length === expected.length && timingSafeEqual(given, expected);
