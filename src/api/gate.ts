@@ -42,17 +42,8 @@ const gate = (check: CredentialCheck, maxBodyBytes: number): MiddlewareHandler<A
   const countingLimit = bodyUpTo(maxBodyBytes);
   return async (c, next) => {
     await check(c);
-    const raw = c.req.raw;
-    if (raw.body) {
-      // A stated length is checked as bodyLimit checks it; a body of unstated length is counted
-      // as it streams (bodyLimit reads it, then the request goes on).
-      const length = raw.headers.get("content-length");
-      if (length !== null && !raw.headers.has("transfer-encoding")) {
-        if (parseInt(length || "0", 10) > maxBodyBytes) throw tooLarge(maxBodyBytes);
-      } else {
-        await countingLimit(c, nothingNext);
-      }
-    }
+    // bodyLimit checks a stated length, and counts a body of unstated length as it streams.
+    if (c.req.raw.body) await countingLimit(c, nothingNext);
     refuseNonJson(c);
     readEmptyJsonAsEmptyObject(c);
     return next();
