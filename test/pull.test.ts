@@ -2,7 +2,8 @@ import { runInDurableObject } from "cloudflare:test";
 import type { TestNamespaceDO } from "./namespace-do";
 import { env } from "cloudflare:workers";
 import { namespaceStub } from "../src/namespace/stub";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { BulkStep } from "../src/namespace/bulk-step";
 import type { NamespaceDO } from "../src/namespace/do";
 import type { TaskMessage } from "../src/namespace/messages";
 import type { Task } from "../src/tasks/model";
@@ -335,6 +336,31 @@ describe("pull-mode processors", () => {
 });
 
 describe("batched callbacks", () => {
+  it("a batch whose end cannot write its deferred rows keeps none of its reports; sent again, they apply", async () => {
+    const t = await tenant();
+    await pullProcessor(t, "pl_step_end");
+    for (let i = 0; i < 2; i++) await createTask(t, { task_type: "pl_step_end" });
+    const leased = await lease(t, "pl_step_end", { max_tasks: 10 });
+    expect(leased).toHaveLength(2);
+    const reports = leased.map((l) => ({ token: l.callback.token, type: "complete", outputs: { ok: true } }));
+    // The step's end (its events, snapshots and log lines, written together) fails once.
+    const end = vi.spyOn(BulkStep.prototype, "end").mockImplementationOnce(() => {
+      throw new Error("storage full");
+    });
+    const refused = await call("/v1/callbacks", { token: t.key, body: { reports } });
+    expect(refused.status).toBe(500);
+    end.mockRestore();
+    for (const l of leased) {
+      expect((await getTask(t, l.task.task_id)).status).toBe("processing");
+      expect(await query(t, "SELECT seq FROM events WHERE task_id = ? AND event_type = 'task.completed'", l.task.task_id)).toHaveLength(0);
+    }
+    expect((await reportBatch(t, reports)).map((r) => r.status)).toEqual([200, 200]);
+    for (const l of leased) {
+      expect((await getTask(t, l.task.task_id)).status).toBe("completed");
+      expect(await query(t, "SELECT seq FROM events WHERE task_id = ? AND event_type = 'task.completed'", l.task.task_id)).toHaveLength(1);
+    }
+  });
+
   it("fences and applies each report on its own: stale, cancelled, duplicated and unknown tokens fail alone", async () => {
     const t = await tenant();
     const other = await tenant();

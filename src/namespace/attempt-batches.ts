@@ -122,11 +122,13 @@ export class AttemptBatches extends NamespacePart {
   /**
    * Runs `fn` as one bulk step of the task store (TaskStore.bulk: the items' events, log lines
    * and record snapshots written in a few statements at its end), then arms the alarm once for
-   * whatever the step set, its outbox flush included.
+   * whatever the step set, its outbox flush included. The step is one transaction, each item's
+   * own a savepoint in it: if the step's end cannot write the rows its items deferred, their
+   * changes go too, and no transition is kept without its event and snapshot.
    */
   private async step<T>(fn: () => T): Promise<T> {
     try {
-      return this.store.bulk(fn);
+      return this.ctx.storage.transactionSync(() => this.store.bulk(fn));
     } finally {
       await this.armAlarm();
     }

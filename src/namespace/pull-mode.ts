@@ -120,7 +120,8 @@ export class PullMode extends NamespacePart {
    */
   private claimLeasable(taskType: string, limit: number) {
     const now = this.clock.now();
-    return this.store.bulk(() =>
+    // One transaction, each claim a savepoint in it: the step's end writes what they deferred.
+    return this.ctx.storage.transactionSync(() => this.store.bulk(() =>
       leasable(this.sql, taskType, now, limit).flatMap((candidate) => {
         const token = this.core.callbackTokens.mint(candidate.row.task_id);
         try {
@@ -131,7 +132,7 @@ export class PullMode extends NamespacePart {
           return [];
         }
       }),
-    );
+    ));
   }
 
   /**
