@@ -4,6 +4,7 @@ import { env } from "cloudflare:workers";
 import { namespaceStub } from "../src/namespace/stub";
 import { describe, expect, it, vi } from "vitest";
 import { BulkStep } from "../src/namespace/bulk-step";
+import { FairQueue } from "../src/namespace/fairness";
 import type { NamespaceDO } from "../src/namespace/do";
 import type { TaskMessage } from "../src/namespace/messages";
 import type { Task } from "../src/tasks/model";
@@ -336,6 +337,25 @@ describe("pull-mode processors", () => {
 });
 
 describe("batched callbacks", () => {
+  it("a batch whose admission of the slots it freed throws keeps none of its reports; sent again, they apply and admit", async () => {
+    const t = await tenant({ max_concurrent_tasks: 2 });
+    await pullProcessor(t, "pl_admit_fail");
+    const made: string[] = [];
+    for (let i = 0; i < 4; i++) made.push((await createTask(t, { task_type: "pl_admit_fail" })).task_id);
+    const leased = await lease(t, "pl_admit_fail", { max_tasks: 10 });
+    expect(leased).toHaveLength(2);
+    const reports = leased.map((l) => ({ token: l.callback.token, type: "complete" }));
+    const admit = vi.spyOn(FairQueue.prototype, "admitRun").mockImplementationOnce(() => {
+      throw new Error("admission failed");
+    });
+    expect((await call("/v1/callbacks", { token: t.key, body: { reports } })).status).toBe(500);
+    admit.mockRestore();
+    // Nothing of the batch was kept: no slot is freed that nobody fills.
+    expect(await Promise.all(made.map(async (id) => (await getTask(t, id)).status))).toEqual(["processing", "processing", "created", "created"]);
+    expect((await reportBatch(t, reports)).map((r) => r.status)).toEqual([200, 200]);
+    expect(await Promise.all(made.map(async (id) => (await getTask(t, id)).status))).toEqual(["completed", "completed", "queued", "queued"]);
+  });
+
   it("a batch whose end cannot write its deferred rows keeps none of its reports; sent again, they apply", async () => {
     const t = await tenant();
     await pullProcessor(t, "pl_step_end");

@@ -137,28 +137,26 @@ export class NamespaceCore {
 
   /**
    * Runs `fn` (synchronous: a batch of reports, each in its own transaction) with admission
-   * held back to its end, then admits once, in a transaction of its own, for every slot the
-   * batch freed: one count of the active tasks instead of one a finished task. Nothing else runs
-   * in between, so no task waits longer for it, and the limit holds throughout.
+   * held back to its end, then admits once for every slot the batch freed: one count of the
+   * active tasks instead of one a finished task. Nothing else runs in between, so no task waits
+   * longer for it, and the limit holds throughout. The caller's step is one transaction: an
+   * admission that throws fails it whole, reports included, as a single report's would, and
+   * the reports are sent again (no slot is left freed with nobody to fill it).
    */
   withAdmissionAfter<T>(fn: () => T, now: () => number): T {
     if (this.admissionsHeld) return fn();
     this.admissionsHeld = true;
+    let result: T;
+    let owed: boolean;
     try {
-      return fn();
+      result = fn();
     } finally {
       this.admissionsHeld = false;
-      if (this.admissionOwed) {
-        this.admissionOwed = false;
-        try {
-          // A bulk item: if the admission rolls back, so do the rows it deferred to the step's end.
-          this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.admit(now())));
-        } catch (err) {
-          // As if that last finish had failed to admit: the next finish, create or alarm admits.
-          console.error("admission after a batch of reports failed", err);
-        }
-      }
+      owed = this.admissionOwed;
+      this.admissionOwed = false;
     }
+    if (owed) this.admit(now());
+    return result;
   }
 
   /**
