@@ -4,6 +4,7 @@ import { recordUpserts } from "../db/records";
 import { stagingRemovalsFor } from "../db/staging";
 import type { LogPayload, MirroredDelivery, MirroredRecord } from "../db/types";
 import { isTerminal } from "../tasks/model";
+import { taskJsonOf } from "./task-view";
 import type { Sql } from "./sql";
 import { yieldTurn } from "./turn";
 
@@ -127,13 +128,4 @@ function evictionChunks<R extends { record: MirroredRecord }>(records: R[]): R[]
     if (terminal) evictions++;
   }
   return chunks;
-}
-
-/**
- * The task's JSON text inside a snapshot's payload, `{"seq":…,"expires_at":…,"task":{…}}`
- * (task-view recordJson; `seq` and `expires_at` are numbers or null), so it is not made again.
- */
-function taskJsonOf(payload: string): string | undefined {
-  const at = payload.indexOf(',"task":');
-  return payload.startsWith('{"seq":') && at > 0 && payload.endsWith("}") ? payload.slice(at + 8, -1) : undefined;
 }

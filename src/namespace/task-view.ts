@@ -53,3 +53,13 @@ export function eventJson(head: { id: string; type: string; created_at: string |
 export function recordJson(seq: number, expiresAt: number | null, taskJson: string): string {
   return `{"seq":${JSON.stringify(seq)},"expires_at":${JSON.stringify(expiresAt)},"task":${taskJson}}`;
 }
+
+/**
+ * The task's JSON text inside a payload recordJson made (`seq` and `expires_at` are numbers or
+ * null, so the first `,"task":` is its key), for the flush not to make it again; undefined for
+ * any other text.
+ */
+export function taskJsonOf(payload: string): string | undefined {
+  const at = payload.indexOf(',"task":');
+  return payload.startsWith('{"seq":') && at > 0 && payload.endsWith("}") ? payload.slice(at + 8, -1) : undefined;
+}
