@@ -43,7 +43,7 @@ export class AttemptBatches extends NamespacePart {
 
   /** Applies many attempts' reports, each as `report` would, fenced by its own token. */
   reportMany(items: ReportManyItem[]): Promise<Result<ReportAck>[]> {
-    return this.applyReports(items.map((item) => ({ task_id: item.task_id, tokenHash: sha256(item.token), report: item.report })));
+    return this.applyReports(reportItems(items));
   }
 
   /**
@@ -59,12 +59,13 @@ export class AttemptBatches extends NamespacePart {
    * most are claimed in the same step, and a timer set and cleared at once costs two statements.
    */
   reportAndClaim(items: ReportManyItem[], ahead: ClaimAhead): Promise<ReportsAndClaims> {
-    return this.step(() =>
-      this.core.holdingSends(new Set(this.aheadTypes(ahead)), this.clock.now(), (held) => {
-        const results = this.applyEach(items.map((item) => ({ task_id: item.task_id, tokenHash: sha256(item.token), report: item.report })));
-        return { results, claims: this.claimAhead(ahead, held) };
-      }),
-    );
+    return this.step(() => {
+      const types = this.aheadTypes(ahead);
+      return this.core.holdingSends(new Set(types), this.clock.now(), (held) => {
+        const results = this.applyEach(reportItems(items));
+        return { results, claims: this.claimAhead(types, ahead.max, held) };
+      });
+    });
   }
 
   /** The types a claim-ahead may take: built-in ones without a processor. */
@@ -78,9 +79,8 @@ export class AttemptBatches extends NamespacePart {
    * admitted with their sends held (`held`, in the order admitted). Types with a processor are
    * left to the queue (they are dispatched, not run here); so are continuations.
    */
-  private claimAhead(ahead: ClaimAhead, held: readonly HeldSend[] = []): ClaimedAttempt[] {
-    const types = this.aheadTypes(ahead);
-    const max = Math.max(0, Math.min(Math.floor(ahead.max), MAX_CLAIM_AHEAD));
+  private claimAhead(types: string[], asked: number, held: readonly HeldSend[]): ClaimedAttempt[] {
+    const max = Math.max(0, Math.min(Math.floor(asked), MAX_CLAIM_AHEAD));
     if (types.length === 0 || max === 0) return [];
     const now = this.clock.now();
     const due = this.sql.all<{ task_id: string; attempt: number }>(
@@ -162,3 +162,7 @@ interface ReportItem {
   report: Report;
   found?: FoundAttempt;
 }
+
+/** A batch's reports as applyReports takes them: each fenced by its token's hash. */
+const reportItems = (items: ReportManyItem[]): ReportItem[] =>
+  items.map((item) => ({ task_id: item.task_id, tokenHash: sha256(item.token), report: item.report }));
