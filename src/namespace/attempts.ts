@@ -86,12 +86,10 @@ export class Attempts {
       now,
       `attempt ${row.attempt} of ${row.max_attempts}${processor?.mode === "pull" ? " leased by a pull worker" : processor ? ` dispatched to ${processor.url}` : ""}`,
     );
-    // Both of the attempt's timers in one statement (as TaskStore.setTimer would set each).
-    this.sql.run(
-      `INSERT INTO timers (task_id, kind, due_at, tries) VALUES (?, 'lease', ?, 0), (?, 'timeout', ?, 0)
-       ON CONFLICT (task_id, kind) DO UPDATE SET due_at = excluded.due_at, tries = excluded.tries`,
-      row.task_id, leaseExpiresAt, row.task_id, timeoutAt,
-    );
+    this.store.setTimers([
+      { taskId: row.task_id, kind: "lease", dueAt: leaseExpiresAt },
+      { taskId: row.task_id, kind: "timeout", dueAt: timeoutAt },
+    ]);
     return {
       claimed: true,
       task: this.store.toTask(next),

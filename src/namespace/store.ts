@@ -297,11 +297,15 @@ export class TaskStore {
 
   // --- timers --------------------------------------------------------------------------------
 
-  setTimer(taskId: string, kind: TimerKind, dueAt: number, tries = 0): void {
+  setTimer = (taskId: string, kind: TimerKind, dueAt: number, tries = 0): void => this.setTimers([{ taskId, kind, dueAt, tries }]);
+
+  /** Sets (or moves) several timers in one statement. */
+  setTimers(timers: { taskId: string; kind: TimerKind; dueAt: number; tries?: number }[]): void {
+    if (timers.length === 0) return;
     this.sql.run(
-      `INSERT INTO timers (task_id, kind, due_at, tries) VALUES (?, ?, ?, ?)
+      `INSERT INTO timers (task_id, kind, due_at, tries) VALUES ${timers.map(() => "(?, ?, ?, ?)").join(", ")}
        ON CONFLICT (task_id, kind) DO UPDATE SET due_at = excluded.due_at, tries = excluded.tries`,
-      taskId, kind, dueAt, tries,
+      ...timers.flatMap((t) => [t.taskId, t.kind, t.dueAt, t.tries ?? 0]),
     );
   }
 
