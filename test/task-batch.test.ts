@@ -1,8 +1,10 @@
 import { describe, expect, it } from "vitest";
 import type { Task } from "../src/tasks/model";
 import { env } from "cloudflare:workers";
+import { runInDurableObject } from "cloudflare:test";
+import type { NamespaceDO } from "../src/namespace/do";
 import { namespaceStub } from "../src/namespace/stub";
-import { call, createTask, getTask, tenant, type Tenant } from "./helpers";
+import { call, createTask, getTask, stub, tenant, type Tenant } from "./helpers";
 import { query, taskEvents } from "./inspect";
 
 /** A pulled type: its tasks stay queued until a worker leases them, so nothing runs under the test. */
@@ -40,6 +42,8 @@ describe("POST /v1/tasks/batch", () => {
       [[good, good, { task_type: "bt_bad", priority: 42 }, { task_type: "Bad" }], 422, 2],
       [[good, { task_type: "bt_bad", status: "completed" }], 422, 1],
       [[good, good, good, { task_type: "bt_bad", parent_task_id: "tsk_nosuchparent00000000000" }], 422, 3],
+      [[good, { task_type: "bt_bad", parent_task_id: "tsk_nosuchparent00000000000" }, { task_type: "no_such_type" }], 422, 1],
+      [[good, { task_type: "bt_bad", delay_seconds: 5, run_at: "2030-01-01T00:00:00Z" }, { task_type: "bt_bad", parent_task_id: "tsk_nosuchparent00000000000" }], 422, 1],
       [[good, { task_type: "object_create", inputs: { object_id: "obj_x", collection_id: "col_x" } }], 422, 1],
       [[good, { task_type: "bt_bad", inputs: { blob: "x".repeat(70 * 1024) } }], 413, 1],
     ];
@@ -115,6 +119,55 @@ describe("POST /v1/tasks/batch", () => {
     expect(await stats(t)).toMatchObject({ queued: 3 });
     const refused = await namespace.createTaskBatch(items.slice(0, 1), "http://edge.test", { key: "lost-answer", requestHash: "h2" });
     expect(refused.ok ? null : refused.error.type).toBe("validation_error");
+  });
+
+  it("keeps one key row per batch, holding its tasks' ids in order", async () => {
+    const t = await tenant();
+    await pulled(t, "bt_onerow");
+    const namespace = namespaceStub(env, t.namespaceId);
+    const made = await namespace.createTaskBatch(Array(50).fill({ task_type: "bt_onerow" }), "http://edge.test", { key: "one-row", requestHash: "h1" });
+    expect(made.ok).toBe(true);
+    const rows = await query<{ key: string; task_ids: string | null }>(t, "SELECT key, task_ids FROM idempotency WHERE key LIKE 'batch' || char(10) || '%'");
+    expect(rows).toHaveLength(1);
+    expect(rows[0]?.key).toBe("batch\none-row");
+    if (made.ok) expect(JSON.parse(rows[0]?.task_ids ?? "null")).toEqual(made.value.map((task) => task.task_id));
+  });
+
+  it("answers a repeat of a batch stored before its ids were kept on its key row (a key row per task) with the same tasks", async () => {
+    const t = await tenant();
+    await pulled(t, "bt_oldrows");
+    const items = [{ task_type: "bt_oldrows" }, { task_type: "bt_oldrows" }, { task_type: "bt_oldrows" }];
+    const namespace = namespaceStub(env, t.namespaceId);
+    const first = await namespace.createTaskBatch(items, "http://edge.test", { key: "old-layout", requestHash: "h1" });
+    if (!first.ok) throw new Error(first.error.message);
+    const ids = first.value.map((task) => task.task_id);
+    // The layout before migration 9: the marker without ids, one row per task under `<marker>\n<index>`.
+    await runInDurableObject(stub(t), (_instance: NamespaceDO, state) => {
+      const marker = "batch\nold-layout";
+      const { created_at: at } = state.storage.sql.exec<{ created_at: number }>("SELECT created_at FROM idempotency WHERE key = ?", marker).one();
+      state.storage.sql.exec("UPDATE idempotency SET task_ids = NULL WHERE key = ?", marker);
+      for (const [index, id] of ids.entries()) {
+        state.storage.sql.exec("INSERT INTO idempotency (key, request_hash, task_id, created_at) VALUES (?, '', ?, ?)", `${marker}\n${index}`, id, at);
+      }
+    });
+    const again = await namespace.createTaskBatch(items, "http://edge.test", { key: "old-layout", requestHash: "h1" });
+    expect(again.ok ? again.value.map((task) => task.task_id) : again.error).toEqual(ids);
+    expect(await stats(t)).toMatchObject({ queued: 3 });
+    const refused = await namespace.createTaskBatch(items.slice(0, 1), "http://edge.test", { key: "old-layout", requestHash: "h2" });
+    expect(refused.ok ? null : refused.error.type).toBe("validation_error");
+    expect(await stats(t)).toMatchObject({ queued: 3 });
+  });
+
+  it("answers a repeated batch whose tasks have finished since from their records", async () => {
+    const t = await tenant();
+    await pulled(t, "bt_done");
+    const items = [{ task_type: "bt_done" }, { task_type: "bt_done" }];
+    const namespace = namespaceStub(env, t.namespaceId);
+    const first = await namespace.createTaskBatch(items, "http://edge.test", { key: "done-later", requestHash: "h1" });
+    if (!first.ok) throw new Error(first.error.message);
+    for (const task of first.value) expect((await namespace.cancelTask(task.task_id)).ok).toBe(true);
+    const again = await namespace.createTaskBatch(items, "http://edge.test", { key: "done-later", requestHash: "h1" });
+    expect(again.ok ? again.value.map((task) => [task.task_id, task.status]) : again.error).toEqual(first.value.map((task) => [task.task_id, "cancelled"]));
   });
 
   it("answers each created task with the queue position and waiting a read gives, and stores each one's position at its creation", async () => {

@@ -6,14 +6,12 @@ import { type Attempts, sha256 } from "./attempts";
 import { type BatchReportResult, type Lease, MAX_LEASE_TASKS, MAX_LEASE_WAIT_SECONDS, type ProcessorConfig, type ProcessorMode, type Report } from "./contract";
 import type { NamespaceCore } from "./core";
 import { NamespacePart } from "./part";
+import { keepBatch, seenBatch } from "./batch-keys";
 import { batchTasks } from "./batch-view";
 import { attemptWithTask } from "./attempt-rows";
 import { leasable, queuedWithoutSend } from "./pull";
 import type { StreamGate } from "./stream-gate";
 import type { TaskOps } from "./tasks";
-
-/** As long as a single create's Idempotency-Key is kept here (TaskOps). */
-const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
 
 /**
  * Batches and pull mode (SPEC §6): creating many tasks in one atomic step, workers leasing the
@@ -33,50 +31,66 @@ export class PullMode extends NamespacePart {
   /**
    * `POST /v1/tasks/batch`: every task created in one atomic step, or none. Each item is checked
    * as a single create would be (the first bad one is named by `details.index`); the quota
-   * applies to the whole batch. `batch.key` (the Idempotency-Key, else a fresh id) keys the items,
-   * so a repeat creates nothing twice even when D1 kept no response to replay; the same key with
-   * another request (`batch.requestHash`) is refused.
+   * applies to the whole batch. `batch.key` (the Idempotency-Key, else a fresh id) keys the
+   * batch, so a repeat creates nothing twice even when D1 kept no response to replay; the same
+   * key with another request (`batch.requestHash`) is refused.
    */
   async createTaskBatch(inputs: CreateTaskInput[], origin: string, batch: { key: string; requestHash: string }): Promise<Result<Task[]>> {
-    const marker = `batch\n${batch.key}`;
-    const seen = this.sql.one<{ request_hash: string }>(
-      "SELECT request_hash FROM idempotency WHERE key = ? AND created_at > ?",
-      marker, this.clock.now() - IDEMPOTENCY_RETENTION_MS,
-    );
-    if (seen && seen.request_hash !== batch.requestHash) {
+    // A character no header value may carry keeps these keys apart from single creates' keys.
+    const key = `batch\n${batch.key}`;
+    let seen = seenBatch(this.sql, key, inputs.length, this.clock.now());
+    if (!seen) {
+      const refused = this.tasks.refuseInputs(inputs);
+      if (inputs.some((input) => input.parent_task_id !== undefined)) {
+        // The first bad item is named: a missing parent before the first item refused above comes first.
+        const orphan = await this.refuseParents(refused ? inputs.slice(0, refused.index) : inputs);
+        if (orphan) return orphan;
+        // The parents' lookups may have waited on D1, and a twin of this call stored the batch meanwhile.
+        if (!refused) seen = seenBatch(this.sql, key, inputs.length, this.clock.now());
+      }
+      if (refused) return refused.refusal;
+    }
+    if (seen && seen.requestHash !== batch.requestHash) {
       return fail("validation_error", "this Idempotency-Key was used with a different request", { header: "Idempotency-Key" });
     }
-    const parents = new Map<string, boolean>();
-    for (const [index, input] of inputs.entries()) {
-      const refused = this.tasks.refuseInput(input, { index });
-      if (refused) return refused;
-      const parent = input.parent_task_id;
-      if (parent !== undefined) {
-        if (!parents.has(parent)) parents.set(parent, (await this.findTask(parent)).ok);
-        if (!parents.get(parent)) return fail("validation_error", `parent task ${parent} not found`, { index, field: "parent_task_id" });
-      }
+    let answer: { ids: string[]; tasks: (Task | null)[] };
+    if (seen) {
+      if (seen.ids.length !== inputs.length) return fail("internal_error", "a stored batch lost some of its tasks' keys");
+      answer = { ids: seen.ids, tasks: batchTasks(this.sql, this.store, seen.ids, new Set(), this.clock.now()) };
+    } else {
+      // The key commits with the tasks, and the answer is read in the same step.
+      const created = this.tasks.createAll(inputs, origin, (ids, now) => {
+        keepBatch(this.sql, key, batch.requestHash, ids, now);
+        return { ids, tasks: batchTasks(this.sql, this.store, ids, new Set(ids), now) };
+      });
+      if (!created.ok) return created;
+      answer = created.value;
+      await this.armAlarm();
     }
-    // A character no header value may carry keeps these keys apart from single creates' keys.
-    const specs = inputs.map((input, index) => ({ key: `${marker}\n${index}`, input }));
-    // The marker commits with the tasks, and the answer is read in the same step.
-    const created = this.tasks.createKeyed(specs, origin, [], (ids, made) => {
-      this.sql.run("INSERT OR REPLACE INTO idempotency (key, request_hash, task_id, created_at) VALUES (?, ?, '', ?)", marker, batch.requestHash, this.clock.now());
-      return { ids, tasks: batchTasks(this.sql, this.store, ids, made, this.clock.now()) };
-    });
-    if (!created.ok) return created;
-    await this.armAlarm();
     const tasks: Task[] = [];
-    for (const [index, task] of created.value.tasks.entries()) {
+    for (const [index, task] of answer.tasks.entries()) {
       if (task) {
         tasks.push(task);
         continue;
       }
       // A repeated batch whose task has finished since: its record is in D1.
-      const found = await this.findTask(created.value.ids[index] ?? "");
+      const found = await this.findTask(answer.ids[index] ?? "");
       if (!found.ok) return fail("internal_error", "a task of the batch vanished after insert");
       tasks.push(found.value);
     }
     return ok(tasks);
+  }
+
+  /** The first item of a batch whose parent task does not exist, named by its index; each parent is looked up once. */
+  private async refuseParents(inputs: CreateTaskInput[]): Promise<Result<never> | null> {
+    const parents = new Map<string, boolean>();
+    for (const [index, input] of inputs.entries()) {
+      const parent = input.parent_task_id;
+      if (parent === undefined) continue;
+      if (!parents.has(parent)) parents.set(parent, (await this.findTask(parent)).ok);
+      if (!parents.get(parent)) return fail("validation_error", `parent task ${parent} not found`, { index, field: "parent_task_id" });
+    }
+    return null;
   }
 
   /**

@@ -254,6 +254,16 @@ const MIGRATIONS: readonly { id: number; name: string; sql: string }[] = [
       CREATE INDEX tasks_queued_by_type ON tasks (task_type, priority DESC, seq) WHERE status = 'queued';
     `,
   },
+  {
+    id: 9,
+    name: "a task batch keeps its ids in its one idempotency row",
+    sql: `
+      -- A batch is atomic, so its marker row, holding its tasks' ids in order (a JSON array),
+      -- answers a repeat: no row per task. Markers written before this have none (NULL) and
+      -- keep their rows per task (batch-keys.ts reads both).
+      ALTER TABLE idempotency ADD COLUMN task_ids TEXT;
+    `,
+  },
 ];
 
 /** Applies every migration not yet applied, each in its own transaction. */

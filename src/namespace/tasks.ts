@@ -11,6 +11,9 @@ import { quotaExceeded } from "./limits";
 import { checkSchedule, runAtOf } from "./schedule";
 import { EMPTY_PROGRESS, type TaskRow } from "./task-row";
 
+/** Why an input cannot be created: the error of a refused create. */
+type Refusal = { ok: false; error: ErrorInfo };
+
 const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
 
 /**
@@ -105,13 +108,33 @@ export class TaskOps extends NamespacePart {
    * Why `input` cannot be created here, or null: a type with neither a processor nor a built-in
    * handler, or inputs its built-in handler refuses. `where` goes into the error's details (a batch item's index).
    */
-  refuseInput(input: CreateTaskInput, where: Record<string, unknown> = {}): { ok: false; error: ErrorInfo } | null {
-    const processor = this.processorRow(input.task_type);
-    const builtin = hasBuiltinHandler(input.task_type);
-    if (!processor && !builtin) return fail("validation_error", `no handler or processor for task_type "${input.task_type}"`, { ...where, field: "task_type" });
-    const schedule = checkSchedule(input, this.clock.now(), where);
+  refuseInput(input: CreateTaskInput, where: Record<string, unknown> = {}): Refusal | null {
+    return this.refuseWith(input, this.processorRow(input.task_type) !== null, where, this.clock.now());
+  }
+
+  /** refuseInput for each item of a batch, in order: the first refused, named by its index; each type is looked up once. */
+  refuseInputs(inputs: CreateTaskInput[]): { index: number; refusal: Refusal } | null {
+    const now = this.clock.now();
+    const processed = new Map<string, boolean>();
+    for (const [index, input] of inputs.entries()) {
+      let hasProcessor = processed.get(input.task_type);
+      if (hasProcessor === undefined) {
+        hasProcessor = this.processorRow(input.task_type) !== null;
+        processed.set(input.task_type, hasProcessor);
+      }
+      const refusal = this.refuseWith(input, hasProcessor, { index }, now);
+      if (refusal) return { index, refusal };
+    }
+    return null;
+  }
+
+  private refuseWith(input: CreateTaskInput, hasProcessor: boolean, where: Record<string, unknown>, now: number): Refusal | null {
+    if (!hasProcessor && !hasBuiltinHandler(input.task_type)) {
+      return fail("validation_error", `no handler or processor for task_type "${input.task_type}"`, { ...where, field: "task_type" });
+    }
+    const schedule = checkSchedule(input, now, where);
     if (!schedule.ok) return schedule;
-    const inputsSchema = processor ? null : builtinInputsSchema(input.task_type);
+    const inputsSchema = hasProcessor ? null : builtinInputsSchema(input.task_type);
     if (inputsSchema) {
       const parsed = inputsSchema.safeParse(input.inputs ?? {});
       if (!parsed.success) return fail("validation_error", "invalid inputs", { ...where, issues: parsed.error.issues });
@@ -162,27 +185,8 @@ export class TaskOps extends NamespacePart {
     origin: string,
     events: { type: string; data: Record<string, unknown> }[] = [],
   ): Promise<Result<string[]>> {
-    const created = this.createKeyed(specs, origin, events, (ids) => ids);
-    await this.armAlarm();
-    return created;
-  }
-
-  /**
-   * The synchronous heart of createTasks: the checks, then one transaction that stores the new
-   * tasks, their keys and `events`, admits, and runs `within` with the ids in the order given
-   * (a batch writes its marker and reads its answer there), and the ids this call made. The
-   * caller arms the alarm after.
-   */
-  createKeyed<T>(
-    specs: { key: string; input: CreateTaskInput }[],
-    origin: string,
-    events: { type: string; data: Record<string, unknown> }[],
-    within: (ids: string[], made: ReadonlySet<string>) => T,
-  ): Result<T> {
-    for (const { input } of specs) {
-      if (!hasBuiltinHandler(input.task_type) && !this.processorRow(input.task_type)) {
-        return fail("validation_error", `no handler or processor for task_type "${input.task_type}"`);
-      }
+    for (const taskType of new Set(specs.map((s) => s.input.task_type))) {
+      if (!this.runs(taskType)) return fail("validation_error", `no handler or processor for task_type "${taskType}"`);
     }
     // One lookup for every key; nothing runs between it and the transaction, so it still holds there.
     const seen = new Map(
@@ -195,27 +199,49 @@ export class TaskOps extends NamespacePart {
       return quotaExceeded("max_unfinished_tasks", this.settings.max_unfinished_tasks, "unfinished tasks");
     }
     const now = this.clock.now();
+    const ids = this.ctx.storage.transactionSync(() =>
+      this.store.bulk(() => {
+        const made: [string, string][] = [];
+        const ids = specs.map(({ key, input }) => {
+          const known = seen.get(key);
+          if (known !== undefined) return known;
+          const taskId = this.insertTask(input, origin, now);
+          seen.set(key, taskId);
+          made.push([key, taskId]);
+          return taskId;
+        });
+        if (made.length > 0) {
+          this.sql.run(
+            "INSERT INTO idempotency (key, request_hash, task_id, created_at) SELECT json_extract(value, '$[0]'), '', json_extract(value, '$[1]'), ? FROM json_each(?)",
+            now, JSON.stringify(made),
+          );
+        }
+        for (const event of events) this.store.storeEvent(event.type, null, event.data, now);
+        this.admit(now);
+        return ids;
+      }),
+    );
+    await this.armAlarm();
+    return ok(ids);
+  }
+
+  /**
+   * Creates every one of `inputs` (checked by the caller, refuseInputs) in one transaction, or
+   * none when they would pass max_unfinished_tasks, admits, and runs `within` in the same step
+   * with their ids in the order given (a batch stores its key and reads its answer there). The
+   * caller arms the alarm after.
+   */
+  createAll<T>(inputs: CreateTaskInput[], origin: string, within: (ids: string[], now: number) => T): Result<T> {
+    if (!this.unfinished.fits(inputs.length, this.settings.max_unfinished_tasks)) {
+      return quotaExceeded("max_unfinished_tasks", this.settings.max_unfinished_tasks, "unfinished tasks");
+    }
+    const now = this.clock.now();
     return ok(
       this.ctx.storage.transactionSync(() =>
         this.store.bulk(() => {
-          const made: [string, string][] = [];
-          const ids = specs.map(({ key, input }) => {
-            const known = seen.get(key);
-            if (known !== undefined) return known;
-            const taskId = this.insertTask(input, origin, now);
-            seen.set(key, taskId);
-            made.push([key, taskId]);
-            return taskId;
-          });
-          if (made.length > 0) {
-            this.sql.run(
-              "INSERT INTO idempotency (key, request_hash, task_id, created_at) SELECT json_extract(value, '$[0]'), '', json_extract(value, '$[1]'), ? FROM json_each(?)",
-              now, JSON.stringify(made),
-            );
-          }
-          for (const event of events) this.store.storeEvent(event.type, null, event.data, now);
+          const ids = inputs.map((input) => this.insertTask(input, origin, now));
           this.admit(now);
-          return within(ids, new Set(made.map(([, taskId]) => taskId)));
+          return within(ids, now);
         }),
       ),
     );
