@@ -1,8 +1,8 @@
 import { fail, type Result } from "../errors";
 import { hasBuiltinHandler } from "../tasks/builtin-types";
-import type { FoundAttempt } from "./attempt-rows";
+import type { FoundAttempt, KnownTask } from "./attempt-rows";
 import { type Attempts, sha256 } from "./attempts";
-import { type ClaimAhead, type ClaimManyItem, type ClaimedAttempt, MAX_CLAIM_AHEAD, type Report, type ReportAck, type ReportManyItem, type ReportsAndClaims } from "./contract";
+import { type ClaimAhead, type ClaimManyItem, type ClaimedAttempt, type ClaimResult, MAX_CLAIM_AHEAD, type Report, type ReportAck, type ReportManyItem, type ReportsAndClaims } from "./contract";
 import type { HeldSend, NamespaceCore } from "./core";
 import type { TaskMessage } from "./messages";
 import { NamespacePart } from "./part";
@@ -28,14 +28,30 @@ export class AttemptBatches extends NamespacePart {
    */
   claimMany(messages: Pick<TaskMessage, "task_id" | "attempt" | "slice">[]): Promise<ClaimManyItem[]> {
     return this.step(() =>
-      messages.map((message): ClaimManyItem => {
-        const token = this.core.callbackTokens.mint(message.task_id);
-        const now = this.clock.now();
+      this.claimEach(messages.map((message) => ({ message })), this.clock.now()).map(
+        (claim): ClaimManyItem => claim ?? { claimed: false, reason: "the claim failed", retry: true },
+      ),
+    );
+  }
+
+  /**
+   * The one claim loop of a step (claimMany, the claim-ahead, PullMode's leases): each item
+   * claimed as `Attempts.claim` would, under its own new token, in its own savepoint. A claim
+   * that throws is answered null (logged) and keeps nothing, not even the attempt it gathered;
+   * the attempts opened are written together at the end (Attempts.openingMany). `pulled`: the
+   * items are leased by pull workers. Call it inside a step (a transaction and a bulk step).
+   */
+  claimEach(items: ClaimItem[], now: number, pulled = false): (ClaimResult | null)[] {
+    return this.attempts.openingMany((opened) =>
+      items.map(({ message, known }) => {
+        const gathered = opened.length;
         try {
-          return this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.claim(message, token, now)));
+          const token = this.core.callbackTokens.mint(message.task_id);
+          return this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.claim(message, token, now, pulled, known)));
         } catch (err) {
+          opened.length = gathered;
           console.error(`claim of ${message.task_id} failed`, err);
-          return { claimed: false, reason: "the claim failed", retry: true };
+          return null;
         }
       }),
     );
@@ -89,25 +105,14 @@ export class AttemptBatches extends NamespacePart {
         ORDER BY tm.due_at LIMIT ?`,
       now, JSON.stringify(types), max,
     );
-    const claims: ClaimedAttempt[] = [];
-    const candidates = [...due.map((d) => ({ ...d, sendTimer: true })), ...held.map((h) => ({ ...h, sendTimer: false }))];
-    for (const { task_id: taskId, attempt, sendTimer } of candidates.slice(0, max)) {
-      try {
-        const token = this.core.callbackTokens.mint(taskId);
-        const claim = this.store.bulkItem(() =>
-          this.ctx.storage.transactionSync(() => {
-            // A held task (NamespaceCore.holdingSends) has no send timer to remove.
-            const row = sendTimer ? undefined : this.store.get(taskId);
-            return this.attempts.claim({ task_id: taskId, attempt }, token, now, false, row ? { row, sendTimer: false } : undefined);
-          }),
-        );
-        if (claim.claimed) claims.push(claim);
-      } catch (err) {
-        // Left as it was: its send timer (a held one's is set at the step's end) puts it on the queue.
-        console.error(`claim-ahead of ${taskId} failed`, err);
-      }
-    }
-    return claims;
+    const candidates = [...due.map((d) => ({ ...d, sendTimer: true })), ...held.map((h) => ({ ...h, sendTimer: false }))].slice(0, max);
+    const items = candidates.map(({ task_id: taskId, attempt, sendTimer }): ClaimItem => {
+      // A held task (NamespaceCore.holdingSends) has no send timer to remove.
+      const row = sendTimer ? undefined : this.store.get(taskId);
+      return { message: { task_id: taskId, attempt }, known: row ? { row, sendTimer: false } : undefined };
+    });
+    // One that is left or whose claim failed keeps its send timer (a held one's is set at the step's end): the queue gets it.
+    return this.claimEach(items, now).flatMap((claim) => (claim?.claimed ? [claim] : []));
   }
 
   /**
@@ -150,6 +155,12 @@ export class AttemptBatches extends NamespacePart {
       return results;
     }, () => this.clock.now());
   }
+}
+
+/** One claim of claimEach: the attempt a message carries, and the task's row when the caller has just read it. */
+export interface ClaimItem {
+  message: Pick<TaskMessage, "task_id" | "attempt" | "slice">;
+  known?: KnownTask;
 }
 
 /**

@@ -3,7 +3,7 @@ import { fail, ok, type Result } from "../errors";
 import type { CreateTaskInput, Task } from "../tasks/model";
 import type { AttemptBatches } from "./attempt-batches";
 import { type Attempts, sha256 } from "./attempts";
-import { type BatchReportResult, type Lease, MAX_LEASE_TASKS, MAX_LEASE_WAIT_SECONDS, type ProcessorConfig, type ProcessorMode, type Report } from "./contract";
+import { type BatchReportResult, type ClaimedAttempt, type Lease, MAX_LEASE_TASKS, MAX_LEASE_WAIT_SECONDS, type ProcessorConfig, type ProcessorMode, type Report } from "./contract";
 import type { NamespaceCore } from "./core";
 import { NamespacePart } from "./part";
 import { keepBatch, seenBatch } from "./batch-keys";
@@ -132,21 +132,15 @@ export class PullMode extends NamespacePart {
    * consumer's claim would and in its own transaction, all in one synchronous step: a claim
    * that throws is left out and changes nothing. The caller arms the alarm once after.
    */
-  private claimLeasable(taskType: string, limit: number) {
+  private claimLeasable(taskType: string, limit: number): ClaimedAttempt[] {
     const now = this.clock.now();
     // One transaction, each claim a savepoint in it: the step's end writes what they deferred.
-    return this.ctx.storage.transactionSync(() => this.store.bulk(() =>
-      leasable(this.sql, taskType, now, limit).flatMap((candidate) => {
-        const token = this.core.callbackTokens.mint(candidate.row.task_id);
-        try {
-          const claim = this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.claim(candidate.row, token, now, true, candidate)));
-          return claim.claimed ? [claim] : [];
-        } catch (err) {
-          console.error(`lease of ${candidate.row.task_id} failed`, err);
-          return [];
-        }
+    return this.ctx.storage.transactionSync(() =>
+      this.store.bulk(() => {
+        const items = leasable(this.sql, taskType, now, limit).map((known) => ({ message: { task_id: known.row.task_id, attempt: known.row.attempt }, known }));
+        return this.batches.claimEach(items, now, true).flatMap((claim) => (claim?.claimed ? [claim] : []));
       }),
-    ));
+    );
   }
 
   /**
