@@ -113,7 +113,8 @@ describe("calls per task in pull mode", () => {
     expect(create.objectD1 / TASKS).toBeLessThanOrEqual(0.3);
     expect(pull.objectD1 / TASKS).toBeLessThanOrEqual(0.3);
     // The object's own SQLite: 21.3 statements a pulled task before the lease and report steps
-    // were cut (each statement costs some 40 µs of the object's thread locally), 8.4 after.
-    expect(pull.objectSql / TASKS).toBeLessThanOrEqual(10);
+    // were cut (each statement costs some 40 µs of the object's thread locally), 8.4 after, 7.5
+    // later; 2.6 once a batch's claims and reports write their attempts, timers and slots together.
+    expect(pull.objectSql / TASKS).toBeLessThanOrEqual(3.5);
   });
 });

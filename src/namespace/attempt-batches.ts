@@ -1,11 +1,12 @@
 import { fail, type Result } from "../errors";
 import { hasBuiltinHandler } from "../tasks/builtin-types";
-import type { FoundAttempt, KnownTask } from "./attempt-rows";
+import { attemptsWithTasks, type FoundAttempt, type KnownTask } from "./attempt-rows";
 import { type Attempts, sha256 } from "./attempts";
 import { type ClaimAhead, type ClaimManyItem, type ClaimedAttempt, type ClaimResult, MAX_CLAIM_AHEAD, type Report, type ReportAck, type ReportManyItem, type ReportsAndClaims } from "./contract";
 import type { HeldSend, NamespaceCore } from "./core";
 import type { TaskMessage } from "./messages";
 import { NamespacePart } from "./part";
+import type { Sql } from "./sql";
 
 /**
  * Many attempts' claims or reports in one call (issue 11: the batched queue consumer, and pull
@@ -42,14 +43,12 @@ export class AttemptBatches extends NamespacePart {
    * items are leased by pull workers. Call it inside a step (a transaction and a bulk step).
    */
   claimEach(items: ClaimItem[], now: number, pulled = false): (ClaimResult | null)[] {
-    return this.attempts.openingMany((opened) =>
+    return this.attempts.gathering(() =>
       items.map(({ message, known }) => {
-        const gathered = opened.length;
         try {
           const token = this.core.callbackTokens.mint(message.task_id);
-          return this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.claim(message, token, now, pulled, known)));
+          return this.inSavepoint(() => this.attempts.claim(message, token, now, pulled, known));
         } catch (err) {
-          opened.length = gathered;
           console.error(`claim of ${message.task_id} failed`, err);
           return null;
         }
@@ -57,9 +56,26 @@ export class AttemptBatches extends NamespacePart {
     );
   }
 
+  /**
+   * One item of a batch in its own savepoint (and the store's bulk item): when it throws, what
+   * it gathered for the batch's end (Attempts.gathering, FairQueue.releasingMany) is taken
+   * back with it, and the error goes on to the caller.
+   */
+  private inSavepoint<T>(work: () => T): T {
+    const gathered = this.attempts.gatheredMark();
+    const released = this.store.fair.releasedMark();
+    try {
+      return this.store.bulkItem(() => this.ctx.storage.transactionSync(work));
+    } catch (err) {
+      this.attempts.forgetSince(gathered);
+      this.store.fair.forgetReleasesSince(released);
+      throw err;
+    }
+  }
+
   /** Applies many attempts' reports, each as `report` would, fenced by its own token. */
   reportMany(items: ReportManyItem[]): Promise<Result<ReportAck>[]> {
-    return this.applyReports(reportItems(items));
+    return this.applyReports(reportItems(this.sql, items));
   }
 
   /**
@@ -78,7 +94,7 @@ export class AttemptBatches extends NamespacePart {
     return this.step(() => {
       const types = this.aheadTypes(ahead);
       return this.core.holdingSends(new Set(types), this.clock.now(), (held) => {
-        const results = this.applyEach(reportItems(items));
+        const results = this.applyEach(reportItems(this.sql, items));
         return { results, claims: this.claimAhead(types, ahead.max, held) };
       });
     });
@@ -141,19 +157,26 @@ export class AttemptBatches extends NamespacePart {
 
   /** Each report in its own transaction; the slots they free are filled once, after the lot. */
   private applyEach(items: ReportItem[]): Result<ReportAck>[] {
-    return this.core.withAdmissionAfter(() => {
-      const results: Result<ReportAck>[] = [];
-      for (const { task_id: taskId, tokenHash, report, found } of items) {
-        const now = this.clock.now();
-        try {
-          results.push(this.store.bulkItem(() => this.ctx.storage.transactionSync(() => this.attempts.report(taskId, tokenHash, report, now, found))));
-        } catch (err) {
-          console.error(`report of ${taskId} failed`, err);
-          results.push(fail("internal_error", "the report could not be applied", { retryable: true }));
-        }
-      }
-      return results;
-    }, () => this.clock.now());
+    // The slots given back are written before the admission that fills them, the timers of the tasks that ended before that.
+    return this.core.withAdmissionAfter(
+      () =>
+        this.store.fair.releasingMany(() =>
+          this.attempts.gathering(() => {
+            const results: Result<ReportAck>[] = [];
+            for (const { task_id: taskId, tokenHash, report, found } of items) {
+              const now = this.clock.now();
+              try {
+                results.push(this.inSavepoint(() => this.attempts.report(taskId, tokenHash, report, now, found)));
+              } catch (err) {
+                console.error(`report of ${taskId} failed`, err);
+                results.push(fail("internal_error", "the report could not be applied", { retryable: true }));
+              }
+            }
+            return results;
+          }),
+        ),
+      () => this.clock.now(),
+    );
   }
 }
 
@@ -174,6 +197,26 @@ interface ReportItem {
   found?: FoundAttempt;
 }
 
-/** A batch's reports as applyReports takes them: each fenced by its token's hash. */
-const reportItems = (items: ReportManyItem[]): ReportItem[] =>
-  items.map((item) => ({ task_id: item.task_id, tokenHash: sha256(item.token), report: item.report }));
+/**
+ * A batch's reports as applyReports takes them: each fenced by its token's hash, with its
+ * attempt (null for an unknown token) and its task read for all of them in one statement. Call
+ * it in the synchronous step that applies them: a report changes only its own task, so the row
+ * read is current for the first report of each task; a later one of the same task reads it again.
+ */
+export function fenceReports(sql: Sql, reports: { token: string; report: Report }[]): { tokenHash: string; report: Report; found: FoundAttempt }[] {
+  const hashes = reports.map(({ token }) => sha256(token));
+  const byHash = attemptsWithTasks(sql, hashes);
+  const seen = new Set<string>();
+  return reports.map(({ report }, index) => {
+    const tokenHash = hashes[index] ?? "";
+    const found = byHash.get(tokenHash);
+    if (!found) return { tokenHash, report, found: { attempt: null } };
+    const first = !seen.has(found.attempt.task_id);
+    seen.add(found.attempt.task_id);
+    return { tokenHash, report, found: first ? found : { attempt: found.attempt } };
+  });
+}
+
+/** A consumer's reports as applyReports takes them (fenceReports), each with the task it names. */
+const reportItems = (sql: Sql, items: ReportManyItem[]): ReportItem[] =>
+  fenceReports(sql, items).map((fenced, index) => ({ ...fenced, task_id: items[index]?.task_id ?? "" }));

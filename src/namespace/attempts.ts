@@ -6,6 +6,7 @@ import { iso } from "../time";
 import { BUILTIN_LEASE_SECONDS, type ClaimResult, type Report, type ReportAck } from "./contract";
 import type { TaskMessage } from "./messages";
 import { attemptOfToken, type FoundAttempt, type KnownTask } from "./attempt-rows";
+import { type GatheredMark, GatheredWrites, type OpenedAttempt, writeOpened } from "./gathered-writes";
 import type { ProcessorStore } from "./processors";
 import type { Sql } from "./sql";
 import type { TaskStore } from "./store";
@@ -31,8 +32,8 @@ export const sha256 = (text: string): string => createHash("sha256").update(text
 export class Attempts {
   private readonly sql: Sql;
   private readonly store: TaskStore;
-  /** While a batch of claims runs (openingMany): the attempts they opened, not yet written. */
-  private opening: OpenedAttempt[] | null = null;
+  /** While a batch of claims or reports runs (gathering): what its items left to its end. */
+  private gathered: GatheredWrites | null = null;
 
   constructor(private readonly host: AttemptsHost) {
     this.sql = host.sql;
@@ -86,8 +87,8 @@ export class Attempts {
       `attempt ${row.attempt} of ${row.max_attempts}${processor?.mode === "pull" ? " leased by a pull worker" : processor ? ` dispatched to ${processor.url}` : ""}`,
     );
     // Last: a claim that throws before here has gathered nothing.
-    if (this.opening) this.opening.push(opened);
-    else this.writeOpened([opened]);
+    if (this.gathered) this.gathered.opened.push(opened);
+    else writeOpened(this.sql, this.store, [opened]);
     return {
       claimed: true,
       task: this.store.toTask(next),
@@ -102,43 +103,32 @@ export class Attempts {
   }
 
   /**
-   * Runs `fn`, a batch of claims in one step (AttemptBatches.claimEach), with the attempts its
-   * claims open gathered and written at its end: two statements for the lot (the attempt rows,
-   * their lease and timeout timers in chunks) instead of two a claim. `fn` gets the list to
-   * take back the entry of a claim whose savepoint rolled back. Nothing in the step reads what
-   * is gathered: a continuation's claim changes an attempt opened in an earlier call.
+   * Runs `fn`, a batch of claims or reports in one step (AttemptBatches), with writes its items
+   * would each make gathered and made together at its end (GatheredWrites). An item whose
+   * savepoint rolls back takes back what it gathered (gatheredMark, forgetSince).
    */
-  openingMany<T>(fn: (opened: OpenedAttempt[]) => T): T {
-    if (this.opening) return fn(this.opening);
-    const opened: OpenedAttempt[] = [];
-    this.opening = opened;
+  gathering<T>(fn: () => T): T {
+    if (this.gathered) return fn();
+    const gathered = new GatheredWrites();
+    this.gathered = gathered;
     let result: T;
     try {
-      result = fn(opened);
+      result = fn();
     } finally {
-      this.opening = null;
+      this.gathered = null;
     }
-    this.writeOpened(opened);
+    gathered.write(this.sql, this.store);
     return result;
   }
 
-  /** The attempt rows and the lease and timeout timers of claims just made. */
-  private writeOpened(opened: OpenedAttempt[]): void {
-    if (opened.length === 0) return;
-    this.sql.run(
-      `INSERT INTO attempts (task_id, attempt, token_hash, lease_seconds, started_at)
-       SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)`,
-      JSON.stringify(opened.map((o) => [o.taskId, o.attempt, o.tokenHash, o.leaseSeconds, o.startedAt])),
-    );
-    // Four bound values a timer, and a statement takes at most 100.
-    for (let i = 0; i < opened.length; i += TIMER_CLAIMS_A_STATEMENT) {
-      this.store.setTimers(
-        opened.slice(i, i + TIMER_CLAIMS_A_STATEMENT).flatMap((o) => [
-          { taskId: o.taskId, kind: "lease" as const, dueAt: o.leaseExpiresAt },
-          { taskId: o.taskId, kind: "timeout" as const, dueAt: o.timeoutAt },
-        ]),
-      );
-    }
+  /** How much the running batch has gathered so far: an item's mark for forgetSince. */
+  gatheredMark(): GatheredMark {
+    return this.gathered?.mark() ?? { opened: 0, ended: 0 };
+  }
+
+  /** Takes back what was gathered after `mark`: its item's savepoint rolled back. */
+  forgetSince(mark: GatheredMark): void {
+    this.gathered?.forgetSince(mark);
   }
 
   /**
@@ -275,7 +265,8 @@ export class Attempts {
       now,
       note,
     );
-    this.store.clearTaskTimers(row.task_id);
+    if (this.gathered) this.gathered.ended.push(row.task_id);
+    else this.store.clearTaskTimers(row.task_id);
     this.admit(now);
     return next;
   }
@@ -313,20 +304,6 @@ export class Attempts {
     return null;
   }
 }
-
-/** An attempt a claim opened: its row in attempts, and its lease and timeout timers. */
-export interface OpenedAttempt {
-  taskId: string;
-  attempt: number;
-  tokenHash: string;
-  leaseSeconds: number;
-  startedAt: number;
-  leaseExpiresAt: number;
-  timeoutAt: number;
-}
-
-/** Claims whose two timers fit one statement's 100 bound values. */
-const TIMER_CLAIMS_A_STATEMENT = 12;
 
 interface SavedCheckpoint {
   slice: number;

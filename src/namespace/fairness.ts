@@ -47,6 +47,8 @@ export class FairQueue {
   private run: { key: string; priority: number; admitted: number } | null = null;
   /** Recent completion times (clock ms), oldest first: the moving completion rate. */
   private readonly completions: number[] = [];
+  /** While set (releasingMany): the keys of the slots given back, one entry a slot, written at its end. */
+  private released: string[] | null = null;
 
   constructor(
     private readonly sql: Sql,
@@ -167,9 +169,46 @@ export class FairQueue {
     this.sql.run("DELETE FROM fair_queue WHERE key = ? AND priority = ?", turn.key, turn.priority);
   }
 
+  /**
+   * Runs `fn`, a batch of reports with admission held to after it, with the slots its tasks give
+   * back gathered and written at its end, once a key instead of once a task. Until then each key
+   * counts them as still held, which can only keep it blocked, never let it pass its limit; and
+   * admission, the one reader that matters, comes after. An item whose savepoint rolls back
+   * takes back its releases (releasedMark, forgetReleasesSince).
+   */
+  releasingMany<T>(fn: () => T): T {
+    if (this.released) return fn();
+    const released: string[] = [];
+    this.released = released;
+    let result: T;
+    try {
+      result = fn();
+    } finally {
+      this.released = null;
+    }
+    const byKey = new Map<string, number>();
+    for (const key of released) byKey.set(key, (byKey.get(key) ?? 0) + 1);
+    for (const [key, n] of byKey) this.slots(key, -n);
+    return result;
+  }
+
+  /** How many slot releases the running batch has gathered: an item's mark for forgetReleasesSince. */
+  releasedMark(): number {
+    return this.released?.length ?? 0;
+  }
+
+  /** Takes back the releases gathered after `mark`: its item's savepoint rolled back. */
+  forgetReleasesSince(mark: number): void {
+    if (this.released) this.released.length = mark;
+  }
+
   /** Tasks of `key` took slots (delta > 0) or gave them back; the key blocks at its limit. */
   slots(key: string, delta: number): void {
     this.changes++;
+    if (delta < 0 && this.released) {
+      for (let i = 0; i < -delta; i++) this.released.push(key);
+      return;
+    }
     const active = this.sql.one<{ active: number }>(
       `INSERT INTO fair_keys (key, active) VALUES (?, MAX(?, 0))
        ON CONFLICT (key) DO UPDATE SET active = MAX(fair_keys.active + ?, 0) RETURNING active`,

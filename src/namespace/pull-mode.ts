@@ -1,14 +1,13 @@
 import { config } from "../config";
 import { fail, ok, type Result } from "../errors";
 import type { CreateTaskInput, Task } from "../tasks/model";
-import type { AttemptBatches } from "./attempt-batches";
-import { type Attempts, sha256 } from "./attempts";
+import { type AttemptBatches, fenceReports } from "./attempt-batches";
+import type { Attempts } from "./attempts";
 import { type BatchReportResult, type ClaimedAttempt, type Lease, MAX_LEASE_TASKS, MAX_LEASE_WAIT_SECONDS, type ProcessorConfig, type ProcessorMode, type Report } from "./contract";
 import type { NamespaceCore } from "./core";
 import { NamespacePart } from "./part";
 import { keepBatch, seenBatch } from "./batch-keys";
 import { batchTasks } from "./batch-view";
-import { attemptWithTask } from "./attempt-rows";
 import { leasable, queuedWithoutSend } from "./pull";
 import type { StreamGate } from "./stream-gate";
 import type { TaskOps } from "./tasks";
@@ -148,19 +147,10 @@ export class PullMode extends NamespacePart {
    * callback would be, in the order given; one failing changes nothing for the others.
    */
   async reportBatch(reports: { token: string; report: Report }[]): Promise<BatchReportResult[]> {
-    // Read here, in the same synchronous step that applies them, and handed on. A report changes
-    // only its own task, so a task's row read here is current for its first report in the
-    // batch; a later report of the same task reads it again.
-    const seen = new Set<string>();
-    const known = reports.map(({ token, report }) => {
-      const tokenHash = sha256(token);
-      const found = attemptWithTask(this.sql, tokenHash);
-      if (!found) return null;
-      const taskId = found.attempt.task_id;
-      const first = !seen.has(taskId);
-      seen.add(taskId);
-      return { task_id: taskId, tokenHash, report, found: first ? found : { attempt: found.attempt } };
-    });
+    // Read here, in the same synchronous step that applies them, and handed on.
+    const known = fenceReports(this.sql, reports).map(({ tokenHash, report, found }) =>
+      found.attempt ? { task_id: found.attempt.task_id, tokenHash, report, found } : null,
+    );
     // One bulk step (applyReports): the reports' events, log lines and snapshots go out in a few statements.
     const outcomes = await this.batches.applyReports(known.filter((item) => item !== null));
     let next = 0;

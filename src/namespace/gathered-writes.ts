@@ -1,0 +1,68 @@
+import type { Sql } from "./sql";
+import type { TaskStore } from "./store";
+
+/** An attempt a claim opened: its row in attempts, and its lease and timeout timers. */
+export interface OpenedAttempt {
+  taskId: string;
+  attempt: number;
+  tokenHash: string;
+  leaseSeconds: number;
+  startedAt: number;
+  leaseExpiresAt: number;
+  timeoutAt: number;
+}
+
+/** How much a batch had gathered before an item (GatheredWrites.mark). */
+export interface GatheredMark {
+  opened: number;
+  ended: number;
+}
+
+/** Claims whose two timers fit one statement's 100 bound values (four a timer). */
+const TIMER_CLAIMS_A_STATEMENT = 12;
+
+/**
+ * The writes a batch of claims or reports leaves to its end (Attempts.gathering): the attempts
+ * its claims open (their rows, lease and timeout timers: a statement for the rows and one per
+ * 12 claims' timers, not two a claim) and the removal of the timers of the tasks that end (one
+ * statement, not one a task). Nothing in the batch reads them before: a continuation's claim
+ * changes an attempt opened in an earlier call, and a task that has ended gets no timer again.
+ */
+export class GatheredWrites {
+  readonly opened: OpenedAttempt[] = [];
+  /** Tasks that ended: their timers go. */
+  readonly ended: string[] = [];
+
+  mark(): GatheredMark {
+    return { opened: this.opened.length, ended: this.ended.length };
+  }
+
+  /** Takes back what was gathered after `mark`. */
+  forgetSince(mark: GatheredMark): void {
+    this.opened.length = mark.opened;
+    this.ended.length = mark.ended;
+  }
+
+  write(sql: Sql, store: TaskStore): void {
+    writeOpened(sql, store, this.opened);
+    if (this.ended.length > 0) sql.run("DELETE FROM timers WHERE task_id IN (SELECT value FROM json_each(?))", JSON.stringify(this.ended));
+  }
+}
+
+/** The attempt rows and the lease and timeout timers of claims just made. */
+export function writeOpened(sql: Sql, store: TaskStore, opened: OpenedAttempt[]): void {
+  if (opened.length === 0) return;
+  sql.run(
+    `INSERT INTO attempts (task_id, attempt, token_hash, lease_seconds, started_at)
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)`,
+    JSON.stringify(opened.map((o) => [o.taskId, o.attempt, o.tokenHash, o.leaseSeconds, o.startedAt])),
+  );
+  for (let i = 0; i < opened.length; i += TIMER_CLAIMS_A_STATEMENT) {
+    store.setTimers(
+      opened.slice(i, i + TIMER_CLAIMS_A_STATEMENT).flatMap((o) => [
+        { taskId: o.taskId, kind: "lease" as const, dueAt: o.leaseExpiresAt },
+        { taskId: o.taskId, kind: "timeout" as const, dueAt: o.timeoutAt },
+      ]),
+    );
+  }
+}
