@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Task } from "../src/tasks/model";
 import { call, getTask, tenant, type Tenant } from "./helpers";
-import { advance } from "./inspect";
+import { advance, query } from "./inspect";
 
 /** A pulled type: its tasks stay queued until a worker leases them, so nothing runs under the test. */
 async function pulled(t: Tenant, taskType: string) {
@@ -35,6 +35,25 @@ describe("POST /v1/tasks/batch with issue 14's fields", () => {
     expect([a1?.task_id, b?.task_id].every(Boolean)).toBe(true);
     await advance(t, 61_000);
     expect((await getTask(t, later?.task_id ?? "")).status).toBe("queued");
+  });
+
+  it("puts a batch's waiting tasks in the fair queue as single creates would: each group's count, new groups in the order of their first task", async () => {
+    const t = await tenant({ max_concurrent_tasks: 1 });
+    await pulled(t, "fb_groups");
+    expect((await batch(t, [{ task_type: "fb_groups" }])).status).toBe(201);
+    const keys = ["b", "a", "b", "c", "a", "b"];
+    const res = await batch(t, [...keys.map((key) => ({ task_type: "fb_groups", concurrency_key: key })), { task_type: "fb_groups", concurrency_key: "a", priority: 7 }]);
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    const groups = await query<{ key: string; priority: number; waiting: number }>(t, "SELECT key, priority, waiting FROM fair_queue ORDER BY turn");
+    expect(groups).toEqual([
+      { key: "b", priority: 5, waiting: 3 },
+      { key: "a", priority: 5, waiting: 2 },
+      { key: "c", priority: 5, waiting: 1 },
+      { key: "a", priority: 7, waiting: 1 },
+    ]);
+    const read = await Promise.all(res.body.tasks.map((task) => getTask(t, task.task_id)));
+    expect(res.body.tasks.map((task) => task.waiting)).toEqual(read.map((task) => task.waiting));
+    expect(new Set(read.map((task) => task.waiting?.position)).size).toBe(7);
   });
 
   it("refuses a batch whose item has a bad schedule, naming its index, and creates none", async () => {

@@ -116,5 +116,7 @@ describe("calls per task in pull mode", () => {
     // were cut (each statement costs some 40 µs of the object's thread locally), 8.4 after, 7.5
     // later; 2.6 once a batch's claims and reports write their attempts, timers and slots together.
     expect(pull.objectSql / TASKS).toBeLessThanOrEqual(3.5);
+    // A batch create: 3.5 statements a task while each task joined its fair-queue group alone, 2.5 after.
+    expect(create.objectSql / TASKS).toBeLessThanOrEqual(3);
   });
 });

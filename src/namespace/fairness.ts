@@ -47,6 +47,8 @@ export class FairQueue {
   private run: { key: string; priority: number; admitted: number } | null = null;
   /** Recent completion times (clock ms), oldest first: the moving completion rate. */
   private readonly completions: number[] = [];
+  /** While set (joiningMany): ready tasks joining, counted by group (priority, then key). */
+  private joining: Map<string, { key: string; priority: number; count: number }> | null = null;
   /** While set (releasingMany): the keys of the slots given back, one entry a slot, written at its end. */
   private released: string[] | null = null;
 
@@ -140,15 +142,43 @@ export class FairQueue {
     );
   }
 
-  /** A ready task joins its group; a new group goes to the back of the round. */
-  enqueue(key: string, priority: number): void {
+  /**
+   * Runs `fn`, which stores many ready tasks at once (a batch create, all of it or nothing),
+   * with their joining counted by group and written at its end: one write a group instead of
+   * one a task. New groups go to the back of the round in the order their first task came, as
+   * one by one. Nothing in `fn` may read the queue (a bulk step's totals of created tasks are
+   * read before it); admission comes after.
+   */
+  joiningMany<T>(fn: () => T): T {
+    if (this.joining) return fn();
+    const joining = new Map<string, { key: string; priority: number; count: number }>();
+    this.joining = joining;
+    let result: T;
+    try {
+      result = fn();
+    } finally {
+      this.joining = null;
+    }
+    for (const { key, priority, count } of joining.values()) this.enqueue(key, priority, count);
+    return result;
+  }
+
+  /** `count` ready tasks join their group; a new group goes to the back of the round. */
+  enqueue(key: string, priority: number, count = 1): void {
     this.changes++;
+    if (this.joining) {
+      const group = `${priority} ${key}`;
+      const joined = this.joining.get(group);
+      if (joined) joined.count += count;
+      else this.joining.set(group, { key, priority, count });
+      return;
+    }
     // Most tasks join a group that already waits: one write, no turn or block to work out.
-    if (this.sql.run("UPDATE fair_queue SET waiting = waiting + 1 WHERE key = ? AND priority = ?", key, priority) > 0) return;
+    if (this.sql.run("UPDATE fair_queue SET waiting = waiting + ? WHERE key = ? AND priority = ?", count, key, priority) > 0) return;
     this.sql.run(
-      `INSERT INTO fair_queue (key, priority, waiting, turn, blocked) VALUES (?, ?, 1, ?, ?)
-       ON CONFLICT (key, priority) DO UPDATE SET waiting = waiting + 1`,
-      key, priority, this.nextTurn(), this.isBlocked(key) ? 1 : 0,
+      `INSERT INTO fair_queue (key, priority, waiting, turn, blocked) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (key, priority) DO UPDATE SET waiting = waiting + excluded.waiting`,
+      key, priority, count, this.nextTurn(), this.isBlocked(key) ? 1 : 0,
     );
   }
 

@@ -239,7 +239,10 @@ export class TaskOps extends NamespacePart {
     return ok(
       this.ctx.storage.transactionSync(() =>
         this.store.bulk(() => {
-          const ids = inputs.map((input) => this.insertTask(input, origin, now));
+          // The fair queue's groups are written once each, before admission reads them. The step's
+          // totals of created tasks (each new task's queue position) start from those groups: read first.
+          this.store.createdByPriority();
+          const ids = this.store.fair.joiningMany(() => inputs.map((input) => this.insertTask(input, origin, now)));
           this.admit(now);
           return within(ids, now);
         }),
