@@ -39,7 +39,7 @@ export class AttemptBatches extends NamespacePart {
    * The one claim loop of a step (claimMany, the claim-ahead, PullMode's leases): each item
    * claimed as `Attempts.claim` would, under its own new token, in its own savepoint. A claim
    * that throws is answered null (logged) and keeps nothing, not even the attempt it gathered;
-   * the attempts opened are written together at the end (Attempts.openingMany). `pulled`: the
+   * the attempts opened are written together at the end (Attempts.gathering). `pulled`: the
    * items are leased by pull workers. Call it inside a step (a transaction and a bulk step).
    */
   claimEach(items: ClaimItem[], now: number, pulled = false): (ClaimResult | null)[] {
