@@ -6,6 +6,7 @@ import { iso } from "../time";
 import { BUILTIN_LEASE_SECONDS, type ClaimResult, type Report, type ReportAck } from "./contract";
 import type { TaskMessage } from "./messages";
 import { attemptOfToken, type FoundAttempt, type KnownTask } from "./attempt-rows";
+import { gatherFor } from "./gather";
 import { type GatheredMark, GatheredWrites, type OpenedAttempt, writeOpened } from "./gathered-writes";
 import type { ProcessorStore } from "./processors";
 import type { Sql } from "./sql";
@@ -109,16 +110,7 @@ export class Attempts {
    */
   gathering<T>(fn: () => T): T {
     if (this.gathered) return fn();
-    const gathered = new GatheredWrites();
-    this.gathered = gathered;
-    let result: T;
-    try {
-      result = fn();
-    } finally {
-      this.gathered = null;
-    }
-    gathered.write(this.sql, this.store);
-    return result;
+    return gatherFor(new GatheredWrites(), (g) => (this.gathered = g), fn, (g) => g.write(this.sql, this.store));
   }
 
   /** How much the running batch has gathered so far: an item's mark for forgetSince. */

@@ -1,4 +1,5 @@
 import type { TaskStatus } from "../tasks/model";
+import { gatherFor } from "./gather";
 import type { Sql } from "./sql";
 import type { TaskRow } from "./task-row";
 
@@ -151,16 +152,9 @@ export class FairQueue {
    */
   joiningMany<T>(fn: () => T): T {
     if (this.joining) return fn();
-    const joining = new Map<string, { key: string; priority: number; count: number }>();
-    this.joining = joining;
-    let result: T;
-    try {
-      result = fn();
-    } finally {
-      this.joining = null;
-    }
-    for (const { key, priority, count } of joining.values()) this.enqueue(key, priority, count);
-    return result;
+    return gatherFor(new Map<string, { key: string; priority: number; count: number }>(), (j) => (this.joining = j), fn, (joined) => {
+      for (const { key, priority, count } of joined.values()) this.enqueue(key, priority, count);
+    });
   }
 
   /** `count` ready tasks join their group; a new group goes to the back of the round. */
@@ -208,18 +202,11 @@ export class FairQueue {
    */
   releasingMany<T>(fn: () => T): T {
     if (this.released) return fn();
-    const released: string[] = [];
-    this.released = released;
-    let result: T;
-    try {
-      result = fn();
-    } finally {
-      this.released = null;
-    }
-    const byKey = new Map<string, number>();
-    for (const key of released) byKey.set(key, (byKey.get(key) ?? 0) + 1);
-    for (const [key, n] of byKey) this.slots(key, -n);
-    return result;
+    return gatherFor<string[], T>([], (r) => (this.released = r), fn, (released) => {
+      const byKey = new Map<string, number>();
+      for (const key of released) byKey.set(key, (byKey.get(key) ?? 0) + 1);
+      for (const [key, n] of byKey) this.slots(key, -n);
+    });
   }
 
   /** How many slot releases the running batch has gathered: an item's mark for forgetReleasesSince. */
