@@ -41,17 +41,19 @@ export async function insertPendingObjects(
 
 /**
  * Shows objects whose tasks exist, with those tasks' ids: one statement for them all, each
- * object's task ids travelling in one bound JSON list.
+ * object's task ids travelling in one bound JSON list. The list is read once and each of its
+ * objects found by id (`+namespace_id` keeps SQLite from walking the namespace's objects and
+ * re-reading the list for each one, which made a group of 500 cost a quarter of a million row reads).
  */
 export async function showObjects(db: D1Database, namespaceId: string, made: { object_id: string; task_ids: string[] }[]): Promise<void> {
   if (made.length === 0) return;
   await db
     .prepare(
-      `UPDATE objects SET state = 'ready',
-         task_ids = (SELECT json_extract(j.value, '$.t') FROM json_each(?1) AS j WHERE json_extract(j.value, '$.o') = objects.object_id)
-       WHERE namespace_id = ?2 AND object_id IN (SELECT json_extract(value, '$.o') FROM json_each(?1))`,
+      `UPDATE objects SET state = 'ready', task_ids = made.task_ids
+       FROM (SELECT value ->> 0 AS object_id, value ->> 1 AS task_ids FROM json_each(?1)) AS made
+       WHERE objects.object_id = made.object_id AND +objects.namespace_id = ?2`,
     )
-    .bind(JSON.stringify(made.map((m) => ({ o: m.object_id, t: JSON.stringify(m.task_ids) }))), namespaceId)
+    .bind(JSON.stringify(made.map((m) => [m.object_id, JSON.stringify(m.task_ids)])), namespaceId)
     .run();
 }
 
