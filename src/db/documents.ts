@@ -2,6 +2,7 @@ import { Buffer } from "node:buffer";
 import type { JsonObject } from "../tasks/model";
 import { newId } from "../ids";
 import { isoNow } from "../time";
+import { type ObjectForWorkRow, objectsForWorkOf, objectsForWorkQuery } from "./dataplane";
 
 const hex = (bytes: ArrayBuffer | Uint8Array): string =>
   (bytes instanceof Uint8Array ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : Buffer.from(bytes)).toString("hex");
@@ -66,21 +67,34 @@ export async function collectionExtractorJson(db: D1Database, namespaceId: strin
   return row?.feature_extractor ?? null;
 }
 
+export type CollectionWorkRow = { collection_id: string; feature_extractor: string; bytes: number | null };
+
 /** Extractors (as stored) and the byte length of one document vector of a namespace's collections, in one query. */
-export async function collectionsWorkRows(
-  db: D1Database,
-  namespaceId: string,
-  collectionIds: string[],
-): Promise<{ collection_id: string; feature_extractor: string; bytes: number | null }[]> {
-  const { results } = await db
+function collectionsWorkQuery(db: D1Database, namespaceId: string, collectionIds: string[]): D1PreparedStatement {
+  return db
     .prepare(
       `SELECT c.collection_id, c.feature_extractor,
          (SELECT length(d.vector) FROM documents d WHERE d.namespace_id = c.namespace_id AND d.collection_id = c.collection_id LIMIT 1) AS bytes
        FROM collections c WHERE c.namespace_id = ? AND c.collection_id IN (SELECT value FROM json_each(?))`,
     )
-    .bind(namespaceId, JSON.stringify(collectionIds))
-    .all<{ collection_id: string; feature_extractor: string; bytes: number | null }>();
-  return results;
+    .bind(namespaceId, JSON.stringify(collectionIds));
+}
+
+/**
+ * What a batch of object_create tasks reads before it embeds: the namespace's objects among
+ * `objectIds` and its collections among `collectionIds`, in one round trip to D1.
+ */
+export async function workInputRows(
+  db: D1Database,
+  namespaceId: string,
+  objectIds: string[],
+  collectionIds: string[],
+): Promise<{ objects: Map<string, { content: string; metadata: JsonObject }>; collections: CollectionWorkRow[] }> {
+  const [objects, collections] = await db.batch<ObjectForWorkRow | CollectionWorkRow>([
+    objectsForWorkQuery(db, namespaceId, objectIds),
+    collectionsWorkQuery(db, namespaceId, collectionIds),
+  ]);
+  return { objects: objectsForWorkOf(objects as { results: ObjectForWorkRow[] }), collections: (collections?.results ?? []) as CollectionWorkRow[] };
 }
 
 /** The dimensions of a namespace's collection's documents, or null while it has none. */
