@@ -2,40 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { getObjectsForWork } from "../src/db/dataplane";
 import { insertPendingObjects, showObjects } from "../src/db/objects";
-
-/**
- * D1 reports the rows each statement read (meta.rows_read): a bound on them is what keeps a
- * statement of the ingest path from walking a namespace's objects, whatever the machine's speed.
- */
-function readingDb(db: D1Database): { db: D1Database; rowsRead: () => number } {
-  let read = 0;
-  const note = (meta: { rows_read?: number } | undefined) => {
-    read += meta?.rows_read ?? 0;
-  };
-  const wrap = (statement: D1PreparedStatement): D1PreparedStatement =>
-    new Proxy(statement, {
-      get(target, prop) {
-        if (prop === "bind") return (...values: unknown[]) => wrap(target.bind(...values));
-        if (prop === "run" || prop === "all") {
-          return async () => {
-            const result = await (prop === "run" ? target.run() : target.all());
-            note(result.meta);
-            return result;
-          };
-        }
-        const value: unknown = Reflect.get(target, prop);
-        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
-  const proxy = new Proxy(db, {
-    get(target, prop) {
-      if (prop === "prepare") return (sql: string) => wrap(target.prepare(sql));
-      const value: unknown = Reflect.get(target, prop);
-      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
-  return { db: proxy, rowsRead: () => read };
-}
+import { meteredDb } from "./d1-meta";
 
 async function seedObjects(namespaceId: string, prefix: string, count: number): Promise<string[]> {
   const items = Array.from({ length: count }, (_, i) => ({ objectId: `obj_${prefix}${String(i).padStart(6, "0")}`, input: { content: `text ${i}`, metadata: { n: i } } }));
@@ -48,7 +15,7 @@ describe("the ingest path's reads of objects", () => {
     const ids = await seedObjects("ns_reads_show", "show", 2000);
     const other = await seedObjects("ns_reads_other", "other", 1);
     const group = ids.slice(0, 200);
-    const { db, rowsRead } = readingDb(env.DB);
+    const { db, rowsRead } = meteredDb(env.DB);
     // An id of another namespace's object in the list shows nothing there.
     await showObjects(db, "ns_reads_show", [...group.map((id, i) => ({ object_id: id, task_ids: [`tsk_${i}`] })), { object_id: other[0]!, task_ids: ["tsk_x"] }]);
     expect(rowsRead()).toBeLessThan(group.length * 5);
@@ -67,7 +34,7 @@ describe("the ingest path's reads of objects", () => {
     const ids = await seedObjects("ns_reads_work", "work", 2000);
     const other = await seedObjects("ns_reads_work_other", "workother", 1);
     const wanted = [...ids.slice(100, 200), other[0]!, "obj_missing"];
-    const { db, rowsRead } = readingDb(env.DB);
+    const { db, rowsRead } = meteredDb(env.DB);
     const objects = await getObjectsForWork(db, "ns_reads_work", wanted);
     expect(rowsRead()).toBeLessThan(wanted.length * 5);
     expect([...objects.keys()].sort()).toEqual(ids.slice(100, 200));

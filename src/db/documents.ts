@@ -22,12 +22,26 @@ export interface DocumentRowInput {
   codes: Uint8Array;
 }
 
-/** Documents per upsert statement: 9 bound parameters each, within D1's 100 per statement. */
-const DOCUMENTS_PER_STATEMENT = 11;
+/** Documents per upsert statement: 8 bound parameters each, within D1's 100 per statement. */
+const DOCUMENTS_PER_STATEMENT = 12;
+const PARAMETERS_PER_DOCUMENT = 8;
+
+/** One document's row of the upsert, its parameters numbered from `base` + 1 (see upsertDocumentRows). */
+function documentValues(base: number): string {
+  const p = (n: number) => `?${base + n}`;
+  // Stamped with the collection's next vectors_version (migration 0009); 0 if the collection is
+  // gone, which leaves the stamping to the insert trigger as for any other write.
+  const version = `COALESCE((SELECT vectors_version + 1 FROM collections WHERE collection_id = ${p(3)}), 0)`;
+  return `(${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, unhex(${p(6)}), unhex(${p(7)}), ${p(8)}, ${p(8)}, ${version})`;
+}
 
 /**
  * Upserts documents of any collections of a namespace in one D1 batch, several rows a
- * statement; returns their ids in order.
+ * statement; returns their ids in order. A new document is stamped with its collection's next
+ * vectors_version as it is inserted, and the last statement raises each collection's version
+ * to its highest stamp: once a batch, where the insert trigger rewrote each new row and bumped
+ * the version once per document. A document written again with its vector unchanged bumps
+ * nothing (its update trigger does not fire, and it keeps its stamp).
  */
 export async function upsertDocumentRows(db: D1Database, namespaceId: string, documents: DocumentRowInput[]): Promise<string[]> {
   if (documents.length === 0) return [];
@@ -38,15 +52,16 @@ export async function upsertDocumentRows(db: D1Database, namespaceId: string, do
     statements.push(
       db
         .prepare(
-          `INSERT INTO documents (document_id, namespace_id, collection_id, object_id, metadata, vector, codes, created_at, updated_at)
-           VALUES ${group.map(() => "(?, ?, ?, ?, ?, unhex(?), unhex(?), ?, ?)").join(", ")}
+          `INSERT INTO documents (document_id, namespace_id, collection_id, object_id, metadata, vector, codes, created_at, updated_at, vector_version)
+           VALUES ${group.map((_, j) => documentValues(j * PARAMETERS_PER_DOCUMENT)).join(", ")}
            ON CONFLICT (collection_id, object_id) DO UPDATE SET metadata = excluded.metadata, vector = excluded.vector, codes = excluded.codes, updated_at = excluded.updated_at
            RETURNING collection_id, object_id, document_id`,
         )
         // Blobs go as hex text that SQLite decodes: D1 sends bound bytes as a JSON array of numbers.
-        .bind(...group.flatMap((d) => [newId("doc"), namespaceId, d.collectionId, d.objectId, JSON.stringify(d.metadata), hex(d.vector), hex(d.codes), now, now])),
+        .bind(...group.flatMap((d) => [newId("doc"), namespaceId, d.collectionId, d.objectId, JSON.stringify(d.metadata), hex(d.vector), hex(d.codes), now])),
     );
   }
+  statements.push(raiseVectorsVersions(db, namespaceId, [...new Set(documents.map((d) => d.collectionId))]));
   const results = await db.batch<{ collection_id: string; object_id: string; document_id: string }>(statements);
   // RETURNING promises no order: each row is matched to its document by its key.
   const ids = new Map<string, string>();
@@ -56,6 +71,20 @@ export async function upsertDocumentRows(db: D1Database, namespaceId: string, do
     if (!id) throw new Error("document upsert returned nothing");
     return id;
   });
+}
+
+/**
+ * Raises each collection's vectors_version to the highest stamp among its documents, where a
+ * stamped insert went past it (the maximum comes from the (collection_id, vector_version) index).
+ */
+function raiseVectorsVersions(db: D1Database, namespaceId: string, collectionIds: string[]): D1PreparedStatement {
+  const highest = "(SELECT MAX(d.vector_version) FROM documents d WHERE d.collection_id = collections.collection_id)";
+  return db
+    .prepare(
+      `UPDATE collections SET vectors_version = ${highest}
+       WHERE collection_id IN (SELECT value FROM json_each(?1)) AND +namespace_id = ?2 AND vectors_version < ${highest}`,
+    )
+    .bind(JSON.stringify(collectionIds), namespaceId);
 }
 
 /** A collection's feature extractor as stored (JSON), or null if the namespace has no such collection. */
