@@ -22,9 +22,10 @@ export interface DocumentRowInput {
   codes: Uint8Array;
 }
 
-/** Documents per upsert statement: 8 bound parameters each, within D1's 100 per statement. */
-const DOCUMENTS_PER_STATEMENT = 12;
+/** Bound parameters of one document in the upsert (documentValues). */
 const PARAMETERS_PER_DOCUMENT = 8;
+/** Documents per upsert statement, within D1's 100 bound parameters a statement. */
+const DOCUMENTS_PER_STATEMENT = Math.floor(100 / PARAMETERS_PER_DOCUMENT);
 
 /** One document's row of the upsert, its parameters numbered from `base` + 1 (see upsertDocumentRows). */
 function documentValues(base: number): string {
