@@ -22,18 +22,20 @@ export interface DocumentRowInput {
   codes: Uint8Array;
 }
 
+/** Parameters every row of an upsert statement shares: ?1 the namespace, ?2 the time. */
+const SHARED_PARAMETERS = 2;
 /** Bound parameters of one document in the upsert (documentValues). */
-const PARAMETERS_PER_DOCUMENT = 8;
+const PARAMETERS_PER_DOCUMENT = 6;
 /** Documents per upsert statement, within D1's 100 bound parameters a statement. */
-const DOCUMENTS_PER_STATEMENT = Math.floor(100 / PARAMETERS_PER_DOCUMENT);
+const DOCUMENTS_PER_STATEMENT = Math.floor((100 - SHARED_PARAMETERS) / PARAMETERS_PER_DOCUMENT);
 
-/** One document's row of the upsert, its parameters numbered from `base` + 1 (see upsertDocumentRows). */
-function documentValues(base: number): string {
-  const p = (n: number) => `?${base + n}`;
+/** The `j`-th document's row of an upsert statement (see upsertDocumentRows for its parameters). */
+function documentValues(j: number): string {
+  const p = (n: number) => `?${SHARED_PARAMETERS + j * PARAMETERS_PER_DOCUMENT + n}`;
   // Stamped with the collection's next vectors_version (migration 0009); 0 if the collection is
   // gone, which leaves the stamping to the insert trigger as for any other write.
-  const version = `COALESCE((SELECT vectors_version + 1 FROM collections WHERE collection_id = ${p(3)}), 0)`;
-  return `(${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, unhex(${p(6)}), unhex(${p(7)}), ${p(8)}, ${p(8)}, ${version})`;
+  const version = `COALESCE((SELECT vectors_version + 1 FROM collections WHERE collection_id = ${p(2)}), 0)`;
+  return `(${p(1)}, ?1, ${p(2)}, ${p(3)}, ${p(4)}, unhex(${p(5)}), unhex(${p(6)}), ?2, ?2, ${version})`;
 }
 
 /**
@@ -54,12 +56,12 @@ export async function upsertDocumentRows(db: D1Database, namespaceId: string, do
       db
         .prepare(
           `INSERT INTO documents (document_id, namespace_id, collection_id, object_id, metadata, vector, codes, created_at, updated_at, vector_version)
-           VALUES ${group.map((_, j) => documentValues(j * PARAMETERS_PER_DOCUMENT)).join(", ")}
+           VALUES ${group.map((_, j) => documentValues(j)).join(", ")}
            ON CONFLICT (collection_id, object_id) DO UPDATE SET metadata = excluded.metadata, vector = excluded.vector, codes = excluded.codes, updated_at = excluded.updated_at
            RETURNING collection_id, object_id, document_id`,
         )
         // Blobs go as hex text that SQLite decodes: D1 sends bound bytes as a JSON array of numbers.
-        .bind(...group.flatMap((d) => [newId("doc"), namespaceId, d.collectionId, d.objectId, JSON.stringify(d.metadata), hex(d.vector), hex(d.codes), now])),
+        .bind(namespaceId, now, ...group.flatMap((d) => [newId("doc"), d.collectionId, d.objectId, JSON.stringify(d.metadata), hex(d.vector), hex(d.codes)])),
     );
   }
   statements.push(raiseVectorsVersions(db, namespaceId, [...new Set(documents.map((d) => d.collectionId))]));
