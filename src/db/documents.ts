@@ -12,16 +12,6 @@ const hex = (bytes: ArrayBuffer | Uint8Array): string =>
  * arrive encoded (a float32 blob and its int8 codes): this module stores, it does not embed.
  */
 
-export interface DocumentRowInput {
-  collectionId: string;
-  objectId: string;
-  metadata: JsonObject;
-  /** The vector as float32 bytes. */
-  vector: ArrayBuffer;
-  /** The vector's int8 codes for the search cache. */
-  codes: Uint8Array;
-}
-
 /** Parameters every row of an upsert statement shares: ?1 the namespace, ?2 the time. */
 const SHARED_PARAMETERS = 2;
 /** Bound parameters of one document in the upsert (documentValues). */
@@ -36,6 +26,16 @@ function documentValues(j: number): string {
   // gone, which leaves the stamping to the insert trigger as for any other write.
   const version = `COALESCE((SELECT vectors_version + 1 FROM collections WHERE collection_id = ${p(2)}), 0)`;
   return `(${p(1)}, ?1, ${p(2)}, ${p(3)}, ${p(4)}, unhex(${p(5)}), unhex(${p(6)}), ?2, ?2, ${version})`;
+}
+
+export interface DocumentRowInput {
+  collectionId: string;
+  objectId: string;
+  metadata: JsonObject;
+  /** The vector as float32 bytes. */
+  vector: ArrayBuffer;
+  /** The vector's int8 codes for the search cache. */
+  codes: Uint8Array;
 }
 
 /**
