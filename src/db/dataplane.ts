@@ -71,13 +71,26 @@ export async function getObjectForWork(db: D1Database, ns: string, objectId: str
   return row ? { content: row.content, metadata: JSON.parse(row.metadata) as JsonObject } : null;
 }
 
-/** The objects of a namespace among `objectIds`, in one query (one bound list, whatever its length). */
+/**
+ * The objects of a namespace among `objectIds`, in one query (one bound list, whatever its
+ * length), each found by id: `+namespace_id` keeps SQLite from walking all the namespace's objects.
+ */
 export async function getObjectsForWork(db: D1Database, ns: string, objectIds: string[]): Promise<Map<string, { content: string; metadata: JsonObject }>> {
-  const { results } = await db
-    .prepare("SELECT object_id, content, metadata FROM objects WHERE namespace_id = ? AND object_id IN (SELECT value FROM json_each(?))")
-    .bind(ns, JSON.stringify(objectIds))
-    .all<{ object_id: string; content: string; metadata: string }>();
-  return new Map(results.map((r) => [r.object_id, { content: r.content, metadata: JSON.parse(r.metadata) as JsonObject }]));
+  return objectsForWorkOf(await objectsForWorkQuery(db, ns, objectIds).all<ObjectForWorkRow>());
+}
+
+export type ObjectForWorkRow = { object_id: string; content: string; metadata: string };
+
+/** getObjectsForWork's statement, for a caller that batches it with others. */
+export function objectsForWorkQuery(db: D1Database, ns: string, objectIds: string[]): D1PreparedStatement {
+  return db
+    .prepare("SELECT object_id, content, metadata FROM objects WHERE object_id IN (SELECT value FROM json_each(?2)) AND +namespace_id = ?1")
+    .bind(ns, JSON.stringify(objectIds));
+}
+
+/** The objects read by objectsForWorkQuery, by id. */
+export function objectsForWorkOf(result: { results: ObjectForWorkRow[] }): Map<string, { content: string; metadata: JsonObject }> {
+  return new Map(result.results.map((r) => [r.object_id, { content: r.content, metadata: JSON.parse(r.metadata) as JsonObject }]));
 }
 
 export type CollectionRow = { collection_id: string; collection_name: string; feature_extractor: string; created_at: string; sources: string | null; vectors_version: number };

@@ -2,6 +2,7 @@ import { Buffer } from "node:buffer";
 import type { JsonObject } from "../tasks/model";
 import { newId } from "../ids";
 import { isoNow } from "../time";
+import { type ObjectForWorkRow, objectsForWorkOf, objectsForWorkQuery } from "./dataplane";
 
 const hex = (bytes: ArrayBuffer | Uint8Array): string =>
   (bytes instanceof Uint8Array ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : Buffer.from(bytes)).toString("hex");
@@ -10,6 +11,22 @@ const hex = (bytes: ArrayBuffer | Uint8Array): string =>
  * The documents of collections in D1, as the built-in handlers write and read them. Vectors
  * arrive encoded (a float32 blob and its int8 codes): this module stores, it does not embed.
  */
+
+/** Parameters every row of an upsert statement shares: ?1 the namespace, ?2 the time. */
+const SHARED_PARAMETERS = 2;
+/** Bound parameters of one document in the upsert (documentValues). */
+const PARAMETERS_PER_DOCUMENT = 6;
+/** Documents per upsert statement, within D1's 100 bound parameters a statement. */
+const DOCUMENTS_PER_STATEMENT = Math.floor((100 - SHARED_PARAMETERS) / PARAMETERS_PER_DOCUMENT);
+
+/** The `j`-th document's row of an upsert statement (see upsertDocumentRows for its parameters). */
+function documentValues(j: number): string {
+  const p = (n: number) => `?${SHARED_PARAMETERS + j * PARAMETERS_PER_DOCUMENT + n}`;
+  // Stamped with the collection's next vectors_version (migration 0009); 0 if the collection is
+  // gone, which leaves the stamping to the insert trigger as for any other write.
+  const version = `COALESCE((SELECT vectors_version + 1 FROM collections WHERE collection_id = ${p(2)}), 0)`;
+  return `(${p(1)}, ?1, ${p(2)}, ${p(3)}, ${p(4)}, unhex(${p(5)}), unhex(${p(6)}), ?2, ?2, ${version})`;
+}
 
 export interface DocumentRowInput {
   collectionId: string;
@@ -21,12 +38,13 @@ export interface DocumentRowInput {
   codes: Uint8Array;
 }
 
-/** Documents per upsert statement: 9 bound parameters each, within D1's 100 per statement. */
-const DOCUMENTS_PER_STATEMENT = 11;
-
 /**
  * Upserts documents of any collections of a namespace in one D1 batch, several rows a
- * statement; returns their ids in order.
+ * statement; returns their ids in order. A new document is stamped with its collection's next
+ * vectors_version as it is inserted, and the last statement raises each collection's version
+ * to its highest stamp: once a batch, where the insert trigger rewrote each new row and bumped
+ * the version once per document. A document written again with its vector unchanged bumps
+ * nothing (its update trigger does not fire, and it keeps its stamp).
  */
 export async function upsertDocumentRows(db: D1Database, namespaceId: string, documents: DocumentRowInput[]): Promise<string[]> {
   if (documents.length === 0) return [];
@@ -37,15 +55,16 @@ export async function upsertDocumentRows(db: D1Database, namespaceId: string, do
     statements.push(
       db
         .prepare(
-          `INSERT INTO documents (document_id, namespace_id, collection_id, object_id, metadata, vector, codes, created_at, updated_at)
-           VALUES ${group.map(() => "(?, ?, ?, ?, ?, unhex(?), unhex(?), ?, ?)").join(", ")}
+          `INSERT INTO documents (document_id, namespace_id, collection_id, object_id, metadata, vector, codes, created_at, updated_at, vector_version)
+           VALUES ${group.map((_, j) => documentValues(j)).join(", ")}
            ON CONFLICT (collection_id, object_id) DO UPDATE SET metadata = excluded.metadata, vector = excluded.vector, codes = excluded.codes, updated_at = excluded.updated_at
            RETURNING collection_id, object_id, document_id`,
         )
         // Blobs go as hex text that SQLite decodes: D1 sends bound bytes as a JSON array of numbers.
-        .bind(...group.flatMap((d) => [newId("doc"), namespaceId, d.collectionId, d.objectId, JSON.stringify(d.metadata), hex(d.vector), hex(d.codes), now, now])),
+        .bind(namespaceId, now, ...group.flatMap((d) => [newId("doc"), d.collectionId, d.objectId, JSON.stringify(d.metadata), hex(d.vector), hex(d.codes)])),
     );
   }
+  statements.push(raiseVectorsVersions(db, namespaceId, [...new Set(documents.map((d) => d.collectionId))]));
   const results = await db.batch<{ collection_id: string; object_id: string; document_id: string }>(statements);
   // RETURNING promises no order: each row is matched to its document by its key.
   const ids = new Map<string, string>();
@@ -57,6 +76,20 @@ export async function upsertDocumentRows(db: D1Database, namespaceId: string, do
   });
 }
 
+/**
+ * Raises each collection's vectors_version to the highest stamp among its documents, where a
+ * stamped insert went past it (the maximum comes from the (collection_id, vector_version) index).
+ */
+function raiseVectorsVersions(db: D1Database, namespaceId: string, collectionIds: string[]): D1PreparedStatement {
+  const highest = "(SELECT MAX(d.vector_version) FROM documents d WHERE d.collection_id = collections.collection_id)";
+  return db
+    .prepare(
+      `UPDATE collections SET vectors_version = ${highest}
+       WHERE collection_id IN (SELECT value FROM json_each(?1)) AND +namespace_id = ?2 AND vectors_version < ${highest}`,
+    )
+    .bind(JSON.stringify(collectionIds), namespaceId);
+}
+
 /** A collection's feature extractor as stored (JSON), or null if the namespace has no such collection. */
 export async function collectionExtractorJson(db: D1Database, namespaceId: string, collectionId: string): Promise<string | null> {
   const row = await db
@@ -66,21 +99,34 @@ export async function collectionExtractorJson(db: D1Database, namespaceId: strin
   return row?.feature_extractor ?? null;
 }
 
+export type CollectionWorkRow = { collection_id: string; feature_extractor: string; bytes: number | null };
+
 /** Extractors (as stored) and the byte length of one document vector of a namespace's collections, in one query. */
-export async function collectionsWorkRows(
-  db: D1Database,
-  namespaceId: string,
-  collectionIds: string[],
-): Promise<{ collection_id: string; feature_extractor: string; bytes: number | null }[]> {
-  const { results } = await db
+function collectionsWorkQuery(db: D1Database, namespaceId: string, collectionIds: string[]): D1PreparedStatement {
+  return db
     .prepare(
       `SELECT c.collection_id, c.feature_extractor,
          (SELECT length(d.vector) FROM documents d WHERE d.namespace_id = c.namespace_id AND d.collection_id = c.collection_id LIMIT 1) AS bytes
        FROM collections c WHERE c.namespace_id = ? AND c.collection_id IN (SELECT value FROM json_each(?))`,
     )
-    .bind(namespaceId, JSON.stringify(collectionIds))
-    .all<{ collection_id: string; feature_extractor: string; bytes: number | null }>();
-  return results;
+    .bind(namespaceId, JSON.stringify(collectionIds));
+}
+
+/**
+ * What a batch of object_create tasks reads before it embeds: the namespace's objects among
+ * `objectIds` and its collections among `collectionIds`, in one round trip to D1.
+ */
+export async function workInputRows(
+  db: D1Database,
+  namespaceId: string,
+  objectIds: string[],
+  collectionIds: string[],
+): Promise<{ objects: Map<string, { content: string; metadata: JsonObject }>; collections: CollectionWorkRow[] }> {
+  const [objects, collections] = await db.batch<ObjectForWorkRow | CollectionWorkRow>([
+    objectsForWorkQuery(db, namespaceId, objectIds),
+    collectionsWorkQuery(db, namespaceId, collectionIds),
+  ]);
+  return { objects: objectsForWorkOf(objects as { results: ObjectForWorkRow[] }), collections: (collections?.results ?? []) as CollectionWorkRow[] };
 }
 
 /** The dimensions of a namespace's collection's documents, or null while it has none. */

@@ -2,8 +2,11 @@ import { z } from "@hono/zod-openapi";
 import { jsonBytes, JsonObjectSchema } from "../tasks/model";
 
 const CONTENT_BYTES = 256 * 1024;
-/** Objects per INSERT statement: 8 bound parameters each, within D1's 100 per statement. */
-const ROWS_PER_INSERT = 12;
+/**
+ * Objects per INSERT statement: 4 bound parameters each after the 4 every row shares (namespace,
+ * bucket, and the creation time twice), within D1's 100 per statement.
+ */
+const ROWS_PER_INSERT = 24;
 const METADATA_BYTES = 16 * 1024;
 
 export const NewObject = z
@@ -25,15 +28,15 @@ export async function insertPendingObjects(
   createdAt: string,
   createdMs: number,
 ): Promise<void> {
-  const rows = items.map(({ objectId, input }) => [objectId, namespaceId, bucketId, input.key ?? null, input.content, JSON.stringify(input.metadata ?? {}), createdAt, createdMs]);
+  const rows = items.map(({ objectId, input }) => [objectId, input.key ?? null, input.content, JSON.stringify(input.metadata ?? {})]);
   const inserts: D1PreparedStatement[] = [];
   for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
     const group = rows.slice(i, i + ROWS_PER_INSERT);
     inserts.push(
       db.prepare(
         `INSERT OR IGNORE INTO objects (object_id, namespace_id, bucket_id, object_key, content, metadata, state, created_at, created_ms)
-         VALUES ${group.map(() => "(?, ?, ?, ?, ?, ?, 'pending', ?, ?)").join(", ")}`,
-      ).bind(...group.flat()),
+         VALUES ${group.map((_, j) => `(?${5 + j * 4}, ?1, ?2, ?${6 + j * 4}, ?${7 + j * 4}, ?${8 + j * 4}, 'pending', ?3, ?4)`).join(", ")}`,
+      ).bind(namespaceId, bucketId, createdAt, createdMs, ...group.flat()),
     );
   }
   if (inserts.length > 0) await db.batch(inserts);
@@ -41,17 +44,19 @@ export async function insertPendingObjects(
 
 /**
  * Shows objects whose tasks exist, with those tasks' ids: one statement for them all, each
- * object's task ids travelling in one bound JSON list.
+ * object's task ids travelling in one bound JSON list. The list is read once and each of its
+ * objects found by id (`+namespace_id` keeps SQLite from walking the namespace's objects and
+ * re-reading the list for each one, which made a group of 500 cost a quarter of a million row reads).
  */
 export async function showObjects(db: D1Database, namespaceId: string, made: { object_id: string; task_ids: string[] }[]): Promise<void> {
   if (made.length === 0) return;
   await db
     .prepare(
-      `UPDATE objects SET state = 'ready',
-         task_ids = (SELECT json_extract(j.value, '$.t') FROM json_each(?1) AS j WHERE json_extract(j.value, '$.o') = objects.object_id)
-       WHERE namespace_id = ?2 AND object_id IN (SELECT json_extract(value, '$.o') FROM json_each(?1))`,
+      `UPDATE objects SET state = 'ready', task_ids = made.task_ids
+       FROM (SELECT value ->> 0 AS object_id, value ->> 1 AS task_ids FROM json_each(?1)) AS made
+       WHERE objects.object_id = made.object_id AND +objects.namespace_id = ?2`,
     )
-    .bind(JSON.stringify(made.map((m) => ({ o: m.object_id, t: JSON.stringify(m.task_ids) }))), namespaceId)
+    .bind(JSON.stringify(made.map((m) => [m.object_id, JSON.stringify(m.task_ids)])), namespaceId)
     .run();
 }
 

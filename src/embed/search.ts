@@ -10,7 +10,7 @@ import { ENCODED_HEADER, VectorIndex } from "./vector-index";
  * each collection's vectors (a VectorIndex) instead of reading every vector from D1 per query.
  *
  * Freshness: every change to a document's vector bumps its collection's `vectors_version` in the
- * same transaction (migration 0005's triggers). A search reads that version with the collection
+ * same transaction (migration 0005's triggers; object_create's upsert stamps its own inserts, 0009). A search reads that version with the collection
  * itself; a cache behind it catches up by reading only the documents and tombstones stamped
  * after its own version, so a write is visible to the next search. A cache too far behind
  * (more than DELTA_LIMIT changes) reloads in full.

@@ -2,7 +2,7 @@ import { toBlob } from "../tasks/vector-blob";
 import { EmbeddingError, embedTexts } from "../embed/extractor";
 import { type FeatureExtractor, parseExtractor } from "../tasks/extractor-config";
 import { VectorIndex } from "../embed/vector-index";
-import { collectionExtractorJson, collectionsWorkRows, documentDimensions, upsertDocumentRows } from "../db/documents";
+import { collectionExtractorJson, documentDimensions, upsertDocumentRows, workInputRows } from "../db/documents";
 import type { JsonObject } from "../tasks/model";
 import { TaskFailure } from "./registry";
 
@@ -75,10 +75,22 @@ function parseStoredExtractor(stored: string): FeatureExtractor {
   return extractor;
 }
 
-/** Extractors and document dimensions of a namespace's collections, in one query; a collection gone is absent. */
-export async function collectionsForWork(db: D1Database, namespaceId: string, collectionIds: string[]): Promise<Map<string, { extractor: FeatureExtractor; dimensions: number | null }>> {
-  const rows = await collectionsWorkRows(db, namespaceId, collectionIds);
-  return new Map(rows.map((r) => [r.collection_id, { extractor: parseStoredExtractor(r.feature_extractor), dimensions: r.bytes === null ? null : r.bytes / 4 }]));
+export type CollectionForWork = { extractor: FeatureExtractor; dimensions: number | null };
+
+/**
+ * What a batch of object_create tasks works from, in one round trip to D1: the namespace's
+ * objects among `objectIds`, and the extractors and document dimensions of its collections among
+ * `collectionIds`. An object or collection gone is absent.
+ */
+export async function inputsForWork(
+  db: D1Database,
+  namespaceId: string,
+  objectIds: string[],
+  collectionIds: string[],
+): Promise<{ objects: Map<string, { content: string; metadata: JsonObject }>; collections: Map<string, CollectionForWork> }> {
+  const { objects, collections } = await workInputRows(db, namespaceId, objectIds, collectionIds);
+  const byId = new Map(collections.map((r) => [r.collection_id, { extractor: parseStoredExtractor(r.feature_extractor), dimensions: r.bytes === null ? null : r.bytes / 4 }]));
+  return { objects, collections: byId };
 }
 
 /** The dimensions of a namespace's collection's documents, or null while it has none. */

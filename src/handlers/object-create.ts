@@ -1,5 +1,5 @@
-import { getObjectForWork, getObjectsForWork } from "../db/dataplane";
-import { collectionDimensions, collectionExtractor, collectionsForWork, dimensionsMismatch, embedForTask, upsertDocuments, upsertDocumentsOfCollections } from "./documents";
+import { getObjectForWork } from "../db/dataplane";
+import { collectionDimensions, collectionExtractor, dimensionsMismatch, embedForTask, inputsForWork, upsertDocuments, upsertDocumentsOfCollections } from "./documents";
 import type { FeatureExtractor } from "../tasks/extractor-config";
 import { type BatchOutcome, defineHandler, type HandlerContext, TaskFailure } from "./registry";
 import { BUILTIN_TASK_INPUTS, type BuiltinInputs } from "../tasks/builtin-types";
@@ -31,9 +31,9 @@ export const objectCreate = defineHandler({
 });
 
 /**
- * object_create for the tasks of one namespace that arrived together: the objects are read in
- * one query, the texts of each collection embedded in one extractor call, and the documents
- * written in one D1 batch. Each task fails alone (its object or collection gone, its
+ * object_create for the tasks of one namespace that arrived together: the objects and their
+ * collections are read in one round trip to D1, the texts of each collection embedded in one
+ * extractor call, and the documents written in one D1 batch. Each task fails alone (its object or collection gone, its
  * collection's extractor failing); a task whose attempt ended is left out.
  */
 async function indexObjects(ctxs: HandlerContext<Input>[]): Promise<BatchOutcome[]> {
@@ -49,10 +49,7 @@ async function indexObjects(ctxs: HandlerContext<Input>[]): Promise<BatchOutcome
   });
   const live = (i: number): Input | null => (outcomes[i] === undefined && !ctxs[i]?.signal.aborted ? (inputs[i] ?? null) : null);
   const wanted = ctxs.map((_, i) => live(i)).filter((input): input is Input => input !== null);
-  const [objects, collections] = await Promise.all([
-    getObjectsForWork(env.DB, ns, [...new Set(wanted.map((w) => w.object_id))]),
-    collectionsForWork(env.DB, ns, [...new Set(wanted.map((w) => w.collection_id))]),
-  ]);
+  const { objects, collections } = await inputsForWork(env.DB, ns, [...new Set(wanted.map((w) => w.object_id))], [...new Set(wanted.map((w) => w.collection_id))]);
   // The tasks to index, by collection; and by extractor, the distinct texts they need.
   const byCollection = new Map<string, number[]>();
   ctxs.forEach((_, i) => {
