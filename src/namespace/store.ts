@@ -12,7 +12,7 @@ import { BulkStep, createdByPriority } from "./bulk-step";
 import { insertEvent, insertLog, upsertRecord } from "./deferred-writes";
 import { FairQueue, NO_KEY } from "./fairness";
 import type { Sql } from "./sql";
-import { eventJson, recordJson, taskOf } from "./task-view";
+import { eventJson, taskOf } from "./task-view";
 import { queuePosition, waitingOf } from "./waiting";
 import { InvalidTransition, NAMESPACE_TIMER, type NewTaskRow, type TaskPatch, type TaskRow, type TimerKind, type TimerRow, truncateUtf8 } from "./task-row";
 
@@ -39,7 +39,8 @@ export class TaskStore {
   constructor(
     private readonly sql: Sql,
     private readonly namespaceId: () => string,
-    private readonly recordRetentionMs: number,
+    /** How long a terminal task's record stays in D1; the outbox flush dates records with it. */
+    readonly recordRetentionMs: number,
     /** Called for every event stored, in the same transaction: webhook deliveries fan out here. */
     private readonly onEvent: (eventId: string, eventType: string, at: number) => void = () => undefined,
     perKeyLimit: () => number | null = () => null,
@@ -174,21 +175,21 @@ export class TaskStore {
     return { ...row, lease_expires_at: leaseExpiresAt };
   }
 
-  /**
-   * Records a change clients can see: the event of a transition, and the snapshot that the
-   * outbox will mirror to D1 (replacing any older snapshot of the same task not yet flushed).
-   */
+  /** A change clients can see: a transition's event, and a mark that D1 is owed the task's record (see outbox.ts). */
   private published(row: TaskRow, at: number, transition: boolean): void {
     this.bulkStep?.rows.set(row.task_id, row);
-    // `waiting` is a live view, computed on reads; events and records carry null. The task's
-    // JSON is made once, for its event and its snapshot.
-    const task = this.toTask(row, false);
-    const taskJson = JSON.stringify(task);
-    if (transition) this.emit(task, at, undefined, taskJson);
-    const record = recordJson(row.seq, row.completed_at === null ? null : row.completed_at + this.recordRetentionMs, taskJson);
-    if (this.bulkStep) this.bulkStep.writes.record(row.task_id, row.version, record);
-    else upsertRecord(this.sql, row.task_id, row.version, record);
+    // The queue position at the change, which the row cannot give at the flush. `waiting` is a
+    // live view, computed on reads: events and records carry null.
+    const position = this.positionAtChange(row);
+    if (transition) this.emit(taskOf(row, this.namespaceId(), this.recordRetentionMs, { queue_position: position, waiting: null }), at);
+    if (this.bulkStep) this.bulkStep.writes.record(row.task_id, row.version, position);
+    else upsertRecord(this.sql, row.task_id, row.version, position);
     this.askFlush(at + FLUSH_DELAY_MS);
+  }
+
+  /** A created task's queue position now (cheap for a bulk step's newest task); null for any other. */
+  private positionAtChange(row: TaskRow): number | null {
+    return row.status !== "created" ? null : (this.bulkStep?.positionOfNewest(row) ?? queuePosition(this.sql, row));
   }
 
   /**
@@ -198,7 +199,7 @@ export class TaskStore {
   toTask(row: TaskRow, live = true, view?: { queue_position: number; waiting: Waiting | null }): Task {
     const created = row.status === "created";
     return taskOf(row, this.namespaceId(), this.recordRetentionMs, {
-      queue_position: !created ? null : (view?.queue_position ?? this.bulkStep?.positionOfNewest(row) ?? queuePosition(this.sql, row)),
+      queue_position: !created ? null : (view?.queue_position ?? this.positionAtChange(row)),
       waiting: !created || !live ? null : view ? view.waiting : waitingOf(this.sql, this.fair, row, this.now()),
     });
   }
@@ -249,8 +250,8 @@ export class TaskStore {
 
   // --- events --------------------------------------------------------------------------------
 
-  private emit(task: Task, at: number, type = `task.${task.status}`, taskJson = JSON.stringify(task)): void {
-    this.storeEvent(type, task.task_id, `{"task":${taskJson}}`, at);
+  private emit(task: Task, at: number, type = `task.${task.status}`): void {
+    this.storeEvent(type, task.task_id, `{"task":${JSON.stringify(task)}}`, at);
   }
 
   /**

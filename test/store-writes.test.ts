@@ -1,0 +1,113 @@
+import { runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import type { NamespaceDO } from "../src/namespace/do";
+import type { Task } from "../src/tasks/model";
+import { call, stub, tenant, type Tenant } from "./helpers";
+import { advance } from "./inspect";
+
+/**
+ * Counts, not times (issue 11): what the object's SQLite writes for each task, in statements and
+ * in rows (SQLite's own count: a row of a table and each index entry it adds or changes count
+ * one each, so this is the B-tree writes the mechanism pays). Every path that creates or moves a
+ * task pays these, so they are bounded here, and printed for the report.
+ */
+
+const TASKS = 500;
+
+interface Written {
+  statements: number;
+  rows: number;
+  byQuery: Map<string, { statements: number; rows: number }>;
+}
+
+/** Wraps the object's SQL so that each statement and the rows it wrote are counted. */
+async function countWrites(t: Tenant): Promise<{ take(): Written }> {
+  let cursors: { key: string; cursor: SqlStorageCursor<Record<string, SqlStorageValue>> }[] = [];
+  await runInDurableObject(stub(t), (_instance: NamespaceDO, state) => {
+    const sql = state.storage.sql;
+    const exec = sql.exec.bind(sql);
+    sql.exec = ((query: string, ...params: SqlStorageValue[]) => {
+      const cursor = exec(query, ...params);
+      cursors.push({ key: query.replace(/\s+/g, " ").trim().slice(0, 50), cursor });
+      return cursor;
+    }) as typeof sql.exec;
+  });
+  return {
+    // Read once the statements ran: a cursor knows its rows written when it has been read through.
+    take() {
+      const written: Written = { statements: 0, rows: 0, byQuery: new Map() };
+      for (const { key, cursor } of cursors) {
+        const entry = written.byQuery.get(key) ?? { statements: 0, rows: 0 };
+        entry.statements++;
+        entry.rows += cursor.rowsWritten;
+        written.byQuery.set(key, entry);
+        written.statements++;
+        written.rows += cursor.rowsWritten;
+      }
+      cursors = [];
+      return written;
+    },
+  };
+}
+
+async function post<T>(t: Tenant, path: string, body: unknown): Promise<T> {
+  const res = await call<T>(path, { token: t.key, method: "POST", body });
+  expect(res.status, path).toBeLessThan(300);
+  return res.body;
+}
+
+/** Runs the object's alarm until its outbox is empty. */
+async function flushAll(t: Tenant): Promise<void> {
+  for (let i = 0; i < 30; i++) {
+    await advance(t, 1000);
+    const left = await runInDurableObject(stub(t), (_instance: NamespaceDO, state) =>
+      state.storage.sql.exec<{ n: number }>("SELECT (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM record_outbox) AS n").one().n,
+    );
+    if (left === 0) return;
+  }
+  throw new Error("the outbox never emptied");
+}
+
+const perTask = (w: Written) => ({ statements: +(w.statements / TASKS).toFixed(2), rows: +(w.rows / TASKS).toFixed(2) });
+const top = (w: Written) =>
+  [...w.byQuery]
+    .sort((a, b) => b[1].rows - a[1].rows)
+    .slice(0, 12)
+    .map(([q, c]) => `  ${(c.rows / TASKS).toFixed(2)} rows, ${(c.statements / TASKS).toFixed(2)} st  ${q}`)
+    .join("\n");
+const hundred = (type: string) => ({ tasks: Array.from({ length: 100 }, (_, i) => ({ task_type: type, inputs: { i } })) });
+
+describe("the object's SQLite writes per task", () => {
+  it("a created task, its flush to D1, and a task's whole life through a pull worker", async () => {
+    // Created and left waiting: one slot, so the batches' tasks stay created.
+    const waiting = await tenant({ max_concurrent_tasks: 1 });
+    expect((await call("/v1/processors/sw_hold", { token: waiting.key, method: "PUT", body: { mode: "pull" } })).status).toBe(201);
+    const created = await countWrites(waiting);
+    for (let i = 0; i < TASKS / 100; i++) await post(waiting, "/v1/tasks/batch", hundred("sw_hold"));
+    const create = created.take();
+    await flushAll(waiting);
+    const createFlush = created.take();
+
+    // A whole life: created, queued, leased (processing), completed, flushed and evicted.
+    const life = await tenant({ max_concurrent_tasks: 1000 });
+    expect((await call("/v1/processors/sw_pull", { token: life.key, method: "PUT", body: { mode: "pull" } })).status).toBe(201);
+    const lived = await countWrites(life);
+    for (let i = 0; i < TASKS / 100; i++) await post(life, "/v1/tasks/batch", hundred("sw_pull"));
+    for (let i = 0; i < TASKS / 100; i++) {
+      const { leases } = await post<{ leases: { callback: { token: string } }[] }>(life, "/v1/processors/sw_pull/lease", { max_tasks: 100 });
+      expect(leases).toHaveLength(100);
+      const { results } = await post<{ results: { status: number; task: Task }[] }>(life, "/v1/callbacks", {
+        reports: leases.map((l) => ({ token: l.callback.token, type: "complete", outputs: { ok: true } })),
+      });
+      expect(results.every((r) => r.status === 200)).toBe(true);
+    }
+    await flushAll(life);
+    const whole = lived.take();
+    const left = await runInDurableObject(stub(life), (_i: NamespaceDO, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tasks").one().n);
+    expect(left).toBe(0);
+
+    console.log(`batch create, per task: ${JSON.stringify(perTask(create))}\n${top(create)}`);
+    console.log(`its flush, per task: ${JSON.stringify(perTask(createFlush))}\n${top(createFlush)}`);
+    console.log(`a whole pull life, per task: ${JSON.stringify(perTask(whole))}\n${top(whole)}`);
+  });
+});
