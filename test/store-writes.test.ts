@@ -17,32 +17,35 @@ const TASKS = 500;
 interface Written {
   statements: number;
   rows: number;
+  /** Parameters bound: the object pays for each (see NullsInline in task-row.ts). */
+  params: number;
   byQuery: Map<string, { statements: number; rows: number }>;
 }
 
 /** Wraps the object's SQL so that each statement and the rows it wrote are counted. */
 async function countWrites(t: Tenant): Promise<{ take(): Written }> {
-  let cursors: { key: string; cursor: SqlStorageCursor<Record<string, SqlStorageValue>> }[] = [];
+  let cursors: { key: string; params: number; cursor: SqlStorageCursor<Record<string, SqlStorageValue>> }[] = [];
   await runInDurableObject(stub(t), (_instance: NamespaceDO, state) => {
     const sql = state.storage.sql;
     const exec = sql.exec.bind(sql);
     sql.exec = ((query: string, ...params: SqlStorageValue[]) => {
       const cursor = exec(query, ...params);
-      cursors.push({ key: query.replace(/\s+/g, " ").trim().slice(0, 50), cursor });
+      cursors.push({ key: query.replace(/\s+/g, " ").trim().slice(0, 50), params: params.length, cursor });
       return cursor;
     }) as typeof sql.exec;
   });
   return {
     // Read once the statements ran: a cursor knows its rows written when it has been read through.
     take() {
-      const written: Written = { statements: 0, rows: 0, byQuery: new Map() };
-      for (const { key, cursor } of cursors) {
+      const written: Written = { statements: 0, rows: 0, params: 0, byQuery: new Map() };
+      for (const { key, params, cursor } of cursors) {
         const entry = written.byQuery.get(key) ?? { statements: 0, rows: 0 };
         entry.statements++;
         entry.rows += cursor.rowsWritten;
         written.byQuery.set(key, entry);
         written.statements++;
         written.rows += cursor.rowsWritten;
+        written.params += params;
       }
       cursors = [];
       return written;
@@ -68,7 +71,11 @@ async function flushAll(t: Tenant): Promise<void> {
   throw new Error("the outbox never emptied");
 }
 
-const perTask = (w: Written) => ({ statements: +(w.statements / TASKS).toFixed(2), rows: +(w.rows / TASKS).toFixed(2) });
+const perTask = (w: Written) => ({
+  statements: +(w.statements / TASKS).toFixed(2),
+  rows: +(w.rows / TASKS).toFixed(2),
+  params: +(w.params / TASKS).toFixed(1),
+});
 const top = (w: Written) =>
   [...w.byQuery]
     .sort((a, b) => b[1].rows - a[1].rows)

@@ -14,7 +14,10 @@ import { FairQueue, NO_KEY } from "./fairness";
 import type { Sql } from "./sql";
 import { eventJson, taskOf } from "./task-view";
 import { queuePosition, waitingOf } from "./waiting";
-import { InvalidTransition, NAMESPACE_TIMER, type NewTaskRow, type TaskPatch, type TaskRow, type TimerKind, type TimerRow, truncateUtf8 } from "./task-row";
+import {
+  InvalidTransition, insertValues, NAMESPACE_TIMER, type NewTaskRow, TASK_INSERT, TASK_TRANSITION, type TaskPatch, type TaskRow, type TimerKind,
+  type TimerRow, transitionValues, truncateUtf8,
+} from "./task-row";
 
 // The row types live in ./task-row; they are exported here too, where callers have always found them.
 export { EMPTY_PROGRESS, InvalidTransition, NAMESPACE_TIMER, type TaskPatch, type TaskRow, type TimerKind, type TimerRow, truncateUtf8 } from "./task-row";
@@ -115,19 +118,11 @@ export class TaskStore {
           );
     if (step && step.storedSeq === 0) step.storedSeq = seq;
     const logCount = this.appendLog({ ...row, log_count: 0 }, "info", `created (${row.task_type}, priority ${row.priority})`, row.created_at);
-    this.sql.run(
-      `INSERT INTO tasks (task_id, seq, task_type, status, inputs, outputs, progress, error, attempt, max_attempts,
-         priority, parent_task_id, origin, created_at, queued_at, started_at, attempt_started_at, completed_at, updated_at,
-         timeout_at, lease_expires_at, log_count, version, concurrency_key, run_at, scheduled, replay_of_task_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
-      row.task_id, seq, row.task_type, row.status, row.inputs, row.outputs, row.progress, row.error, row.attempt,
-      row.max_attempts, row.priority, row.parent_task_id, row.origin, row.created_at, row.queued_at, row.started_at,
-      row.attempt_started_at, row.completed_at, row.updated_at, row.timeout_at, row.lease_expires_at, logCount,
-      row.concurrency_key, row.run_at, scheduled, row.replay_of_task_id,
-    );
+    const inserted: TaskRow = { ...row, seq, log_count: logCount, version: 1, progress_event_at: null, checkpoint: null, continuation: 0, scheduled };
+    const [text, params] = TASK_INSERT.bind(insertValues(inserted));
+    this.sql.run(text, ...params);
     if (row.status === "created" && scheduled === 0) this.fair.enqueue(row.concurrency_key, row.priority);
     step?.inserted(seq, row.priority, row.status === "created");
-    const inserted: TaskRow = { ...row, seq, log_count: logCount, version: 1, progress_event_at: null, checkpoint: null, continuation: 0, scheduled };
     this.published(inserted, row.created_at, true);
     return inserted;
   }
@@ -141,15 +136,8 @@ export class TaskStore {
     const next: TaskRow = { ...row, ...patch, status: to, updated_at: at, version: row.version + 1 };
     const level: LogLevel = to === "failed" ? "error" : "info";
     next.log_count = this.appendLog(next, level, `${row.status} → ${to}${note ? `: ${note}` : ""}`, at);
-    this.sql.run(
-      `UPDATE tasks SET status = ?, outputs = ?, progress = ?, error = ?, attempt = ?, queued_at = ?, started_at = ?,
-         attempt_started_at = ?, completed_at = ?, updated_at = ?, timeout_at = ?, lease_expires_at = ?, log_count = ?,
-         version = ?
-       WHERE task_id = ?`,
-      next.status, next.outputs, next.progress, next.error, next.attempt, next.queued_at, next.started_at,
-      next.attempt_started_at, next.completed_at, next.updated_at, next.timeout_at, next.lease_expires_at,
-      next.log_count, next.version, next.task_id,
-    );
+    const [text, params] = TASK_TRANSITION.bind(transitionValues(next));
+    this.sql.run(text, ...params);
     this.fair.onTransition(row, to, at);
     if (row.status === "created") this.bulkStep?.leftCreated(row.priority);
     this.published(next, at, true);
