@@ -116,5 +116,11 @@ describe("the object's SQLite writes per task", () => {
     console.log(`batch create, per task: ${JSON.stringify(perTask(create))}\n${top(create)}`);
     console.log(`its flush, per task: ${JSON.stringify(perTask(createFlush))}\n${top(createFlush)}`);
     console.log(`a whole pull life, per task: ${JSON.stringify(perTask(whole))}\n${top(whole)}`);
+    // Before the record outbox kept marks and log lines lost their rowid: 16.18 rows a created
+    // task, 61.49 over a whole life; before nulls were written as NULL: 39.2 and 132.7 parameters.
+    expect(create.rows / TASKS).toBeLessThanOrEqual(14.5);
+    expect(create.params / TASKS).toBeLessThanOrEqual(30);
+    expect(whole.rows / TASKS).toBeLessThanOrEqual(59);
+    expect(whole.params / TASKS).toBeLessThanOrEqual(112);
   });
 });
