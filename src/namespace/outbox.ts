@@ -79,7 +79,7 @@ export async function flushOutbox(host: OutboxHost): Promise<boolean> {
 
   // Each chunk after a turn, the first too: locally D1 writes on the object's own thread, so
   // its answer comes at the end of a hold of its own. A chunk ends at its EVICT_CHUNK-th
-  // eviction; clearing a snapshot that evicts nothing costs little, so those share a chunk.
+  // eviction; clearing a mark that evicts nothing costs little, so those share a chunk.
   for (const [index, chunk] of evictionChunks(records).entries()) {
     await yieldTurn();
     host.transaction(() => {

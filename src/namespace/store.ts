@@ -55,7 +55,7 @@ export class TaskStore {
 
   /**
    * Runs `fn` (inside the caller's transaction) as one bulk step (BulkStep): its events, log
-   * lines and record snapshots are written at the end in a few statements, the outbox flush and
+   * lines and record marks are written at the end in a few statements, the outbox flush and
    * the task counter are written once, and the queue position of each task it inserts comes from
    * per-priority totals read once, not from a count over the backlog per task.
    */
