@@ -19,7 +19,7 @@ interface Written {
   rows: number;
   /** Parameters bound: the object pays for each (see NullsInline in task-row.ts). */
   params: number;
-  byQuery: Map<string, { statements: number; rows: number }>;
+  byQuery: Map<string, { statements: number; rows: number; params: number }>;
 }
 
 /** Wraps the object's SQL so that each statement and the rows it wrote are counted. */
@@ -39,9 +39,10 @@ async function countWrites(t: Tenant): Promise<{ take(): Written }> {
     take() {
       const written: Written = { statements: 0, rows: 0, params: 0, byQuery: new Map() };
       for (const { key, params, cursor } of cursors) {
-        const entry = written.byQuery.get(key) ?? { statements: 0, rows: 0 };
+        const entry = written.byQuery.get(key) ?? { statements: 0, rows: 0, params: 0 };
         entry.statements++;
         entry.rows += cursor.rowsWritten;
+        entry.params += params;
         written.byQuery.set(key, entry);
         written.statements++;
         written.rows += cursor.rowsWritten;
@@ -78,9 +79,9 @@ const perTask = (w: Written) => ({
 });
 const top = (w: Written) =>
   [...w.byQuery]
-    .sort((a, b) => b[1].rows - a[1].rows)
-    .slice(0, 12)
-    .map(([q, c]) => `  ${(c.rows / TASKS).toFixed(2)} rows, ${(c.statements / TASKS).toFixed(2)} st  ${q}`)
+    .sort((a, b) => b[1].rows + b[1].params / 4 - (a[1].rows + a[1].params / 4))
+    .slice(0, 16)
+    .map(([q, c]) => `  ${(c.rows / TASKS).toFixed(2)} rows, ${(c.params / TASKS).toFixed(1)} params, ${(c.statements / TASKS).toFixed(2)} st  ${q}`)
     .join("\n");
 const hundred = (type: string) => ({ tasks: Array.from({ length: 100 }, (_, i) => ({ task_type: type, inputs: { i } })) });
 
