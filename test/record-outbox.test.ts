@@ -12,7 +12,7 @@ import { advance, query } from "./inspect";
 
 /**
  * The record outbox keeps which tasks changed (task, version, queue position at the change) and
- * the flush builds each record from the task's row; log lines wait keyed by task and seq.
+ * the flush builds each record from the task's row.
  */
 
 /** Runs the object's alarm until both outboxes are empty. */
@@ -65,9 +65,9 @@ describe("records built from task rows at the flush", () => {
     expect(await getRecord(env.DB, t.namespaceId, "tsk_gone")).toBeNull();
   });
 
-  it("migration 10 turns pending snapshots into marks and numbers pending log lines by their seq", async () => {
+  it("migration 10 turns the pending snapshots an older version left into marks", async () => {
     const { t } = await fullNamespace("ro_migrate");
-    // D1 takes nothing until the tables are as an older version left them, holding its rows.
+    // D1 takes nothing until the table is as an older version left it, holding its snapshot.
     let d1Batch: NamespaceDO["io"]["d1Batch"] | undefined;
     await runInDurableObject(stub(t), (instance: NamespaceDO) => {
       d1Batch = instance.io.d1Batch;
@@ -76,35 +76,23 @@ describe("records built from task rows at the flush", () => {
       };
     });
     const task = await createTask(t, { task_type: "ro_migrate" });
-    const line = (seq: number) => JSON.stringify({ seq, attempt: 0, level: "info", message: `line ${seq}`, at: Date.parse(task.created_at) });
     await runInDurableObject(stub(t), async (instance: NamespaceDO, state) => {
       if (d1Batch) instance.io.d1Batch = d1Batch;
       const sql = state.storage.sql;
-      // The tables as migrations 1 and 2 left them, holding what an older version wrote.
+      // The table as migration 2 left it, holding what an older version wrote.
       sql.exec("DROP TABLE record_outbox");
-      sql.exec("DROP TABLE outbox");
       sql.exec("CREATE TABLE record_outbox (task_id TEXT PRIMARY KEY, version INTEGER NOT NULL, payload TEXT NOT NULL)");
-      sql.exec(
-        "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL CHECK (kind IN ('log')), task_id TEXT NOT NULL, payload TEXT NOT NULL)",
-      );
-      sql.exec("CREATE INDEX outbox_task ON outbox (task_id, id)");
       const snapshot = JSON.stringify({ seq: 2, expires_at: null, task: { ...task, queue_position: 7 } });
       sql.exec("INSERT INTO record_outbox (task_id, version, payload) VALUES (?, 1, ?)", task.task_id, snapshot);
-      for (const seq of [1, 2, 3, 3]) sql.exec("INSERT INTO outbox (kind, task_id, payload) VALUES ('log', ?, ?)", task.task_id, line(seq));
       sql.exec("DELETE FROM _schema_migrations WHERE id = 10");
       migrate(new Sql(sql), state.storage);
       sql.exec("INSERT INTO timers (task_id, kind, due_at) VALUES ('', 'flush', 0) ON CONFLICT DO NOTHING");
       await state.storage.setAlarm(Date.now());
     });
     expect(await query(t, "SELECT task_id, version, queue_position FROM record_outbox")).toEqual([{ task_id: task.task_id, version: 1, queue_position: 7 }]);
-    expect(await query(t, "SELECT id, payload FROM outbox WHERE task_id = ? ORDER BY id", task.task_id)).toEqual([
-      { id: 1, payload: line(1) },
-      { id: 2, payload: line(2) },
-      { id: 3, payload: line(3) },
-    ]);
     await flushAll(t);
     expect(await getRecord(env.DB, t.namespaceId, task.task_id)).toEqual({ ...task, waiting: null, queue_position: 7 });
     const lines = await readLogs(env.DB, t.namespaceId, task.task_id, 0, 10, 0);
-    expect(lines.map((l) => [l.seq, l.message])).toEqual([[1, "line 1"], [2, "line 2"], [3, "line 3"]]);
+    expect(lines.map((l) => l.message)).toEqual(["created (ro_migrate, priority 5)"]);
   });
 });

@@ -19,26 +19,28 @@ interface Written {
   rows: number;
   /** Parameters bound: the object pays for each (see NullsInline in task-row.ts). */
   params: number;
+  /** Characters of text bound: what the rows carry (a task's JSON, once in its event). */
+  chars: number;
   byQuery: Map<string, { statements: number; rows: number; params: number }>;
 }
 
 /** Wraps the object's SQL so that each statement and the rows it wrote are counted. */
 async function countWrites(t: Tenant): Promise<{ take(): Written }> {
-  let cursors: { key: string; params: number; cursor: SqlStorageCursor<Record<string, SqlStorageValue>> }[] = [];
+  let cursors: { key: string; params: number; chars: number; cursor: SqlStorageCursor<Record<string, SqlStorageValue>> }[] = [];
   await runInDurableObject(stub(t), (_instance: NamespaceDO, state) => {
     const sql = state.storage.sql;
     const exec = sql.exec.bind(sql);
     sql.exec = ((query: string, ...params: SqlStorageValue[]) => {
       const cursor = exec(query, ...params);
-      cursors.push({ key: query.replace(/\s+/g, " ").trim().slice(0, 50), params: params.length, cursor });
+      cursors.push({ key: query.replace(/\s+/g, " ").trim().slice(0, 50), params: params.length, chars: params.reduce<number>((n, p) => n + (typeof p === "string" ? p.length : 0), 0), cursor });
       return cursor;
     }) as typeof sql.exec;
   });
   return {
     // Read once the statements ran: a cursor knows its rows written when it has been read through.
     take() {
-      const written: Written = { statements: 0, rows: 0, params: 0, byQuery: new Map() };
-      for (const { key, params, cursor } of cursors) {
+      const written: Written = { statements: 0, rows: 0, params: 0, chars: 0, byQuery: new Map() };
+      for (const { key, params, chars, cursor } of cursors) {
         const entry = written.byQuery.get(key) ?? { statements: 0, rows: 0, params: 0 };
         entry.statements++;
         entry.rows += cursor.rowsWritten;
@@ -47,6 +49,7 @@ async function countWrites(t: Tenant): Promise<{ take(): Written }> {
         written.statements++;
         written.rows += cursor.rowsWritten;
         written.params += params;
+        written.chars += chars;
       }
       cursors = [];
       return written;
@@ -76,6 +79,7 @@ const perTask = (w: Written) => ({
   statements: +(w.statements / TASKS).toFixed(2),
   rows: +(w.rows / TASKS).toFixed(2),
   params: +(w.params / TASKS).toFixed(1),
+  chars: Math.round(w.chars / TASKS),
 });
 const top = (w: Written) =>
   [...w.byQuery]
@@ -117,11 +121,14 @@ describe("the object's SQLite writes per task", () => {
     console.log(`batch create, per task: ${JSON.stringify(perTask(create))}\n${top(create)}`);
     console.log(`its flush, per task: ${JSON.stringify(perTask(createFlush))}\n${top(createFlush)}`);
     console.log(`a whole pull life, per task: ${JSON.stringify(perTask(whole))}\n${top(whole)}`);
-    // Before the record outbox kept marks and log lines lost their rowid: 16.18 rows a created
-    // task, 61.49 over a whole life; before nulls were written as NULL: 39.2 and 132.7 parameters.
-    expect(create.rows / TASKS).toBeLessThanOrEqual(14.5);
-    expect(create.params / TASKS).toBeLessThanOrEqual(30);
-    expect(whole.rows / TASKS).toBeLessThanOrEqual(59);
-    expect(whole.params / TASKS).toBeLessThanOrEqual(112);
+    // Before the record outbox kept marks instead of snapshots: 16.18 rows a created task, 61.49
+    // over a whole life, and each change bound its task's JSON twice (its event and its
+    // snapshot): 1 811 and 6 914 characters bound; before nulls were written as NULL: 38.2 and
+    // 128.8 parameters.
+    expect(create.rows / TASKS).toBeLessThanOrEqual(15.5);
+    expect(create.params / TASKS).toBeLessThanOrEqual(29);
+    expect(whole.params / TASKS).toBeLessThanOrEqual(108);
+    expect(create.chars / TASKS).toBeLessThanOrEqual(1400);
+    expect(whole.chars / TASKS).toBeLessThanOrEqual(5600);
   });
 });

@@ -1,7 +1,7 @@
 import type { Sql } from "./sql";
 
 type EventRow = [eventId: string, type: string, taskId: string | null, at: number, data: string];
-type LogRow = [taskId: string, seq: number, payload: string];
+type LogRow = [taskId: string, payload: string];
 type RecordRow = [taskId: string, version: number, queuePosition: number | null];
 
 /** Writes one event row now. */
@@ -9,12 +9,9 @@ export function insertEvent(sql: Sql, ...row: EventRow): void {
   sql.run("INSERT INTO events (event_id, event_type, task_id, created_at, data) VALUES (?, ?, ?, ?, ?)", ...row);
 }
 
-/**
- * Puts one log line in the outbox now, as line `seq` of its task. A second line of the same
- * number is dropped, as D1 would drop it (it keeps lines by task and seq).
- */
+/** Puts one log line in the outbox now. */
 export function insertLog(sql: Sql, ...row: LogRow): void {
-  sql.run("INSERT INTO outbox (task_id, id, kind, payload) VALUES (?, ?, 'log', ?) ON CONFLICT DO NOTHING", ...row);
+  sql.run("INSERT INTO outbox (kind, task_id, payload) VALUES ('log', ?, ?)", ...row);
 }
 
 /**
@@ -42,8 +39,8 @@ export class DeferredWrites {
     this.events.push([eventId, type, taskId, at, data]);
   }
 
-  log(taskId: string, seq: number, payload: string): void {
-    this.logs.push([taskId, seq, payload]);
+  log(taskId: string, payload: string): void {
+    this.logs.push([taskId, payload]);
   }
 
   /** A task's record is owed at `version`; a later mark of the same task replaces it. */
@@ -89,10 +86,7 @@ const EVENT_INSERT: ManyRows = {
   rows: 20,
   sql: `INSERT INTO events (event_id, event_type, task_id, created_at, data) VALUES ${tuples(20, 5)}`,
 };
-const LOG_INSERT: ManyRows = {
-  rows: 33,
-  sql: `INSERT INTO outbox (task_id, id, kind, payload) VALUES ${Array(33).fill("(?, ?, 'log', ?)").join(", ")} ON CONFLICT DO NOTHING`,
-};
+const LOG_INSERT: ManyRows = { rows: 50, sql: `INSERT INTO outbox (kind, task_id, payload) VALUES ${Array(50).fill("('log', ?, ?)").join(", ")}` };
 const RECORD_UPSERT: ManyRows = {
   rows: 33,
   sql: `INSERT INTO record_outbox (task_id, version, queue_position) VALUES ${tuples(33, 3)} ${RECORD_CONFLICT}`,

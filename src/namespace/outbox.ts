@@ -58,7 +58,10 @@ type Built = RecordColumns & { pending_version: number };
  * which writes them again (no change) and clears them then.
  */
 export async function flushOutbox(host: OutboxHost): Promise<boolean> {
-  const logs = host.sql.all<{ task_id: string; id: number; payload: string }>("SELECT task_id, id, payload FROM outbox LIMIT ?", LOG_BATCH);
+  const logs = host.sql.all<{ id: number; task_id: string; payload: string }>(
+    "SELECT id, task_id, payload FROM outbox ORDER BY id LIMIT ?",
+    LOG_BATCH,
+  );
   const { records, orphans } = pendingRecords(host, RECORD_BATCH, RECORD_BATCH_BYTES);
   const deliveries = host.sql.all<{ delivery_id: string; version: number; payload: string }>(
     "SELECT delivery_id, version, payload FROM delivery_outbox LIMIT ?",
@@ -84,12 +87,8 @@ export async function flushOutbox(host: OutboxHost): Promise<boolean> {
     await yieldTurn();
     host.transaction(() => {
       if (index === 0) {
-        if (logs.length > 0) {
-          host.sql.run(
-            "DELETE FROM outbox WHERE (task_id, id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))",
-            JSON.stringify(logs.map((l) => [l.task_id, l.id])),
-          );
-        }
+        const lastLog = logs[logs.length - 1];
+        if (lastLog) host.sql.run("DELETE FROM outbox WHERE id <= ?", lastLog.id);
         if (deliveries.length > 0) {
           host.sql.run(
             "DELETE FROM delivery_outbox WHERE (delivery_id, version) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))",

@@ -256,7 +256,7 @@ const MIGRATIONS: readonly { id: number; name: string; sql: string }[] = [
   },
   {
     id: 10,
-    name: "outboxes without rowids: records built from task rows at the flush, log lines by task and seq",
+    name: "record outbox as the set of changed tasks, built from their rows at the flush",
     sql: `
       -- A task's row stays until its final record is in D1 (it is evicted only at the version a
       -- flush wrote), so the flush builds each record from the row: the outbox keeps which tasks
@@ -272,21 +272,6 @@ const MIGRATIONS: readonly { id: number; name: string; sql: string }[] = [
         SELECT task_id, version, payload ->> '$.task.queue_position' FROM record_outbox;
       DROP TABLE record_outbox;
       ALTER TABLE record_outbox_v10 RENAME TO record_outbox;
-
-      -- Log lines bound for D1 keyed by (task, line number): one B-tree a line, where a rowid
-      -- table and its by-task index were two. The id is now the line's seq, which orders a task's
-      -- lines as the old id did; the flush needs no global order (D1 keeps lines by task and seq).
-      CREATE TABLE outbox_v10 (
-        task_id TEXT NOT NULL,
-        id INTEGER NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ('log')),
-        payload TEXT NOT NULL,
-        PRIMARY KEY (task_id, id)
-      ) WITHOUT ROWID;
-      INSERT INTO outbox_v10 (task_id, id, kind, payload)
-        SELECT task_id, payload ->> '$.seq', kind, payload FROM outbox WHERE true ON CONFLICT DO NOTHING;
-      DROP TABLE outbox;
-      ALTER TABLE outbox_v10 RENAME TO outbox;
     `,
   },
 ];

@@ -230,8 +230,8 @@ export class TaskStore {
         : { level, message: truncateUtf8(message, LIMITS.logLineBytes) };
     const seq = count + 1;
     const payload = JSON.stringify({ seq, attempt: row.attempt, level: line.level, message: line.message, at });
-    if (this.bulkStep) this.bulkStep.writes.log(row.task_id, seq, payload);
-    else insertLog(this.sql, row.task_id, seq, payload);
+    if (this.bulkStep) this.bulkStep.writes.log(row.task_id, payload);
+    else insertLog(this.sql, row.task_id, payload);
     this.askFlush(at + FLUSH_DELAY_MS);
     return seq;
   }
