@@ -7,6 +7,7 @@ import { registerHandler } from "../src/handlers/registry";
 import type { NamespaceDO } from "../src/namespace/do";
 import type { Task } from "../src/tasks/model";
 import { createTask, stub, tenant, waitForStatus } from "./helpers";
+import { recordColumns } from "./record-columns";
 import { allEvents } from "./inspect";
 
 registerHandler({ type: "mirror_noop", run: async () => ({}) });
@@ -23,7 +24,7 @@ describe("the outbox's writes to D1", () => {
     const small = Array.from({ length: 60 }, (_, i) => taskLike(base, i, { status: "queued", parent_task_id: i % 2 === 0 ? null : base.task_id }));
     // Past the JSON statement's bound: its text goes in bound columns of its own statement.
     const large = taskLike(base, 99, { status: "completed", outputs: { text: "z\"".repeat(150_000) }, completed_at: base.created_at });
-    const rows = [...small, large].map((task, i) => ({ version: 2, record: { seq: 1000 + i, expires_at: i === 60 ? Date.now() + HOUR : null, task } }));
+    const rows = [...small, large].map((task, i) => recordColumns(2, 1000 + i, i === 60 ? Date.now() + HOUR : null, task));
     const statements = recordUpserts(env.DB, t.namespaceId, rows);
     expect(statements.length).toBe(2);
     await env.DB.batch(statements);
@@ -32,7 +33,7 @@ describe("the outbox's writes to D1", () => {
     expect(stored).toEqual({ seq: 1001, status: "queued", parent_task_id: base.task_id, expires_at: null, version: 2 });
 
     // A replay of an older version changes nothing, in either form.
-    const older = [small[0]!, large].map((task) => ({ version: 1, record: { seq: 1, expires_at: null, task: { ...task, status: "created" as const } } }));
+    const older = [small[0]!, large].map((task) => recordColumns(1, 1, null, { ...task, status: "created" }));
     await env.DB.batch(recordUpserts(env.DB, t.namespaceId, older));
     expect(await getRecord(env.DB, t.namespaceId, small[0]!.task_id)).toEqual(small[0]);
     expect(await getRecord(env.DB, t.namespaceId, large.task_id)).toEqual(large);

@@ -11,7 +11,7 @@ async function plan(sql: string, ...params: SqlStorageValue[]): Promise<string[]
   );
 }
 
-describe("the object's indexes (schema migrations 7 and 8)", () => {
+describe("the object's indexes (schema migrations 7, 8 and 10)", () => {
   it("reads the queued tasks of a type through the partial by-type index", async () => {
     const lease = await plan(
       `SELECT task_id, attempt FROM tasks
@@ -55,5 +55,17 @@ describe("the object's indexes (schema migrations 7 and 8)", () => {
     expect(names).not.toContain("events_created");
     expect(names).not.toContain("tasks_by_type");
     expect(names).toContain("tasks_queued_by_type");
+  });
+
+  it("reaches the record outbox through its key: the records a flush builds and the marks it clears (migration 10)", async () => {
+    const clearMarks = await plan("DELETE FROM record_outbox WHERE (task_id, version) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))", "[]");
+    expect(clearMarks[0]).toMatch(/^SEARCH record_outbox USING PRIMARY KEY \(task_id=\?\)$/);
+    // The records a flush builds: each mark's task row found through the task id.
+    const pending = await plan(
+      `SELECT r.task_id AS pending_id, r.version AS pending_version, r.queue_position AS pending_position, t.*
+         FROM record_outbox r LEFT JOIN tasks t ON t.task_id = r.task_id LIMIT ?`,
+      100,
+    );
+    expect(pending).toEqual(["SCAN r", expect.stringMatching(/^SEARCH t USING INDEX sqlite_autoindex_tasks_1 \(task_id=\?\)/)]);
   });
 });

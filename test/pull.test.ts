@@ -157,8 +157,9 @@ describe("pull-mode processors", () => {
     expect(leased.map((l) => l.task.task_id)).toEqual([tasks[0]?.task_id, tasks[2]?.task_id]);
     expect((await getTask(t, broken ?? "")).status).toBe("queued");
     expect(await query(t, "SELECT event_type FROM events WHERE task_id = ? ORDER BY seq", broken ?? "")).toEqual([{ event_type: "task.created" }, { event_type: "task.queued" }]);
-    const snapshot = await query<{ payload: string }>(t, "SELECT payload FROM record_outbox WHERE task_id = ?", broken ?? "");
-    for (const row of snapshot) expect((JSON.parse(row.payload) as { task: Task }).task.status).toBe("queued");
+    // The record owed to D1 is built from the row at the mark's version: the row as the call left it.
+    const owed = await query(t, "SELECT t.status, r.version = t.version AS current FROM record_outbox r JOIN tasks t USING (task_id) WHERE task_id = ?", broken ?? "");
+    for (const row of owed) expect(row).toEqual({ status: "queued", current: 1 });
     expect(await query(t, "SELECT payload FROM outbox WHERE task_id = ? AND payload LIKE '%leased%'", broken ?? "")).toEqual([]);
     const others = await query(t, "SELECT task_id FROM events WHERE event_type = 'task.processing' ORDER BY seq");
     expect(others).toEqual([{ task_id: tasks[0]?.task_id }, { task_id: tasks[2]?.task_id }]);
@@ -178,8 +179,9 @@ describe("pull-mode processors", () => {
     expect(await query(t, "SELECT event_type FROM events WHERE task_id = ? ORDER BY seq", broken ?? "")).toEqual([
       { event_type: "task.created" }, { event_type: "task.queued" }, { event_type: "task.processing" },
     ]);
-    const snapshot = await query<{ payload: string }>(t, "SELECT payload FROM record_outbox WHERE task_id = ?", broken ?? "");
-    for (const row of snapshot) expect((JSON.parse(row.payload) as { task: Task }).task.status).toBe("processing");
+    // The record owed to D1 is built from the row at the mark's version: the row as the call left it.
+    const owed = await query(t, "SELECT t.status, r.version = t.version AS current FROM record_outbox r JOIN tasks t USING (task_id) WHERE task_id = ?", broken ?? "");
+    for (const row of owed) expect(row).toEqual({ status: "processing", current: 1 });
     for (const l of [leased[0], leased[2]]) {
       expect((await getTask(t, l?.task.task_id ?? "")).status).toBe("completed");
       expect(await query(t, "SELECT seq FROM events WHERE task_id = ? AND event_type = 'task.completed'", l?.task.task_id ?? "")).toHaveLength(1);

@@ -10,6 +10,7 @@ import type { Task } from "../src/tasks/model";
 import { type ApiResponse, call, createTask, eventually, stub, tenant, type Tenant, waitForStatus } from "./helpers";
 import { fakeProcessor, PROCESSOR_URL } from "./fake-processor";
 import { query } from "./inspect";
+import { recordColumns } from "./record-columns";
 
 registerHandler({ type: "rec_done", run: async (ctx) => ({ n: ctx.task.inputs.n ?? null }) });
 registerHandler({ type: "rec_other", run: async () => ({}) });
@@ -64,7 +65,7 @@ describe("task records in D1", () => {
       const row = await record(task.task_id);
       return row?.status === "completed" ? row : undefined;
     });
-    await env.DB.batch(recordUpserts(env.DB, t.namespaceId, [{ version: 1, record: { seq: 1, expires_at: null, task: { ...task, status: "created" } } }]));
+    await env.DB.batch(recordUpserts(env.DB, t.namespaceId, [recordColumns(1, 1, null, { ...task, status: "created" })]));
     const after = await record(task.task_id);
     expect(after).toEqual(latest);
   });

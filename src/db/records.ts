@@ -1,6 +1,5 @@
 import { type Task, TaskSchema, type TaskStatus } from "../tasks/model";
 import { afterClause, orderClause, type Page, type Position, toPage } from "./keyset";
-import type { MirroredRecord } from "./types";
 
 /** D1 binds at most 100 parameters a statement; a record bound column by column takes 11. */
 const RECORDS_PER_STATEMENT = 9;
@@ -17,19 +16,32 @@ const ON_CONFLICT = `ON CONFLICT (task_id) DO UPDATE SET status = excluded.statu
   expires_at = excluded.expires_at, version = excluded.version, record = excluded.record
   WHERE excluded.version > task_records.version`;
 
-/** `taskJson`, when given, is `JSON.stringify(record.task)` already made (the outbox keeps it). */
-type Upsert = { version: number; record: MirroredRecord; taskJson?: string };
+/** One task version for D1: the columns task_records is searched by, and the task's JSON text (`json`). */
+export interface RecordColumns {
+  task_id: string;
+  seq: number;
+  task_type: string;
+  status: TaskStatus;
+  parent_task_id: string | null;
+  /** ISO times, as the task's JSON has them. */
+  created_at: string;
+  updated_at: string;
+  /** When the record may be purged (ms), once the task is terminal. */
+  expires_at: number | null;
+  version: number;
+  json: string;
+}
 
 /**
  * The upserts that mirror task versions into D1: one statement for many records (the rows as
  * one JSON parameter), so a flush round costs D1 a statement or two rather than one per nine
  * records; each row is only written if its version is higher than D1's.
  */
-export function recordUpserts(db: D1Database, namespaceId: string, rows: Upsert[]): D1PreparedStatement[] {
+export function recordUpserts(db: D1Database, namespaceId: string, rows: RecordColumns[]): D1PreparedStatement[] {
   const statements: D1PreparedStatement[] = [];
   let chunk: unknown[][] = [];
   let chars = 0;
-  const large: Upsert[] = [];
+  const large: RecordColumns[] = [];
   const flush = () => {
     if (chunk.length === 0) return;
     statements.push(
@@ -46,32 +58,27 @@ export function recordUpserts(db: D1Database, namespaceId: string, rows: Upsert[
     chunk = [];
     chars = 0;
   };
-  for (const row of rows) {
-    const t = row.record.task;
-    const text = row.taskJson ?? JSON.stringify(t);
-    if (text.length > JSON_CHUNK_CHARS) {
-      large.push(row);
+  for (const r of rows) {
+    if (r.json.length > JSON_CHUNK_CHARS) {
+      large.push(r);
       continue;
     }
-    if (chars + text.length > JSON_CHUNK_CHARS) flush();
-    chunk.push([t.task_id, row.record.seq, t.task_type, t.status, t.parent_task_id, t.created_at, t.updated_at, row.record.expires_at, row.version, text]);
-    chars += text.length;
+    if (chars + r.json.length > JSON_CHUNK_CHARS) flush();
+    chunk.push([r.task_id, r.seq, r.task_type, r.status, r.parent_task_id, r.created_at, r.updated_at, r.expires_at, r.version, r.json]);
+    chars += r.json.length;
   }
   flush();
   return [...statements, ...boundUpserts(db, namespaceId, large)];
 }
 
 /** Upserts with every column bound, several rows a statement (within D1's 100 parameters). */
-function boundUpserts(db: D1Database, namespaceId: string, rows: Upsert[]): D1PreparedStatement[] {
+function boundUpserts(db: D1Database, namespaceId: string, rows: RecordColumns[]): D1PreparedStatement[] {
   const statements: D1PreparedStatement[] = [];
   for (let i = 0; i < rows.length; i += RECORDS_PER_STATEMENT) {
     const chunk = rows.slice(i, i + RECORDS_PER_STATEMENT);
     const values = chunk.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ");
-    const params = chunk.flatMap(({ version, record }) => {
-      const t = record.task;
-      return [t.task_id, namespaceId, record.seq, t.task_type, t.status, t.parent_task_id, t.created_at, t.updated_at,
-        record.expires_at, version, JSON.stringify(t)];
-    });
+    const params = chunk.flatMap((r) => [r.task_id, namespaceId, r.seq, r.task_type, r.status, r.parent_task_id, r.created_at, r.updated_at,
+      r.expires_at, r.version, r.json]);
     statements.push(db.prepare(`INSERT INTO task_records (${UPSERT_COLUMNS}) VALUES ${values} ${ON_CONFLICT}`).bind(...params));
   }
   return statements;

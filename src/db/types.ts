@@ -1,4 +1,4 @@
-import type { LogLevel, LogLine, Task } from "../tasks/model";
+import type { LogLevel, LogLine } from "../tasks/model";
 
 /**
  * The shapes the Durable Object's outbox carries to D1 and the API reads back from it. They
@@ -16,14 +16,6 @@ export interface LogPayload {
 
 /** A log line with its per-task sequence number, as stored in D1. */
 export type NumberedLogLine = LogLine & { seq: number };
-
-/** What the outbox carries to D1 for one task version. */
-export interface MirroredRecord {
-  seq: number;
-  /** When the record may be purged (ms), once the task is terminal. */
-  expires_at: number | null;
-  task: Task;
-}
 
 export interface Delivery {
   delivery_id: string;

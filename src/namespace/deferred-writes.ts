@@ -2,7 +2,7 @@ import type { Sql } from "./sql";
 
 type EventRow = [eventId: string, type: string, taskId: string | null, at: number, data: string];
 type LogRow = [taskId: string, payload: string];
-type RecordRow = [taskId: string, version: number, payload: string];
+type RecordRow = [taskId: string, version: number, queuePosition: number | null];
 
 /** Writes one event row now. */
 export function insertEvent(sql: Sql, ...row: EventRow): void {
@@ -14,17 +14,18 @@ export function insertLog(sql: Sql, ...row: LogRow): void {
   sql.run("INSERT INTO outbox (kind, task_id, payload) VALUES ('log', ?, ?)", ...row);
 }
 
-/** Puts a task's snapshot in the record outbox now, replacing an older one not yet flushed. */
+/**
+ * Marks a task's record as owed to D1 at `version` now (the flush builds it from the task's row),
+ * replacing an older mark not yet flushed.
+ */
 export function upsertRecord(sql: Sql, ...row: RecordRow): void {
-  sql.run(
-    `INSERT INTO record_outbox (task_id, version, payload) VALUES (?, ?, ?)
-     ON CONFLICT (task_id) DO UPDATE SET version = excluded.version, payload = excluded.payload`,
-    ...row,
-  );
+  sql.run(`INSERT INTO record_outbox (task_id, version, queue_position) VALUES (?, ?, ?) ${RECORD_CONFLICT}`, ...row);
 }
 
+const RECORD_CONFLICT = "ON CONFLICT (task_id) DO UPDATE SET version = excluded.version, queue_position = excluded.queue_position";
+
 /**
- * The event, log-line and record-snapshot rows of one bulk step (TaskStore.bulk), written at
+ * The event, log-line and record-mark rows of one bulk step (TaskStore.bulk), written at
  * its end in a few multi-row statements instead of three statements a change. Nothing in a
  * step reads these tables back: streams, deliveries and the outbox flush read them after it. `mark` and `rollback` let a step
  * drop what one of its own transactions wrote when that transaction rolled back.
@@ -42,9 +43,9 @@ export class DeferredWrites {
     this.logs.push([taskId, payload]);
   }
 
-  /** A task's latest snapshot for D1; a later one of the same task replaces it. */
-  record(taskId: string, version: number, payload: string): void {
-    this.records.push([taskId, version, payload]);
+  /** A task's record is owed at `version`; a later mark of the same task replaces it. */
+  record(taskId: string, version: number, queuePosition: number | null): void {
+    this.records.push([taskId, version, queuePosition]);
   }
 
   mark(): [number, number, number] {
@@ -65,7 +66,7 @@ export class DeferredWrites {
   write(sql: Sql): void {
     insertMany(sql, this.events, EVENT_INSERT, insertEvent);
     insertMany(sql, this.logs, LOG_INSERT, insertLog);
-    // Only the last snapshot of each task matters.
+    // Only the last mark of each task matters.
     const latest = this.records.length <= 1 ? this.records : [...new Map(this.records.map((r) => [r[0], r])).values()];
     insertMany(sql, latest, RECORD_UPSERT, upsertRecord);
     this.rollback([0, 0, 0]);
@@ -88,8 +89,7 @@ const EVENT_INSERT: ManyRows = {
 const LOG_INSERT: ManyRows = { rows: 50, sql: `INSERT INTO outbox (kind, task_id, payload) VALUES ${Array(50).fill("('log', ?, ?)").join(", ")}` };
 const RECORD_UPSERT: ManyRows = {
   rows: 33,
-  sql: `INSERT INTO record_outbox (task_id, version, payload) VALUES ${tuples(33, 3)}
-        ON CONFLICT (task_id) DO UPDATE SET version = excluded.version, payload = excluded.payload`,
+  sql: `INSERT INTO record_outbox (task_id, version, queue_position) VALUES ${tuples(33, 3)} ${RECORD_CONFLICT}`,
 };
 
 /** Full statements of `many.rows` rows (one prepared text, reused), then the rest one by one. */

@@ -218,6 +218,7 @@ export class Scheduler extends NamespacePart {
       sql: this.sql,
       db: this.env.DB,
       namespaceId: this.namespaceId,
+      recordRetentionMs: this.store.recordRetentionMs,
       d1Batch: (statements) => this.io.d1Batch(statements),
       // The terminal tasks a chunk flushed leave together, at the end of its transaction.
       transaction: (fn) =>

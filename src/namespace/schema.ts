@@ -264,6 +264,26 @@ const MIGRATIONS: readonly { id: number; name: string; sql: string }[] = [
       ALTER TABLE idempotency ADD COLUMN task_ids TEXT;
     `,
   },
+  {
+    id: 10,
+    name: "record outbox as the set of changed tasks, built from their rows at the flush",
+    sql: `
+      -- A task's row stays until its final record is in D1 (it is evicted only at the version a
+      -- flush wrote), so the flush builds each record from the row: the outbox keeps which tasks
+      -- changed, at which version, and the one thing of the record a row cannot give later, a
+      -- created task's queue position at its change. No task JSON is written a change, and
+      -- without a rowid the table is one B-tree.
+      CREATE TABLE record_outbox_v10 (
+        task_id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        queue_position INTEGER
+      ) WITHOUT ROWID;
+      INSERT INTO record_outbox_v10 (task_id, version, queue_position)
+        SELECT task_id, version, payload ->> '$.task.queue_position' FROM record_outbox;
+      DROP TABLE record_outbox;
+      ALTER TABLE record_outbox_v10 RENAME TO record_outbox;
+    `,
+  },
 ];
 
 /** Applies every migration not yet applied, each in its own transaction. */

@@ -12,9 +12,12 @@ import { BulkStep, createdByPriority } from "./bulk-step";
 import { insertEvent, insertLog, upsertRecord } from "./deferred-writes";
 import { FairQueue, NO_KEY } from "./fairness";
 import type { Sql } from "./sql";
-import { eventJson, recordJson, taskOf } from "./task-view";
+import { eventJson, taskOf } from "./task-view";
 import { queuePosition, waitingOf } from "./waiting";
-import { InvalidTransition, NAMESPACE_TIMER, type NewTaskRow, type TaskPatch, type TaskRow, type TimerKind, type TimerRow, truncateUtf8 } from "./task-row";
+import {
+  InvalidTransition, insertValues, NAMESPACE_TIMER, type NewTaskRow, TASK_INSERT, TASK_TRANSITION, type TaskPatch, type TaskRow, type TimerKind,
+  type TimerRow, transitionValues, truncateUtf8,
+} from "./task-row";
 
 // The row types live in ./task-row; they are exported here too, where callers have always found them.
 export { EMPTY_PROGRESS, InvalidTransition, NAMESPACE_TIMER, type TaskPatch, type TaskRow, type TimerKind, type TimerRow, truncateUtf8 } from "./task-row";
@@ -39,7 +42,8 @@ export class TaskStore {
   constructor(
     private readonly sql: Sql,
     private readonly namespaceId: () => string,
-    private readonly recordRetentionMs: number,
+    /** How long a terminal task's record stays in D1; the outbox flush dates records with it. */
+    readonly recordRetentionMs: number,
     /** Called for every event stored, in the same transaction: webhook deliveries fan out here. */
     private readonly onEvent: (eventId: string, eventType: string, at: number) => void = () => undefined,
     perKeyLimit: () => number | null = () => null,
@@ -51,7 +55,7 @@ export class TaskStore {
 
   /**
    * Runs `fn` (inside the caller's transaction) as one bulk step (BulkStep): its events, log
-   * lines and record snapshots are written at the end in a few statements, the outbox flush and
+   * lines and record marks are written at the end in a few statements, the outbox flush and
    * the task counter are written once, and the queue position of each task it inserts comes from
    * per-priority totals read once, not from a count over the backlog per task.
    */
@@ -114,19 +118,11 @@ export class TaskStore {
           );
     if (step && step.storedSeq === 0) step.storedSeq = seq;
     const logCount = this.appendLog({ ...row, log_count: 0 }, "info", `created (${row.task_type}, priority ${row.priority})`, row.created_at);
-    this.sql.run(
-      `INSERT INTO tasks (task_id, seq, task_type, status, inputs, outputs, progress, error, attempt, max_attempts,
-         priority, parent_task_id, origin, created_at, queued_at, started_at, attempt_started_at, completed_at, updated_at,
-         timeout_at, lease_expires_at, log_count, version, concurrency_key, run_at, scheduled, replay_of_task_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
-      row.task_id, seq, row.task_type, row.status, row.inputs, row.outputs, row.progress, row.error, row.attempt,
-      row.max_attempts, row.priority, row.parent_task_id, row.origin, row.created_at, row.queued_at, row.started_at,
-      row.attempt_started_at, row.completed_at, row.updated_at, row.timeout_at, row.lease_expires_at, logCount,
-      row.concurrency_key, row.run_at, scheduled, row.replay_of_task_id,
-    );
+    const inserted: TaskRow = { ...row, seq, log_count: logCount, version: 1, progress_event_at: null, checkpoint: null, continuation: 0, scheduled };
+    const [text, params] = TASK_INSERT.bind(insertValues(inserted));
+    this.sql.run(text, ...params);
     if (row.status === "created" && scheduled === 0) this.fair.enqueue(row.concurrency_key, row.priority);
     step?.inserted(seq, row.priority, row.status === "created");
-    const inserted: TaskRow = { ...row, seq, log_count: logCount, version: 1, progress_event_at: null, checkpoint: null, continuation: 0, scheduled };
     this.published(inserted, row.created_at, true);
     return inserted;
   }
@@ -140,15 +136,8 @@ export class TaskStore {
     const next: TaskRow = { ...row, ...patch, status: to, updated_at: at, version: row.version + 1 };
     const level: LogLevel = to === "failed" ? "error" : "info";
     next.log_count = this.appendLog(next, level, `${row.status} → ${to}${note ? `: ${note}` : ""}`, at);
-    this.sql.run(
-      `UPDATE tasks SET status = ?, outputs = ?, progress = ?, error = ?, attempt = ?, queued_at = ?, started_at = ?,
-         attempt_started_at = ?, completed_at = ?, updated_at = ?, timeout_at = ?, lease_expires_at = ?, log_count = ?,
-         version = ?
-       WHERE task_id = ?`,
-      next.status, next.outputs, next.progress, next.error, next.attempt, next.queued_at, next.started_at,
-      next.attempt_started_at, next.completed_at, next.updated_at, next.timeout_at, next.lease_expires_at,
-      next.log_count, next.version, next.task_id,
-    );
+    const [text, params] = TASK_TRANSITION.bind(transitionValues(next));
+    this.sql.run(text, ...params);
     this.fair.onTransition(row, to, at);
     if (row.status === "created") this.bulkStep?.leftCreated(row.priority);
     this.published(next, at, true);
@@ -174,21 +163,21 @@ export class TaskStore {
     return { ...row, lease_expires_at: leaseExpiresAt };
   }
 
-  /**
-   * Records a change clients can see: the event of a transition, and the snapshot that the
-   * outbox will mirror to D1 (replacing any older snapshot of the same task not yet flushed).
-   */
+  /** A change clients can see: a transition's event, and a mark that D1 is owed the task's record (see outbox.ts). */
   private published(row: TaskRow, at: number, transition: boolean): void {
     this.bulkStep?.rows.set(row.task_id, row);
-    // `waiting` is a live view, computed on reads; events and records carry null. The task's
-    // JSON is made once, for its event and its snapshot.
-    const task = this.toTask(row, false);
-    const taskJson = JSON.stringify(task);
-    if (transition) this.emit(task, at, undefined, taskJson);
-    const record = recordJson(row.seq, row.completed_at === null ? null : row.completed_at + this.recordRetentionMs, taskJson);
-    if (this.bulkStep) this.bulkStep.writes.record(row.task_id, row.version, record);
-    else upsertRecord(this.sql, row.task_id, row.version, record);
+    // The queue position at the change, which the row cannot give at the flush. `waiting` is a
+    // live view, computed on reads: events and records carry null.
+    const position = this.positionAtChange(row);
+    if (transition) this.emit(taskOf(row, this.namespaceId(), this.recordRetentionMs, { queue_position: position, waiting: null }), at);
+    if (this.bulkStep) this.bulkStep.writes.record(row.task_id, row.version, position);
+    else upsertRecord(this.sql, row.task_id, row.version, position);
     this.askFlush(at + FLUSH_DELAY_MS);
+  }
+
+  /** A created task's queue position now (cheap for a bulk step's newest task); null for any other. */
+  private positionAtChange(row: TaskRow): number | null {
+    return row.status !== "created" ? null : (this.bulkStep?.positionOfNewest(row) ?? queuePosition(this.sql, row));
   }
 
   /**
@@ -198,7 +187,7 @@ export class TaskStore {
   toTask(row: TaskRow, live = true, view?: { queue_position: number; waiting: Waiting | null }): Task {
     const created = row.status === "created";
     return taskOf(row, this.namespaceId(), this.recordRetentionMs, {
-      queue_position: !created ? null : (view?.queue_position ?? this.bulkStep?.positionOfNewest(row) ?? queuePosition(this.sql, row)),
+      queue_position: !created ? null : (view?.queue_position ?? this.positionAtChange(row)),
       waiting: !created || !live ? null : view ? view.waiting : waitingOf(this.sql, this.fair, row, this.now()),
     });
   }
@@ -249,8 +238,8 @@ export class TaskStore {
 
   // --- events --------------------------------------------------------------------------------
 
-  private emit(task: Task, at: number, type = `task.${task.status}`, taskJson = JSON.stringify(task)): void {
-    this.storeEvent(type, task.task_id, `{"task":${taskJson}}`, at);
+  private emit(task: Task, at: number, type = `task.${task.status}`): void {
+    this.storeEvent(type, task.task_id, `{"task":${JSON.stringify(task)}}`, at);
   }
 
   /**

@@ -95,3 +95,59 @@ export function truncateUtf8(text: string, maxBytes: number): string {
   while (cut > 0 && ((bytes[cut] ?? 0) & 0xc0) === 0x80) cut--;
   return new TextDecoder().decode(bytes.slice(0, cut)) + marker;
 }
+
+/**
+ * A statement whose null values go in its text as the literal NULL rather than as bound
+ * parameters: the object pays about a quarter of a microsecond a bound parameter (measured in
+ * workerd: a created task's insert, 26 parameters, 12.4 µs; with its 13 nulls written as NULL,
+ * 9.4 µs). The texts differ only by which values are null, a few shapes in practice, each built
+ * once here and prepared once by the runtime's statement cache. At most 31 values.
+ */
+export class NullsInline {
+  private readonly texts = new Map<number, string>();
+
+  constructor(private readonly build: (slots: string[]) => string) {}
+
+  /** The statement's text for `values`, and the values it binds: those that are not null. */
+  bind(values: SqlStorageValue[]): [text: string, params: SqlStorageValue[]] {
+    let mask = 0;
+    const params: SqlStorageValue[] = [];
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i] ?? null;
+      if (value === null) mask |= 1 << i;
+      else params.push(value);
+    }
+    let text = this.texts.get(mask);
+    if (text === undefined) {
+      text = this.build(values.map((_, i) => (mask & (1 << i) ? "NULL" : "?")));
+      this.texts.set(mask, text);
+    }
+    return [text, params];
+  }
+}
+
+const INSERT_COLUMNS = [
+  "task_id", "seq", "task_type", "status", "inputs", "outputs", "progress", "error", "attempt", "max_attempts", "priority",
+  "parent_task_id", "origin", "created_at", "queued_at", "started_at", "attempt_started_at", "completed_at", "updated_at",
+  "timeout_at", "lease_expires_at", "log_count", "concurrency_key", "run_at", "scheduled", "replay_of_task_id",
+] as const;
+
+/** A new task's row (version 1), its values in INSERT_COLUMNS order. */
+export const TASK_INSERT = new NullsInline((slots) => `INSERT INTO tasks (${INSERT_COLUMNS.join(", ")}, version) VALUES (${slots.join(", ")}, 1)`);
+
+/** The values of TASK_INSERT for `row`. */
+export const insertValues = (row: Omit<TaskRow, "version" | "progress_event_at" | "checkpoint" | "continuation">): SqlStorageValue[] =>
+  INSERT_COLUMNS.map((column) => row[column]);
+
+const TRANSITION_COLUMNS = [
+  "status", "outputs", "progress", "error", "attempt", "queued_at", "started_at", "attempt_started_at", "completed_at",
+  "updated_at", "timeout_at", "lease_expires_at", "log_count", "version",
+] as const;
+
+/** A transition's update of a row: its values in TRANSITION_COLUMNS order, then the task id. */
+export const TASK_TRANSITION = new NullsInline(
+  (slots) => `UPDATE tasks SET ${TRANSITION_COLUMNS.map((column, i) => `${column} = ${slots[i]}`).join(", ")} WHERE task_id = ${slots[TRANSITION_COLUMNS.length]}`,
+);
+
+/** The values of TASK_TRANSITION for the row a transition leaves. */
+export const transitionValues = (row: TaskRow): SqlStorageValue[] => [...TRANSITION_COLUMNS.map((column) => row[column]), row.task_id];

@@ -43,23 +43,8 @@ export function taskOf(
 
 /**
  * An event's body, `JSON.stringify({ ...head, data })` to the byte, with `data` given as an object
- * or as its JSON text (a task's event reuses the JSON made for its snapshot).
+ * or as its JSON text (a task's event wraps the task's JSON text, made once).
  */
 export function eventJson(head: { id: string; type: string; created_at: string | null; namespace_id: string }, data: Record<string, unknown> | string): string {
   return typeof data === "string" ? `${JSON.stringify(head).slice(0, -1)},"data":${data}}` : JSON.stringify({ ...head, data });
-}
-
-/** A record snapshot for D1 (a MirroredRecord), `JSON.stringify({ seq, expires_at, task })` to the byte, from the task's JSON text. */
-export function recordJson(seq: number, expiresAt: number | null, taskJson: string): string {
-  return `{"seq":${JSON.stringify(seq)},"expires_at":${JSON.stringify(expiresAt)},"task":${taskJson}}`;
-}
-
-/**
- * The task's JSON text inside a payload recordJson made (`seq` and `expires_at` are numbers or
- * null, so the first `,"task":` is its key), for the flush not to make it again; undefined for
- * any other text.
- */
-export function taskJsonOf(payload: string): string | undefined {
-  const at = payload.indexOf(',"task":');
-  return payload.startsWith('{"seq":') && at > 0 && payload.endsWith("}") ? payload.slice(at + 8, -1) : undefined;
 }
