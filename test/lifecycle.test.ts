@@ -45,7 +45,8 @@ describe("task lifecycle with a built-in handler", () => {
       error: null,
       expires_at: null,
     });
-    expect(created.task_id).toMatch(/^tsk_[a-z0-9]{20}$/);
+    // 9 characters of creation time (ms, base 36), then 20 random ones (SPEC: at least 96 random bits).
+    expect(created.task_id).toMatch(/^tsk_[a-z0-9]{9}[a-z0-9]{20}$/);
     expect(["queued", "processing", "completed"]).toContain(created.status);
     expect(created.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 

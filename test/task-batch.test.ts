@@ -205,4 +205,18 @@ describe("POST /v1/tasks/batch", () => {
     expect(rows.map((r) => r.seq)).toEqual(ids.map((_, i) => first + i));
     expect(await query(t, "SELECT CAST(value AS INTEGER) AS n FROM meta WHERE key = 'task_seq'")).toEqual([{ n: first + 6 }]);
   });
+
+  it("gives tasks made later ids that sort later, so indexes on task ids grow at their end", async () => {
+    const t = await tenant();
+    await pulled(t, "bt_ordered");
+    const first = await batch(t, Array.from({ length: 20 }, () => ({ task_type: "bt_ordered" })));
+    // A later millisecond: Workers' clock moves on across I/O.
+    await scheduler.wait(5);
+    const second = await batch(t, Array.from({ length: 20 }, () => ({ task_type: "bt_ordered" })));
+    const single = await createTask(t, { task_type: "bt_ordered" });
+    const latestFirst = first.body.tasks.map((task) => task.task_id).sort().at(-1) ?? "";
+    const earliestSecond = second.body.tasks.map((task) => task.task_id).sort()[0] ?? "";
+    expect(latestFirst < earliestSecond).toBe(true);
+    expect(second.body.tasks.every((task) => task.task_id < single.task_id)).toBe(true);
+  });
 });

@@ -1,6 +1,6 @@
 import { type ErrorInfo, fail, ok, type Result } from "../errors";
 import { builtinInputsSchema, hasBuiltinHandler } from "../tasks/builtin-types";
-import { newId } from "../ids";
+import { newOrderedId } from "../ids";
 import type { NumberedLogLine, LogPayload } from "../db/types";
 import { type CreateTaskInput, isTerminal, type Settings, type Stats, type Task } from "../tasks/model";
 import { iso } from "../time";
@@ -144,7 +144,9 @@ export class TaskOps extends NamespacePart {
 
   /** Stores one task (in the caller's transaction); the caller admits after. */
   insertTask(input: CreateTaskInput & { replay_of_task_id?: string }, origin: string, now: number): string {
-    const taskId = newId("tsk");
+    // Time-ordered: each index keyed by task id (the row's own, the record marks', events by
+    // task, D1's records) grows at its end instead of touching a random page with every insert.
+    const taskId = newOrderedId("tsk", now);
     this.unfinished.added(1);
     this.store.insert({
       task_id: taskId,
