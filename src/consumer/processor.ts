@@ -1,7 +1,6 @@
 import type { ClaimResult, Report } from "../namespace/contract";
 import { type NamespaceStub, reporter } from "../namespace/stub";
 import { signedHeaders } from "../webhooks/signing";
-import { withTimeout } from "../webhooks/timeout";
 import { allowPrivateUrls, checkOutboundUrl } from "../webhooks/urls";
 import type { ReportBatcher } from "./batcher";
 import { config } from "../config";
@@ -12,24 +11,35 @@ export const DISPATCH_TIMEOUT_MS = 15_000;
 
 /** A processor's answer up to this long is read to its end; a longer one is cancelled there. */
 const READ_ANSWER_BYTES = 16 * 1024;
-/** How long the body of an answer may keep coming after its status; then it is cancelled. */
-const READ_ANSWER_MS = 1000;
 
 /**
- * Lets go of the body of a processor's answer, which says nothing: only its status counts, and
- * the dispatch does not wait for it (a body that stalls after its headers holds nothing up). A
- * short one is read to its end in the background, which leaves the connection free for the next
- * dispatch: cancelling it closes the connection, and opening one a dispatch showed in the CPU
- * profile (issue 11). A body past READ_ANSWER_BYTES, or still coming after READ_ANSWER_MS, is
- * cancelled; one whose invocation ends first goes with it, as a cancelled one would.
+ * POSTs a dispatch and answers with the processor's status once it comes, within `timeoutMs`.
+ * The body says nothing and the dispatch does not wait for it, so one that stalls after its
+ * headers holds nothing up; it is read to its end in the background, which leaves the
+ * connection free for the next dispatch (cancelling it closes the connection, and a connect a
+ * dispatch showed in the CPU profile, issue 11). One timer bounds both: at `timeoutMs` it aborts
+ * the request or cancels the body still coming (a timer is not free either: one more a dispatch
+ * showed too). A body past READ_ANSWER_BYTES is cancelled there; one whose invocation ends first
+ * goes with it, as a cancelled one would.
  */
-function discardAnswer(res: Response): void {
-  const reader = res.body?.getReader();
-  if (!reader) return;
-  const cancel = () => reader.cancel().catch(() => undefined);
-  const timer = setTimeout(cancel, READ_ANSWER_MS);
+async function post(url: URL, init: RequestInit, timeoutMs: number): Promise<number> {
+  const controller = new AbortController();
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  const cancel = () => reader?.cancel().catch(() => undefined);
+  const timer = setTimeout(() => {
+    controller.abort(new DOMException(`no answer within ${timeoutMs / 1000} s`, "TimeoutError"));
+    void cancel();
+  }, timeoutMs);
+  let res: Response;
+  try {
+    res = await fetch(url, { ...init, signal: controller.signal });
+    reader = res.body?.getReader();
+  } catch (err) {
+    clearTimeout(timer);
+    throw err;
+  }
   const read = async (): Promise<void> => {
-    for (let bytes = 0; bytes <= READ_ANSWER_BYTES; ) {
+    for (let bytes = 0; reader && bytes <= READ_ANSWER_BYTES; ) {
       const chunk = await reader.read();
       if (chunk.done) return;
       bytes += chunk.value.byteLength;
@@ -37,9 +47,10 @@ function discardAnswer(res: Response): void {
     await cancel();
   };
   // The status has come: a body that fails is not worth failing the dispatch for.
-  read()
+  void read()
     .catch(() => undefined)
     .finally(() => clearTimeout(timer));
+  return res.status;
 }
 
 /**
@@ -72,12 +83,8 @@ export async function dispatchToProcessor(stubFor: () => NamespaceStub, claim: C
   let outcome: Report | null;
   try {
     const headers = { "content-type": "application/json", "user-agent": "edge-tasks", ...(await signedHeaders([processor.secret], messageId, body)) };
-    const response = await withTimeout(DISPATCH_TIMEOUT_MS, async (signal) => {
-      const res = await fetch(verdict.url, { method: "POST", headers, body, redirect: "manual", signal });
-      discardAnswer(res);
-      return res;
-    });
-    outcome = response.ok ? null : fail("dispatch_failed", `processor answered ${response.status}`, true);
+    const status = await post(verdict.url, { method: "POST", headers, body, redirect: "manual" }, DISPATCH_TIMEOUT_MS);
+    outcome = status >= 200 && status < 300 ? null : fail("dispatch_failed", `processor answered ${status}`, true);
   } catch (err) {
     const reason = err instanceof Error && err.name === "TimeoutError" ? `no answer within ${DISPATCH_TIMEOUT_MS / 1000} s` : String(err);
     outcome = fail("dispatch_failed", `processor unreachable: ${reason}`, true);
