@@ -7,9 +7,12 @@ import type { TaskMessage } from "./messages";
 import { flushOutbox } from "./outbox";
 import { yieldTurn } from "./turn";
 import type { StreamGate } from "./stream-gate";
-import { NAMESPACE_TIMER, type TimerRow } from "./task-row";
+import { NAMESPACE_TIMER, type TaskRow, type TimerRow } from "./task-row";
 
 const SEND_BATCH = 100;
+
+/** What a send timer's message needs of its task. */
+type SendRow = Pick<TaskRow, "task_id" | "task_type" | "status" | "attempt" | "continuation">;
 /** Timers one alarm turn takes at most; more due brings the alarm back at once. */
 const ALARM_BATCH = 1000;
 /** Lease, timeout and progress timers handled between two turns of the event loop. */
@@ -153,8 +156,17 @@ export class Scheduler extends NamespacePart {
    */
   private async sendMessages(timers: TimerRow[]): Promise<void> {
     const pending: { timer: TimerRow; body: TaskMessage }[] = [];
+    // One read of what a message needs, for every timer: not each task's whole row.
+    const rows = new Map(
+      this.sql
+        .all<SendRow>(
+          "SELECT task_id, task_type, status, attempt, continuation FROM tasks WHERE task_id IN (SELECT value FROM json_each(?))",
+          JSON.stringify(timers.map((t) => t.task_id)),
+        )
+        .map((r) => [r.task_id, r]),
+    );
     for (const timer of timers) {
-      const row = this.store.get(timer.task_id);
+      const row = rows.get(timer.task_id);
       if (row?.status === "queued" && this.core.processors.processorRow(row.task_type)?.mode === "pull") {
         // Pulled tasks never go to the queue: due now (admitted, or a retry's delay over), a lease takes it.
         this.store.clearTimer(timer.task_id, "send");
