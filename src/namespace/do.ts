@@ -4,7 +4,8 @@ import type { NumberedLogLine } from "../db/types";
 import { fail, ok, type Result } from "../errors";
 import type { CreateTaskInput, Settings, Stats, Task } from "../tasks/model";
 import { AttemptBatches } from "./attempt-batches";
-import { Attempts, sha256 } from "./attempts";
+import { sha256Hex } from "../ids";
+import { Attempts } from "./attempts";
 import type { Clock } from "./clock";
 import type {
   BatchReportResult,
@@ -185,9 +186,10 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
   }
 
   /** Applies a report of one attempt, authenticated by that attempt's token (see Attempts.report). */
-  report(taskId: string, token: string, report: Report): Promise<Result<ReportAck>> {
+  async report(taskId: string, token: string, report: Report): Promise<Result<ReportAck>> {
+    // crypto.subtle, native: node:crypto's createHash builds a stream object a call (issue 11).
+    const tokenHash = await sha256Hex(token);
     const now = this.clock.now();
-    const tokenHash = sha256(token);
     return this.changed(() => this.attempts.report(taskId, tokenHash, report, now));
   }
 
