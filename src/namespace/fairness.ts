@@ -125,6 +125,8 @@ export class FairQueue {
         }
         admitted += run.admitted;
       }
+      // The only group took every task it had: none is left to ask for (admitting never unblocks one).
+      if (after === undefined && rows.length >= turn.waiting) break;
     }
     return admitted;
   }
