@@ -60,6 +60,9 @@ async function discardAnswer(reader: ReadableStreamDefaultReader<Uint8Array> | u
 
 const ignore = (): void => undefined;
 
+/** A failed attempt's report (a module function: the bundle names a closure each time it is made). */
+const fail = (code: string, message: string, retryable: boolean): Report => ({ kind: "fail", error: { code, message }, retryable });
+
 /**
  * Hands a claimed attempt to the namespace's processor with a signed POST. A 2xx within 15 s
  * accepts it and the processor reports back through the callbacks; anything else fails the
@@ -70,7 +73,6 @@ export async function dispatchToProcessor(stubFor: () => NamespaceStub, claim: C
   if (!processor) throw new Error("dispatchToProcessor needs a processor");
   const task = claim.task;
   const send = batcher ? batcher.sender(task.task_id, claim.token) : reporter(stubFor, task.task_id, claim.token);
-  const fail = (code: string, message: string, retryable: boolean): Report => ({ kind: "fail", error: { code, message }, retryable });
   const verdict = checkOutboundUrl(processor.url, allowPrivateUrls(env));
   if (!verdict.ok) {
     await send(fail("processor_url_refused", `processor url ${verdict.reason}`, false));
