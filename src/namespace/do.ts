@@ -5,6 +5,7 @@ import { fail, ok, type Result } from "../errors";
 import type { CreateTaskInput, Settings, Stats, Task } from "../tasks/model";
 import { AttemptBatches } from "./attempt-batches";
 import { sha256Hex } from "../ids";
+import { attemptWithTask } from "./attempt-rows";
 import { Attempts } from "./attempts";
 import type { Clock } from "./clock";
 import type {
@@ -191,8 +192,11 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
     const tokenHash = await sha256Hex(token);
     const now = this.clock.now();
     // A bulk step of one, as each report of reportMany is: the outbox flush is asked for once,
-    // not after each of its events, log lines and snapshots (a statement each, issue 11).
-    return this.changed(() => this.core.store.bulk(() => this.attempts.report(taskId, tokenHash, report, now)));
+    // not after each of its events, log lines and snapshots (a statement each, issue 11). The
+    // token's attempt and its task are read together, in that step, as reportBatch reads them.
+    return this.changed(() =>
+      this.core.store.bulk(() => this.attempts.report(taskId, tokenHash, report, now, attemptWithTask(this.core.sql, tokenHash) ?? { attempt: null })),
+    );
   }
 
   /** Asked by the Worker about a token of the unsigned format that tokens had before signed ones. */
