@@ -187,15 +187,18 @@ export class Scheduler extends NamespacePart {
         const watchdogAt = this.clock.now() + this.watchdogMs;
         // Guarded by due_at: a claim or retry that came while the send was out has its say.
         this.ctx.storage.transactionSync(() => {
+          const watched = chunk.filter(({ body }) => body.slice === undefined).map(({ timer }) => [timer.task_id, timer.due_at]);
+          if (watched.length > 0) {
+            // One statement for the chunk, each timer found by its key (it was one a task, issue 11).
+            this.sql.run(
+              `UPDATE timers SET due_at = ?, tries = 0
+                 FROM (SELECT value ->> 0 AS task_id, value ->> 1 AS due_at FROM json_each(?)) AS sent
+                WHERE timers.task_id = sent.task_id AND timers.kind = 'send' AND timers.due_at = sent.due_at`,
+              watchdogAt, JSON.stringify(watched),
+            );
+          }
           for (const { timer, body } of chunk) {
-            if (body.slice === undefined) {
-              this.sql.run(
-                "UPDATE timers SET due_at = ?, tries = 0 WHERE task_id = ? AND kind = 'send' AND due_at = ?",
-                watchdogAt, timer.task_id, timer.due_at,
-              );
-            } else {
-              this.sql.run("DELETE FROM timers WHERE task_id = ? AND kind = 'send' AND due_at = ?", timer.task_id, timer.due_at);
-            }
+            if (body.slice !== undefined) this.sql.run("DELETE FROM timers WHERE task_id = ? AND kind = 'send' AND due_at = ?", timer.task_id, timer.due_at);
           }
         });
       } catch (err) {
