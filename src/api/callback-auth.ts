@@ -1,9 +1,10 @@
+import type { Buffer } from "node:buffer";
 import type { Context } from "hono";
 import { namespaceStub } from "../namespace/stub";
 import { namespaceExists } from "../db/namespaces";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../ids";
-import { callbackVerifyKey, type CallbackTokenShape, parseCallbackToken, verifyCallbackToken } from "../tasks/callback-token";
+import { callbackKeyBytes, type CallbackTokenShape, parseCallbackToken, verifyCallbackToken } from "../tasks/callback-token";
 import { ADDRESS_PERIOD_SECONDS, addressLimited, bearerToken, type CredentialCheck, limitUnknownCredentials } from "./auth";
 import type { AppEnv } from "./env";
 import { spendRequestToken } from "./rate-limit";
@@ -17,7 +18,7 @@ export const requireCallbackToken: CredentialCheck = async (c) => {
 };
 
 /** Callback keys of the namespaces this isolate has checked tokens of; keys never change. */
-const callbackKeys = new Map<string, CryptoKey>();
+const callbackKeys = new Map<string, Buffer>();
 /** Unsigned tokens (by hash) the namespace's object has vouched for, until when. */
 const verifiedUnsigned = new Map<string, number>();
 /** Addresses refused for guessing callback tokens, until when. */
@@ -47,7 +48,7 @@ async function callbackNamespace(c: Context<AppEnv>): Promise<string> {
   const now = Date.now();
   if (address && (guessingAddresses.get(address) ?? 0) > now) throw addressLimited();
   const namespaceId = shape.namespaceId;
-  const valid = shape.signed ? await verifyCallbackToken(await keyOf(c, namespaceId), shape, taskId) : await vouchedFor(c, shape, token, taskId, now);
+  const valid = shape.signed ? verifyCallbackToken(await keyOf(c, namespaceId), shape, taskId) : await vouchedFor(c, shape, token, taskId, now);
   if (!valid) {
     if (address && !(await c.env.AUTH_LIMITER.limit({ key: address })).success) {
       remember(guessingAddresses, address, now + ADDRESS_PERIOD_SECONDS * 1000);
@@ -59,11 +60,11 @@ async function callbackNamespace(c: Context<AppEnv>): Promise<string> {
 }
 
 /** The callback key of a namespace that exists, from this isolate's cache or, once, from its object. */
-async function keyOf(c: Context<AppEnv>, namespaceId: string): Promise<CryptoKey> {
+async function keyOf(c: Context<AppEnv>, namespaceId: string): Promise<Buffer> {
   const held = callbackKeys.get(namespaceId);
   if (held) return held;
   await knownNamespace(c, namespaceId);
-  const key = await callbackVerifyKey(await namespaceStub(c.env, namespaceId).callbackKey());
+  const key = callbackKeyBytes(await namespaceStub(c.env, namespaceId).callbackKey());
   remember(callbackKeys, namespaceId, key);
   return key;
 }
