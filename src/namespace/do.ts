@@ -4,9 +4,8 @@ import type { NumberedLogLine } from "../db/types";
 import { fail, ok, type Result } from "../errors";
 import type { CreateTaskInput, Settings, Stats, Task } from "../tasks/model";
 import { AttemptBatches } from "./attempt-batches";
-import { sha256Hex } from "../ids";
 import { attemptWithTask } from "./attempt-rows";
-import { Attempts } from "./attempts";
+import { Attempts, sha256 } from "./attempts";
 import type { Clock } from "./clock";
 import type {
   BatchReportResult,
@@ -187,10 +186,9 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
   }
 
   /** Applies a report of one attempt, authenticated by that attempt's token (see Attempts.report). */
-  async report(taskId: string, token: string, report: Report): Promise<Result<ReportAck>> {
-    // crypto.subtle, native: node:crypto's createHash builds a stream object a call (issue 11).
-    const tokenHash = await sha256Hex(token);
+  report(taskId: string, token: string, report: Report): Promise<Result<ReportAck>> {
     const now = this.clock.now();
+    const tokenHash = sha256(token);
     // A bulk step of one, as each report of reportMany is: the outbox flush is asked for once,
     // not after each of its events, log lines and snapshots (a statement each, issue 11). The
     // token's attempt and its task are read together, in that step, as reportBatch reads them.
