@@ -4,6 +4,7 @@ import type { NumberedLogLine } from "../db/types";
 import { fail, ok, type Result } from "../errors";
 import type { CreateTaskInput, Settings, Stats, Task } from "../tasks/model";
 import { AttemptBatches } from "./attempt-batches";
+import { attemptWithTask } from "./attempt-rows";
 import { Attempts, sha256 } from "./attempts";
 import type { Clock } from "./clock";
 import type {
@@ -188,7 +189,12 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
   report(taskId: string, token: string, report: Report): Promise<Result<ReportAck>> {
     const now = this.clock.now();
     const tokenHash = sha256(token);
-    return this.changed(() => this.attempts.report(taskId, tokenHash, report, now));
+    // A bulk step of one, as each report of reportMany is: the outbox flush is asked for once,
+    // not after each of its events, log lines and snapshots (a statement each, issue 11). The
+    // token's attempt and its task are read together, in that step, as reportBatch reads them.
+    return this.changed(() =>
+      this.core.store.bulk(() => this.attempts.report(taskId, tokenHash, report, now, attemptWithTask(this.core.sql, tokenHash) ?? { attempt: null })),
+    );
   }
 
   /** Asked by the Worker about a token of the unsigned format that tokens had before signed ones. */

@@ -125,11 +125,15 @@ export class FairQueue {
         const run = this.run;
         this.run = null;
         if (run.admitted > 0) {
-          this.dequeue(run.key, run.priority, true, run.admitted);
+          // A group that gave every task it had leaves in one statement (dequeue would count it down first).
+          if (run.admitted >= turn.waiting) this.drop(turn);
+          else this.dequeue(run.key, run.priority, true, run.admitted);
           this.slots(run.key, run.admitted);
         }
         admitted += run.admitted;
       }
+      // The only group took every task it had: none is left to ask for (admitting never unblocks one).
+      if (after === undefined && rows.length >= turn.waiting) break;
     }
     return admitted;
   }
@@ -187,7 +191,7 @@ export class FairQueue {
     else if (left && served) this.sql.run("UPDATE fair_queue SET turn = ? WHERE key = ? AND priority = ?", this.nextTurn(), key, priority);
   }
 
-  /** Removes a group outright (a guard against a count gone wrong). */
+  /** Removes a group outright: one that gave every task it had, or one whose count went wrong (a guard). */
   drop(turn: Turn): void {
     this.changes++;
     this.sql.run("DELETE FROM fair_queue WHERE key = ? AND priority = ?", turn.key, turn.priority);

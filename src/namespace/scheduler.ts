@@ -7,9 +7,12 @@ import type { TaskMessage } from "./messages";
 import { flushOutbox } from "./outbox";
 import { yieldTurn } from "./turn";
 import type { StreamGate } from "./stream-gate";
-import { NAMESPACE_TIMER, type TimerRow } from "./task-row";
+import { NAMESPACE_TIMER, type TaskRow, type TimerRow } from "./task-row";
 
 const SEND_BATCH = 100;
+
+/** What a send timer's message needs of its task. */
+type SendRow = Pick<TaskRow, "task_id" | "task_type" | "status" | "attempt" | "continuation">;
 /** Timers one alarm turn takes at most; more due brings the alarm back at once. */
 const ALARM_BATCH = 1000;
 /** Lease, timeout and progress timers handled between two turns of the event loop. */
@@ -93,6 +96,9 @@ export class Scheduler extends NamespacePart {
    * true when more are due than one alarm takes.
    */
   private async releaseScheduled(now: number): Promise<boolean> {
+    // Most alarms have none to release: one read, no transaction.
+    const due = this.sql.one("SELECT 1 AS due FROM tasks INDEXED BY tasks_scheduled WHERE status = 'created' AND scheduled = 1 AND run_at <= ? LIMIT 1", now);
+    if (due === null) return false;
     for (let released = 0; released < ALARM_BATCH; released += RELEASE_CHUNK) {
       const count = this.ctx.storage.transactionSync(() => {
         const n = this.store.fair.releaseScheduled(now, RELEASE_CHUNK);
@@ -153,8 +159,17 @@ export class Scheduler extends NamespacePart {
    */
   private async sendMessages(timers: TimerRow[]): Promise<void> {
     const pending: { timer: TimerRow; body: TaskMessage }[] = [];
+    // One read of what a message needs, for every timer: not each task's whole row.
+    const rows = new Map(
+      this.sql
+        .all<SendRow>(
+          "SELECT task_id, task_type, status, attempt, continuation FROM tasks WHERE task_id IN (SELECT value FROM json_each(?))",
+          JSON.stringify(timers.map((t) => t.task_id)),
+        )
+        .map((r) => [r.task_id, r]),
+    );
     for (const timer of timers) {
-      const row = this.store.get(timer.task_id);
+      const row = rows.get(timer.task_id);
       if (row?.status === "queued" && this.core.processors.processorRow(row.task_type)?.mode === "pull") {
         // Pulled tasks never go to the queue: due now (admitted, or a retry's delay over), a lease takes it.
         this.store.clearTimer(timer.task_id, "send");
@@ -172,15 +187,18 @@ export class Scheduler extends NamespacePart {
         const watchdogAt = this.clock.now() + this.watchdogMs;
         // Guarded by due_at: a claim or retry that came while the send was out has its say.
         this.ctx.storage.transactionSync(() => {
+          const watched = chunk.filter(({ body }) => body.slice === undefined).map(({ timer }) => [timer.task_id, timer.due_at]);
+          if (watched.length > 0) {
+            // One statement for the chunk, each timer found by its key (it was one a task, issue 11).
+            this.sql.run(
+              `UPDATE timers SET due_at = ?, tries = 0
+                 FROM (SELECT value ->> 0 AS task_id, value ->> 1 AS due_at FROM json_each(?)) AS sent
+                WHERE timers.task_id = sent.task_id AND timers.kind = 'send' AND timers.due_at = sent.due_at`,
+              watchdogAt, JSON.stringify(watched),
+            );
+          }
           for (const { timer, body } of chunk) {
-            if (body.slice === undefined) {
-              this.sql.run(
-                "UPDATE timers SET due_at = ?, tries = 0 WHERE task_id = ? AND kind = 'send' AND due_at = ?",
-                watchdogAt, timer.task_id, timer.due_at,
-              );
-            } else {
-              this.sql.run("DELETE FROM timers WHERE task_id = ? AND kind = 'send' AND due_at = ?", timer.task_id, timer.due_at);
-            }
+            if (body.slice !== undefined) this.sql.run("DELETE FROM timers WHERE task_id = ? AND kind = 'send' AND due_at = ?", timer.task_id, timer.due_at);
           }
         });
       } catch (err) {

@@ -1,0 +1,72 @@
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it } from "vitest";
+import { dispatchToProcessor } from "../src/consumer/processor";
+import { registerHandler } from "../src/handlers/registry";
+import { fail } from "../src/errors";
+import type { ClaimedAttempt, Report } from "../src/namespace/contract";
+import type { NamespaceStub } from "../src/namespace/stub";
+import { fakeProcessor, PROCESSOR_URL } from "./fake-processor";
+import { createTask, eventually, ORIGIN, tenant } from "./helpers";
+
+registerHandler({ type: "answer_probe", run: async () => ({}) });
+
+let processor: ReturnType<typeof fakeProcessor> | null = null;
+afterEach(() => processor?.restore());
+
+/** An answer body that records how far it was read and whether it was cancelled; `stall` never ends it. */
+function watchedBody(stall: boolean) {
+  const seen = { pulls: 0, ended: false, cancelled: false };
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      seen.pulls++;
+      if (stall) return new Promise<void>(() => undefined);
+      if (seen.pulls === 1) controller.enqueue(new TextEncoder().encode("accepted"));
+      else {
+        seen.ended = true;
+        controller.close();
+      }
+    },
+    cancel() {
+      seen.cancelled = true;
+    },
+  });
+  return { seen, body };
+}
+
+/** Dispatches an attempt of a task straight to the fake processor, as the consumer does after a claim. */
+async function dispatch() {
+  const t = await tenant();
+  const task = await createTask(t, { task_type: "answer_probe" });
+  const claim: ClaimedAttempt = {
+    claimed: true,
+    task,
+    token: "tok",
+    lease_expires_at: new Date().toISOString(),
+    timeout_at: new Date().toISOString(),
+    processor: { url: PROCESSOR_URL, secret: "whsec_c2VjcmV0" },
+    origin: ORIGIN,
+    checkpoint: null,
+  };
+  // An accepted dispatch reports nothing; a refused one would report its failure here.
+  const reports: Report[] = [];
+  const stub = { report: async (_taskId: string, _token: string, report: Report) => (reports.push(report), fail("conflict", "recorded only")) };
+  await dispatchToProcessor(() => stub as unknown as NamespaceStub, claim, env);
+  return reports;
+}
+
+describe("a processor's answer", () => {
+  it("is read to its end, not cancelled, so its connection can carry the next dispatch", async () => {
+    const { seen, body } = watchedBody(false);
+    processor = fakeProcessor(() => new Response(body, { status: 202 }));
+    expect(await dispatch()).toEqual([]);
+    await eventually(async () => (seen.ended ? true : undefined), 5_000, "the answer read to its end");
+    expect(seen.cancelled).toBe(false);
+  });
+
+  it("accepts the attempt by its status while its body has not come: a stalled body holds nothing up", async () => {
+    const { seen, body } = watchedBody(true);
+    processor = fakeProcessor(() => new Response(body, { status: 202 }));
+    expect(await dispatch()).toEqual([]);
+    expect(seen.ended).toBe(false);
+  });
+});

@@ -1,0 +1,63 @@
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { NamespaceDO } from "../src/namespace/do";
+import type { Sql } from "../src/namespace/sql";
+import { namespaceStub } from "../src/namespace/stub";
+import { captureSends } from "./counting";
+import { PROCESSOR_URL } from "./fake-processor";
+import { call, createTask, stub, tenant, type Tenant } from "./helpers";
+
+/**
+ * Counts, not times: the SQLite statements the namespace's object runs for one task of a push
+ * processor, created alone and completed by its callback (issue 11: the object's CPU a task is
+ * mostly its statements). Printed for the report, and bounded so that a change that adds
+ * statements to these paths is seen.
+ */
+
+/** From now on, counts the statements the object runs; its alarm stays off, so only the calls made count. */
+async function countStatements(t: Tenant): Promise<() => number> {
+  const counted = { n: 0 };
+  await runDurableObjectAlarm(stub(t));
+  await runInDurableObject(stub(t), (instance: NamespaceDO, state) => {
+    state.storage.setAlarm = async () => undefined;
+    const sql = (instance as unknown as { core: { sql: Sql } }).core.sql;
+    const all = sql.all.bind(sql);
+    const run = sql.run.bind(sql);
+    sql.all = (...args) => (counted.n++, all(...args));
+    sql.run = (...args) => (counted.n++, run(...args));
+  });
+  return () => {
+    const n = counted.n;
+    counted.n = 0;
+    return n;
+  };
+}
+
+describe("statements a push task costs the object", () => {
+  it("a create admitted at once, then its completion", async () => {
+    const t = await tenant({ max_concurrent_tasks: 10 });
+    await captureSends(t);
+    expect((await call("/v1/processors/counted_push", { token: t.key, method: "PUT", body: { url: PROCESSOR_URL } })).status).toBe(201);
+    // The first create reads what the object keeps cached after (the processor, the unfinished count).
+    await createTask(t, { task_type: "counted_push" });
+    const take = await countStatements(t);
+
+    const task = await createTask(t, { task_type: "counted_push" });
+    const create = take();
+    expect(task.status).toBe("queued");
+
+    const object = namespaceStub(env, t.namespaceId);
+    const [claim] = await object.claimMany([{ task_id: task.task_id, attempt: 1 }]);
+    if (!claim?.claimed) throw new Error(`not claimed: ${JSON.stringify(claim)}`);
+    take();
+    const done = await object.report(task.task_id, claim.token, { kind: "complete", outputs: {} });
+    const report = take();
+    expect(done.ok && done.value.status).toBe("completed");
+
+    // 23 and 13 before issue 11's session of 2026-12-02 (a second fair-queue read, a count-down, a nextDue, per-row flush asks).
+    console.log(`[statement counts] create ${create}, completion ${report}`);
+    expect(create).toBeLessThanOrEqual(21);
+    expect(report).toBeLessThanOrEqual(10);
+  });
+});
