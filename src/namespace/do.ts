@@ -4,7 +4,7 @@ import type { NumberedLogLine } from "../db/types";
 import { fail, ok, type Result } from "../errors";
 import type { CreateTaskInput, Settings, Stats, Task } from "../tasks/model";
 import { AttemptBatches } from "./attempt-batches";
-import { attemptWithTask } from "./attempt-rows";
+import { attemptsWithTasks } from "./attempt-rows";
 import { Attempts, sha256 } from "./attempts";
 import type { Clock } from "./clock";
 import type {
@@ -193,7 +193,7 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
     // not after each of its events, log lines and snapshots (a statement each, issue 11). The
     // token's attempt and its task are read together, in that step, as reportBatch reads them.
     return this.changed(() =>
-      this.core.store.bulk(() => this.attempts.report(taskId, tokenHash, report, now, attemptWithTask(this.core.sql, tokenHash) ?? { attempt: null })),
+      this.core.store.bulk(() => this.attempts.report(taskId, tokenHash, report, now, attemptsWithTasks(this.core.sql, [tokenHash]).get(tokenHash) ?? { attempt: null })),
     );
   }
 
