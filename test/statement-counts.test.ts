@@ -60,4 +60,30 @@ describe("statements a push task costs the object", () => {
     expect(create).toBeLessThanOrEqual(21);
     expect(report).toBeLessThanOrEqual(10);
   });
+
+  it("a completion that carries its handler's last log lines writes its task's row once", async () => {
+    const t = await tenant({ max_concurrent_tasks: 10 });
+    await captureSends(t);
+    expect((await call("/v1/processors/counted_lines", { token: t.key, method: "PUT", body: { url: PROCESSOR_URL } })).status).toBe(201);
+    await createTask(t, { task_type: "counted_lines" });
+    const task = await createTask(t, { task_type: "counted_lines" });
+    const object = namespaceStub(env, t.namespaceId);
+    const [claim] = await object.claimMany([{ task_id: task.task_id, attempt: 1 }]);
+    if (!claim?.claimed) throw new Error(`not claimed: ${JSON.stringify(claim)}`);
+    const updates: string[] = [];
+    await runInDurableObject(stub(t), (instance: NamespaceDO) => {
+      const sql = (instance as unknown as { core: { sql: Sql } }).core.sql;
+      const run = sql.run.bind(sql);
+      sql.run = (query, ...params) => (/^\s*UPDATE tasks\b/.test(query) && updates.push(query), run(query, ...params));
+    });
+    const lines = [{ message: "read 3 files" }, { level: "warn" as const, message: "one was empty" }];
+    const done = await object.report(task.task_id, claim.token, { kind: "complete", outputs: {}, lines });
+    expect(done.ok && done.value.status).toBe("completed");
+    expect(updates).toHaveLength(1);
+    // The lines, then the transition's own line: each under a number of its own (a line stored
+    // under a number already taken would replace the earlier one in D1).
+    const logs = await call<{ results: { level: string; message: string }[] }>(`/v1/tasks/${task.task_id}/logs`, { token: t.key });
+    expect(logs.body.results.slice(-3).map((l) => l.message.slice(0, 13))).toEqual(["read 3 files", "one was empty", "processing → "]);
+    expect(logs.body.results.map((l) => l.message)).toEqual([...new Set(logs.body.results.map((l) => l.message))]);
+  });
 });

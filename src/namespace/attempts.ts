@@ -206,7 +206,8 @@ export class Attempts {
       }
       case "complete": {
         const lines = report.lines ?? [];
-        const logged = lines.length === 0 ? row : this.store.log(row, lines.map((l) => ({ level: l.level ?? "info", message: l.message })), now);
+        // finish's transition stores the new line count with the completion.
+        const logged = this.store.logBefore(row, lines.map((l) => ({ level: l.level ?? "info", message: l.message })), now);
         return this.finish(logged, "completed", { outputs: JSON.stringify(report.outputs), error: null }, now);
       }
       case "fail":

@@ -209,10 +209,20 @@ export class TaskStore {
 
   /** Adds log lines outside a transition and returns the task with its new line count. */
   log(row: TaskRow, lines: { level: LogLevel; message: string }[], at: number): TaskRow {
+    const logged = this.logBefore(row, lines, at);
+    if (logged.log_count !== row.log_count) this.sql.run("UPDATE tasks SET log_count = ? WHERE task_id = ?", logged.log_count, row.task_id);
+    this.bulkStep?.rows.delete(row.task_id);
+    return logged;
+  }
+
+  /**
+   * Adds log lines that a transition of the returned row follows at once: the transition stores
+   * the line count with the rest of its change (a completion that carries its handler's last
+   * lines writes its row once, not twice).
+   */
+  logBefore(row: TaskRow, lines: { level: LogLevel; message: string }[], at: number): TaskRow {
     let logCount = row.log_count;
     for (const line of lines) logCount = this.appendLog({ ...row, log_count: logCount }, line.level, line.message, at);
-    if (logCount !== row.log_count) this.sql.run("UPDATE tasks SET log_count = ? WHERE task_id = ?", logCount, row.task_id);
-    this.bulkStep?.rows.delete(row.task_id);
     return { ...row, log_count: logCount };
   }
 
