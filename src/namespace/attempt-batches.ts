@@ -7,6 +7,7 @@ import type { HeldSend, NamespaceCore } from "./core";
 import type { TaskMessage } from "./messages";
 import { NamespacePart } from "./part";
 import type { Sql } from "./sql";
+import type { TaskRow } from "./task-row";
 
 /**
  * Many attempts' claims or reports in one call (issue 11: the batched queue consumer, and pull
@@ -115,18 +116,20 @@ export class AttemptBatches extends NamespacePart {
     const max = Math.max(0, Math.min(Math.floor(asked), MAX_CLAIM_AHEAD));
     if (types.length === 0 || max === 0) return [];
     const now = this.clock.now();
-    const due = this.sql.all<{ task_id: string; attempt: number }>(
-      `SELECT t.task_id, t.attempt FROM timers tm JOIN tasks t ON t.task_id = tm.task_id
+    // The tasks' rows come with them: each claim takes its row from here, not from a read of its own.
+    const due = this.sql.all<TaskRow>(
+      `SELECT t.* FROM timers tm JOIN tasks t ON t.task_id = tm.task_id
         WHERE tm.kind = 'send' AND tm.due_at <= ? AND t.status = 'queued' AND t.task_type IN (SELECT value FROM json_each(?))
         ORDER BY tm.due_at LIMIT ?`,
       now, JSON.stringify(types), max,
     );
-    const candidates = [...due.map((d) => ({ ...d, sendTimer: true })), ...held.map((h) => ({ ...h, sendTimer: false }))].slice(0, max);
-    const items = candidates.map(({ task_id: taskId, attempt, sendTimer }): ClaimItem => {
-      // A held task (NamespaceCore.holdingSends) has no send timer to remove.
-      const row = sendTimer ? undefined : this.store.get(taskId);
-      return { message: { task_id: taskId, attempt }, known: row ? { row, sendTimer: false } : undefined };
-    });
+    const items: ClaimItem[] = due.map((row) => ({ message: { task_id: row.task_id, attempt: row.attempt }, known: { row, sendTimer: true } }));
+    // A held task (NamespaceCore.holdingSends) has no send timer to remove, and its row is the one
+    // its admission wrote in this step. Read before any claim: a claim that rolls back forgets the step's rows.
+    for (const { task_id: taskId, attempt } of held.slice(0, max - items.length)) {
+      const row = this.store.stepRow(taskId) ?? this.store.get(taskId);
+      items.push({ message: { task_id: taskId, attempt }, known: row ? { row, sendTimer: false } : undefined });
+    }
     // One that is left or whose claim failed keeps its send timer (a held one's is set at the step's end): the queue gets it.
     return this.claimEach(items, now).flatMap((claim) => (claim?.claimed ? [claim] : []));
   }

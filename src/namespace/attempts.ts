@@ -68,7 +68,10 @@ export class Attempts {
     const processor = this.processorRow(row.task_type);
     // A lease that raced a switch to push mode: the task keeps its send timer and goes to the queue.
     if (pulled && processor?.mode !== "pull") return { claimed: false, reason: "not a pulled task" };
-    if (known?.sendTimer !== false) this.store.clearTimer(row.task_id, "send");
+    if (known?.sendTimer !== false) {
+      if (this.gathered) this.gathered.unsent.push(row.task_id);
+      else this.store.clearTimer(row.task_id, "send");
+    }
     // A message sent before its type became pulled: the task waits for a worker's lease.
     if (!pulled && processor?.mode === "pull") return { claimed: false, reason: "pulled by workers" };
     if (!processor && !hasBuiltinHandler(row.task_type)) {
@@ -115,7 +118,7 @@ export class Attempts {
 
   /** How much the running batch has gathered so far: an item's mark for forgetSince. */
   gatheredMark(): GatheredMark {
-    return this.gathered?.mark() ?? { opened: 0, ended: 0 };
+    return this.gathered?.mark() ?? { opened: 0, ended: 0, unsent: 0 };
   }
 
   /** Takes back what was gathered after `mark`: its item's savepoint rolled back. */

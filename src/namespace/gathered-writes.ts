@@ -16,6 +16,7 @@ export interface OpenedAttempt {
 export interface GatheredMark {
   opened: number;
   ended: number;
+  unsent: number;
 }
 
 /** Claims whose two timers fit one statement's 100 bound values (four a timer). */
@@ -24,27 +25,33 @@ const TIMER_CLAIMS_A_STATEMENT = 12;
 /**
  * The writes a batch of claims or reports leaves to its end (Attempts.gathering): the attempts
  * its claims open (their rows, lease and timeout timers: a statement for the rows and one per
- * 12 claims' timers, not two a claim) and the removal of the timers of the tasks that end (one
- * statement, not one a task). Nothing in the batch reads them before: a continuation's claim
- * changes an attempt opened in an earlier call, and a task that has ended gets no timer again.
+ * 12 claims' timers, not two a claim), the removal of the send timers of the tasks claimed, and
+ * of all the timers of the tasks that end (a statement each, not one a task). Nothing in the
+ * batch reads them before: a continuation's claim changes an attempt opened in an earlier call,
+ * a claimed task is no longer queued (the claim-ahead and the alarm's sends take only queued
+ * ones), and a task that has ended or been claimed gets no send timer again in the same batch.
  */
 export class GatheredWrites {
   readonly opened: OpenedAttempt[] = [];
   /** Tasks that ended: their timers go. */
   readonly ended: string[] = [];
+  /** Tasks claimed, or refused after their message came: their send timers go. */
+  readonly unsent: string[] = [];
 
   mark(): GatheredMark {
-    return { opened: this.opened.length, ended: this.ended.length };
+    return { opened: this.opened.length, ended: this.ended.length, unsent: this.unsent.length };
   }
 
   /** Takes back what was gathered after `mark`. */
   forgetSince(mark: GatheredMark): void {
     this.opened.length = mark.opened;
     this.ended.length = mark.ended;
+    this.unsent.length = mark.unsent;
   }
 
   write(sql: Sql, store: TaskStore): void {
     writeOpened(sql, store, this.opened);
+    if (this.unsent.length > 0) sql.run("DELETE FROM timers WHERE kind = 'send' AND task_id IN (SELECT value FROM json_each(?))", JSON.stringify(this.unsent));
     if (this.ended.length > 0) sql.run("DELETE FROM timers WHERE task_id IN (SELECT value FROM json_each(?))", JSON.stringify(this.ended));
   }
 }
