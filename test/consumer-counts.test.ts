@@ -91,8 +91,9 @@ describe("calls per completed task", () => {
     // their slots and claimed ahead in the same step, never sent.
     const { createCounts, createSql } = await ingest(50);
     expect(createCounts.doCalls / OBJECTS).toBeLessThanOrEqual(0.1);
-    // 6.1 statements a task while each claim read its task and removed its send timer alone.
-    expect(createSql).toBeLessThanOrEqual(5.5);
+    // 6.1 statements a task while each claim read its task and removed its send timer alone, and
+    // a claim-ahead of 100 wrote its timers in 9 statements; 5.0 after.
+    expect(createSql).toBeLessThanOrEqual(5.2);
   }, 180_000);
 
   it("push: claim and dispatch to a processor, then its completion callback", async () => {

@@ -92,7 +92,7 @@ export class Attempts {
     );
     // Last: a claim that throws before here has gathered nothing.
     if (this.gathered) this.gathered.opened.push(opened);
-    else writeOpened(this.sql, this.store, [opened]);
+    else writeOpened(this.sql, [opened]);
     return {
       claimed: true,
       task: this.store.toTask(next),
@@ -113,7 +113,7 @@ export class Attempts {
    */
   gathering<T>(fn: () => T): T {
     if (this.gathered) return fn();
-    return gatherFor(new GatheredWrites(), (g) => (this.gathered = g), fn, (g) => g.write(this.sql, this.store));
+    return gatherFor(new GatheredWrites(), (g) => (this.gathered = g), fn, (g) => g.write(this.sql));
   }
 
   /** How much the running batch has gathered so far: an item's mark for forgetSince. */
