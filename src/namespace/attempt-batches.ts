@@ -1,6 +1,6 @@
 import { fail, type Result } from "../errors";
 import { hasBuiltinHandler } from "../tasks/builtin-types";
-import { attemptsWithTasks, type FoundAttempt, type KnownTask } from "./attempt-rows";
+import { attemptsWithTasks, type FoundAttempt, type KnownTask, tasksById } from "./attempt-rows";
 import { type Attempts, sha256 } from "./attempts";
 import { type ClaimAhead, type ClaimManyItem, type ClaimedAttempt, type ClaimResult, MAX_CLAIM_AHEAD, type Report, type ReportAck, type ReportManyItem, type ReportsAndClaims } from "./contract";
 import type { HeldSend, NamespaceCore } from "./core";
@@ -26,14 +26,21 @@ export class AttemptBatches extends NamespacePart {
   /**
    * Claims the attempts many queue messages carry, each as `claim` would, under its own new
    * token. An item whose claim threw is answered `{claimed: false, retry: true}`: its message
-   * should be delivered again.
+   * should be delivered again. The tasks are read in one statement, before any claim: a claim
+   * changes only its own task (and admits created ones, which no message names), so the row
+   * read is current for the first message of each task; a later one of the same task reads it again.
    */
   claimMany(messages: Pick<TaskMessage, "task_id" | "attempt" | "slice">[]): Promise<ClaimManyItem[]> {
-    return this.step(() =>
-      this.claimEach(messages.map((message) => ({ message })), this.clock.now()).map(
-        (claim): ClaimManyItem => claim ?? { claimed: false, reason: "the claim failed", retry: true },
-      ),
-    );
+    return this.step(() => {
+      const rows = tasksById(this.sql, messages.map((message) => message.task_id));
+      const seen = new Set<string>();
+      const items = messages.map((message): ClaimItem => {
+        const row = seen.has(message.task_id) ? undefined : rows.get(message.task_id);
+        seen.add(message.task_id);
+        return { message, known: row ? { row, sendTimer: true } : undefined };
+      });
+      return this.claimEach(items, this.clock.now()).map((claim): ClaimManyItem => claim ?? { claimed: false, reason: "the claim failed", retry: true });
+    });
   }
 
   /**

@@ -53,3 +53,9 @@ export function attemptsWithTasks(sql: Sql, tokenHashes: string[]): Map<string, 
   }
   return byHash;
 }
+
+/** The rows of the tasks of `taskIds` that are live here, by id, in one read. */
+export function tasksById(sql: Sql, taskIds: string[]): Map<string, TaskRow> {
+  const rows = sql.all<TaskRow>("SELECT * FROM tasks WHERE task_id IN (SELECT value FROM json_each(?))", JSON.stringify(taskIds));
+  return new Map(rows.map((row) => [row.task_id, row]));
+}
