@@ -85,8 +85,9 @@ describe("calls per completed task", () => {
     expect(createCounts.doCalls / OBJECTS).toBeLessThanOrEqual(0.1);
     expect(importCounts.doCalls / OBJECTS).toBeLessThanOrEqual(0.1);
     // Every task sent, then claimed by its message or ahead: 5.5 statements a task while each
-    // claim read its task and removed its send timer alone, 3.4 after.
-    expect(createSql).toBeLessThanOrEqual(3.6);
+    // claim read its task and removed its send timer alone, 3.4 after. The margin is the
+    // polling's (the stats read while draining) and the alarm's flushes, which vary with time.
+    expect(createSql).toBeLessThanOrEqual(4.2);
   }, 180_000);
 
   it("ingest under a concurrency limit: the object's SQL statements per object_create", async () => {
@@ -95,8 +96,8 @@ describe("calls per completed task", () => {
     const { createCounts, createSql } = await ingest(50);
     expect(createCounts.doCalls / OBJECTS).toBeLessThanOrEqual(0.1);
     // 6.1 statements a task while each claim read its task and removed its send timer alone, and
-    // a claim-ahead of 100 wrote its timers in 9 statements; 4.8 after.
-    expect(createSql).toBeLessThanOrEqual(5);
+    // a claim-ahead of 100 wrote its timers in 9 statements; 4.8 after (the margin as above).
+    expect(createSql).toBeLessThanOrEqual(5.4);
   }, 180_000);
 
   it("push: claim and dispatch to a processor, then its completion callback", async () => {

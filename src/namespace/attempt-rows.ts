@@ -34,21 +34,20 @@ export function attemptOfToken(sql: Sql, tokenHash: string): AttemptOfToken | nu
 
 /**
  * attemptOfToken with its task's row (null once the task has left) for many token hashes, in
- * one read: by hash, for those that belong to an attempt.
+ * two reads (the attempts, then their tasks: a join's rows would each be copied apart): by
+ * hash, for those that belong to an attempt.
  */
 export function attemptsWithTasks(sql: Sql, tokenHashes: string[]): Map<string, { attempt: AttemptOfToken; row: TaskRow | null }> {
-  const found = sql.all<TaskRow & { a_token_hash: string; a_task_id: string; a_attempt: number; a_lease_seconds: number; a_final_status: string | null }>(
-    `SELECT a.token_hash AS a_token_hash, a.task_id AS a_task_id, a.attempt AS a_attempt, a.lease_seconds AS a_lease_seconds,
-            a.final_status AS a_final_status, t.*
-       FROM attempts a LEFT JOIN tasks t ON t.task_id = a.task_id
-      WHERE a.token_hash IN (SELECT value FROM json_each(?))`,
+  const attempts = sql.all<AttemptOfToken & { token_hash: string }>(
+    "SELECT token_hash, task_id, attempt, lease_seconds, final_status FROM attempts WHERE token_hash IN (SELECT value FROM json_each(?))",
     JSON.stringify(tokenHashes),
   );
+  const rows = attempts.length === 0 ? new Map<string, TaskRow>() : tasksById(sql, attempts.map((a) => a.task_id));
   const byHash = new Map<string, { attempt: AttemptOfToken; row: TaskRow | null }>();
-  for (const { a_token_hash: tokenHash, a_task_id: taskId, a_attempt: attempt, a_lease_seconds: leaseSeconds, a_final_status: finalStatus, ...row } of found) {
-    byHash.set(tokenHash, {
-      attempt: { task_id: taskId, attempt, lease_seconds: leaseSeconds, final_status: finalStatus },
-      row: row.task_id === null ? null : row,
+  for (const a of attempts) {
+    byHash.set(a.token_hash, {
+      attempt: { task_id: a.task_id, attempt: a.attempt, lease_seconds: a.lease_seconds, final_status: a.final_status },
+      row: rows.get(a.task_id) ?? null,
     });
   }
   return byHash;
