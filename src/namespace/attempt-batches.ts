@@ -102,7 +102,7 @@ export class AttemptBatches extends NamespacePart {
     return this.step(() => {
       const types = this.aheadTypes(ahead);
       return this.core.holdingSends(new Set(types), this.clock.now(), (held) => {
-        const results = this.applyEach(reportItems(this.sql, items));
+        const results = this.applyEach(reportItems(this.sql, items), (item, now) => this.attempts.reportReceipt(item.task_id, item.tokenHash, item.report, now, item.found));
         return { results, claims: this.claimAhead(types, ahead.max, held) };
       });
     });
@@ -147,7 +147,7 @@ export class AttemptBatches extends NamespacePart {
    * answered `internal_error` (retryable) and changed nothing.
    */
   applyReports(items: ReportItem[]): Promise<Result<ReportAck>[]> {
-    return this.step(() => this.applyEach(items));
+    return this.step(() => this.applyEach(items, (item, now) => this.attempts.report(item.task_id, item.tokenHash, item.report, now, item.found)));
   }
 
   /**
@@ -165,20 +165,23 @@ export class AttemptBatches extends NamespacePart {
     }
   }
 
-  /** Each report in its own transaction; the slots they free are filled once, after the lot. */
-  private applyEach(items: ReportItem[]): Result<ReportAck>[] {
+  /**
+   * Each report in its own transaction, applied by `apply` (Attempts.report, or its receipt);
+   * the slots they free are filled once, after the lot.
+   */
+  private applyEach<A>(items: ReportItem[], apply: (item: ReportItem, now: number) => Result<A>): Result<A>[] {
     // The slots given back are written before the admission that fills them, the timers of the tasks that ended before that.
     return this.core.withAdmissionAfter(
       () =>
         this.store.fair.releasingMany(() =>
           this.attempts.gathering(() => {
-            const results: Result<ReportAck>[] = [];
-            for (const { task_id: taskId, tokenHash, report, found } of items) {
+            const results: Result<A>[] = [];
+            for (const item of items) {
               const now = this.clock.now();
               try {
-                results.push(this.inSavepoint(() => this.attempts.report(taskId, tokenHash, report, now, found)));
+                results.push(this.inSavepoint(() => apply(item, now)));
               } catch (err) {
-                console.error(`report of ${taskId} failed`, err);
+                console.error(`report of ${item.task_id} failed`, err);
                 results.push(fail("internal_error", "the report could not be applied", { retryable: true }));
               }
             }

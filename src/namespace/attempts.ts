@@ -3,7 +3,7 @@ import { fail, ok, type Result } from "../errors";
 import { hasBuiltinHandler } from "../tasks/builtin-types";
 import { type JsonValue, type Progress, retryDelayMs, type Settings, type TaskError } from "../tasks/model";
 import { iso } from "../time";
-import { BUILTIN_LEASE_SECONDS, type ClaimResult, type Report, type ReportAck } from "./contract";
+import { BUILTIN_LEASE_SECONDS, type ClaimResult, type Report, type ReportAck, type ReportReceipt } from "./contract";
 import type { TaskMessage } from "./messages";
 import { attemptOfToken, type FoundAttempt, type KnownTask } from "./attempt-rows";
 import { gatherFor } from "./gather";
@@ -158,6 +158,18 @@ export class Attempts {
    * is `unauthorized`; the token of an attempt that has ended is a `conflict` that changes nothing.
    */
   report(taskId: string, tokenHash: string, report: Report, now: number, found?: FoundAttempt): Result<ReportAck> {
+    const applied = this.applyFenced(taskId, tokenHash, report, now, found);
+    return applied.ok ? ok({ ...receiptOf(applied.value), task: this.store.toTask(applied.value) }) : applied;
+  }
+
+  /** `report` without the task's view: for a consumer, which reads only how each report went. */
+  reportReceipt(taskId: string, tokenHash: string, report: Report, now: number, found?: FoundAttempt): Result<ReportReceipt> {
+    const applied = this.applyFenced(taskId, tokenHash, report, now, found);
+    return applied.ok ? ok(receiptOf(applied.value)) : applied;
+  }
+
+  /** The work of `report`: the task as the report left it. */
+  private applyFenced(taskId: string, tokenHash: string, report: Report, now: number, found?: FoundAttempt): Result<TaskRow> {
     const attempt = found === undefined ? attemptOfToken(this.sql, tokenHash) : found.attempt;
     if (!attempt || attempt.task_id !== taskId) return fail("unauthorized", "invalid callback token");
     const row = found?.row === undefined ? this.store.get(taskId) : found.row;
@@ -172,12 +184,7 @@ export class Attempts {
         attempt: current.attempt,
       });
     }
-    const next = this.applyReport(current, attempt.lease_seconds, report, now);
-    return ok({
-      status: next.status,
-      lease_expires_at: next.status === "processing" ? iso(next.lease_expires_at) : null,
-      task: this.store.toTask(next),
-    });
+    return ok(this.applyReport(current, attempt.lease_seconds, report, now));
   }
 
   /**
@@ -304,6 +311,12 @@ interface SavedCheckpoint {
   slice: number;
   state: JsonValue;
 }
+
+/** How a report left its task, as its answer says it. */
+const receiptOf = (next: TaskRow): ReportReceipt => ({
+  status: next.status,
+  lease_expires_at: next.status === "processing" ? iso(next.lease_expires_at) : null,
+});
 
 const readCheckpoint = (row: TaskRow): SavedCheckpoint | null =>
   row.checkpoint === null ? null : (JSON.parse(row.checkpoint) as SavedCheckpoint);
