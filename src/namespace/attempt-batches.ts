@@ -1,7 +1,7 @@
 import { fail, type Result } from "../errors";
 import { hasBuiltinHandler } from "../tasks/builtin-types";
-import { attemptsWithTasks, type FoundAttempt, type KnownTask, tasksById } from "./attempt-rows";
-import { type Attempts, sha256 } from "./attempts";
+import { attemptsWithTasks, type FoundAttempt, type KnownTask, tasksById, type TokenHashes } from "./attempt-rows";
+import type { Attempts } from "./attempts";
 import { type ClaimAhead, type ClaimManyItem, type ClaimedAttempt, type ClaimResult, MAX_CLAIM_AHEAD, type Report, type ReportAck, type ReportManyItem, type ReportsAndClaims } from "./contract";
 import type { HeldSend, NamespaceCore } from "./core";
 import type { TaskMessage } from "./messages";
@@ -83,7 +83,7 @@ export class AttemptBatches extends NamespacePart {
 
   /** Applies many attempts' reports, each as `report` would, fenced by its own token. */
   reportMany(items: ReportManyItem[]): Promise<Result<ReportAck>[]> {
-    return this.applyReports(reportItems(this.sql, items));
+    return this.applyReports(reportItems(this.sql, this.attempts.tokenHashes, items));
   }
 
   /**
@@ -102,7 +102,7 @@ export class AttemptBatches extends NamespacePart {
     return this.step(() => {
       const types = this.aheadTypes(ahead);
       return this.core.holdingSends(new Set(types), this.clock.now(), (held) => {
-        const results = this.applyEach(reportItems(this.sql, items), (item, now) => this.attempts.reportReceipt(item.task_id, item.tokenHash, item.report, now, item.found));
+        const results = this.applyEach(reportItems(this.sql, this.attempts.tokenHashes, items), (item, now) => this.attempts.reportReceipt(item.task_id, item.tokenHash, item.report, now, item.found));
         return { results, claims: this.claimAhead(types, ahead.max, held) };
       });
     });
@@ -216,8 +216,12 @@ interface ReportItem {
  * it in the synchronous step that applies them: a report changes only its own task, so the row
  * read is current for the first report of each task; a later one of the same task reads it again.
  */
-export function fenceReports(sql: Sql, reports: { token: string; report: Report }[]): { tokenHash: string; report: Report; found: FoundAttempt }[] {
-  const hashes = reports.map(({ token }) => sha256(token));
+export function fenceReports(
+  sql: Sql,
+  tokenHashes: TokenHashes,
+  reports: { token: string; report: Report }[],
+): { tokenHash: string; report: Report; found: FoundAttempt }[] {
+  const hashes = reports.map(({ token }) => tokenHashes.of(token));
   const byHash = attemptsWithTasks(sql, hashes);
   const seen = new Set<string>();
   return reports.map(({ report }, index) => {
@@ -231,5 +235,5 @@ export function fenceReports(sql: Sql, reports: { token: string; report: Report 
 }
 
 /** A consumer's reports as applyReports takes them (fenceReports), each with the task it names. */
-const reportItems = (sql: Sql, items: ReportManyItem[]): ReportItem[] =>
-  fenceReports(sql, items).map((fenced, index) => ({ ...fenced, task_id: items[index]?.task_id ?? "" }));
+const reportItems = (sql: Sql, tokenHashes: TokenHashes, items: ReportManyItem[]): ReportItem[] =>
+  fenceReports(sql, tokenHashes, items).map((fenced, index) => ({ ...fenced, task_id: items[index]?.task_id ?? "" }));

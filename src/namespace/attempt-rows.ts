@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { Sql } from "./sql";
 import type { TaskRow } from "./task-row";
 
@@ -58,3 +59,35 @@ export function tasksById(sql: Sql, taskIds: string[]): Map<string, TaskRow> {
   const rows = sql.all<TaskRow>("SELECT * FROM tasks WHERE task_id IN (SELECT value FROM json_each(?))", JSON.stringify(taskIds));
   return new Map(rows.map((row) => [row.task_id, row]));
 }
+
+/** Tokens remembered at most: each is dropped when its report comes, all of them past this. */
+const REMEMBERED_TOKENS = 4096;
+
+/**
+ * The SHA-256 of callback tokens, fencing's key (attempts.token_hash). A token minted here comes
+ * back in a report moments later (the consumer's claim-ahead, a pull worker's lease), so its
+ * hash, computed at the claim, is kept for that report rather than computed again: a hash a
+ * claim and a report, some 1 % of the object's thread in the ingest. A token not remembered
+ * (an object restarted, a second report of an attempt) is hashed again, to the same value.
+ */
+export class TokenHashes {
+  private readonly minted = new Map<string, string>();
+
+  /** The hash of a token just minted, remembered for its report. */
+  ofMinted(token: string): string {
+    const hash = sha256(token);
+    if (this.minted.size >= REMEMBERED_TOKENS) this.minted.clear();
+    this.minted.set(token, hash);
+    return hash;
+  }
+
+  /** The hash of a token a report carries. */
+  of(token: string): string {
+    const hash = this.minted.get(token);
+    if (hash === undefined) return sha256(token);
+    this.minted.delete(token);
+    return hash;
+  }
+}
+
+export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");

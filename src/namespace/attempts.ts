@@ -1,11 +1,10 @@
-import { createHash } from "node:crypto";
 import { fail, ok, type Result } from "../errors";
 import { hasBuiltinHandler } from "../tasks/builtin-types";
 import { type JsonValue, type Progress, retryDelayMs, type Settings, type TaskError } from "../tasks/model";
 import { iso } from "../time";
 import { BUILTIN_LEASE_SECONDS, type ClaimResult, type Report, type ReportAck, type ReportReceipt } from "./contract";
 import type { TaskMessage } from "./messages";
-import { attemptOfToken, type FoundAttempt, type KnownTask } from "./attempt-rows";
+import { attemptOfToken, type FoundAttempt, type KnownTask, sha256, TokenHashes } from "./attempt-rows";
 import { gatherFor } from "./gather";
 import { type GatheredMark, GatheredWrites, type OpenedAttempt, writeOpened } from "./gathered-writes";
 import type { ProcessorStore } from "./processors";
@@ -22,7 +21,7 @@ export interface AttemptsHost {
   admit(now: number): void;
 }
 
-export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
+export { sha256 } from "./attempt-rows";
 
 /**
  * One attempt's life: its claim, the reports it makes under its token (heartbeat, progress,
@@ -33,6 +32,8 @@ export const sha256 = (text: string): string => createHash("sha256").update(text
 export class Attempts {
   private readonly sql: Sql;
   private readonly store: TaskStore;
+  /** The hashes of the tokens claims mint, kept for their reports. */
+  readonly tokenHashes = new TokenHashes();
   /** While a batch of claims or reports runs (gathering): what its items left to its end. */
   private gathered: GatheredWrites | null = null;
 
@@ -82,7 +83,7 @@ export class Attempts {
     const leaseSeconds = processor?.lease_seconds ?? BUILTIN_LEASE_SECONDS;
     const leaseExpiresAt = now + leaseSeconds * 1000;
     const timeoutAt = now + this.settings.processing_timeout_seconds * 1000;
-    const opened: OpenedAttempt = { taskId: row.task_id, attempt: row.attempt, tokenHash: sha256(token), leaseSeconds, startedAt: now, leaseExpiresAt, timeoutAt };
+    const opened: OpenedAttempt = { taskId: row.task_id, attempt: row.attempt, tokenHash: this.tokenHashes.ofMinted(token), leaseSeconds, startedAt: now, leaseExpiresAt, timeoutAt };
     const next = this.store.transition(
       row,
       "processing",
@@ -137,7 +138,7 @@ export class Attempts {
     }
     const lease = this.sql.one<{ lease_seconds: number }>("SELECT lease_seconds FROM attempts WHERE task_id = ? AND attempt = ?", row.task_id, attempt);
     const leaseSeconds = lease?.lease_seconds ?? BUILTIN_LEASE_SECONDS;
-    this.sql.run("UPDATE attempts SET token_hash = ? WHERE task_id = ? AND attempt = ?", sha256(token), row.task_id, attempt);
+    this.sql.run("UPDATE attempts SET token_hash = ? WHERE task_id = ? AND attempt = ?", this.tokenHashes.ofMinted(token), row.task_id, attempt);
     this.sql.run("UPDATE tasks SET continuation = 0 WHERE task_id = ?", row.task_id);
     this.store.clearTimer(row.task_id, "send");
     const renewed = this.store.renewLease(row, now + leaseSeconds * 1000);
