@@ -73,6 +73,8 @@ describe("claim-ahead", () => {
       { task_types: ["ca_batch"], max: 10 },
     );
     expect(results.map((r) => r.ok)).toEqual([true]);
+    // A receipt: how the report went, without the task's view the consumer never reads.
+    expect(results[0]).toEqual({ ok: true, value: { status: "completed", lease_expires_at: null } });
     expect(claims.map((c) => c.task.task_id)).toEqual([b.task_id]);
     expect(claims[0]!.task.status).toBe("processing");
     // The message b would have had, delivered twice (a send that raced the claim, redelivered).

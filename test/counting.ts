@@ -110,3 +110,22 @@ export async function deliver(env: Env, bodies: unknown[], queue = "tasks") {
   await worker.queue(batch, env);
   return getQueueResult(batch, createExecutionContext());
 }
+
+/**
+ * Counts the SQL statements the namespace's object runs (its own SQLite), by their first words:
+ * the CPU a task costs there grows with them.
+ */
+export async function countObjectSql(t: Tenant): Promise<{ statements: number; byQuery: Map<string, number> }> {
+  const counted = { statements: 0, byQuery: new Map<string, number>() };
+  await runInDurableObject(stub(t), (_instance: NamespaceDO, state) => {
+    const sql = state.storage.sql;
+    const exec = sql.exec.bind(sql);
+    sql.exec = ((query: string, ...params: SqlStorageValue[]) => {
+      counted.statements++;
+      const key = query.replace(/\s+/g, " ").trim().slice(0, 60);
+      counted.byQuery.set(key, (counted.byQuery.get(key) ?? 0) + 1);
+      return exec(query, ...params);
+    }) as typeof sql.exec;
+  });
+  return counted;
+}

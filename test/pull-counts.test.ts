@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import worker from "../src/index";
 import type { NamespaceDO } from "../src/namespace/do";
 import type { Task } from "../src/tasks/model";
-import { countingEnv } from "./counting";
+import { countingEnv, countObjectSql } from "./counting";
 import { call, ORIGIN, stub, tenant, type Tenant } from "./helpers";
 import { advance } from "./inspect";
 
@@ -34,25 +34,6 @@ async function countObjectD1(t: Tenant): Promise<{ statements: number }> {
       counted.statements += statements.length;
       return batch(statements);
     };
-  });
-  return counted;
-}
-
-/**
- * Counts the SQL statements the namespace's object runs (its own SQLite), by their first words:
- * the CPU a task costs there grows with them.
- */
-async function countObjectSql(t: Tenant): Promise<{ statements: number; byQuery: Map<string, number> }> {
-  const counted = { statements: 0, byQuery: new Map<string, number>() };
-  await runInDurableObject(stub(t), (_instance: NamespaceDO, state) => {
-    const sql = state.storage.sql;
-    const exec = sql.exec.bind(sql);
-    sql.exec = ((query: string, ...params: SqlStorageValue[]) => {
-      counted.statements++;
-      const key = query.replace(/\s+/g, " ").trim().slice(0, 60);
-      counted.byQuery.set(key, (counted.byQuery.get(key) ?? 0) + 1);
-      return exec(query, ...params);
-    }) as typeof sql.exec;
   });
   return counted;
 }

@@ -3,6 +3,8 @@ import { describe, expect, it } from "vitest";
 import type { NamespaceDO } from "../src/namespace/do";
 import { sha256 } from "../src/namespace/attempts";
 import type { Task } from "../src/tasks/model";
+import { captureSends } from "./counting";
+import { PROCESSOR_URL } from "./fake-processor";
 import { call, createTask, getTask, stub, tenant, type Tenant } from "./helpers";
 import { query } from "./inspect";
 
@@ -56,9 +58,45 @@ describe("writes a batch leaves to its end", () => {
     expect(leased).toHaveLength(30);
     for (const l of leased) {
       expect(await timersOf(t, l.task.task_id)).toEqual(["lease", "timeout"]);
+      // Each timer is due when the task says its lease and its attempt's time end.
+      const [due] = await query<{ lease: number; timeout: number; lease_at: number; timeout_at: number }>(
+        t,
+        `SELECT (SELECT due_at FROM timers WHERE task_id = t.task_id AND kind = 'lease') AS lease, t.lease_expires_at AS lease_at,
+                (SELECT due_at FROM timers WHERE task_id = t.task_id AND kind = 'timeout') AS timeout, t.timeout_at AS timeout_at
+           FROM tasks t WHERE t.task_id = ?`,
+        l.task.task_id,
+      );
+      expect(due?.lease).toBe(due?.lease_at);
+      expect(due?.timeout).toBe(due?.timeout_at);
       const rows = await query<{ task_id: string; attempt: number }>(t, "SELECT task_id, attempt FROM attempts WHERE token_hash = ?", sha256(l.callback.token));
       expect(rows).toEqual([{ task_id: l.task.task_id, attempt: 1 }]);
     }
+  });
+
+  it("a batch of queue messages' claims removes each claimed task's send timer; one whose claim throws keeps its own", async () => {
+    const t = await tenant();
+    await captureSends(t);
+    expect((await call("/v1/processors/pg_push", { token: t.key, method: "PUT", body: { url: PROCESSOR_URL } })).status).toBe(201);
+    const tasks = [];
+    for (let i = 0; i < 3; i++) tasks.push(await createTask(t, { task_type: "pg_push" }));
+    const [first, failing, last] = tasks.map((task) => task.task_id) as [string, string, string];
+    await failAfterWrites(t, "claim", failing);
+    const answers = await runInDurableObject(stub(t), (instance: NamespaceDO, state) => {
+      // Each task's message is out and its send timer waits (as for the delivery watchdog): the claim removes it.
+      for (const taskId of [first, failing, last]) {
+        state.storage.sql.exec(
+          "INSERT INTO timers (task_id, kind, due_at, tries) VALUES (?, 'send', ?, 0) ON CONFLICT (task_id, kind) DO UPDATE SET due_at = excluded.due_at",
+          taskId,
+          Date.now() + 60_000,
+        );
+      }
+      return instance.claimMany([first, failing, last].map((taskId) => ({ task_id: taskId, attempt: 1 })));
+    });
+    expect(answers.map((a) => a.claimed)).toEqual([true, false, true]);
+    expect(await timersOf(t, first)).toEqual(["lease", "timeout"]);
+    expect(await timersOf(t, failing)).toEqual(["send"]);
+    expect(await timersOf(t, last)).toEqual(["lease", "timeout"]);
+    expect((await getTask(t, failing)).status).toBe("queued");
   });
 
   it("a claim that throws in a lease keeps no attempt row and no timer of its own", async () => {

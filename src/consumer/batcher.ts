@@ -1,5 +1,5 @@
 import { fail, type Result } from "../errors";
-import type { ClaimAhead, ClaimedAttempt, Report, ReportAck } from "../namespace/contract";
+import type { ClaimAhead, ClaimedAttempt, Report, ReportReceipt } from "../namespace/contract";
 import type { NamespaceStub } from "../namespace/stub";
 import { jsonBytes } from "../tasks/model";
 
@@ -10,7 +10,7 @@ const MAX_BYTES = 4 * 1024 * 1024;
 export interface Pending {
   item: { task_id: string; token: string; report: Report };
   bytes: number;
-  resolve: (result: Result<ReportAck>) => void;
+  resolve: (result: Result<ReportReceipt>) => void;
   reject: (err: unknown) => void;
 }
 
@@ -33,11 +33,11 @@ export class ReportBatcher {
   }
 
   /** A function sending one attempt's reports, like `reporter()`. */
-  sender(taskId: string, token: string): (report: Report) => Promise<Result<ReportAck>> {
+  sender(taskId: string, token: string): (report: Report) => Promise<Result<ReportReceipt>> {
     return (report) => this.send(taskId, token, report);
   }
 
-  send(taskId: string, token: string, report: Report): Promise<Result<ReportAck>> {
+  send(taskId: string, token: string, report: Report): Promise<Result<ReportReceipt>> {
     return new Promise((resolve, reject) => {
       this.pending.push({ item: { task_id: taskId, token, report }, bytes: jsonBytes(report), resolve, reject });
       if (this.scheduled) return;
@@ -72,7 +72,7 @@ export class ReportBatcher {
    * Renews an attempt's lease every `periodMs` together with every other attempt on that
    * period, in one call. `onResult` sees each answer; the returned function stops it.
    */
-  keepAlive(taskId: string, token: string, periodMs: number, onResult: (result: Result<ReportAck>) => void): () => void {
+  keepAlive(taskId: string, token: string, periodMs: number, onResult: (result: Result<ReportReceipt>) => void): () => void {
     let group = this.beats.get(periodMs);
     if (!group) {
       const attempts = new Map<string, Beat>();
@@ -130,7 +130,7 @@ export class ReportBatcher {
       const ahead = attempt === 0 ? demand : null;
       try {
         const items = remaining.map((p) => p.item);
-        let results: Result<ReportAck>[];
+        let results: Result<ReportReceipt>[];
         if (ahead) {
           const answer = await this.stub.reportAndClaim(items, ahead.ahead);
           results = answer.results;
@@ -156,7 +156,7 @@ export class ReportBatcher {
 interface Beat {
   taskId: string;
   token: string;
-  onResult: (result: Result<ReportAck>) => void;
+  onResult: (result: Result<ReportReceipt>) => void;
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Result } from "../errors";
 import { type BatchOutcome, type HandlerContext, type HandlerDefinition, invalidInputs, TaskEnded, TaskFailure, Yielded } from "../handlers/registry";
 import { handlerFor } from "../handlers/table";
-import type { ClaimResult, Report, ReportAck } from "../namespace/contract";
+import type { ClaimResult, Report, ReportReceipt } from "../namespace/contract";
 import type { NamespaceStub } from "../namespace/stub";
 import { jsonBytes, LIMITS } from "../tasks/model";
 import { ReportBatcher } from "./batcher";
@@ -131,7 +131,7 @@ export async function runBuiltinBatch(
 interface RunningAttempt {
   ctx: HandlerContext;
   controller: AbortController;
-  send: (report: Report) => Promise<Result<ReportAck>>;
+  send: (report: Report) => Promise<Result<ReportReceipt>>;
   /** Whether the object refused a report: the attempt ended elsewhere. */
   ended(): boolean;
   /** Stops the heartbeat. */
@@ -143,14 +143,14 @@ function startAttempt(claim: Claimed, env: Env, batcher: ReportBatcher, leaseSec
   const send = batcher.sender(claim.task.task_id, claim.token);
   const controller = new AbortController();
   let ended: TaskEnded | null = null;
-  const refused = (result: Result<ReportAck>): TaskEnded | null => {
+  const refused = (result: Result<ReportReceipt>): TaskEnded | null => {
     if (result.ok) return null;
     const status = (result.error.details as { status?: string } | undefined)?.status ?? "ended";
     ended ??= new TaskEnded(status);
     controller.abort(ended);
     return ended;
   };
-  const check = (result: Result<ReportAck>): void => {
+  const check = (result: Result<ReportReceipt>): void => {
     const end = refused(result);
     if (end) throw end;
   };
@@ -205,7 +205,7 @@ async function settle(attempt: RunningAttempt, outcome: BatchOutcome): Promise<v
  * Sends an attempt's last report, retrying a failed call: losing it would leave the task to its
  * lease expiry and a needless retry. A refusal (the attempt already ended) is final.
  */
-async function finalReport(send: (r: Report) => Promise<Result<ReportAck>>, report: Report): Promise<void> {
+async function finalReport(send: (r: Report) => Promise<Result<ReportReceipt>>, report: Report): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await send(report);

@@ -1,12 +1,13 @@
 import { fail, type Result } from "../errors";
 import { hasBuiltinHandler } from "../tasks/builtin-types";
-import { attemptsWithTasks, type FoundAttempt, type KnownTask } from "./attempt-rows";
-import { type Attempts, sha256 } from "./attempts";
+import { attemptsWithTasks, type FoundAttempt, type KnownTask, tasksById, type TokenHashes } from "./attempt-rows";
+import type { Attempts } from "./attempts";
 import { type ClaimAhead, type ClaimManyItem, type ClaimedAttempt, type ClaimResult, MAX_CLAIM_AHEAD, type Report, type ReportAck, type ReportManyItem, type ReportsAndClaims } from "./contract";
 import type { HeldSend, NamespaceCore } from "./core";
 import type { TaskMessage } from "./messages";
 import { NamespacePart } from "./part";
 import type { Sql } from "./sql";
+import type { TaskRow } from "./task-row";
 
 /**
  * Many attempts' claims or reports in one call (issue 11: the batched queue consumer, and pull
@@ -25,14 +26,21 @@ export class AttemptBatches extends NamespacePart {
   /**
    * Claims the attempts many queue messages carry, each as `claim` would, under its own new
    * token. An item whose claim threw is answered `{claimed: false, retry: true}`: its message
-   * should be delivered again.
+   * should be delivered again. The tasks are read in one statement, before any claim: a claim
+   * changes only its own task (and admits created ones, which no message names), so the row
+   * read is current for the first message of each task; a later one of the same task reads it again.
    */
   claimMany(messages: Pick<TaskMessage, "task_id" | "attempt" | "slice">[]): Promise<ClaimManyItem[]> {
-    return this.step(() =>
-      this.claimEach(messages.map((message) => ({ message })), this.clock.now()).map(
-        (claim): ClaimManyItem => claim ?? { claimed: false, reason: "the claim failed", retry: true },
-      ),
-    );
+    return this.step(() => {
+      const rows = tasksById(this.sql, messages.map((message) => message.task_id));
+      const seen = new Set<string>();
+      const items = messages.map((message): ClaimItem => {
+        const row = seen.has(message.task_id) ? undefined : rows.get(message.task_id);
+        seen.add(message.task_id);
+        return { message, known: row ? { row, sendTimer: true } : undefined };
+      });
+      return this.claimEach(items, this.clock.now()).map((claim): ClaimManyItem => claim ?? { claimed: false, reason: "the claim failed", retry: true });
+    });
   }
 
   /**
@@ -75,7 +83,7 @@ export class AttemptBatches extends NamespacePart {
 
   /** Applies many attempts' reports, each as `report` would, fenced by its own token. */
   reportMany(items: ReportManyItem[]): Promise<Result<ReportAck>[]> {
-    return this.applyReports(reportItems(this.sql, items));
+    return this.applyReports(reportItems(this.sql, this.attempts.tokenHashes, items));
   }
 
   /**
@@ -94,7 +102,7 @@ export class AttemptBatches extends NamespacePart {
     return this.step(() => {
       const types = this.aheadTypes(ahead);
       return this.core.holdingSends(new Set(types), this.clock.now(), (held) => {
-        const results = this.applyEach(reportItems(this.sql, items));
+        const results = this.applyEach(reportItems(this.sql, this.attempts.tokenHashes, items), (item, now) => this.attempts.reportReceipt(item.task_id, item.tokenHash, item.report, now, item.found));
         return { results, claims: this.claimAhead(types, ahead.max, held) };
       });
     });
@@ -115,18 +123,20 @@ export class AttemptBatches extends NamespacePart {
     const max = Math.max(0, Math.min(Math.floor(asked), MAX_CLAIM_AHEAD));
     if (types.length === 0 || max === 0) return [];
     const now = this.clock.now();
-    const due = this.sql.all<{ task_id: string; attempt: number }>(
-      `SELECT t.task_id, t.attempt FROM timers tm JOIN tasks t ON t.task_id = tm.task_id
+    // The tasks' rows come with them: each claim takes its row from here, not from a read of its own.
+    const due = this.sql.all<TaskRow>(
+      `SELECT t.* FROM timers tm JOIN tasks t ON t.task_id = tm.task_id
         WHERE tm.kind = 'send' AND tm.due_at <= ? AND t.status = 'queued' AND t.task_type IN (SELECT value FROM json_each(?))
         ORDER BY tm.due_at LIMIT ?`,
       now, JSON.stringify(types), max,
     );
-    const candidates = [...due.map((d) => ({ ...d, sendTimer: true })), ...held.map((h) => ({ ...h, sendTimer: false }))].slice(0, max);
-    const items = candidates.map(({ task_id: taskId, attempt, sendTimer }): ClaimItem => {
-      // A held task (NamespaceCore.holdingSends) has no send timer to remove.
-      const row = sendTimer ? undefined : this.store.get(taskId);
-      return { message: { task_id: taskId, attempt }, known: row ? { row, sendTimer: false } : undefined };
-    });
+    const items: ClaimItem[] = due.map((row) => ({ message: { task_id: row.task_id, attempt: row.attempt }, known: { row, sendTimer: true } }));
+    // A held task (NamespaceCore.holdingSends) has no send timer to remove, and its row is the one
+    // its admission wrote in this step. Read before any claim: a claim that rolls back forgets the step's rows.
+    for (const { task_id: taskId, attempt } of held.slice(0, max - items.length)) {
+      const row = this.store.stepRow(taskId) ?? this.store.get(taskId);
+      items.push({ message: { task_id: taskId, attempt }, known: row ? { row, sendTimer: false } : undefined });
+    }
     // One that is left or whose claim failed keeps its send timer (a held one's is set at the step's end): the queue gets it.
     return this.claimEach(items, now).flatMap((claim) => (claim?.claimed ? [claim] : []));
   }
@@ -137,7 +147,7 @@ export class AttemptBatches extends NamespacePart {
    * answered `internal_error` (retryable) and changed nothing.
    */
   applyReports(items: ReportItem[]): Promise<Result<ReportAck>[]> {
-    return this.step(() => this.applyEach(items));
+    return this.step(() => this.applyEach(items, (item, now) => this.attempts.report(item.task_id, item.tokenHash, item.report, now, item.found)));
   }
 
   /**
@@ -155,20 +165,23 @@ export class AttemptBatches extends NamespacePart {
     }
   }
 
-  /** Each report in its own transaction; the slots they free are filled once, after the lot. */
-  private applyEach(items: ReportItem[]): Result<ReportAck>[] {
+  /**
+   * Each report in its own transaction, applied by `apply` (Attempts.report, or its receipt);
+   * the slots they free are filled once, after the lot.
+   */
+  private applyEach<A>(items: ReportItem[], apply: (item: ReportItem, now: number) => Result<A>): Result<A>[] {
     // The slots given back are written before the admission that fills them, the timers of the tasks that ended before that.
     return this.core.withAdmissionAfter(
       () =>
         this.store.fair.releasingMany(() =>
           this.attempts.gathering(() => {
-            const results: Result<ReportAck>[] = [];
-            for (const { task_id: taskId, tokenHash, report, found } of items) {
+            const results: Result<A>[] = [];
+            for (const item of items) {
               const now = this.clock.now();
               try {
-                results.push(this.inSavepoint(() => this.attempts.report(taskId, tokenHash, report, now, found)));
+                results.push(this.inSavepoint(() => apply(item, now)));
               } catch (err) {
-                console.error(`report of ${taskId} failed`, err);
+                console.error(`report of ${item.task_id} failed`, err);
                 results.push(fail("internal_error", "the report could not be applied", { retryable: true }));
               }
             }
@@ -203,8 +216,12 @@ interface ReportItem {
  * it in the synchronous step that applies them: a report changes only its own task, so the row
  * read is current for the first report of each task; a later one of the same task reads it again.
  */
-export function fenceReports(sql: Sql, reports: { token: string; report: Report }[]): { tokenHash: string; report: Report; found: FoundAttempt }[] {
-  const hashes = reports.map(({ token }) => sha256(token));
+export function fenceReports(
+  sql: Sql,
+  tokenHashes: TokenHashes,
+  reports: { token: string; report: Report }[],
+): { tokenHash: string; report: Report; found: FoundAttempt }[] {
+  const hashes = reports.map(({ token }) => tokenHashes.of(token));
   const byHash = attemptsWithTasks(sql, hashes);
   const seen = new Set<string>();
   return reports.map(({ report }, index) => {
@@ -218,5 +235,5 @@ export function fenceReports(sql: Sql, reports: { token: string; report: Report 
 }
 
 /** A consumer's reports as applyReports takes them (fenceReports), each with the task it names. */
-const reportItems = (sql: Sql, items: ReportManyItem[]): ReportItem[] =>
-  fenceReports(sql, items).map((fenced, index) => ({ ...fenced, task_id: items[index]?.task_id ?? "" }));
+const reportItems = (sql: Sql, tokenHashes: TokenHashes, items: ReportManyItem[]): ReportItem[] =>
+  fenceReports(sql, tokenHashes, items).map((fenced, index) => ({ ...fenced, task_id: items[index]?.task_id ?? "" }));

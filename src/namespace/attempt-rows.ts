@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { Sql } from "./sql";
 import type { TaskRow } from "./task-row";
 
@@ -34,22 +35,59 @@ export function attemptOfToken(sql: Sql, tokenHash: string): AttemptOfToken | nu
 
 /**
  * attemptOfToken with its task's row (null once the task has left) for many token hashes, in
- * one read: by hash, for those that belong to an attempt.
+ * two reads (the attempts, then their tasks: a join's rows would each be copied apart): by
+ * hash, for those that belong to an attempt.
  */
 export function attemptsWithTasks(sql: Sql, tokenHashes: string[]): Map<string, { attempt: AttemptOfToken; row: TaskRow | null }> {
-  const found = sql.all<TaskRow & { a_token_hash: string; a_task_id: string; a_attempt: number; a_lease_seconds: number; a_final_status: string | null }>(
-    `SELECT a.token_hash AS a_token_hash, a.task_id AS a_task_id, a.attempt AS a_attempt, a.lease_seconds AS a_lease_seconds,
-            a.final_status AS a_final_status, t.*
-       FROM attempts a LEFT JOIN tasks t ON t.task_id = a.task_id
-      WHERE a.token_hash IN (SELECT value FROM json_each(?))`,
+  const attempts = sql.all<AttemptOfToken & { token_hash: string }>(
+    "SELECT token_hash, task_id, attempt, lease_seconds, final_status FROM attempts WHERE token_hash IN (SELECT value FROM json_each(?))",
     JSON.stringify(tokenHashes),
   );
+  const rows = attempts.length === 0 ? new Map<string, TaskRow>() : tasksById(sql, attempts.map((a) => a.task_id));
   const byHash = new Map<string, { attempt: AttemptOfToken; row: TaskRow | null }>();
-  for (const { a_token_hash: tokenHash, a_task_id: taskId, a_attempt: attempt, a_lease_seconds: leaseSeconds, a_final_status: finalStatus, ...row } of found) {
-    byHash.set(tokenHash, {
-      attempt: { task_id: taskId, attempt, lease_seconds: leaseSeconds, final_status: finalStatus },
-      row: row.task_id === null ? null : row,
+  for (const a of attempts) {
+    byHash.set(a.token_hash, {
+      attempt: { task_id: a.task_id, attempt: a.attempt, lease_seconds: a.lease_seconds, final_status: a.final_status },
+      row: rows.get(a.task_id) ?? null,
     });
   }
   return byHash;
 }
+
+/** The rows of the tasks of `taskIds` that are live here, by id, in one read. */
+export function tasksById(sql: Sql, taskIds: string[]): Map<string, TaskRow> {
+  const rows = sql.all<TaskRow>("SELECT * FROM tasks WHERE task_id IN (SELECT value FROM json_each(?))", JSON.stringify(taskIds));
+  return new Map(rows.map((row) => [row.task_id, row]));
+}
+
+/** Tokens remembered at most: each is dropped when its report comes, all of them past this. */
+const REMEMBERED_TOKENS = 4096;
+
+/**
+ * The SHA-256 of callback tokens, fencing's key (attempts.token_hash). A token minted here comes
+ * back in a report moments later (the consumer's claim-ahead, a pull worker's lease), so its
+ * hash, computed at the claim, is kept for that report rather than computed again: a hash a
+ * claim and a report, some 1 % of the object's thread in the ingest. A token not remembered
+ * (an object restarted, a second report of an attempt) is hashed again, to the same value.
+ */
+export class TokenHashes {
+  private readonly minted = new Map<string, string>();
+
+  /** The hash of a token just minted, remembered for its report. */
+  ofMinted(token: string): string {
+    const hash = sha256(token);
+    if (this.minted.size >= REMEMBERED_TOKENS) this.minted.clear();
+    this.minted.set(token, hash);
+    return hash;
+  }
+
+  /** The hash of a token a report carries. */
+  of(token: string): string {
+    const hash = this.minted.get(token);
+    if (hash === undefined) return sha256(token);
+    this.minted.delete(token);
+    return hash;
+  }
+}
+
+export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");

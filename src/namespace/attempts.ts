@@ -1,11 +1,10 @@
-import { createHash } from "node:crypto";
 import { fail, ok, type Result } from "../errors";
 import { hasBuiltinHandler } from "../tasks/builtin-types";
 import { type JsonValue, type Progress, retryDelayMs, type Settings, type TaskError } from "../tasks/model";
 import { iso } from "../time";
-import { BUILTIN_LEASE_SECONDS, type ClaimResult, type Report, type ReportAck } from "./contract";
+import { BUILTIN_LEASE_SECONDS, type ClaimResult, type Report, type ReportAck, type ReportReceipt } from "./contract";
 import type { TaskMessage } from "./messages";
-import { attemptOfToken, type FoundAttempt, type KnownTask } from "./attempt-rows";
+import { attemptOfToken, type FoundAttempt, type KnownTask, sha256, TokenHashes } from "./attempt-rows";
 import { gatherFor } from "./gather";
 import { type GatheredMark, GatheredWrites, type OpenedAttempt, writeOpened } from "./gathered-writes";
 import type { ProcessorStore } from "./processors";
@@ -22,7 +21,7 @@ export interface AttemptsHost {
   admit(now: number): void;
 }
 
-export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
+export { sha256 } from "./attempt-rows";
 
 /**
  * One attempt's life: its claim, the reports it makes under its token (heartbeat, progress,
@@ -33,6 +32,8 @@ export const sha256 = (text: string): string => createHash("sha256").update(text
 export class Attempts {
   private readonly sql: Sql;
   private readonly store: TaskStore;
+  /** The hashes of the tokens claims mint, kept for their reports. */
+  readonly tokenHashes = new TokenHashes();
   /** While a batch of claims or reports runs (gathering): what its items left to its end. */
   private gathered: GatheredWrites | null = null;
 
@@ -68,7 +69,10 @@ export class Attempts {
     const processor = this.processorRow(row.task_type);
     // A lease that raced a switch to push mode: the task keeps its send timer and goes to the queue.
     if (pulled && processor?.mode !== "pull") return { claimed: false, reason: "not a pulled task" };
-    if (known?.sendTimer !== false) this.store.clearTimer(row.task_id, "send");
+    if (known?.sendTimer !== false) {
+      if (this.gathered) this.gathered.unsent.push(row.task_id);
+      else this.store.clearTimer(row.task_id, "send");
+    }
     // A message sent before its type became pulled: the task waits for a worker's lease.
     if (!pulled && processor?.mode === "pull") return { claimed: false, reason: "pulled by workers" };
     if (!processor && !hasBuiltinHandler(row.task_type)) {
@@ -79,7 +83,7 @@ export class Attempts {
     const leaseSeconds = processor?.lease_seconds ?? BUILTIN_LEASE_SECONDS;
     const leaseExpiresAt = now + leaseSeconds * 1000;
     const timeoutAt = now + this.settings.processing_timeout_seconds * 1000;
-    const opened: OpenedAttempt = { taskId: row.task_id, attempt: row.attempt, tokenHash: sha256(token), leaseSeconds, startedAt: now, leaseExpiresAt, timeoutAt };
+    const opened: OpenedAttempt = { taskId: row.task_id, attempt: row.attempt, tokenHash: this.tokenHashes.ofMinted(token), leaseSeconds, startedAt: now, leaseExpiresAt, timeoutAt };
     const next = this.store.transition(
       row,
       "processing",
@@ -89,7 +93,7 @@ export class Attempts {
     );
     // Last: a claim that throws before here has gathered nothing.
     if (this.gathered) this.gathered.opened.push(opened);
-    else writeOpened(this.sql, this.store, [opened]);
+    else writeOpened(this.sql, [opened]);
     return {
       claimed: true,
       task: this.store.toTask(next),
@@ -110,12 +114,12 @@ export class Attempts {
    */
   gathering<T>(fn: () => T): T {
     if (this.gathered) return fn();
-    return gatherFor(new GatheredWrites(), (g) => (this.gathered = g), fn, (g) => g.write(this.sql, this.store));
+    return gatherFor(new GatheredWrites(), (g) => (this.gathered = g), fn, (g) => g.write(this.sql));
   }
 
   /** How much the running batch has gathered so far: an item's mark for forgetSince. */
   gatheredMark(): GatheredMark {
-    return this.gathered?.mark() ?? { opened: 0, ended: 0 };
+    return this.gathered?.mark() ?? { opened: 0, ended: 0, unsent: 0 };
   }
 
   /** Takes back what was gathered after `mark`: its item's savepoint rolled back. */
@@ -134,7 +138,7 @@ export class Attempts {
     }
     const lease = this.sql.one<{ lease_seconds: number }>("SELECT lease_seconds FROM attempts WHERE task_id = ? AND attempt = ?", row.task_id, attempt);
     const leaseSeconds = lease?.lease_seconds ?? BUILTIN_LEASE_SECONDS;
-    this.sql.run("UPDATE attempts SET token_hash = ? WHERE task_id = ? AND attempt = ?", sha256(token), row.task_id, attempt);
+    this.sql.run("UPDATE attempts SET token_hash = ? WHERE task_id = ? AND attempt = ?", this.tokenHashes.ofMinted(token), row.task_id, attempt);
     this.sql.run("UPDATE tasks SET continuation = 0 WHERE task_id = ?", row.task_id);
     this.store.clearTimer(row.task_id, "send");
     const renewed = this.store.renewLease(row, now + leaseSeconds * 1000);
@@ -155,6 +159,18 @@ export class Attempts {
    * is `unauthorized`; the token of an attempt that has ended is a `conflict` that changes nothing.
    */
   report(taskId: string, tokenHash: string, report: Report, now: number, found?: FoundAttempt): Result<ReportAck> {
+    const applied = this.applyFenced(taskId, tokenHash, report, now, found);
+    return applied.ok ? ok({ ...receiptOf(applied.value), task: this.store.toTask(applied.value) }) : applied;
+  }
+
+  /** `report` without the task's view: for a consumer, which reads only how each report went. */
+  reportReceipt(taskId: string, tokenHash: string, report: Report, now: number, found?: FoundAttempt): Result<ReportReceipt> {
+    const applied = this.applyFenced(taskId, tokenHash, report, now, found);
+    return applied.ok ? ok(receiptOf(applied.value)) : applied;
+  }
+
+  /** The work of `report`: the task as the report left it. */
+  private applyFenced(taskId: string, tokenHash: string, report: Report, now: number, found?: FoundAttempt): Result<TaskRow> {
     const attempt = found === undefined ? attemptOfToken(this.sql, tokenHash) : found.attempt;
     if (!attempt || attempt.task_id !== taskId) return fail("unauthorized", "invalid callback token");
     const row = found?.row === undefined ? this.store.get(taskId) : found.row;
@@ -169,12 +185,7 @@ export class Attempts {
         attempt: current.attempt,
       });
     }
-    const next = this.applyReport(current, attempt.lease_seconds, report, now);
-    return ok({
-      status: next.status,
-      lease_expires_at: next.status === "processing" ? iso(next.lease_expires_at) : null,
-      task: this.store.toTask(next),
-    });
+    return ok(this.applyReport(current, attempt.lease_seconds, report, now));
   }
 
   /**
@@ -302,6 +313,12 @@ interface SavedCheckpoint {
   slice: number;
   state: JsonValue;
 }
+
+/** How a report left its task, as its answer says it. */
+const receiptOf = (next: TaskRow): ReportReceipt => ({
+  status: next.status,
+  lease_expires_at: next.status === "processing" ? iso(next.lease_expires_at) : null,
+});
 
 const readCheckpoint = (row: TaskRow): SavedCheckpoint | null =>
   row.checkpoint === null ? null : (JSON.parse(row.checkpoint) as SavedCheckpoint);

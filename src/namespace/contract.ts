@@ -81,9 +81,13 @@ export type Report =
   /** A built-in handler yields: its state is kept and the attempt continues in a new invocation. */
   | { kind: "checkpoint"; state: JsonValue };
 
-export interface ReportAck {
+/** How a report went: what a consumer reads of its answer. */
+export interface ReportReceipt {
   status: TaskStatus;
   lease_expires_at: string | null;
+}
+
+export interface ReportAck extends ReportReceipt {
   task: Task;
 }
 
@@ -102,9 +106,13 @@ export interface ClaimAhead {
   max: number;
 }
 
-/** The answers of `reportAndClaim`: one per report, in order, and the attempts claimed ahead. */
+/**
+ * The answers of `reportAndClaim`: one per report, in order, and the attempts claimed ahead.
+ * Receipts, without the task's view: a consumer reads only how each report went, and the view
+ * of each task, made and sent with each answer, was a good share of the call's work.
+ */
 export interface ReportsAndClaims {
-  results: Result<ReportAck>[];
+  results: Result<ReportReceipt>[];
   claims: ClaimedAttempt[];
 }
 

@@ -148,7 +148,7 @@ export class PullMode extends NamespacePart {
    */
   async reportBatch(reports: { token: string; report: Report }[]): Promise<BatchReportResult[]> {
     // Read here, in the same synchronous step that applies them, and handed on.
-    const known = fenceReports(this.sql, reports).map(({ tokenHash, report, found }) =>
+    const known = fenceReports(this.sql, this.attempts.tokenHashes, reports).map(({ tokenHash, report, found }) =>
       found.attempt ? { task_id: found.attempt.task_id, tokenHash, report, found } : null,
     );
     // One bulk step (applyReports): the reports' events, log lines and snapshots go out in a few statements.
