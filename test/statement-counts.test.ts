@@ -56,9 +56,11 @@ describe("statements a push task costs the object", () => {
     expect(done.ok && done.value.status).toBe("completed");
 
     // 23 and 13 before issue 11's session of 2026-12-02 (a second fair-queue read, a count-down, a nextDue, per-row flush asks).
+    // The completion reads its token's attempt and the task in two statements, not one join: the
+    // same read serves a batch of reports, where the join's copy of every task column cost more.
     console.log(`[statement counts] create ${create}, completion ${report}`);
     expect(create).toBeLessThanOrEqual(21);
-    expect(report).toBeLessThanOrEqual(10);
+    expect(report).toBeLessThanOrEqual(11);
   });
 
   it("a completion that carries its handler's last log lines writes its task's row once", async () => {
