@@ -43,7 +43,7 @@ export const paginated = <T extends z.ZodType>(item: T, name: string) =>
     .openapi(name);
 
 export const TaskIdParam = z.object({
-  task_id: z.string().max(128).openapi({ param: { name: "task_id", in: "path" }, example: "tsk_0f3k2m9x8q7w6e5r4t3y" }),
+  task_id: z.string().max(128).openapi({ param: { name: "task_id", in: "path" }, example: "tsk_0mio2k1c80f3k2m9x8q7w6e5r4t3y" }),
 });
 
 /** Documents the Idempotency-Key header; the idempotency middleware enforces it. */

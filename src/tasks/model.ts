@@ -144,7 +144,7 @@ export const CONCURRENCY_KEY_MAX_CHARS = 128;
 
 export const TaskSchema = z
   .object({
-    task_id: z.string().openapi({ example: "tsk_0f3k2m9x8q7w6e5r4t3y" }),
+    task_id: z.string().openapi({ example: "tsk_0mio2k1c80f3k2m9x8q7w6e5r4t3y" }),
     namespace_id: z.string(),
     task_type: z.string(),
     status: z.enum(TASK_STATUSES),
