@@ -41,24 +41,38 @@ describe("statements a push task costs the object", () => {
     expect((await call("/v1/processors/counted_push", { token: t.key, method: "PUT", body: { url: PROCESSOR_URL } })).status).toBe(201);
     // The first create reads what the object keeps cached after (the processor, the unfinished count).
     await createTask(t, { task_type: "counted_push" });
+    const object = namespaceStub(env, t.namespaceId);
     const take = await countStatements(t);
 
-    const task = await createTask(t, { task_type: "counted_push" });
-    const create = take();
-    expect(task.status).toBe("queued");
+    // Through the object's own call, not HTTP: a request's rate-limit grant (asked of the object
+    // when the Worker's lease of tokens has run out, a matter of timing) is not the create's cost.
+    // The fewest of three, so that nothing else the object happens to run meanwhile counts.
+    const creates: number[] = [];
+    const tasks = [];
+    for (let i = 0; i < 3; i++) {
+      const made = await object.createTask({ task_type: "counted_push" }, "http://localhost");
+      creates.push(take());
+      if (!made.ok) throw new Error(`not created: ${JSON.stringify(made)}`);
+      expect(made.value.status).toBe("queued");
+      tasks.push(made.value);
+    }
+    const create = Math.min(...creates);
 
-    const object = namespaceStub(env, t.namespaceId);
-    const [claim] = await object.claimMany([{ task_id: task.task_id, attempt: 1 }]);
-    if (!claim?.claimed) throw new Error(`not claimed: ${JSON.stringify(claim)}`);
+    const claims = await object.claimMany(tasks.map((task) => ({ task_id: task.task_id, attempt: 1 })));
     take();
-    const done = await object.report(task.task_id, claim.token, { kind: "complete", outputs: {} });
-    const report = take();
-    expect(done.ok && done.value.status).toBe("completed");
+    const reports: number[] = [];
+    for (const [i, claim] of claims.entries()) {
+      if (!claim?.claimed) throw new Error(`not claimed: ${JSON.stringify(claim)}`);
+      const done = await object.report(tasks[i]!.task_id, claim.token, { kind: "complete", outputs: {} });
+      reports.push(take());
+      expect(done.ok && done.value.status).toBe("completed");
+    }
+    const report = Math.min(...reports);
 
     // 23 and 13 before issue 11's session of 2026-12-02 (a second fair-queue read, a count-down, a nextDue, per-row flush asks).
     // The completion reads its token's attempt and the task in two statements, not one join: the
     // same read serves a batch of reports, where the join's copy of every task column cost more.
-    console.log(`[statement counts] create ${create}, completion ${report}`);
+    console.log(`[statement counts] create ${creates.join(", ")}; completion ${reports.join(", ")}`);
     expect(create).toBeLessThanOrEqual(21);
     expect(report).toBeLessThanOrEqual(11);
   });
