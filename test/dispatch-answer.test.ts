@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import { dispatchToProcessor } from "../src/consumer/processor";
+import { dispatchToProcessor, READ_ANSWER_MS } from "../src/consumer/processor";
 import { registerHandler } from "../src/handlers/registry";
 import { fail } from "../src/errors";
 import type { ClaimedAttempt, Report } from "../src/namespace/contract";
@@ -13,14 +13,18 @@ registerHandler({ type: "answer_probe", run: async () => ({}) });
 let processor: ReturnType<typeof fakeProcessor> | null = null;
 afterEach(() => processor?.restore());
 
-/** An answer body that records how far it was read and whether it was cancelled; `stall` never ends it. */
-function watchedBody(stall: boolean) {
+/**
+ * An answer body that records how far it was read and whether it was cancelled: "short" is one
+ * chunk then its end, "stall" never comes, "endless" sends 4 KiB chunks for ever.
+ */
+function watchedBody(kind: "short" | "stall" | "endless") {
   const seen = { pulls: 0, ended: false, cancelled: false };
   const body = new ReadableStream<Uint8Array>({
     pull(controller) {
       seen.pulls++;
-      if (stall) return new Promise<void>(() => undefined);
-      if (seen.pulls === 1) controller.enqueue(new TextEncoder().encode("accepted"));
+      if (kind === "stall") return new Promise<void>(() => undefined);
+      if (kind === "endless") controller.enqueue(new Uint8Array(4096));
+      else if (seen.pulls === 1) controller.enqueue(new TextEncoder().encode("accepted"));
       else {
         seen.ended = true;
         controller.close();
@@ -56,17 +60,28 @@ async function dispatch() {
 
 describe("a processor's answer", () => {
   it("is read to its end, not cancelled, so its connection can carry the next dispatch", async () => {
-    const { seen, body } = watchedBody(false);
+    const { seen, body } = watchedBody("short");
     processor = fakeProcessor(() => new Response(body, { status: 202 }));
     expect(await dispatch()).toEqual([]);
     await eventually(async () => (seen.ended ? true : undefined), 5_000, "the answer read to its end");
     expect(seen.cancelled).toBe(false);
   });
 
-  it("accepts the attempt by its status while its body has not come: a stalled body holds nothing up", async () => {
-    const { seen, body } = watchedBody(true);
+  it("accepts the attempt by its status while its body has not come, and cancels a body that stalls soon after", async () => {
+    const { seen, body } = watchedBody("stall");
     processor = fakeProcessor(() => new Response(body, { status: 202 }));
     expect(await dispatch()).toEqual([]);
     expect(seen.ended).toBe(false);
+    // Not the dispatch's 15 s: a processor that trickles its answer must not hold a connection
+    // the other dispatches of the batch (other namespaces' too) are waiting for.
+    await eventually(async () => (seen.cancelled ? true : undefined), READ_ANSWER_MS + 3_000, "the stalled answer cancelled");
+  });
+
+  it("cancels an answer past its first 16 KiB", async () => {
+    const { seen, body } = watchedBody("endless");
+    processor = fakeProcessor(() => new Response(body, { status: 202 }));
+    expect(await dispatch()).toEqual([]);
+    await eventually(async () => (seen.cancelled ? true : undefined), READ_ANSWER_MS + 3_000, "the long answer cancelled");
+    expect(seen.pulls).toBeLessThan(20);
   });
 });

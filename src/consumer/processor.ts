@@ -13,52 +13,59 @@ export const DISPATCH_TIMEOUT_MS = 15_000;
 const READ_ANSWER_BYTES = 16 * 1024;
 
 /**
+ * How long an answer's body may take once its status has come. Short: the read only frees the
+ * connection for the next dispatch, and a processor that answers 2xx and then trickles its body
+ * must not hold one of the invocation's few connections (shared with other namespaces'
+ * dispatches in the same queue batch) for the rest of the dispatch timeout.
+ */
+export const READ_ANSWER_MS = 1000;
+
+/**
  * POSTs a dispatch and answers with the processor's status once it comes, within `timeoutMs`.
  * The body says nothing and the dispatch does not wait for it, so one that stalls after its
  * headers holds nothing up; it is read to its end in the background, which leaves the
  * connection free for the next dispatch (cancelling it closes the connection, and a connect a
- * dispatch showed in the CPU profile, issue 11). One timer bounds both: at `timeoutMs` it aborts
- * the request or cancels the body still coming (a timer is not free either: one more a dispatch
- * showed too). A body past READ_ANSWER_BYTES is cancelled there; one whose invocation ends first
- * goes with it, as a cancelled one would.
+ * dispatch showed in the CPU profile, issue 11). A body past READ_ANSWER_BYTES or still coming
+ * after READ_ANSWER_MS is cancelled; one whose invocation ends first goes with it.
  */
 async function post(url: URL, init: RequestInit, timeoutMs: number): Promise<number> {
   const controller = new AbortController();
-  const answer: { body?: ReadableStreamDefaultReader<Uint8Array> } = {};
-  const timer = setTimeout(() => {
-    controller.abort(new DOMException(`no answer within ${timeoutMs / 1000} s`, "TimeoutError"));
-    answer.body?.cancel().catch(ignore);
-  }, timeoutMs);
+  const timer = setTimeout(() => controller.abort(new DOMException(`no answer within ${timeoutMs / 1000} s`, "TimeoutError")), timeoutMs);
   let res: Response;
   try {
     res = await fetch(url, { ...init, signal: controller.signal });
-  } catch (err) {
+  } finally {
     clearTimeout(timer);
-    throw err;
   }
-  answer.body = res.body?.getReader();
-  void discardAnswer(answer.body).finally(() => clearTimeout(timer));
+  void discardAnswer(res.body?.getReader());
   return res.status;
 }
 
 /**
- * Reads an answer's body to its end, or cancels it past READ_ANSWER_BYTES. (A function of its
- * own, not a closure in post(): the bundle names every named closure each time it is made.)
+ * Reads an answer's body to its end, or cancels it past READ_ANSWER_BYTES or READ_ANSWER_MS. (A
+ * function of its own, not a closure in post(): the bundle names every named closure each time
+ * it is made.)
  */
 async function discardAnswer(reader: ReadableStreamDefaultReader<Uint8Array> | undefined): Promise<void> {
+  if (!reader) return;
+  const timer = setTimeout(cancelAnswer, READ_ANSWER_MS, reader);
   try {
-    for (let bytes = 0; reader && bytes <= READ_ANSWER_BYTES; ) {
+    for (let bytes = 0; bytes <= READ_ANSWER_BYTES; ) {
       const chunk = await reader.read();
       if (chunk.done) return;
       bytes += chunk.value.byteLength;
     }
-    await reader?.cancel();
+    await reader.cancel();
   } catch {
     // The status has come: a body that fails is not worth failing the dispatch for.
+  } finally {
+    clearTimeout(timer);
   }
 }
 
 const ignore = (): void => undefined;
+
+const cancelAnswer = (reader: ReadableStreamDefaultReader<Uint8Array>): void => void reader.cancel().catch(ignore);
 
 /** A failed attempt's report (a module function: the bundle names a closure each time it is made). */
 const fail = (code: string, message: string, retryable: boolean): Report => ({ kind: "fail", error: { code, message }, retryable });
