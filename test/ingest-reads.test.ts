@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { getObjectsForWork } from "../src/db/dataplane";
+import { workInputRows } from "../src/db/documents";
 import { insertPendingObjects, showObjects } from "../src/db/objects";
 import { meteredDb } from "./d1-meta";
 
@@ -35,7 +35,7 @@ describe("the ingest path's reads of objects", () => {
     const other = await seedObjects("ns_reads_work_other", "workother", 1);
     const wanted = [...ids.slice(100, 200), other[0]!, "obj_missing"];
     const { db, rowsRead } = meteredDb(env.DB);
-    const objects = await getObjectsForWork(db, "ns_reads_work", wanted);
+    const { objects } = await workInputRows(db, "ns_reads_work", wanted, []);
     expect(rowsRead()).toBeLessThan(wanted.length * 5);
     expect([...objects.keys()].sort()).toEqual(ids.slice(100, 200));
     expect(objects.get(ids[150]!)).toEqual({ content: "text 150", metadata: { n: 150 } });

@@ -71,17 +71,13 @@ export async function getObjectForWork(db: D1Database, ns: string, objectId: str
   return row ? { content: row.content, metadata: JSON.parse(row.metadata) as JsonObject } : null;
 }
 
-/**
- * The objects of a namespace among `objectIds`, in one query (one bound list, whatever its
- * length), each found by id: `+namespace_id` keeps SQLite from walking all the namespace's objects.
- */
-export async function getObjectsForWork(db: D1Database, ns: string, objectIds: string[]): Promise<Map<string, { content: string; metadata: JsonObject }>> {
-  return objectsForWorkOf(await objectsForWorkQuery(db, ns, objectIds).all<ObjectForWorkRow>());
-}
-
 export type ObjectForWorkRow = { object_id: string; content: string; metadata: string };
 
-/** getObjectsForWork's statement, for a caller that batches it with others. */
+/**
+ * The objects of a namespace among `objectIds`, in one statement (one bound list, whatever its
+ * length), each found by id: `+namespace_id` keeps SQLite from walking all the namespace's
+ * objects. Batched with the collections' read by workInputRows (db/documents.ts).
+ */
 export function objectsForWorkQuery(db: D1Database, ns: string, objectIds: string[]): D1PreparedStatement {
   return db
     .prepare("SELECT object_id, content, metadata FROM objects WHERE object_id IN (SELECT value FROM json_each(?2)) AND +namespace_id = ?1")
