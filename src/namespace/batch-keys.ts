@@ -1,7 +1,10 @@
 import type { Sql } from "./sql";
 
-/** As long as a single create's Idempotency-Key is kept here (TaskOps). */
-const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
+/**
+ * How long the object keeps an Idempotency-Key (a single create's or a batch's): the lookups and
+ * the scheduler's prune read this one figure, so a key is never pruned while it is still honoured.
+ */
+export const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
 
 /** A batch stored under its key: the request it was made with and its tasks' ids, in order. */
 export interface SeenBatch {

@@ -1,4 +1,5 @@
 import type { Task, Waiting } from "../tasks/model";
+import { tasksById } from "./attempt-rows";
 import type { Sql } from "./sql";
 import type { TaskStore } from "./store";
 import type { TaskRow } from "./task-row";
@@ -22,7 +23,7 @@ export function batchTasks(sql: Sql, store: TaskStore, ids: string[], made: Read
     else unread.push(id);
   }
   if (unread.length > 0) {
-    for (const row of sql.all<TaskRow>("SELECT * FROM tasks WHERE task_id IN (SELECT value FROM json_each(?))", JSON.stringify(unread))) rows.set(row.task_id, row);
+    for (const [id, row] of tasksById(sql, unread)) rows.set(id, row);
   }
   const views = new Map<string, { queue_position: number; waiting: Waiting }>();
   const waiting = [...made]

@@ -5,7 +5,7 @@ import { fail, ok, type Result } from "../errors";
 import type { CreateTaskInput, Settings, Stats, Task } from "../tasks/model";
 import { AttemptBatches } from "./attempt-batches";
 import { attemptsWithTasks } from "./attempt-rows";
-import { Attempts, sha256 } from "./attempts";
+import { Attempts } from "./attempts";
 import type { Clock } from "./clock";
 import type {
   BatchReportResult,
@@ -188,7 +188,7 @@ export class NamespaceDO extends DurableObject<Env> implements NamespaceRpc {
   /** Applies a report of one attempt, authenticated by that attempt's token (see Attempts.report). */
   report(taskId: string, token: string, report: Report): Promise<Result<ReportAck>> {
     const now = this.clock.now();
-    const tokenHash = sha256(token);
+    const tokenHash = this.attempts.tokenHashes.of(token);
     // A bulk step of one, as each report of reportMany is: the outbox flush is asked for once,
     // not after each of its events, log lines and snapshots (a statement each, issue 11). The
     // token's attempt and its task are read together, in that step, as reportBatch reads them.

@@ -1,3 +1,4 @@
+import { IDEMPOTENCY_RETENTION_MS } from "./batch-keys";
 import { evictFlushed } from "./evict";
 import type { Attempts } from "./attempts";
 import { backoffMs, type NamespaceCore } from "./core";
@@ -26,7 +27,6 @@ const PRUNE_CHUNK = 250;
 const EVENT_RETENTION_MS = 72 * 3600_000;
 /** Longer than any attempt can run (the timeout is at most 24 h), so late reports still get 409. */
 const ATTEMPT_RETENTION_MS = 7 * 24 * 3600_000;
-const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
 
 /**
  * The one alarm that multiplexes every timer: each due timer goes to its handler (queue sends,

@@ -6,6 +6,7 @@ import { type CreateTaskInput, isTerminal, type Settings, type Stats, type Task 
 import { iso } from "../time";
 import { NO_KEY } from "./fairness";
 import { NamespacePart } from "./part";
+import { IDEMPOTENCY_RETENTION_MS } from "./batch-keys";
 import { batchTasks } from "./batch-view";
 import { quotaExceeded } from "./limits";
 import { checkSchedule, runAtOf } from "./schedule";
@@ -14,7 +15,6 @@ import { EMPTY_PROGRESS, type TaskRow } from "./task-row";
 /** Why an input cannot be created: the error of a refused create. */
 type Refusal = { ok: false; error: ErrorInfo };
 
-const IDEMPOTENCY_RETENTION_MS = 24 * 3600_000;
 
 /**
  * The namespace's task operations: its settings, creating tasks (one, or many under keys),
