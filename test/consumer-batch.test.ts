@@ -5,7 +5,7 @@ import { registerHandler, TaskFailure } from "../src/handlers/registry";
 import type { TaskMessage } from "../src/namespace/messages";
 import { captureSends, deliver } from "./counting";
 import { call, createTask, eventually, Latch, tenant, type Tenant, waitForStatus } from "./helpers";
-import { taskEvents } from "./inspect";
+import { query, taskEvents } from "./inspect";
 
 /** Batched claims and reports (issue 11): every item is fenced on its own. */
 
@@ -72,6 +72,22 @@ describe("a batched claim", () => {
     expect((await call(`/v1/tasks/${c.task_id}`, { token: t.key })).body.status).toBe("queued");
     await deliver(env, [mc, mc]);
     expect((await waitForStatus(t, c.task_id, "completed")).outputs).toEqual({ runs: 1 });
+  });
+});
+
+describe("a batch of claims", () => {
+  it("claims a queued task once when its message comes twice in one batch, beside another task's claim", async () => {
+    const t = await tenant();
+    const captured = await captureSends(t);
+    const ns = namespaceStub(env, t.namespaceId);
+    const a = await createTask(t, { task_type: "cb_count" });
+    const b = await createTask(t, { task_type: "cb_count" });
+    const [ma, mb] = await messagesOf(captured, [a.task_id, b.task_id]);
+    // The second message of A must see A as the first claim left it, not as it was read before.
+    const claims = await ns.claimMany([ma!, ma!, mb!]);
+    expect(claims.map((c) => c.claimed)).toEqual([true, false, true]);
+    expect(await query(t, "SELECT task_id, attempt FROM attempts WHERE task_id = ?", a.task_id)).toEqual([{ task_id: a.task_id, attempt: 1 }]);
+    expect((await call<{ status: string }>(`/v1/tasks/${b.task_id}`, { token: t.key })).body.status).toBe("processing");
   });
 });
 
