@@ -296,15 +296,11 @@ export class TaskStore {
 
   // --- timers --------------------------------------------------------------------------------
 
-  setTimer = (taskId: string, kind: TimerKind, dueAt: number, tries = 0): void => this.setTimers([{ taskId, kind, dueAt, tries }]);
-
-  /** Sets (or moves) several timers in one statement. */
-  setTimers(timers: { taskId: string; kind: TimerKind; dueAt: number; tries?: number }[]): void {
-    if (timers.length === 0) return;
+  setTimer(taskId: string, kind: TimerKind, dueAt: number, tries = 0): void {
     this.sql.run(
-      `INSERT INTO timers (task_id, kind, due_at, tries) VALUES ${timers.map(() => "(?, ?, ?, ?)").join(", ")}
+      `INSERT INTO timers (task_id, kind, due_at, tries) VALUES (?, ?, ?, ?)
        ON CONFLICT (task_id, kind) DO UPDATE SET due_at = excluded.due_at, tries = excluded.tries`,
-      ...timers.flatMap((t) => [t.taskId, t.kind, t.dueAt, t.tries ?? 0]),
+      taskId, kind, dueAt, tries,
     );
   }
 

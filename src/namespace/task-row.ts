@@ -109,11 +109,14 @@ export class NullsInline {
   constructor(private readonly build: (slots: string[]) => string) {}
 
   /** The statement's text for `values`, and the values it binds: those that are not null. */
-  bind(values: SqlStorageValue[]): [text: string, params: SqlStorageValue[]] {
+  bind(values: (SqlStorageValue | undefined)[]): [text: string, params: SqlStorageValue[]] {
+    // A mask of 31 bits; an undefined value is a missing column, which binding would have refused.
+    if (values.length > 31) throw new Error(`NullsInline takes at most 31 values, not ${values.length}`);
     let mask = 0;
     const params: SqlStorageValue[] = [];
     for (let i = 0; i < values.length; i++) {
-      const value = values[i] ?? null;
+      const value = values[i];
+      if (value === undefined) throw new Error(`NullsInline: value ${i} is undefined`);
       if (value === null) mask |= 1 << i;
       else params.push(value);
     }

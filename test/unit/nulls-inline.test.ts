@@ -15,6 +15,12 @@ describe("statements with their nulls written as NULL", () => {
     expect(built).toBe(2);
   });
 
+  it("refuses an undefined value (a missing column) and more values than its mask holds, rather than write NULL", () => {
+    const insert = new NullsInline((slots) => `INSERT INTO t VALUES (${slots.join(", ")})`);
+    expect(() => insert.bind(["x", undefined, 1])).toThrow(/value 1 is undefined/);
+    expect(() => insert.bind(Array.from({ length: 32 }, () => 1))).toThrow(/at most 31/);
+  });
+
   it("keeps a transition's task id bound last, after the columns it sets", () => {
     const values = ["completed", '{"ok":true}', "{}", null, 1, 10, 11, 11, 12, 12, null, null, 4, 3, "tsk_a"];
     const [text, params] = TASK_TRANSITION.bind(values);
