@@ -35,6 +35,44 @@ async function fullNamespace(type: string): Promise<{ t: Tenant; first: Task }> 
 }
 
 describe("records built from task rows at the flush", () => {
+  it("keeps the mark and the row of a task that changed while its record was on its way to D1", async () => {
+    const { t } = await fullNamespace("ro_race");
+    const task = await createTask(t, { task_type: "ro_race" });
+    const seen = await runInDurableObject(stub(t), async (instance: NamespaceDO, state) => {
+      const rows = (sql: string) => state.storage.sql.exec(sql, task.task_id).toArray();
+      // D1 holds the round that carries the created record until the task has been cancelled;
+      // the next round's write shows what the first left behind.
+      let release = (): void => undefined;
+      let calls = 0;
+      let left: { mark: unknown[]; row: unknown[] } | null = null;
+      const batch = instance.io.d1Batch;
+      instance.io.d1Batch = async (statements) => {
+        calls++;
+        if (calls === 1) await new Promise<void>((resolve) => (release = resolve));
+        else left ??= { mark: rows("SELECT version FROM record_outbox WHERE task_id = ?"), row: rows("SELECT status, version FROM tasks WHERE task_id = ?") };
+        return batch(statements);
+      };
+      instance.clock.advance(1000);
+      const alarm = instance.alarm();
+      while (calls === 0) await new Promise((r) => setTimeout(r, 1));
+      const cancelled = await instance.cancelTask(task.task_id);
+      release();
+      await alarm;
+      for (let i = 0; i < 5 && left === null; i++) {
+        instance.clock.advance(1000);
+        await instance.alarm();
+      }
+      instance.io.d1Batch = batch;
+      return { cancelled: cancelled.ok && cancelled.value.status, left };
+    });
+    // The first round wrote version 1; the mark of version 2 stayed for the next round, and the
+    // finished row was not evicted at a version D1 had not got.
+    expect(seen).toEqual({ cancelled: "cancelled", left: { mark: [{ version: 2 }], row: [{ status: "cancelled", version: 2 }] } });
+    await flushAll(t);
+    expect((await getRecord(env.DB, t.namespaceId, task.task_id))?.status).toBe("cancelled");
+    expect(await query(t, "SELECT task_id FROM tasks WHERE task_id = ?", task.task_id)).toEqual([]);
+  });
+
   it("are the task as its last change showed it, with the queue position it had then", async () => {
     const { t, first } = await fullNamespace("ro_hold");
     const low = await createTask(t, { task_type: "ro_hold", inputs: { text: "\"é\" \\ ✓" } });
