@@ -54,6 +54,19 @@ describe("the outbox's writes to D1", () => {
     const read = await readLogs(env.DB, t.namespaceId, taskId, 0, 1000, 0);
     expect(read).toEqual(lines.map(({ line }) => ({ seq: line.seq, timestamp: new Date(line.at).toISOString(), level: line.level, message: line.message, attempt: line.attempt })));
   });
+
+  it("splits long lines over several statements, each within its bound, and loses none", async () => {
+    const t = await tenant();
+    const taskId = `tsk_mirrorlong${Date.now().toString(36)}`;
+    const at = Date.now();
+    // 40 lines of the largest size a line may have: about 320 KiB, past one statement's 256 KiB.
+    const lines = Array.from({ length: 40 }, (_, i) => ({ task_id: taskId, line: { seq: i + 1, attempt: 1, level: "info" as const, message: `${i}`.padEnd(8 * 1024, "x"), at } }));
+    const statements = logInserts(env.DB, t.namespaceId, lines);
+    expect(statements.length).toBe(2);
+    await env.DB.batch(statements);
+    const read = await readLogs(env.DB, t.namespaceId, taskId, 0, 1000, 0);
+    expect(read.map((l) => l.seq)).toEqual(lines.map(({ line }) => line.seq));
+  });
 });
 
 describe("events kept in the object", () => {

@@ -1,3 +1,4 @@
+import { jsonChunks } from "./json-rows";
 import { iso } from "../time";
 import type { LogLevel } from "../tasks/model";
 import type { LogPayload, NumberedLogLine } from "./types";
@@ -40,30 +41,16 @@ const LOG_CHUNK_CHARS = 256 * 1024;
  * json_each); (task_id, seq) makes a replay change nothing.
  */
 export function logInserts(db: D1Database, namespaceId: string, lines: { task_id: string; line: LogPayload }[]): D1PreparedStatement[] {
-  const statements: D1PreparedStatement[] = [];
-  let chunk: unknown[][] = [];
-  let chars = 0;
-  const flush = () => {
-    if (chunk.length === 0) return;
-    statements.push(
-      db
-        .prepare(
-          `INSERT OR IGNORE INTO task_logs (task_id, seq, namespace_id, attempt, level, message, timestamp, written_at)
-           SELECT value ->> 0, value ->> 1, ?, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 FROM json_each(?)`,
-        )
-        .bind(namespaceId, JSON.stringify(chunk)),
-    );
-    chunk = [];
-    chars = 0;
-  };
-  for (const { task_id, line } of lines) {
-    // A line is at most LIMITS.logLineBytes, so a chunk never grows far past the bound.
-    if (chars + line.message.length > LOG_CHUNK_CHARS) flush();
-    chunk.push([task_id, line.seq, line.attempt, line.level, line.message, iso(line.at), line.at]);
-    chars += line.message.length + 100;
-  }
-  flush();
-  return statements;
+  // A line is at most LIMITS.logLineBytes, so a chunk never grows far past the bound; 100 for
+  // the line's other fields.
+  return [...jsonChunks(lines, ({ line }) => line.message.length + 100, LOG_CHUNK_CHARS)].map((chunk) =>
+    db
+      .prepare(
+        `INSERT OR IGNORE INTO task_logs (task_id, seq, namespace_id, attempt, level, message, timestamp, written_at)
+         SELECT value ->> 0, value ->> 1, ?, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 FROM json_each(?)`,
+      )
+      .bind(namespaceId, JSON.stringify(chunk.map(({ task_id, line }) => [task_id, line.seq, line.attempt, line.level, line.message, iso(line.at), line.at]))),
+  );
 }
 
 /** How many of a task's lines D1 keeps (not older than `cutoffMs`), and the highest seq among them. */

@@ -1,3 +1,4 @@
+import { jsonChunks } from "./json-rows";
 import { type Task, TaskSchema, type TaskStatus } from "../tasks/model";
 import { afterClause, orderClause, type Page, type Position, toPage } from "./keyset";
 
@@ -39,11 +40,9 @@ export interface RecordColumns {
  */
 export function recordUpserts(db: D1Database, namespaceId: string, rows: RecordColumns[]): D1PreparedStatement[] {
   const statements: D1PreparedStatement[] = [];
-  let chunk: unknown[][] = [];
-  let chars = 0;
-  const large: RecordColumns[] = [];
-  const flush = () => {
-    if (chunk.length === 0) return;
+  // A record over the bound goes with its columns bound: inside JSON its text would be escaped again.
+  const small = rows.filter((r) => r.json.length <= JSON_CHUNK_CHARS);
+  for (const chunk of jsonChunks(small, (r) => r.json.length, JSON_CHUNK_CHARS)) {
     statements.push(
       db
         .prepare(
@@ -53,22 +52,13 @@ export function recordUpserts(db: D1Database, namespaceId: string, rows: RecordC
            FROM json_each(?) WHERE true
            ${ON_CONFLICT}`,
         )
-        .bind(namespaceId, JSON.stringify(chunk)),
+        .bind(
+          namespaceId,
+          JSON.stringify(chunk.map((r) => [r.task_id, r.seq, r.task_type, r.status, r.parent_task_id, r.created_at, r.updated_at, r.expires_at, r.version, r.json])),
+        ),
     );
-    chunk = [];
-    chars = 0;
-  };
-  for (const r of rows) {
-    if (r.json.length > JSON_CHUNK_CHARS) {
-      large.push(r);
-      continue;
-    }
-    if (chars + r.json.length > JSON_CHUNK_CHARS) flush();
-    chunk.push([r.task_id, r.seq, r.task_type, r.status, r.parent_task_id, r.created_at, r.updated_at, r.expires_at, r.version, r.json]);
-    chars += r.json.length;
   }
-  flush();
-  return [...statements, ...boundUpserts(db, namespaceId, large)];
+  return [...statements, ...boundUpserts(db, namespaceId, rows.filter((r) => r.json.length > JSON_CHUNK_CHARS))];
 }
 
 /** Upserts with every column bound, several rows a statement (within D1's 100 parameters). */
