@@ -5,6 +5,7 @@ import { stagingRemovalsFor } from "../db/staging";
 import type { LogPayload, MirroredDelivery } from "../db/types";
 import { isTerminal, type Task, type TaskStatus } from "../tasks/model";
 import { iso } from "../time";
+import { evictFlushed } from "./evict";
 import type { Sql } from "./sql";
 import type { TaskRow } from "./task-row";
 import { taskOf } from "./task-view";
@@ -37,8 +38,6 @@ export interface OutboxHost {
   recordRetentionMs: number;
   d1Batch(statements: D1PreparedStatement[]): Promise<unknown>;
   transaction<T>(fn: () => T): T;
-  /** Called, inside the transaction that clears the outbox row, for a terminal record safe in D1. */
-  onTerminalFlushed(taskId: string, version: number, status: string): void;
 }
 
 /** A record the outbox owes D1, with the task's row as it stands (null if the row is gone). */
@@ -98,9 +97,8 @@ export async function flushOutbox(host: OutboxHost): Promise<boolean> {
         if (orphans.length > 0) clearMarks(host.sql, orphans);
       }
       if (chunk.length > 0) clearMarks(host.sql, chunk.map((r) => [r.task_id, r.pending_version]));
-      for (const r of chunk) {
-        if (isTerminal(r.status)) host.onTerminalFlushed(r.task_id, r.version, r.status);
-      }
+      // The terminal tasks whose final record is now safe in D1 leave, in the same transaction.
+      evictFlushed(host.sql, chunk.filter((r) => isTerminal(r.status)).map((r) => [r.task_id, r.version]));
     });
   }
   return (

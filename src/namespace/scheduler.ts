@@ -1,5 +1,4 @@
 import { IDEMPOTENCY_RETENTION_MS } from "./batch-keys";
-import { evictFlushed } from "./evict";
 import type { Attempts } from "./attempts";
 import { backoffMs, type NamespaceCore } from "./core";
 import { NamespacePart } from "./part";
@@ -34,8 +33,6 @@ const ATTEMPT_RETENTION_MS = 7 * 24 * 3600_000;
  * rows are pruned, open streams' keys are checked, and the alarm is armed for what is next.
  */
 export class Scheduler extends NamespacePart {
-  /** The terminal tasks (id, version) the flush chunk in progress has put safely in D1. */
-  private flushedTerminal: [taskId: string, version: number][] = [];
 
   constructor(
     core: NamespaceCore,
@@ -238,16 +235,7 @@ export class Scheduler extends NamespacePart {
       namespaceId: this.namespaceId,
       recordRetentionMs: this.store.recordRetentionMs,
       d1Batch: (statements) => this.io.d1Batch(statements),
-      // The terminal tasks a chunk flushed leave together, at the end of its transaction.
-      transaction: (fn) =>
-        this.ctx.storage.transactionSync(() => {
-          this.flushedTerminal = [];
-          const result = fn();
-          evictFlushed(this.sql, this.flushedTerminal);
-          this.flushedTerminal = [];
-          return result;
-        }),
-      onTerminalFlushed: (taskId, version) => this.flushedTerminal.push([taskId, version]),
+      transaction: (fn) => this.ctx.storage.transactionSync(fn),
     });
   }
 
