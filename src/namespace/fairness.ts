@@ -74,21 +74,30 @@ export class FairQueue {
     if (holds(row.status) && (to === "completed" || to === "failed")) this.completed(at);
   }
 
+  /** Whether a scheduled task's run_at has come (one read, no transaction: most alarms have none). */
+  hasDueScheduled(now: number): boolean {
+    return this.dueScheduled(now, 1).length > 0;
+  }
+
   /**
    * Releases up to `limit` scheduled tasks whose run_at has come to the fair queue, oldest
    * run_at first; returns how many. The caller admits after.
    */
   releaseScheduled(now: number, limit: number): number {
-    const due = this.sql.all<{ task_id: string; concurrency_key: string; priority: number }>(
-      `SELECT task_id, concurrency_key, priority FROM tasks INDEXED BY tasks_scheduled WHERE status = 'created' AND scheduled = 1 AND run_at <= ?
-       ORDER BY run_at, seq LIMIT ?`,
-      now, limit,
-    );
+    const due = this.dueScheduled(now, limit);
     for (const task of due) {
       this.sql.run("UPDATE tasks SET scheduled = 0 WHERE task_id = ?", task.task_id);
       this.enqueue(task.concurrency_key, task.priority);
     }
     return due.length;
+  }
+
+  private dueScheduled(now: number, limit: number): { task_id: string; concurrency_key: string; priority: number }[] {
+    return this.sql.all<{ task_id: string; concurrency_key: string; priority: number }>(
+      `SELECT task_id, concurrency_key, priority FROM tasks INDEXED BY tasks_scheduled WHERE status = 'created' AND scheduled = 1 AND run_at <= ?
+       ORDER BY run_at, seq LIMIT ?`,
+      now, limit,
+    );
   }
 
   /**

@@ -93,9 +93,7 @@ export class Scheduler extends NamespacePart {
    * true when more are due than one alarm takes.
    */
   private async releaseScheduled(now: number): Promise<boolean> {
-    // Most alarms have none to release: one read, no transaction.
-    const due = this.sql.one("SELECT 1 AS due FROM tasks INDEXED BY tasks_scheduled WHERE status = 'created' AND scheduled = 1 AND run_at <= ? LIMIT 1", now);
-    if (due === null) return false;
+    if (!this.store.fair.hasDueScheduled(now)) return false;
     for (let released = 0; released < ALARM_BATCH; released += RELEASE_CHUNK) {
       const count = this.ctx.storage.transactionSync(() => {
         const n = this.store.fair.releaseScheduled(now, RELEASE_CHUNK);
