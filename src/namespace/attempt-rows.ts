@@ -73,9 +73,11 @@ const REMEMBERED_TOKENS = 4096;
 export class TokenHashes {
   private readonly minted = new Map<string, string>();
 
+  constructor(private readonly hash: (token: string) => string = sha256) {}
+
   /** The hash of a token just minted, remembered for its report. */
   ofMinted(token: string): string {
-    const hash = sha256(token);
+    const hash = this.hash(token);
     if (this.minted.size >= REMEMBERED_TOKENS) this.minted.clear();
     this.minted.set(token, hash);
     return hash;
@@ -84,7 +86,7 @@ export class TokenHashes {
   /** The hash of a token a report carries. */
   of(token: string): string {
     const hash = this.minted.get(token);
-    if (hash === undefined) return sha256(token);
+    if (hash === undefined) return this.hash(token);
     this.minted.delete(token);
     return hash;
   }

@@ -18,3 +18,17 @@ describe("the hashes of callback tokens", () => {
     for (const token of [minted[0]!, minted[4095]!, minted[4096]!, minted[4999]!]) expect(hashes.of(token)).toBe(hex(token));
   });
 });
+
+describe("the hashes kept from claims", () => {
+  it("hash a token once for its claim and its report, and again only when not kept", () => {
+    const hashed: string[] = [];
+    const hashes = new TokenHashes((token) => (hashed.push(token), hex(token)));
+    hashes.ofMinted("ns.a.mac");
+    expect(hashes.of("ns.a.mac")).toBe(hex("ns.a.mac"));
+    expect(hashed).toEqual(["ns.a.mac"]);
+    // Its report took it: a second report hashes again, as does a token never minted here.
+    hashes.of("ns.a.mac");
+    hashes.of("ns.b.mac");
+    expect(hashed).toEqual(["ns.a.mac", "ns.a.mac", "ns.b.mac"]);
+  });
+});
