@@ -75,16 +75,21 @@ describe("a batched claim", () => {
   });
 });
 
+/** A namespace with two queued tasks of cb_count, their queue messages kept from the consumer. */
+async function twoQueued() {
+  const t = await tenant();
+  const captured = await captureSends(t);
+  const a = await createTask(t, { task_type: "cb_count" });
+  const b = await createTask(t, { task_type: "cb_count" });
+  const [ma, mb] = await messagesOf(captured, [a.task_id, b.task_id]);
+  return { t, ns: namespaceStub(env, t.namespaceId), a, b, ma: ma!, mb: mb! };
+}
+
 describe("a batch of claims", () => {
   it("claims a queued task once when its message comes twice in one batch, beside another task's claim", async () => {
-    const t = await tenant();
-    const captured = await captureSends(t);
-    const ns = namespaceStub(env, t.namespaceId);
-    const a = await createTask(t, { task_type: "cb_count" });
-    const b = await createTask(t, { task_type: "cb_count" });
-    const [ma, mb] = await messagesOf(captured, [a.task_id, b.task_id]);
+    const { t, ns, a, b, ma, mb } = await twoQueued();
     // The second message of A must see A as the first claim left it, not as it was read before.
-    const claims = await ns.claimMany([ma!, ma!, mb!]);
+    const claims = await ns.claimMany([ma, ma, mb]);
     expect(claims.map((c) => c.claimed)).toEqual([true, false, true]);
     expect(await query(t, "SELECT task_id, attempt FROM attempts WHERE task_id = ?", a.task_id)).toEqual([{ task_id: a.task_id, attempt: 1 }]);
     expect((await call<{ status: string }>(`/v1/tasks/${b.task_id}`, { token: t.key })).body.status).toBe("processing");
@@ -93,13 +98,8 @@ describe("a batch of claims", () => {
 
 describe("a batched report", () => {
   it("applies each item as the single report would: a stale, forged or repeated item spoils none of the others", async () => {
-    const t = await tenant();
-    const captured = await captureSends(t);
-    const ns = namespaceStub(env, t.namespaceId);
-    const a = await createTask(t, { task_type: "cb_count" });
-    const b = await createTask(t, { task_type: "cb_count" });
-    const [ma, mb] = await messagesOf(captured, [a.task_id, b.task_id]);
-    const [ca, cb] = await ns.claimMany([ma!, mb!]);
+    const { t, ns, a, b, ma, mb } = await twoQueued();
+    const [ca, cb] = await ns.claimMany([ma, mb]);
     if (!ca?.claimed || !cb?.claimed) throw new Error("both claims should win");
     // B's attempt ends (cancelled): its token is stale from now on.
     expect((await call(`/v1/tasks/${b.task_id}/cancel`, { token: t.key, method: "POST" })).status).toBe(200);
