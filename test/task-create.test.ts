@@ -47,4 +47,27 @@ describe("POST /v1/tasks (one task)", () => {
     expect(rows.map((r) => r.seq)).toEqual(ids.map((_, i) => first + i));
     expect(await query(t, "SELECT CAST(value AS INTEGER) AS n FROM meta WHERE key = 'task_seq'")).toEqual([{ n: first + 3 }]);
   });
+
+  it("stores a task a free slot waits for as queued in one write: created then queued, never in the fair queue", async () => {
+    const t = await tenant({ max_concurrent_tasks: 2, max_concurrent_per_key: 1 });
+    await pulled(t, "tc_fast");
+    const first = await createTask(t, { task_type: "tc_fast", concurrency_key: "k" });
+    expect(first.status).toBe("queued");
+    const events = await taskEvents(t, first.task_id);
+    expect(events.map((e) => e.event_type)).toEqual(["task.created", "task.queued"]);
+    const [created, queued] = events.map((e) => (JSON.parse(String(e.data)) as { data: { task: Task } }).data.task);
+    expect([created?.status, created?.queue_position, queued?.status, queued?.queue_position]).toEqual(["created", 1, "queued", null]);
+    expect(await query(t, "SELECT status, version, log_count FROM tasks WHERE task_id = ?", first.task_id)).toEqual([{ status: "queued", version: 2, log_count: 2 }]);
+    expect(await query(t, "SELECT * FROM fair_queue")).toEqual([]);
+    expect(await query(t, "SELECT key, active FROM fair_keys")).toEqual([{ key: "k", active: 1 }]);
+
+    // Its key is at its limit now: the next of that key waits in the fair queue, as before.
+    const second = await createTask(t, { task_type: "tc_fast", concurrency_key: "k" });
+    expect([second.status, second.queue_position]).toEqual(["created", 1]);
+    expect(await query(t, "SELECT key, waiting, blocked FROM fair_queue")).toEqual([{ key: "k", waiting: 1, blocked: 1 }]);
+    // Another key takes the last slot at once, ahead of the blocked one; then the namespace is full.
+    expect((await createTask(t, { task_type: "tc_fast", concurrency_key: "other" })).status).toBe("queued");
+    expect((await createTask(t, { task_type: "tc_fast" })).status).toBe("created");
+    expect(await query(t, "SELECT COUNT(*) AS n FROM tasks WHERE status = 'queued'")).toEqual([{ n: 2 }]);
+  });
 });

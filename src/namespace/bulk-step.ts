@@ -69,15 +69,30 @@ export class BulkStep {
   }
 }
 
-/** Created tasks by priority, exact: ready ones from the fair queue's groups, scheduled ones counted. */
+/**
+ * The next task seq. A counter that only goes up: finished tasks leave the tasks table, so
+ * MAX(seq) would reuse numbers that records in D1 already carry, and lists order and page by
+ * seq. A bulk step takes the counter once and stores where it got to when it ends.
+ */
+export function takeSeq(sql: Sql, step: BulkStep | null): number {
+  if (step && step.lastSeq > 0) return ++step.lastSeq;
+  const seq = sql.count(
+    `INSERT INTO meta (key, value) VALUES ('task_seq', (SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks))
+     ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1
+     RETURNING CAST(value AS INTEGER) AS n`,
+  );
+  if (step && step.storedSeq === 0) step.storedSeq = seq;
+  return seq;
+}
+
+/** Created tasks by priority, exact: ready ones from the fair queue's groups, scheduled ones counted (one statement). */
 export function createdByPriority(sql: Sql): Map<number, number> {
   const counts = new Map<number, number>();
-  const rows = [
-    ...sql.all<{ priority: number; n: number }>("SELECT priority, SUM(waiting) AS n FROM fair_queue GROUP BY priority"),
-    ...sql.all<{ priority: number; n: number }>(
-      "SELECT priority, COUNT(*) AS n FROM tasks INDEXED BY tasks_scheduled WHERE status = 'created' AND scheduled = 1 GROUP BY priority",
-    ),
-  ];
+  const rows = sql.all<{ priority: number; n: number }>(
+    `SELECT priority, SUM(waiting) AS n FROM fair_queue GROUP BY priority
+     UNION ALL
+     SELECT priority, COUNT(*) AS n FROM tasks INDEXED BY tasks_scheduled WHERE status = 'created' AND scheduled = 1 GROUP BY priority`,
+  );
   for (const { priority, n } of rows) counts.set(priority, (counts.get(priority) ?? 0) + Number(n));
   return counts;
 }

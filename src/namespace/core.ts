@@ -4,6 +4,7 @@ import { getRecord } from "../db/records";
 import { DEFAULT_SETTINGS, type Settings, type Task } from "../tasks/model";
 import { CallbackTokens } from "./callback-tokens";
 import { Clock } from "./clock";
+import { nextDue } from "./due";
 import { RequestBucket, UnfinishedTasks } from "./limits";
 import type { TaskMessage } from "./messages";
 import { ProcessorStore } from "./processors";
@@ -12,6 +13,7 @@ import { migrate } from "./schema";
 import { Sql } from "./sql";
 import { EventStreams } from "./streams";
 import { TaskStore } from "./store";
+import type { TaskRow } from "./task-row";
 import { Waiters } from "./waiters";
 import { WebhookStore } from "./webhooks";
 
@@ -105,7 +107,7 @@ export class NamespaceCore {
     // An alarm due already runs every timer due when it runs, and arms for the rest at its end:
     // no timer needs looking at (a query a change, issue 11).
     if (this.alarmAt !== null && this.alarmAt <= this.clock.now()) return;
-    const due = this.store.nextDue();
+    const due = nextDue(this.sql);
     const next = due === null ? this.keyCheckAt : this.keyCheckAt === null ? due : Math.min(due, this.keyCheckAt);
     if (next === null || (this.alarmAt !== null && this.alarmAt <= next)) return;
     this.alarmAt = next;
@@ -131,11 +133,25 @@ export class NamespaceCore {
     const free = this.settings.max_concurrent_tasks - this.store.activeCount();
     if (free <= 0) return;
     this.store.fair.admitRun(free, (row) => {
-      this.store.transition(row, "queued", { queued_at: row.queued_at ?? now }, now);
-      // A pulled task never goes to the queue: it waits, leasable at once, for a worker.
-      if (this.heldSends?.types.has(row.task_type)) this.heldSends.tasks.push({ task_id: row.task_id, attempt: row.attempt });
-      else if (this.processors.processorRow(row.task_type)?.mode !== "pull") this.store.setTimer(row.task_id, "send", now);
+      this.queued(this.store.transition(row, "queued", { queued_at: row.queued_at ?? now }, now), now);
     });
+  }
+
+  /**
+   * Whether a new ready task of `key` would be admitted the moment it joined the fair queue: a
+   * slot is free, no ready task waits that admission could take first, and its key is below
+   * its limit. (Admission runs after every change that frees a slot, so a free slot and a
+   * waiting task that could take it are seen together only while admissions are held.)
+   */
+  admitsAtOnce(key: string): boolean {
+    if (this.admissionsHeld) return false;
+    return this.settings.max_concurrent_tasks - this.store.activeCount() > 0 && this.store.fair.next() === null && !this.store.fair.isBlocked(key);
+  }
+
+  /** A task just admitted goes on: a send timer due now, or, for a pulled type, nothing (it waits, leasable, for a worker). */
+  queued(row: TaskRow, now: number): void {
+    if (this.heldSends?.types.has(row.task_type)) this.heldSends.tasks.push({ task_id: row.task_id, attempt: row.attempt });
+    else if (this.processors.processorRow(row.task_type)?.mode !== "pull") this.store.setTimer(row.task_id, "send", now);
   }
 
   /**

@@ -61,40 +61,50 @@ export class DeferredWrites {
   /**
    * Writes every row, in the order the step made them: as many rows a statement as the
    * object's 100 bound parameters allow, bound column by column (parsing rows out of one JSON
-   * parameter costs SQLite more than binding them), the rest one a statement.
+   * parameter costs SQLite more than binding them); the rest in one shorter statement.
    */
   write(sql: Sql): void {
-    insertMany(sql, this.events, EVENT_INSERT, insertEvent);
-    insertMany(sql, this.logs, LOG_INSERT, insertLog);
+    insertMany(sql, this.events, EVENT_INSERT);
+    insertMany(sql, this.logs, LOG_INSERT);
     // Only the last mark of each task matters.
     const latest = this.records.length <= 1 ? this.records : [...new Map(this.records.map((r) => [r[0], r])).values()];
-    insertMany(sql, latest, RECORD_UPSERT, upsertRecord);
+    insertMany(sql, latest, RECORD_UPSERT);
     this.rollback([0, 0, 0]);
   }
 }
 
-/** SQL of one multi-row statement: `rows` tuples of `columns` parameters each, within 100 parameters. */
-interface ManyRows {
-  rows: number;
-  sql: string;
+/**
+ * A multi-row statement: `sql(n)` is its text for n rows. A full one has `rows` rows (within
+ * 100 parameters); the texts of every size are made once and kept, so the object's cache of
+ * prepared statements sees the same few texts.
+ */
+class ManyRows {
+  private readonly texts: string[] = [];
+
+  constructor(
+    readonly rows: number,
+    private readonly text: (n: number) => string,
+  ) {}
+
+  sql(n: number): string {
+    return (this.texts[n] ??= this.text(n));
+  }
 }
 
 const tuples = (rows: number, columns: number): string =>
   Array.from({ length: rows }, () => `(${Array.from({ length: columns }, () => "?").join(", ")})`).join(", ");
 
-const EVENT_INSERT: ManyRows = {
-  rows: 20,
-  sql: `INSERT INTO events (event_id, event_type, task_id, created_at, data) VALUES ${tuples(20, 5)}`,
-};
-const LOG_INSERT: ManyRows = { rows: 50, sql: `INSERT INTO outbox (kind, task_id, payload) VALUES ${Array(50).fill("('log', ?, ?)").join(", ")}` };
-const RECORD_UPSERT: ManyRows = {
-  rows: 33,
-  sql: `INSERT INTO record_outbox (task_id, version, queue_position) VALUES ${tuples(33, 3)} ${RECORD_CONFLICT}`,
-};
+const EVENT_INSERT = new ManyRows(20, (n) => `INSERT INTO events (event_id, event_type, task_id, created_at, data) VALUES ${tuples(n, 5)}`);
+const LOG_INSERT = new ManyRows(50, (n) => `INSERT INTO outbox (kind, task_id, payload) VALUES ${Array(n).fill("('log', ?, ?)").join(", ")}`);
+const RECORD_UPSERT = new ManyRows(33, (n) => `INSERT INTO record_outbox (task_id, version, queue_position) VALUES ${tuples(n, 3)} ${RECORD_CONFLICT}`);
 
-/** Full statements of `many.rows` rows (one prepared text, reused), then the rest one by one. */
-function insertMany<R extends SqlStorageValue[]>(sql: Sql, rows: R[], many: ManyRows, one: (sql: Sql, ...row: R) => void): void {
-  let i = 0;
-  for (; i + many.rows <= rows.length; i += many.rows) sql.run(many.sql, ...rows.slice(i, i + many.rows).flat());
-  for (; i < rows.length; i++) one(sql, ...(rows[i] as R));
+/**
+ * Full statements of `many.rows` rows, then the rest in one statement: a step's rows, however
+ * few, cost one statement a kind (a create's two events, its two lines).
+ */
+function insertMany(sql: Sql, rows: SqlStorageValue[][], many: ManyRows): void {
+  for (let i = 0; i < rows.length; i += many.rows) {
+    const chunk = rows.slice(i, i + many.rows);
+    sql.run(many.sql(chunk.length), ...chunk.flat());
+  }
 }

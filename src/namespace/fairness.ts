@@ -282,7 +282,8 @@ export class FairQueue {
     return this.sql.one<{ active: number }>("SELECT active FROM fair_keys WHERE key = ?", key)?.active ?? 0;
   }
 
-  private isBlocked(key: string): boolean {
+  /** Whether `key` is at max_concurrent_per_key: its ready tasks wait. */
+  isBlocked(key: string): boolean {
     if (key === NO_KEY || this.perKeyLimit() === null) return false;
     return this.blockedAt(key, this.activeOf(key));
   }

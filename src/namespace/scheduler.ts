@@ -3,6 +3,7 @@ import type { Attempts } from "./attempts";
 import { backoffMs, type NamespaceCore } from "./core";
 import { NamespacePart } from "./part";
 import type { Deliveries } from "./deliveries";
+import { dueTimers } from "./due";
 import type { TaskMessage } from "./messages";
 import { flushOutbox } from "./outbox";
 import { yieldTurn } from "./turn";
@@ -73,7 +74,7 @@ export class Scheduler extends NamespacePart {
     this.core.alarmFired();
     const now = this.clock.now();
     let more = await this.releaseScheduled(now);
-    const due = this.store.dueTimers(now, ALARM_BATCH);
+    const due = dueTimers(this.sql, now, ALARM_BATCH);
     more ||= due.length === ALARM_BATCH;
     const sends = due.filter((timer) => timer.kind === "send");
     const flush = due.some((timer) => timer.kind === "flush");

@@ -132,14 +132,14 @@ export class NullsInline {
 const INSERT_COLUMNS = [
   "task_id", "seq", "task_type", "status", "inputs", "outputs", "progress", "error", "attempt", "max_attempts", "priority",
   "parent_task_id", "origin", "created_at", "queued_at", "started_at", "attempt_started_at", "completed_at", "updated_at",
-  "timeout_at", "lease_expires_at", "log_count", "concurrency_key", "run_at", "scheduled", "replay_of_task_id",
+  "timeout_at", "lease_expires_at", "log_count", "concurrency_key", "run_at", "scheduled", "replay_of_task_id", "version",
 ] as const;
 
-/** A new task's row (version 1), its values in INSERT_COLUMNS order. */
-export const TASK_INSERT = new NullsInline((slots) => `INSERT INTO tasks (${INSERT_COLUMNS.join(", ")}, version) VALUES (${slots.join(", ")}, 1)`);
+/** A new task's row (version 1, or 2 when it is queued as it is stored), its values in INSERT_COLUMNS order. */
+export const TASK_INSERT = new NullsInline((slots) => `INSERT INTO tasks (${INSERT_COLUMNS.join(", ")}) VALUES (${slots.join(", ")})`);
 
 /** The values of TASK_INSERT for `row`. */
-export const insertValues = (row: Omit<TaskRow, "version" | "progress_event_at" | "checkpoint" | "continuation">): SqlStorageValue[] =>
+export const insertValues = (row: Omit<TaskRow, "progress_event_at" | "checkpoint" | "continuation">): SqlStorageValue[] =>
   INSERT_COLUMNS.map((column) => row[column]);
 
 const TRANSITION_COLUMNS = [

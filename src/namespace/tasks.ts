@@ -10,7 +10,7 @@ import { IDEMPOTENCY_RETENTION_MS } from "./batch-keys";
 import { batchTasks } from "./batch-view";
 import { quotaExceeded } from "./limits";
 import { checkSchedule, runAtOf } from "./schedule";
-import { EMPTY_PROGRESS, type TaskRow } from "./task-row";
+import { EMPTY_PROGRESS, type NewTaskRow, type TaskRow } from "./task-row";
 
 /** Why an input cannot be created: the error of a refused create. */
 type Refusal = { ok: false; error: ErrorInfo };
@@ -84,14 +84,15 @@ export class TaskOps extends NamespacePart {
     // and per-group totals, not from counts over the backlog (which grow with every waiting task).
     const task = this.ctx.storage.transactionSync(() =>
       this.store.bulk(() => {
-        const taskId = this.insertTask(input, origin, now);
+        const admitted = this.insertAdmitting(input, origin, now);
+        const taskId = admitted.taskId;
         if (idempotency) {
           this.sql.run(
             "INSERT OR REPLACE INTO idempotency (key, request_hash, task_id, created_at) VALUES (?, ?, ?, ?)",
             idempotency.key, idempotency.requestHash, taskId, now,
           );
         }
-        this.admit(now);
+        if (!admitted.queued) this.admit(now);
         return batchTasks(this.sql, this.store, [taskId], new Set([taskId]), now)[0];
       }),
     );
@@ -144,12 +145,33 @@ export class TaskOps extends NamespacePart {
 
   /** Stores one task (in the caller's transaction); the caller admits after. */
   insertTask(input: CreateTaskInput & { replay_of_task_id?: string }, origin: string, now: number): string {
-    // Time-ordered: each index keyed by task id (the row's own, the record marks', events by
-    // task, D1's records) grows at its end instead of touching a random page with every insert.
-    const taskId = newOrderedId("tsk", now);
     this.unfinished.added(1);
-    this.store.insert({
-      task_id: taskId,
+    const row = this.newRow(input, origin, now);
+    this.store.insert(row);
+    return row.task_id;
+  }
+
+  /**
+   * insertTask, but a ready task that a slot waits for (NamespaceCore.admitsAtOnce) is admitted
+   * as it is stored; `queued` says so, and the caller admits after only when it is false.
+   */
+  insertAdmitting(input: CreateTaskInput, origin: string, now: number): { taskId: string; queued: boolean } {
+    this.unfinished.added(1);
+    const row = this.newRow(input, origin, now);
+    const ready = row.run_at === null || row.run_at <= now;
+    if (!ready || !this.core.admitsAtOnce(row.concurrency_key)) {
+      this.store.insert(row);
+      return { taskId: row.task_id, queued: false };
+    }
+    this.core.queued(this.store.insert(row, now), now);
+    return { taskId: row.task_id, queued: true };
+  }
+
+  private newRow(input: CreateTaskInput & { replay_of_task_id?: string }, origin: string, now: number): NewTaskRow & { concurrency_key: string; run_at: number | null } {
+    return {
+      // Time-ordered: each index keyed by task id (the row's own, the record marks', events by
+      // task, D1's records) grows at its end instead of touching a random page with every insert.
+      task_id: newOrderedId("tsk", now),
       task_type: input.task_type,
       status: "created",
       inputs: JSON.stringify(input.inputs ?? {}),
@@ -172,8 +194,7 @@ export class TaskOps extends NamespacePart {
       concurrency_key: input.concurrency_key ?? NO_KEY,
       run_at: runAtOf(input, now),
       replay_of_task_id: input.replay_of_task_id ?? null,
-    });
-    return taskId;
+    };
   }
 
   /**
