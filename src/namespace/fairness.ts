@@ -232,8 +232,13 @@ export class FairQueue {
     if (this.released) this.released.length = mark;
   }
 
-  /** Tasks of `key` took slots (delta > 0) or gave them back; the key blocks at its limit. */
+  /**
+   * Tasks of `key` took slots (delta > 0) or gave them back; the key blocks at its limit.
+   * Keyless tasks never block and nothing reads their count (the namespace's total is counted
+   * from the tasks): their slots are not kept, two statements fewer a keyless task.
+   */
   slots(key: string, delta: number): void {
+    if (key === NO_KEY) return;
     this.changes++;
     if (delta < 0 && this.released) {
       for (let i = 0; i < -delta; i++) this.released.push(key);
@@ -245,8 +250,8 @@ export class FairQueue {
       key, delta, delta,
     )?.active ?? 0;
     if (active === 0) this.sql.run("DELETE FROM fair_keys WHERE key = ?", key);
-    // Keyless tasks and keys without a per-key limit never block: their groups stay unblocked.
-    if (key === NO_KEY || this.perKeyLimit() === null) return;
+    // Keys without a per-key limit never block: their groups stay unblocked.
+    if (this.perKeyLimit() === null) return;
     const blocked = this.blockedAt(key, active) ? 1 : 0;
     this.sql.run("UPDATE fair_queue SET blocked = ? WHERE key = ? AND blocked != ?", blocked, key, blocked);
   }

@@ -284,6 +284,15 @@ const MIGRATIONS: readonly { id: number; name: string; sql: string }[] = [
       ALTER TABLE record_outbox_v10 RENAME TO record_outbox;
     `,
   },
+  {
+    id: 11,
+    name: "keyless tasks' slots are not counted",
+    sql: `
+      -- Keyless tasks never block, so FairQueue.slots no longer keeps their count: the row
+      -- counted so far would only go stale.
+      DELETE FROM fair_keys WHERE key = '';
+    `,
+  },
 ];
 
 /** Applies every migration not yet applied, each in its own transaction. */
