@@ -326,11 +326,15 @@ export class TaskStore {
     this.askFlush(at + FLUSH_DELAY_MS);
   }
 
-  /** Sets a timer unless one of that kind is already due no later than `dueAt`. */
+  /**
+   * Sets a timer unless one of that kind is already due no later than `dueAt`. Most calls find
+   * it so (the flush timer, asked for by every change): the WHERE leaves that row and its index
+   * entry unwritten, so their pages stay out of the step's journal.
+   */
   setTimerIfLater(taskId: string, kind: TimerKind, dueAt: number): void {
     this.sql.run(
       `INSERT INTO timers (task_id, kind, due_at) VALUES (?, ?, ?)
-       ON CONFLICT (task_id, kind) DO UPDATE SET due_at = MIN(due_at, excluded.due_at)`,
+       ON CONFLICT (task_id, kind) DO UPDATE SET due_at = excluded.due_at WHERE excluded.due_at < timers.due_at`,
       taskId, kind, dueAt,
     );
   }
