@@ -4,17 +4,34 @@ export type IdPrefix =
   | "ns" | "key" | "tsk" | "evt" | "wh" | "dlv" | "bkt" | "obj" | "col" | "doc" | "tax" | "mdl" | "msg";
 
 /**
- * A new opaque id: the prefix, then 20 base-36 characters drawn from 16 random bytes
- * (≈103 bits, above SPEC §3's 96-bit floor). Rejection sampling keeps every character uniform.
+ * Random bytes drawn a page at a time and each used once: a task makes several ids (its own, an
+ * event's at each change), and a native call with a new array for each was a visible share of
+ * the object's thread. Filled at first use, inside a request (the runtime refuses random values
+ * at global scope).
+ */
+const POOL = new Uint8Array(4096);
+let poolAt = POOL.length;
+
+/** `n` base-36 characters, uniform: a byte of 252 or more is drawn again (rejection sampling). */
+function randomChars(n: number): string {
+  let out = "";
+  while (out.length < n) {
+    if (poolAt === POOL.length) {
+      crypto.getRandomValues(POOL);
+      poolAt = 0;
+    }
+    const byte = POOL[poolAt++]!;
+    if (byte < 252) out += ALPHABET[byte % 36];
+  }
+  return out;
+}
+
+/**
+ * A new opaque id: the prefix, then 20 random base-36 characters (≈103 bits, above SPEC §3's
+ * 96-bit floor).
  */
 export function newId(prefix: IdPrefix): string {
-  let out = "";
-  while (out.length < 20) {
-    for (const byte of crypto.getRandomValues(new Uint8Array(24))) {
-      if (byte < 252 && out.length < 20) out += ALPHABET[byte % 36];
-    }
-  }
-  return `${prefix}_${out}`;
+  return `${prefix}_${randomChars(20)}`;
 }
 
 /**
@@ -24,7 +41,7 @@ export function newId(prefix: IdPrefix): string {
  */
 export function newOrderedId(prefix: IdPrefix, at: number): string {
   const time = Math.max(0, Math.floor(at)).toString(36).padStart(9, "0");
-  return `${prefix}_${time}${newId(prefix).slice(prefix.length + 1)}`;
+  return `${prefix}_${time}${randomChars(20)}`;
 }
 
 /** base64url without padding. */
