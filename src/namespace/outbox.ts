@@ -8,7 +8,7 @@ import { iso } from "../time";
 import { evictFlushed } from "./evict";
 import type { Sql } from "./sql";
 import type { TaskRow } from "./task-row";
-import { taskOf } from "./task-view";
+import { taskJson } from "./task-view";
 import { yieldTurn } from "./turn";
 
 /**
@@ -131,7 +131,7 @@ function pendingRecords(host: OutboxHost, limit: number, maxBytes: number): { re
       continue;
     }
     const position = row.status === "created" ? row.pending_position : null;
-    const json = JSON.stringify(taskOf(row, host.namespaceId, host.recordRetentionMs, { queue_position: position, waiting: null }));
+    const json = taskJson(row, host.namespaceId, host.recordRetentionMs, { queue_position: position, waiting: null });
     if (records.length > 0 && bytes + json.length > maxBytes) break;
     bytes += json.length;
     records.push({

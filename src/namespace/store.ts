@@ -12,7 +12,7 @@ import { BulkStep, createdByPriority, takeSeq } from "./bulk-step";
 import { insertEvent, insertLog, upsertRecord } from "./deferred-writes";
 import { FairQueue, NO_KEY } from "./fairness";
 import type { Sql } from "./sql";
-import { eventJson, taskOf } from "./task-view";
+import { eventJson, taskJson, taskOf } from "./task-view";
 import { queuePosition, waitingOf } from "./waiting";
 import {
   InvalidTransition, insertValues, NAMESPACE_TIMER, type NewTaskRow, TASK_INSERT, TASK_TRANSITION, type TaskPatch, type TaskRow, type TimerKind,
@@ -101,10 +101,9 @@ export class TaskStore {
   }
 
   /**
-   * Stores a new task. With `queuedAt`, a ready task is admitted as it is stored
-   * (NamespaceCore.admitsAtOnce said a slot waits for it): it is published created, then queued,
-   * as insert and transition would, but its row is written once and it never enters the fair
-   * queue (six statements fewer than joining the queue for admission to take it back out).
+   * Stores a new task. With `queuedAt`, a ready task a slot waits for (NamespaceCore.admitsAtOnce)
+   * is published created, then queued, as insert and transition would, but its row is written
+   * once and it never enters the fair queue (six statements fewer than joining it to be taken out).
    */
   insert(given: NewTaskRow, queuedAt?: number): TaskRow {
     const row = { concurrency_key: NO_KEY, run_at: null, replay_of_task_id: null, ...given };
@@ -186,7 +185,7 @@ export class TaskStore {
     // The queue position at the change, which the row cannot give at the flush. `waiting` is a
     // live view, computed on reads: events and records carry null.
     const position = this.positionAtChange(row);
-    if (transition) this.emit(taskOf(row, this.namespaceId(), this.recordRetentionMs, { queue_position: position, waiting: null }), at);
+    if (transition) this.emit(row, taskJson(row, this.namespaceId(), this.recordRetentionMs, { queue_position: position, waiting: null }), at);
     if (this.bulkStep) this.bulkStep.writes.record(row.task_id, row.version, position);
     else upsertRecord(this.sql, row.task_id, row.version, position);
     this.askFlush(at + FLUSH_DELAY_MS);
@@ -265,8 +264,9 @@ export class TaskStore {
 
   // --- events --------------------------------------------------------------------------------
 
-  private emit(task: Task, at: number, type = `task.${task.status}`): void {
-    this.storeEvent(type, task.task_id, `{"task":${JSON.stringify(task)}}`, at);
+  /** Stores the event of a task's change from its JSON text (taskJson). */
+  private emit(row: TaskRow, json: string, at: number, type = `task.${row.status}`): void {
+    this.storeEvent(type, row.task_id, `{"task":${json}}`, at);
   }
 
   /**
@@ -303,7 +303,7 @@ export class TaskStore {
     if (row.status !== "processing") return;
     this.sql.run("UPDATE tasks SET progress_event_at = ? WHERE task_id = ?", at, row.task_id);
     this.bulkStep?.rows.delete(row.task_id);
-    this.emit(this.toTask(row), at, "task.progress");
+    this.emit(row, taskJson(row, this.namespaceId(), this.recordRetentionMs, { queue_position: null, waiting: null }), at, "task.progress");
   }
 
   /** The body of a stored event, or null once it has been pruned. */
