@@ -7,6 +7,7 @@ import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 import { refuseDataPlaneType } from "./tasks";
+import { requestOrigin } from "./env";
 
 /** SPEC §5: a batch creates 1–1000 tasks. */
 export const MAX_BATCH_TASKS = 1000;
@@ -51,7 +52,7 @@ app.openapi(
       }
     }
     const batch = c.get("idempotency") ?? { key: crypto.randomUUID(), requestHash: "" };
-    const tasks = unwrap(await stub.createTaskBatch(inputs, new URL(c.req.url).origin, batch));
+    const tasks = unwrap(await stub.createTaskBatch(inputs, requestOrigin(c), batch));
     return c.json({ tasks }, 201);
   },
   // A malformed item is named by its index too, as every other refusal of an item is.

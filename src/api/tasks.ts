@@ -13,6 +13,7 @@ import { listRoute, PageQuery, servePage } from "./list";
 import { LOG_CURSOR, taskLogPage } from "./task-logs";
 import { ListBody, listFromBody, listFromQuery, listTasks, TaskFilters } from "./task-list";
 import bulk from "./task-bulk";
+import { requestOrigin } from "./env";
 
 const security = [{ apiKey: [] }];
 
@@ -83,7 +84,7 @@ app.openapi(
     }
     const stub = namespaceOf(c);
     await refuseDataPlaneType(stub, input.task_type);
-    const task = unwrap(await stub.createTask(input, new URL(c.req.url).origin, c.get("idempotency")));
+    const task = unwrap(await stub.createTask(input, requestOrigin(c), c.get("idempotency")));
     return c.json(task, 201);
   },
 );
