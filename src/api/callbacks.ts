@@ -4,7 +4,8 @@ import { namespaceStub } from "../namespace/stub";
 import { ApiError, unwrap } from "../errors";
 import { MAX_BATCH_REPORTS, type Report } from "../namespace/contract";
 import { parseCallbackToken } from "../tasks/callback-token";
-import { jsonBytes, LIMITS, LOG_LEVELS, ProgressInputSchema, TaskSchema } from "../tasks/model";
+import { LIMITS, LOG_LEVELS, ProgressInputSchema, TaskSchema } from "../tasks/model";
+import { jsonOver } from "./json-body";
 import { bearerToken, namespaceOf } from "./auth";
 import type { AppEnv } from "./env";
 import { apiKeyApp, callbackApp } from "./gate";
@@ -63,7 +64,7 @@ const CompleteBody = z.object({ outputs: z.record(z.string(), z.unknown()).optio
 
 app.openapi(route("complete", "Complete the task with its outputs", CompleteBody, TaskSchema), async (c) => {
   const outputs = c.req.valid("json").outputs ?? {};
-  if (jsonBytes(outputs) > LIMITS.outputsBytes) {
+  if (jsonOver(outputs, LIMITS.outputsBytes)) {
     throw new ApiError("payload_too_large", `outputs exceed ${LIMITS.outputsBytes} bytes of JSON`, { field: "outputs" });
   }
   const ack = await report(c, c.req.valid("param").task_id, { kind: "complete", outputs });
@@ -118,7 +119,7 @@ function toReport(item: ReportItem, index: number): Report {
       return { kind: "logs", lines: item.lines };
     case "complete": {
       const outputs = item.outputs ?? {};
-      if (jsonBytes(outputs) > LIMITS.outputsBytes) {
+      if (jsonOver(outputs, LIMITS.outputsBytes)) {
         throw new ApiError("payload_too_large", `outputs exceed ${LIMITS.outputsBytes} bytes of JSON`, { index, field: "outputs" });
       }
       return { kind: "complete", outputs };

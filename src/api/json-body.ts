@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import { jsonBytes } from "../tasks/model";
 
 const JSON_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
 
@@ -21,3 +22,11 @@ export function readEmptyJsonAsEmptyObject(c: Context): void {
   };
 }
 
+/**
+ * Whether `value` takes more than `limit` bytes as JSON (jsonBytes). A UTF-16 code unit takes at
+ * most 3 bytes of UTF-8, so a text that short is within the limit without being encoded: the
+ * usual small inputs and outputs cost no encoding per request.
+ */
+export function jsonOver(value: unknown, limit: number): boolean {
+  return JSON.stringify(value).length * 3 > limit && jsonBytes(value) > limit;
+}

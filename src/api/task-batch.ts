@@ -1,7 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError, unwrap } from "../errors";
 import { dataPlaneOperation } from "../tasks/operations";
-import { CreateTaskSchema, jsonBytes, LIMITS, TaskSchema } from "../tasks/model";
+import { CreateTaskSchema, LIMITS, TaskSchema } from "../tasks/model";
+import { jsonOver } from "./json-body";
 import { namespaceOf } from "./auth";
 import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
@@ -39,7 +40,7 @@ app.openapi(
     // The data-plane refusal asks the object about processors: once per such type, not per item.
     const checked = new Set<string>();
     for (const [index, input] of inputs.entries()) {
-      if (input.inputs !== undefined && jsonBytes(input.inputs) > LIMITS.inputsBytes) {
+      if (input.inputs !== undefined && jsonOver(input.inputs, LIMITS.inputsBytes)) {
         throw new ApiError("payload_too_large", `inputs exceed ${LIMITS.inputsBytes} bytes of JSON`, { index, field: "inputs" });
       }
       if (dataPlaneOperation(input.task_type) === undefined || checked.has(input.task_type)) continue;

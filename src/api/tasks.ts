@@ -3,7 +3,8 @@ import type { NamespaceStub } from "../namespace/stub";
 import { ApiError, unwrap } from "../errors";
 import { dataPlaneOperation } from "../tasks/operations";
 import { taskEtag } from "../tasks/etag";
-import { CreateTaskSchema, jsonBytes, LIMITS, LogLineSchema, StatsSchema, TaskSchema } from "../tasks/model";
+import { CreateTaskSchema, LIMITS, LogLineSchema, StatsSchema, TaskSchema } from "../tasks/model";
+import { jsonOver } from "./json-body";
 import { namespaceOf } from "./auth";
 import { idempotent } from "./idempotency";
 import { apiKeyApp } from "./gate";
@@ -79,7 +80,7 @@ app.openapi(
   createResourceRoute({ path: "/", tag: "Tasks", summary: "Create a task", security, body: CreateTaskSchema, response: TaskSchema, description: "The task, admitted at once when a slot is free" }),
   async (c) => {
     const input = c.req.valid("json");
-    if (input.inputs !== undefined && jsonBytes(input.inputs) > LIMITS.inputsBytes) {
+    if (input.inputs !== undefined && jsonOver(input.inputs, LIMITS.inputsBytes)) {
       throw new ApiError("payload_too_large", `inputs exceed ${LIMITS.inputsBytes} bytes of JSON`, { field: "inputs" });
     }
     const stub = namespaceOf(c);
