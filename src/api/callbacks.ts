@@ -3,10 +3,9 @@ import type { Context } from "hono";
 import { namespaceStub } from "../namespace/stub";
 import { ApiError, unwrap } from "../errors";
 import { MAX_BATCH_REPORTS, type Report } from "../namespace/contract";
-import { parseCallbackToken } from "../tasks/callback-token";
 import { LIMITS, LOG_LEVELS, ProgressInputSchema, TaskSchema } from "../tasks/model";
 import { jsonOver } from "./json-body";
-import { bearerToken, namespaceOf } from "./auth";
+import { namespaceOf } from "./auth";
 import type { AppEnv } from "./env";
 import { apiKeyApp, callbackApp } from "./gate";
 import { errorResponses, json, jsonBody, TaskIdParam } from "./schemas";
@@ -19,10 +18,9 @@ const app = callbackApp();
  * (callback-auth.ts) has checked the token and its namespace before the body was read.
  */
 async function report(c: Context<AppEnv>, taskId: string, body: Report) {
-  const token = bearerToken(c);
-  const namespaceId = token ? parseCallbackToken(token)?.namespaceId : undefined;
-  if (!token || !namespaceId) throw new ApiError("unauthorized", "invalid callback token");
-  return unwrap(await namespaceStub(c.env, namespaceId).report(taskId, token, body));
+  const callback = c.get("callback");
+  if (!callback) throw new ApiError("unauthorized", "invalid callback token");
+  return unwrap(await namespaceStub(c.env, callback.namespaceId).report(taskId, callback.token, body));
 }
 
 const AckSchema = z

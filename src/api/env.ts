@@ -11,6 +11,8 @@ export interface AppEnv {
     principal: KeyPrincipal;
     /** Set by the idempotency middleware when the request carries an Idempotency-Key. */
     idempotency?: { key: string; requestHash: string };
+    /** Set by a callback's gate (callback-auth.ts): the attempt's token, checked, and its namespace. */
+    callback?: { token: string; namespaceId: string };
   };
 }
 
