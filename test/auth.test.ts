@@ -143,6 +143,21 @@ describe("request hygiene", () => {
     expect(inputs.status).toBe(413);
   });
 
+  it("checks a body's stated length and type as it checks a streamed body's", async () => {
+    const t = await tenant();
+    const stated = (text: string, type = "application/json") =>
+      call("/v1/tasks", { token: t.key, rawBody: text, headers: { "Content-Type": type, "Content-Length": String(new TextEncoder().encode(text).byteLength) } });
+    const big = await stated(JSON.stringify({ task_type: "auth_noop", padding: "x".repeat(1024 * 1024 + 10) }));
+    expect(big.status).toBe(413);
+    expect(big.body.error.type).toBe("payload_too_large");
+    const plain = await stated('{"task_type":"auth_noop"}', "text/plain");
+    expect(plain.status).toBe(400);
+    expect(plain.body.error.type).toBe("invalid_json");
+    const fits = await stated('{"task_type":"auth_noop"}');
+    expect(fits.status, JSON.stringify(fits.body)).not.toBe(413);
+    expect(fits.status).not.toBe(400);
+  });
+
   it("answers unknown routes with 404 in the error shape", async () => {
     const res = await call("/v1/nothing-here", { token: "sk_x" });
     expect([401, 404]).toContain(res.status);

@@ -6,7 +6,7 @@ import { apiKeyAuth } from "./auth";
 import { bodyUpTo } from "./gate";
 import callbacks, { batchCallbacks } from "./callbacks";
 import events from "./events";
-import { answerError, newApp } from "./env";
+import { answerError, newApp, requestOrigin } from "./env";
 import namespaces from "./namespaces";
 import processors from "./processors";
 import taskBatch from "./task-batch";
@@ -56,7 +56,7 @@ export function createApp() {
       description: "Tasks for data pipelines on Cloudflare Workers: create, follow, cancel, and hand work to processors.",
     },
   };
-  app.get("/openapi.json", (c) => c.json(describeDocument(app.getOpenAPI31Document(openapi), config(c.env).publicUrl ?? new URL(c.req.url).origin)));
+  app.get("/openapi.json", (c) => c.json(describeDocument(app.getOpenAPI31Document(openapi), config(c.env).publicUrl ?? requestOrigin(c))));
   app.route("/", docs);
 
   app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));

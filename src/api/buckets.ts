@@ -12,7 +12,7 @@ import { newId } from "../ids";
 import { JsonObjectSchema, LIMITS, TaskSchema } from "../tasks/model";
 import { isoNow } from "../time";
 import { namespaceOf } from "./auth";
-import type { AppEnv } from "./env";
+import { type AppEnv, requestOrigin } from "./env";
 import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { listRoute, servePage } from "./list";
@@ -98,7 +98,7 @@ app.openapi(
   async (c) => {
     const bucket = await bucketOf(c, c.req.valid("param").bucket);
     const ns = c.get("principal").namespace_id;
-    return c.json(await createObject(c.env, ns, new URL(c.req.url).origin, bucket.bucket_id, c.req.valid("json")), 201);
+    return c.json(await createObject(c.env, ns, requestOrigin(c), bucket.bucket_id, c.req.valid("json")), 201);
   },
 );
 
@@ -123,7 +123,7 @@ bucketImports.openapi(
     await c.env.DB.batch(stagingInserts(c.env.DB, ns, stagingId, objects));
     const created = await namespaceOf(c).createTask(
       { task_type: "batch_import", inputs: { bucket_id: bucket.bucket_id, staging_id: stagingId, count: objects.length } },
-      new URL(c.req.url).origin,
+      requestOrigin(c),
     );
     // Only a refusal proves no task exists; after a failed call one may, and it adopts the rows.
     if (!created.ok) await dropUnboundStaging(c.env.DB, ns, stagingId);

@@ -14,7 +14,9 @@ import { spendRequestToken } from "./rate-limit";
  * checked before the body is read; the callback spends one of the namespace's request tokens.
  */
 export const requireCallbackToken: CredentialCheck = async (c) => {
-  await spendRequestToken(c, await callbackNamespace(c));
+  const callback = await checkedCallback(c);
+  c.set("callback", callback);
+  await spendRequestToken(c, callback.namespaceId);
 };
 
 /** Callback keys of the namespaces this isolate has checked tokens of; keys never change. */
@@ -32,13 +34,13 @@ const remember = <V>(map: Map<string, V>, key: string, value: V) => {
 };
 
 /**
- * The namespace of a processor callback whose token checks out. A signed token is checked here
+ * A processor callback's token, once it checks out, and its namespace. A signed token is checked here
  * against its namespace's key, which this isolate fetches once per namespace: a callback costs
  * the object no question before its report. A token naming an unknown namespace costs a D1
  * lookup, limited per address as for API keys. A token that fails counts against its address,
  * and an address beyond the limit is refused before its next guess is looked at.
  */
-async function callbackNamespace(c: Context<AppEnv>): Promise<string> {
+async function checkedCallback(c: Context<AppEnv>): Promise<{ token: string; namespaceId: string }> {
   const token = bearerToken(c);
   if (!token) throw new ApiError("unauthorized", "missing callback token");
   const shape = parseCallbackToken(token);
@@ -56,7 +58,7 @@ async function callbackNamespace(c: Context<AppEnv>): Promise<string> {
     }
     throw new ApiError("unauthorized", "invalid callback token");
   }
-  return namespaceId;
+  return { token, namespaceId };
 }
 
 /** The callback key of a namespace that exists, from this isolate's cache or, once, from its object. */

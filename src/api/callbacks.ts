@@ -3,9 +3,9 @@ import type { Context } from "hono";
 import { namespaceStub } from "../namespace/stub";
 import { ApiError, unwrap } from "../errors";
 import { MAX_BATCH_REPORTS, type Report } from "../namespace/contract";
-import { parseCallbackToken } from "../tasks/callback-token";
-import { jsonBytes, LIMITS, LOG_LEVELS, ProgressInputSchema, TaskSchema } from "../tasks/model";
-import { bearerToken, namespaceOf } from "./auth";
+import { LIMITS, LOG_LEVELS, ProgressInputSchema, TaskSchema } from "../tasks/model";
+import { jsonOver } from "./json-body";
+import { namespaceOf } from "./auth";
 import type { AppEnv } from "./env";
 import { apiKeyApp, callbackApp } from "./gate";
 import { errorResponses, json, jsonBody, TaskIdParam } from "./schemas";
@@ -18,10 +18,9 @@ const app = callbackApp();
  * (callback-auth.ts) has checked the token and its namespace before the body was read.
  */
 async function report(c: Context<AppEnv>, taskId: string, body: Report) {
-  const token = bearerToken(c);
-  const namespaceId = token ? parseCallbackToken(token)?.namespaceId : undefined;
-  if (!token || !namespaceId) throw new ApiError("unauthorized", "invalid callback token");
-  return unwrap(await namespaceStub(c.env, namespaceId).report(taskId, token, body));
+  const callback = c.get("callback");
+  if (!callback) throw new ApiError("unauthorized", "invalid callback token");
+  return unwrap(await namespaceStub(c.env, callback.namespaceId).report(taskId, callback.token, body));
 }
 
 const AckSchema = z
@@ -63,7 +62,7 @@ const CompleteBody = z.object({ outputs: z.record(z.string(), z.unknown()).optio
 
 app.openapi(route("complete", "Complete the task with its outputs", CompleteBody, TaskSchema), async (c) => {
   const outputs = c.req.valid("json").outputs ?? {};
-  if (jsonBytes(outputs) > LIMITS.outputsBytes) {
+  if (jsonOver(outputs, LIMITS.outputsBytes)) {
     throw new ApiError("payload_too_large", `outputs exceed ${LIMITS.outputsBytes} bytes of JSON`, { field: "outputs" });
   }
   const ack = await report(c, c.req.valid("param").task_id, { kind: "complete", outputs });
@@ -118,7 +117,7 @@ function toReport(item: ReportItem, index: number): Report {
       return { kind: "logs", lines: item.lines };
     case "complete": {
       const outputs = item.outputs ?? {};
-      if (jsonBytes(outputs) > LIMITS.outputsBytes) {
+      if (jsonOver(outputs, LIMITS.outputsBytes)) {
         throw new ApiError("payload_too_large", `outputs exceed ${LIMITS.outputsBytes} bytes of JSON`, { index, field: "outputs" });
       }
       return { kind: "complete", outputs };

@@ -13,7 +13,7 @@ import { newId } from "../ids";
 import { type JsonObject, JsonObjectSchema, TaskSchema } from "../tasks/model";
 import { isoNow } from "../time";
 import { namespaceOf } from "./auth";
-import type { AppEnv } from "./env";
+import { type AppEnv, requestOrigin } from "./env";
 import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { listRoute, servePage } from "./list";
@@ -196,7 +196,7 @@ const taskRoute = (path: string, summary: string, body: z.ZodType) =>
   });
 
 async function startTask(c: Context<AppEnv>, taskType: string, inputs: Record<string, unknown>) {
-  const task = unwrap(await namespaceOf(c).createTask({ task_type: taskType, inputs: inputs as JsonObject }, new URL(c.req.url).origin));
+  const task = unwrap(await namespaceOf(c).createTask({ task_type: taskType, inputs: inputs as JsonObject }, requestOrigin(c)));
   return c.json({ task }, 202);
 }
 

@@ -10,7 +10,7 @@ import { newId } from "../ids";
 import { type JsonObject, TaskSchema } from "../tasks/model";
 import { isoNow } from "../time";
 import { namespaceOf } from "./auth";
-import type { AppEnv } from "./env";
+import { type AppEnv, requestOrigin } from "./env";
 import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { listRoute, servePage } from "./list";
@@ -164,7 +164,7 @@ models.openapi(
   async (c) => {
     const model = await modelOf(c, c.req.valid("param").model);
     const inputs = { model_id: model.model_id, ...(c.req.valid("json") as object) };
-    const task = unwrap(await namespaceOf(c).createTask({ task_type: "model_tuning", inputs: inputs as JsonObject }, new URL(c.req.url).origin));
+    const task = unwrap(await namespaceOf(c).createTask({ task_type: "model_tuning", inputs: inputs as JsonObject }, requestOrigin(c)));
     return c.json({ task }, 202);
   },
 );

@@ -9,6 +9,7 @@ import { apiKeyApp } from "./gate";
 import { listRoute, servePage } from "./list";
 import { getRoute, deleteRoute } from "./routes";
 import { errorResponses, json, jsonBody } from "./schemas";
+import { requestOrigin } from "./env";
 
 const security = [{ apiKey: [] }];
 const app = apiKeyApp();
@@ -125,7 +126,7 @@ app.openapi(
     const { task_type } = c.req.valid("param");
     const body = c.req.valid("json");
     const leases = unwrap(
-      await namespaceOf(c).leaseTasks(task_type, body.max_tasks ?? 10, (body.wait_seconds ?? 0) * 1000, new URL(c.req.url).origin),
+      await namespaceOf(c).leaseTasks(task_type, body.max_tasks ?? 10, (body.wait_seconds ?? 0) * 1000, requestOrigin(c)),
     );
     return c.json({ leases }, 200);
   },

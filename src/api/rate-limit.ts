@@ -104,7 +104,8 @@ export async function spendRequestToken(c: Context<AppEnv>, namespaceId: string)
       lease.hungry.delete(waiting);
     }
   }
-  for (const [name, value] of Object.entries(headers(lease, false))) c.header(name, value);
+  const granted = headers(lease, false);
+  for (const name in granted) c.header(name, granted[name] as string);
 }
 
 function takeHeld(lease: Lease): boolean {

@@ -1,12 +1,14 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError, unwrap } from "../errors";
 import { dataPlaneOperation } from "../tasks/operations";
-import { CreateTaskSchema, jsonBytes, LIMITS, TaskSchema } from "../tasks/model";
+import { CreateTaskSchema, LIMITS, TaskSchema } from "../tasks/model";
+import { jsonOver } from "./json-body";
 import { namespaceOf } from "./auth";
 import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { errorResponses, IdempotencyHeader, json, jsonBody } from "./schemas";
 import { refuseDataPlaneType } from "./tasks";
+import { requestOrigin } from "./env";
 
 /** SPEC §5: a batch creates 1–1000 tasks. */
 export const MAX_BATCH_TASKS = 1000;
@@ -38,7 +40,7 @@ app.openapi(
     // The data-plane refusal asks the object about processors: once per such type, not per item.
     const checked = new Set<string>();
     for (const [index, input] of inputs.entries()) {
-      if (input.inputs !== undefined && jsonBytes(input.inputs) > LIMITS.inputsBytes) {
+      if (input.inputs !== undefined && jsonOver(input.inputs, LIMITS.inputsBytes)) {
         throw new ApiError("payload_too_large", `inputs exceed ${LIMITS.inputsBytes} bytes of JSON`, { index, field: "inputs" });
       }
       if (dataPlaneOperation(input.task_type) === undefined || checked.has(input.task_type)) continue;
@@ -51,7 +53,7 @@ app.openapi(
       }
     }
     const batch = c.get("idempotency") ?? { key: crypto.randomUUID(), requestHash: "" };
-    const tasks = unwrap(await stub.createTaskBatch(inputs, new URL(c.req.url).origin, batch));
+    const tasks = unwrap(await stub.createTaskBatch(inputs, requestOrigin(c), batch));
     return c.json({ tasks }, 201);
   },
   // A malformed item is named by its index too, as every other refusal of an item is.

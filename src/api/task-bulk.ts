@@ -6,6 +6,7 @@ import { apiKeyApp } from "./gate";
 import { idempotent } from "./idempotency";
 import { actionRoute, createResourceRoute } from "./routes";
 import { errorResponses, json, jsonBody, TaskIdParam } from "./schemas";
+import { requestOrigin } from "./env";
 
 const security = [{ apiKey: [] }];
 const oneOrMany = <T extends z.ZodTypeAny>(item: T) => z.union([item, z.array(item).min(1).max(100)]);
@@ -87,7 +88,7 @@ app.openapi(
           created_after: canonical(body.created_after),
           created_before: canonical(body.created_before),
         },
-        new URL(c.req.url).origin,
+        requestOrigin(c),
       ),
     );
     return c.json(result, 201);
@@ -99,7 +100,7 @@ app.openapi(
   async (c) => {
     const stub = namespaceOf(c);
     const original = unwrap(await stub.findTask(c.req.valid("param").task_id));
-    const [task] = unwrap(await stub.replayTasks([original], new URL(c.req.url).origin));
+    const [task] = unwrap(await stub.replayTasks([original], requestOrigin(c)));
     if (!task) throw new ApiError("internal_error", "the replay was not created");
     return c.json(task, 201);
   },

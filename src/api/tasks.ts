@@ -3,7 +3,8 @@ import type { NamespaceStub } from "../namespace/stub";
 import { ApiError, unwrap } from "../errors";
 import { dataPlaneOperation } from "../tasks/operations";
 import { taskEtag } from "../tasks/etag";
-import { CreateTaskSchema, jsonBytes, LIMITS, LogLineSchema, StatsSchema, TaskSchema } from "../tasks/model";
+import { CreateTaskSchema, LIMITS, LogLineSchema, StatsSchema, TaskSchema } from "../tasks/model";
+import { jsonOver } from "./json-body";
 import { namespaceOf } from "./auth";
 import { idempotent } from "./idempotency";
 import { apiKeyApp } from "./gate";
@@ -13,6 +14,7 @@ import { listRoute, PageQuery, servePage } from "./list";
 import { LOG_CURSOR, taskLogPage } from "./task-logs";
 import { ListBody, listFromBody, listFromQuery, listTasks, TaskFilters } from "./task-list";
 import bulk from "./task-bulk";
+import { requestOrigin } from "./env";
 
 const security = [{ apiKey: [] }];
 
@@ -78,12 +80,12 @@ app.openapi(
   createResourceRoute({ path: "/", tag: "Tasks", summary: "Create a task", security, body: CreateTaskSchema, response: TaskSchema, description: "The task, admitted at once when a slot is free" }),
   async (c) => {
     const input = c.req.valid("json");
-    if (input.inputs !== undefined && jsonBytes(input.inputs) > LIMITS.inputsBytes) {
+    if (input.inputs !== undefined && jsonOver(input.inputs, LIMITS.inputsBytes)) {
       throw new ApiError("payload_too_large", `inputs exceed ${LIMITS.inputsBytes} bytes of JSON`, { field: "inputs" });
     }
     const stub = namespaceOf(c);
     await refuseDataPlaneType(stub, input.task_type);
-    const task = unwrap(await stub.createTask(input, new URL(c.req.url).origin, c.get("idempotency")));
+    const task = unwrap(await stub.createTask(input, requestOrigin(c), c.get("idempotency")));
     return c.json(task, 201);
   },
 );

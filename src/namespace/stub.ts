@@ -12,8 +12,26 @@ type Remote<T> = {
  */
 export type NamespaceStub = Remote<NamespaceRpc>;
 
-export const namespaceStub = (env: Env, namespaceId: string): NamespaceStub =>
-  env.NAMESPACE.getByName(namespaceId) as unknown as NamespaceStub;
+/**
+ * The object ids of the namespaces this isolate has called, by binding. getByName derives the id
+ * from the name (a keyed hash) on every call; a stub belongs to its request, but an id does not,
+ * so the id is derived once per namespace and each call only takes a stub for it.
+ */
+const ids = new WeakMap<DurableObjectNamespace, Map<string, DurableObjectId>>();
+const MAX_IDS = 10_000;
+
+export function namespaceStub(env: Env, namespaceId: string): NamespaceStub {
+  const binding = env.NAMESPACE;
+  let known = ids.get(binding);
+  if (!known) ids.set(binding, (known = new Map()));
+  let id = known.get(namespaceId);
+  if (!id) {
+    if (known.size >= MAX_IDS) known.clear();
+    id = binding.idFromName(namespaceId);
+    known.set(namespaceId, id);
+  }
+  return binding.get(id) as unknown as NamespaceStub;
+}
 
 /**
  * Sends an attempt's reports to its namespace's object. A stub whose call threw may be broken

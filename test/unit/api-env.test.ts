@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { describe, expect, it } from "vitest";
-import { type AppEnv, newApp } from "../../src/api/env";
+import { type AppEnv, newApp, requestOrigin } from "../../src/api/env";
 import { IdempotencyHeader } from "../../src/api/schemas";
 import { ApiError } from "../../src/errors";
 
@@ -63,5 +63,24 @@ describe("a gated app's routes", () => {
     const doc = app.getOpenAPIDocument({ openapi: "3.0.0", info: { title: "t", version: "1" } });
     const parameters = (doc.paths["/z"]?.post?.parameters ?? []) as { in: string; name: string }[];
     expect(parameters.map((p) => `${p.in} ${p.name}`)).toContain("header idempotency-key");
+  });
+});
+
+describe("requestOrigin", () => {
+  const originOf = (url: string) => requestOrigin({ req: { url } } as Context);
+
+  it("answers each request's own origin as the host changes, not the last one parsed", () => {
+    expect(originOf("http://a.example/v1/tasks")).toBe("http://a.example");
+    expect(originOf("http://a.example/v1/tasks/tsk_1/cancel?x=1")).toBe("http://a.example");
+    expect(originOf("https://b.example:8443/v1/tasks")).toBe("https://b.example:8443");
+    expect(originOf("https://b.example:443/v1/tasks")).toBe("https://b.example");
+    expect(originOf("http://a.example/v1/tasks")).toBe("http://a.example");
+  });
+
+  it("parses an authority that is not plain as the URL parser reads it", () => {
+    expect(originOf("http://a.example?next=/v1/tasks")).toBe("http://a.example");
+    expect(originOf("http://a.example#/v1")).toBe("http://a.example");
+    expect(originOf("http://a.example\\v1/tasks")).toBe("http://a.example");
+    expect(originOf("http://user@c.example/v1/tasks")).toBe("http://c.example");
   });
 });
