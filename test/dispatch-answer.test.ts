@@ -15,11 +15,11 @@ afterEach(() => processor?.restore());
 
 /**
  * An answer body that records how far it was read and whether it was cancelled: "short" is one
- * chunk then its end, "stall" never comes, "endless" sends 4 KiB chunks for ever, "held" is one
- * chunk then its end once `release` is called. Given its request's signal, it errors when the
+ * chunk then its end, "stall" never comes, "endless" sends 4 KiB chunks for ever, "long" sends 64
+ * of them (256 KiB) then ends, "held" is one chunk then its end once `release` is called. Given its request's signal, it errors when the
  * request aborts, as the runtime's body of a fetch does.
  */
-function watchedBody(kind: "short" | "stall" | "endless" | "held", signal?: AbortSignal) {
+function watchedBody(kind: "short" | "stall" | "endless" | "long" | "held", signal?: AbortSignal) {
   const seen = { pulls: 0, ended: false, cancelled: false, aborted: false };
   let release = (): void => undefined;
   const held = new Promise<void>((resolve) => (release = resolve));
@@ -33,7 +33,7 @@ function watchedBody(kind: "short" | "stall" | "endless" | "held", signal?: Abor
     async pull(controller) {
       seen.pulls++;
       if (kind === "stall") return new Promise<void>(() => undefined);
-      if (kind === "endless") controller.enqueue(new Uint8Array(4096));
+      if (kind === "endless" || (kind === "long" && seen.pulls <= 64)) controller.enqueue(new Uint8Array(4096));
       else if (seen.pulls === 1) controller.enqueue(new TextEncoder().encode("accepted"));
       else {
         if (kind === "held") await held;
@@ -131,5 +131,15 @@ describe("a processor's answer", () => {
     expect(watched!.seen.ended).toBe(false);
     // Not the dispatch's 15 s (see the stalled answer above).
     expect(Date.now() - started).toBeLessThan(READ_ANSWER_MS + 3_000);
+  });
+
+  it("cancels an encoded answer past its first 16 KiB, whatever length it states", async () => {
+    // The runtime decodes a gzip answer as it is read: its stated length bounds the bytes on
+    // the wire, not what a read of the whole body would hold.
+    const { seen, body } = watchedBody("long");
+    processor = fakeProcessor(() => new Response(body, { status: 202, headers: { "content-length": "8", "content-encoding": "gzip" } }));
+    expect(await dispatch()).toEqual([]);
+    expect(seen.cancelled).toBe(true);
+    expect(seen.pulls).toBeLessThan(20);
   });
 });

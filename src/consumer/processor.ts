@@ -46,13 +46,14 @@ async function post(url: URL, headers: Record<string, string>, body: string, tim
  * An answer that states its length within READ_ANSWER_BYTES (a processor's usual short 202) is
  * read in one call, cancelled by aborting its request: the runtime reads it natively with one
  * wake-up of the isolate, where a reader's chunk and end are two, each with its own buffer
- * (issue 11). (A function of its own, not a closure in post(): the bundle names every named
- * closure each time it is made.)
+ * (issue 11). Not an encoded one: the runtime decodes it as it reads, so its stated length
+ * does not bound what one call would hold. (A function of its own, not a closure in post(): the
+ * bundle names every named closure each time it is made.)
  */
 async function discardAnswer(res: Response, controller: AbortController): Promise<void> {
   if (!res.body) return;
   const length = res.headers.get("content-length");
-  if (length !== null && Number(length) <= READ_ANSWER_BYTES) {
+  if (length !== null && Number(length) <= READ_ANSWER_BYTES && res.headers.get("content-encoding") === null) {
     const timer = setTimeout(abortAnswer, READ_ANSWER_MS, controller);
     try {
       await res.arrayBuffer();
