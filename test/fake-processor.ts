@@ -5,6 +5,8 @@ export const PROCESSOR_URL = "https://processor.test/run";
 export interface Dispatch {
   headers: Headers;
   raw: string;
+  /** The request's signal: the real runtime errors an answer's body when it aborts. */
+  signal: AbortSignal;
   body: {
     type: string;
     task: { task_id: string; attempt: number; status: string; started_at: string | null };
@@ -23,7 +25,7 @@ export function fakeProcessor(respond: (d: Dispatch) => Response | Promise<Respo
   const dispatched: Dispatch[] = [];
   const restore = route("https://processor.test/", async (request) => {
     const raw = await request.text();
-    const dispatch: Dispatch = { headers: request.headers, raw, body: JSON.parse(raw) as Dispatch["body"] };
+    const dispatch: Dispatch = { headers: request.headers, raw, signal: request.signal, body: JSON.parse(raw) as Dispatch["body"] };
     dispatched.push(dispatch);
     return respond(dispatch);
   });

@@ -1,5 +1,5 @@
 import { Webhook } from "standardwebhooks";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { MAX_DELIVERY_ATTEMPTS, nextDelayMs, RETRY_DELAYS_MS, retryAfterMs } from "../../src/webhooks/schedule";
 import { sign, signedHeaders } from "../../src/webhooks/signing";
 
@@ -49,6 +49,30 @@ describe("webhook signatures", () => {
     const headers = await signedHeaders([secret, old], "msg_1", body);
     expect(headers["webhook-signature"].split(" ")).toHaveLength(2);
     for (const s of [secret, old]) expect(new Webhook(s.slice(6)).verify(body, { ...headers })).toEqual(JSON.parse(body));
+  });
+
+  it("import a secret's key once, and sign with each secret's own key after a rotation", async () => {
+    const first = `whsec_${btoa("a".repeat(32))}`;
+    const rotated = `whsec_${btoa("b".repeat(32))}`;
+    const imports = vi.spyOn(crypto.subtle, "importKey");
+    try {
+      const now = Date.now();
+      const signed = async (s: string) => signedHeaders([s], "msg_1", body, now);
+      const verify = (s: string, headers: Record<string, string>) => new Webhook(s.slice(6)).verify(body, { ...headers });
+      const a1 = await signed(first);
+      const a2 = await signed(first);
+      expect(imports).toHaveBeenCalledTimes(1);
+      const b = await signed(rotated);
+      expect(imports).toHaveBeenCalledTimes(2);
+      expect(a2).toEqual(a1);
+      expect(b["webhook-signature"]).not.toBe(a1["webhook-signature"]);
+      expect(verify(rotated, { ...b })).toEqual(JSON.parse(body));
+      expect(() => verify(first, { ...b })).toThrow();
+      // The first secret still signs with its own key, not the rotated one's.
+      expect(verify(first, { ...(await signed(first)) })).toEqual(JSON.parse(body));
+    } finally {
+      imports.mockRestore();
+    }
   });
 
   it("accept a secret with or without its whsec_ prefix alike", async () => {
