@@ -80,7 +80,7 @@ export function startProcessor({ port = 8788, host = "127.0.0.1", secret, workMs
         res.writeHead(400).end("bad json");
         return;
       }
-      res.writeHead(202).end("accepted");
+      res.writeHead(202, { "content-type": "text/plain", "content-length": 8 }).end("accepted");
       // A dispatch to /hold is accepted and never reported on: the benchmark uses it to keep
       // tasks processing.
       if (req.url === "/hold") return;
