@@ -293,6 +293,27 @@ const MIGRATIONS: readonly { id: number; name: string; sql: string }[] = [
       DELETE FROM fair_keys WHERE key = '';
     `,
   },
+  {
+    id: 12,
+    name: "timers without a rowid",
+    sql: `
+      -- Keyed by (task_id, kind) in one B-tree instead of a table and its primary key's index:
+      -- every timer written (a create's send, a claim's lease and timeout, a completion's
+      -- clearing) touches one page fewer, which keeps a create's savepoint journal in memory
+      -- (SQLite moves it to a temp file past 64 KiB, 16 pages).
+      CREATE TABLE timers_v12 (
+        task_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('send','lease','timeout','flush','progress')),
+        due_at INTEGER NOT NULL,
+        tries INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (task_id, kind)
+      ) WITHOUT ROWID;
+      INSERT INTO timers_v12 SELECT task_id, kind, due_at, tries FROM timers;
+      DROP TABLE timers;
+      ALTER TABLE timers_v12 RENAME TO timers;
+      CREATE INDEX timers_due ON timers (due_at);
+    `,
+  },
 ];
 
 /** Applies every migration not yet applied, each in its own transaction. */
