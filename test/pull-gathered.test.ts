@@ -130,4 +130,22 @@ describe("writes a batch leaves to its end", () => {
     expect(await Promise.all(made.map(async (id) => (await getTask(t, id)).status))).toEqual(["completed", "processing", "completed", "queued", "queued"]);
     expect(await query(t, "SELECT active FROM fair_keys WHERE key = 'k'")).toEqual([{ active: 3 }]);
   });
+
+  it("a completion that throws in a batch frees no place under max_unfinished_tasks: what it told the object goes with it", async () => {
+    const t = await tenant({ max_unfinished_tasks: 3 });
+    await pullProcessor(t, "pg_quota");
+    for (let i = 0; i < 3; i++) await createTask(t, { task_type: "pg_quota" });
+    const leased = await lease(t, "pg_quota", 3);
+    const [done, broken] = leased.map((l) => l.task.task_id) as [string, string];
+    await failAfterWrites(t, "report", broken);
+    const res = await call("/v1/callbacks", { token: t.key, body: { reports: leased.slice(0, 2).map((l) => ({ token: l.callback.token, type: "complete" })) } });
+    expect(res.status).toBe(500);
+    expect([(await getTask(t, done)).status, (await getTask(t, broken)).status]).toEqual(["completed", "processing"]);
+    // Two unfinished, so one more fits, and the next does not.
+    const create = () => call("/v1/tasks", { token: t.key, body: { task_type: "pg_quota" } });
+    expect((await create()).status).toBe(201);
+    const beyond = await create();
+    expect(beyond.status, JSON.stringify(beyond.body)).toBe(409);
+    expect(await query(t, "SELECT COUNT(*) AS n FROM tasks WHERE status IN ('created', 'queued', 'processing')")).toEqual([{ n: 3 }]);
+  });
 });

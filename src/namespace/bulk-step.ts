@@ -14,6 +14,12 @@ export class BulkStep {
    * batch's answer reads them here, not back from SQLite); cleared when an item rolls back.
    */
   readonly rows = new Map<string, TaskRow>();
+  /**
+   * The events the step stored, told to the object (TaskStore's onEvent) at its end, after its
+   * rows are written: what they set in memory (the count of unfinished tasks, waiters woken) then
+   * never outlives an item that rolled back.
+   */
+  readonly stored: [eventId: string, eventType: string, at: number][] = [];
   /** The earliest outbox flush a change asked for. */
   flushAt: number | null = null;
   /** The last task seq taken from the counter (0 before the first insert); stored at the end. */

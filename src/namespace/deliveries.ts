@@ -43,7 +43,7 @@ export class Deliveries extends NamespacePart {
       const hook = this.webhooks.get(webhookId);
       if (!hook || !original || original.webhook_id !== webhookId) return fail("not_found", `delivery ${deliveryId} not found`);
       if (hook.is_active === 0) return fail("conflict", "the webhook is disabled; activate it first", { is_active: false });
-      if (this.store.eventBody(original.event_id) === null) {
+      if (this.eventBody(original.event_id) === null) {
         return fail("conflict", "the event is no longer kept (events can be redelivered for 72 hours)", { event_id: original.event_id });
       }
       return ok(toDelivery(this.webhooks.enqueue(webhookId, original.event_id, original.event_type, now)));
@@ -80,7 +80,7 @@ export class Deliveries extends NamespacePart {
         const delivery = this.webhooks.getDelivery(listed.delivery_id);
         if (!delivery || delivery.status !== "pending" || delivery.attempts !== listed.attempts || this.inFlight.has(delivery.delivery_id)) return null;
         const hook = this.webhooks.get(delivery.webhook_id);
-        const body = this.store.eventBody(delivery.event_id);
+        const body = this.eventBody(delivery.event_id);
         if (!hook || hook.is_active === 0 || body === null) {
           this.webhooks.abandon(delivery, !hook || hook.is_active === 0 ? "endpoint disabled or deleted" : "event expired", now);
           return null;
@@ -111,5 +111,10 @@ export class Deliveries extends NamespacePart {
       this.inFlight.delete(row.delivery_id);
       await this.armAlarm();
     }
+  }
+
+  /** The body of a stored event, or null once it has been pruned. */
+  private eventBody(eventId: string): string | null {
+    return this.sql.one<{ data: string }>("SELECT data FROM events WHERE event_id = ?", eventId)?.data ?? null;
   }
 }

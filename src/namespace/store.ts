@@ -44,7 +44,7 @@ export class TaskStore {
     private readonly namespaceId: () => string,
     /** How long a terminal task's record stays in D1; the outbox flush dates records with it. */
     readonly recordRetentionMs: number,
-    /** Called for every event stored, in the same transaction: webhook deliveries fan out here. */
+    /** Called for every event stored, in the same transaction (a bulk step's at its end): webhook deliveries fan out here. */
     private readonly onEvent: (eventId: string, eventType: string, at: number) => void = () => undefined,
     perKeyLimit: () => number | null = () => null,
     /** The clock `waiting` is computed against. */
@@ -54,15 +54,14 @@ export class TaskStore {
   }
 
   /**
-   * Runs `fn` (inside the caller's transaction) as one bulk step (BulkStep): its events, log
-   * lines and record marks are written at the end in a few statements, the outbox flush and
-   * the task counter are written once, and the queue position of each task it inserts comes from
-   * per-priority totals read once, not from a count over the backlog per task.
+   * Runs `fn` (inside the caller's transaction) as one bulk step (BulkStep): its events, lines
+   * and record marks are written at the end in a few statements, then its events are told to
+   * the object; the flush and the task counter are written once; each insert's queue position
+   * comes from per-priority totals read once, not from a count over the backlog.
    */
   bulk<T>(fn: () => T): T {
     if (this.bulkStep) return fn();
-    const step = new BulkStep(this.sql);
-    this.bulkStep = step;
+    const step = (this.bulkStep = new BulkStep(this.sql));
     let result: T;
     try {
       result = fn();
@@ -70,17 +69,21 @@ export class TaskStore {
       this.bulkStep = null;
     }
     step.end((dueAt) => this.setTimerIfLater(NAMESPACE_TIMER, "flush", dueAt));
+    for (const [eventId, type, at] of step.stored) this.onEvent(eventId, type, at);
     return result;
   }
 
-  /** Runs one item of a bulk step (in its own transaction): if it throws, its deferred rows go with it. */
+  /** Runs one item of a bulk step (in its own transaction): if it throws, its deferred rows and events go with it. */
   bulkItem<T>(fn: () => T): T {
-    const mark = this.bulkStep?.writes.mark();
+    const step = this.bulkStep;
+    if (!step) return fn();
+    const [mark, stored] = [step.writes.mark(), step.stored.length];
     try {
       return fn();
     } catch (err) {
-      if (mark) this.bulkStep?.writes.rollback(mark);
-      this.bulkStep?.rows.clear();
+      step.writes.rollback(mark);
+      step.rows.clear();
+      step.stored.length = stored;
       throw err;
     }
   }
@@ -275,7 +278,8 @@ export class TaskStore {
    */
   storeEvent(type: string, taskId: string | null, data: Record<string, unknown> | string, at: number): string {
     const eventId = this.storeEventOnly(type, taskId, data, at);
-    this.onEvent(eventId, type, at);
+    if (this.bulkStep) this.bulkStep.stored.push([eventId, type, at]);
+    else this.onEvent(eventId, type, at);
     return eventId;
   }
 
@@ -304,11 +308,6 @@ export class TaskStore {
     this.sql.run("UPDATE tasks SET progress_event_at = ? WHERE task_id = ?", at, row.task_id);
     this.bulkStep?.rows.delete(row.task_id);
     this.emit(row, taskJson(row, this.namespaceId(), this.recordRetentionMs, { queue_position: null, waiting: null }), at, "task.progress");
-  }
-
-  /** The body of a stored event, or null once it has been pruned. */
-  eventBody(eventId: string): string | null {
-    return this.sql.one<{ data: string }>("SELECT data FROM events WHERE event_id = ?", eventId)?.data ?? null;
   }
 
   // --- timers --------------------------------------------------------------------------------
