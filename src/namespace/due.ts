@@ -1,7 +1,7 @@
 import type { Sql } from "./sql";
 import type { TimerRow } from "./task-row";
 
-/** The alarm's reads of what is due: timers, and the time the next thing falls due. */
+// The alarm's reads of what is due: timers, and the time the next thing falls due.
 
 /** Timers due at `at`, oldest first, at most `limit`. */
 export function dueTimers(sql: Sql, at: number, limit: number): TimerRow[] {
